@@ -1,0 +1,59 @@
+# Two commands on a fresh machine (Python 3.11, Java 17):
+#   make run    set up what is missing, then run the pipeline on the embedded default
+#   make test   set up what is missing, then run the test suite
+# Variables (public): INPUT=<folder of exports>  WAREHOUSE=<folder for Delta tables>
+#                     CONF=<yaml>  SET="key=value key2=value2"
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := run
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONF ?= conf/local.yaml
+INPUT ?=
+WAREHOUSE ?=
+SET ?=
+JARS_DIR := .cache/jars
+PYTEST_ARGS ?=
+
+SETUP_STAMP := $(VENV)/.setup-done
+JARS_STAMP := $(JARS_DIR)/.resolved
+JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(if $(strip $(SET)),--set "$(SET)")
+export PYTHONUNBUFFERED := 1
+
+.PHONY: run test setup features generate bench-features clean
+
+setup: $(SETUP_STAMP) $(JARS_STAMP)
+
+$(SETUP_STAMP): requirements/base.txt requirements/train.txt requirements/dev.txt requirements/lock.txt scripts/setup_env.sh setup.py
+	PYTHON=$(PYTHON) bash scripts/setup_env.sh $(VENV)
+	touch $@
+
+$(JARS_STAMP): scripts/resolve_jars.py | $(SETUP_STAMP)
+	$(PY) scripts/resolve_jars.py $(JARS_DIR)
+	touch $@
+
+# The pipeline. Without INPUT the demo shop is generated first into paths.input.
+run: setup
+ifeq ($(INPUT),)
+	$(PY) -m jobs.generate_data $(JOB_ARGS)
+endif
+	$(PY) -m jobs.build_features $(JOB_ARGS)
+
+generate: setup
+	$(PY) -m jobs.generate_data $(JOB_ARGS)
+
+features: setup
+	$(PY) -m jobs.build_features $(JOB_ARGS)
+
+test: setup
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# Benchmarks are commands, not timed tests. EVENTS scales the generated shop.
+EVENTS ?= 10000000
+bench-features: setup
+	$(PY) scripts/bench_features.py --events $(EVENTS)
+
+clean:
+	rm -rf warehouse data/demo_shop mlruns mlflow.db .pytest_cache

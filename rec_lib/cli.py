@@ -1,0 +1,58 @@
+"""What every job entry point shares: arguments, config loading, logging, one-line errors."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, List, Optional, Sequence, Type, TypeVar
+
+from rec_lib.config import load_config
+from rec_lib.errors import RecError
+
+C = TypeVar("C")
+DEFAULT_CONF = "conf/local.yaml"
+
+
+def job_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--conf-file", default=DEFAULT_CONF, help=f"YAML config (default {DEFAULT_CONF})")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config key, e.g. --set features.recent_items=10 (repeatable)")
+    parser.add_argument("--input", help="folder of exports; same as --set paths.input=...")
+    parser.add_argument("--warehouse", help="folder of Delta tables; same as --set paths.warehouse=...")
+    return parser
+
+
+def settings(args: argparse.Namespace) -> List[str]:
+    extra = []
+    if getattr(args, "input", None):
+        extra.append(f"paths.input={args.input}")
+    if getattr(args, "warehouse", None):
+        extra.append(f"paths.warehouse={args.warehouse}")
+    return [s for group in args.set for s in group.split()] + extra
+
+
+def load_job_config(cls: Type[C], args: argparse.Namespace) -> C:
+    return load_config(cls, args.conf_file, settings(args))
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    for noisy in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_job(body: Callable[[], None]) -> int:
+    """Run a job body; a RecError becomes one line on stderr and its exit code."""
+    configure_logging()
+    try:
+        body()
+    except RecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+def parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    return parser.parse_args(list(argv) if argv is not None else None)

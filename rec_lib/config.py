@@ -1,0 +1,256 @@
+"""Typed configuration: YAML files in conf/, overridable with `key=value` settings.
+
+Each job declares the sections it reads as a dataclass (`FeatureJobConfig`, ...). Loading is
+strict: an unknown key (a typo) or a missing key stops the job with a message that names it,
+before any Spark work starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, TypeVar
+
+import yaml
+
+from rec_lib.errors import ConfigError
+from rec_lib.schema import EVENT_TYPES, INPUTS
+
+C = TypeVar("C")
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparkSection:
+    master: str  # only used when no Spark session exists yet (never overrides spark-submit's)
+    app_name: str
+    shuffle_partitions: int
+    driver_memory: str
+    jars_dir: str  # Delta jars resolved at set-up; empty on Databricks (Delta is built in)
+    conf: Dict[str, str]  # any further spark.* settings
+
+
+@dataclass(frozen=True)
+class PathsSection:
+    input: str  # folder holding the items, events and (optional) users exports
+    warehouse: str  # folder (or URI) under which every Delta table lives, one folder a table
+
+
+@dataclass(frozen=True)
+class InputSection:
+    columns: Dict[str, Dict[str, str]]  # per export: contract column -> column in the file
+    multiline_csv: List[str]  # exports whose CSV fields may hold line breaks (slower to read)
+    max_future_hours: float  # timestamps later than now + this are quarantined
+
+
+@dataclass(frozen=True)
+class FeaturesSection:
+    event_weights: Dict[str, float]  # implicit-feedback weight of each event type
+    decay_half_life_days: float  # time decay of weights in item_stats and user_features
+    recent_items: int  # how many recent items user_features keeps per user
+
+
+@dataclass(frozen=True)
+class RunSection:
+    run_id: Optional[str]  # None: a new id per run
+    now: Optional[str]  # None: the wall clock; set it to replay a past day (ISO-8601)
+
+
+@dataclass(frozen=True)
+class DemoSection:
+    seed: int
+    n_users: int
+    n_items: int
+    n_events: int
+    start_date: str
+    end_date: str
+    new_item_days: int  # the final window in which the "new items" launch
+    new_item_fraction: float
+    dirty_fraction: float  # share of rows made invalid on purpose, to exercise the quarantine
+    format: str  # csv | parquet
+    chunk_users: int  # users generated per chunk; bounds the generator's memory
+
+
+@dataclass(frozen=True)
+class FeatureJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    input: InputSection
+    features: FeaturesSection
+    run: RunSection
+
+    def validate(self) -> "FeatureJobConfig":
+        unknown_sources = set(self.input.columns) - set(INPUTS)
+        if unknown_sources:
+            raise ConfigError(
+                f"input.columns names unknown export(s) {sorted(unknown_sources)}; "
+                f"known: {sorted(INPUTS)}"
+            )
+        for source, mapping in self.input.columns.items():
+            unknown = set(mapping) - set(INPUTS[source].columns)
+            if unknown:
+                raise ConfigError(
+                    f"input.columns.{source} remaps unknown column(s) {sorted(unknown)}; "
+                    f"contract columns: {list(INPUTS[source].columns)}"
+                )
+        bad_ml = set(self.input.multiline_csv) - set(INPUTS)
+        if bad_ml:
+            raise ConfigError(f"input.multiline_csv names unknown export(s) {sorted(bad_ml)}")
+        unknown_types = set(self.features.event_weights) - set(EVENT_TYPES)
+        if unknown_types:
+            raise ConfigError(
+                f"features.event_weights has unknown event type(s) {sorted(unknown_types)}; "
+                f"known: {list(EVENT_TYPES)}"
+            )
+        negative = {k: v for k, v in self.features.event_weights.items() if v < 0}
+        if negative:
+            raise ConfigError(f"features.event_weights must be >= 0, got {negative}")
+        if self.features.decay_half_life_days <= 0:
+            raise ConfigError("features.decay_half_life_days must be > 0, "
+                              f"got {self.features.decay_half_life_days}")
+        if self.features.recent_items < 1:
+            raise ConfigError(f"features.recent_items must be >= 1, got {self.features.recent_items}")
+        return self
+
+
+@dataclass(frozen=True)
+class GenerateJobConfig:
+    paths: PathsSection
+    demo: DemoSection
+
+    def validate(self) -> "GenerateJobConfig":
+        d = self.demo
+        for name in ("n_users", "n_items", "n_events", "chunk_users"):
+            if getattr(d, name) < 1:
+                raise ConfigError(f"demo.{name} must be >= 1, got {getattr(d, name)}")
+        if d.format not in ("csv", "parquet"):
+            raise ConfigError(f"demo.format must be csv or parquet, got {d.format!r}")
+        if not 0 <= d.dirty_fraction < 0.5:
+            raise ConfigError(f"demo.dirty_fraction must be in [0, 0.5), got {d.dirty_fraction}")
+        if not 0 < d.new_item_fraction < 1:
+            raise ConfigError(f"demo.new_item_fraction must be in (0, 1), got {d.new_item_fraction}")
+        return self
+
+
+# Every top-level section any job knows: a file may hold sections for other jobs, but a
+# top-level key that no job knows is a typo.
+KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo"}
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def parse_overrides(settings: Sequence[str]) -> Dict[str, Any]:
+    """`["a.b=1", "c=x"]` -> `{"a.b": 1, "c": "x"}`; values are parsed as YAML scalars."""
+    parsed: Dict[str, Any] = {}
+    for setting in settings:
+        key, sep, raw = setting.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"setting {setting!r} is not of the form key=value (e.g. demo.seed=7)")
+        parsed[key] = yaml.safe_load(raw) if raw.strip() else None
+    return parsed
+
+
+def _apply_override(tree: Dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node.get(part), dict):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(f"unknown config key {dotted!r} (no section {where!r} in {source})")
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        return _coerce(value, [a for a in args if a is not type(None)][0], key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin in (dict, Dict):
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        return {str(k): _coerce(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    if origin in (list, List):
+        if value is None:
+            value = []
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{key}[]") for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+    if hint in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+        if hint is int and float(value) != int(value):
+            raise ConfigError(f"config key {key!r} must be a whole number, got {value!r}")
+        return hint(value)
+    if hint is str:
+        if value is None:
+            raise ConfigError(f"config key {key!r} must be text, got nothing")
+        return str(value)
+    raise TypeError(f"unsupported config type {hint!r} for {key!r}")
+
+
+def _build(cls: Type[C], data: Any, prefix: str) -> C:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    dotted = (lambda k: f"{prefix}.{k}") if prefix else (lambda k: k)
+    if not prefix:
+        unknown = set(data) - KNOWN_SECTIONS
+    else:
+        unknown = set(data) - set(names)
+    if unknown:
+        known = sorted(KNOWN_SECTIONS) if not prefix else names
+        raise ConfigError(f"unknown config key {dotted(sorted(unknown)[0])!r}; known here: {known}")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise ConfigError(f"missing config key {dotted(missing[0])!r}")
+    return cls(**{n: _coerce(data[n], hints[n], dotted(n)) for n in names})
+
+
+def load_config(cls: Type[C], conf_file: str | Path, settings: Sequence[str] = ()) -> C:
+    """Load `cls` from a YAML file, then apply `key=value` settings; validate and return it."""
+    path = Path(conf_file)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found (e.g. --conf-file conf/local.yaml)")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+    for key, value in parse_overrides(settings).items():
+        _apply_override(tree, key, value, str(path))
+    config = _build(cls, tree, "")
+    validate = getattr(config, "validate", None)
+    return validate() if validate else config
+
+
+def replace(config: C, **sections: Any) -> C:
+    """A copy of a frozen config with some sections replaced (handy in tests)."""
+    return dataclasses.replace(config, **sections)
+
+
+__all__ = [
+    "SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RunSection",
+    "DemoSection", "FeatureJobConfig", "GenerateJobConfig", "load_config", "parse_overrides",
+    "replace",
+]

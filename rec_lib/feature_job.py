@@ -1,0 +1,174 @@
+"""The feature stage: raw exports -> validated, deduplicated Delta tables + quarantine.
+
+Order of work, so that a bad file never leaves a half-written warehouse:
+1. locate and read every export, check required columns (InputError names file and column);
+2. validate every row and count accepted/quarantined rows (this reads every file in full, so an
+   unreadable file fails here, still before any write);
+3. MERGE items, users, interactions and quarantine rows by key (each MERGE is one Delta commit;
+   a re-run on the same input changes nothing);
+4. rebuild the derived tables item_stats and user_features from the merged tables.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from functools import reduce
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Dict, Optional
+
+from py4j.protocol import Py4JJavaError
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from rec_lib import features as fx
+from rec_lib import io
+from rec_lib.config import FeatureJobConfig
+from rec_lib.errors import ConfigError, InputError
+from rec_lib.progress import timed
+from rec_lib.schema import (EVENTS_INPUT, INTERACTIONS, ITEM_STATS, ITEMS, ITEMS_INPUT, QUARANTINE,
+                            USER_FEATURES, USERS, USERS_INPUT, InputContract)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceCounts:
+    accepted: int = 0
+    quarantined: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+
+@dataclass
+class FeatureRunSummary:
+    run_id: str
+    sources: Dict[str, SourceCounts]
+    table_rows: Dict[str, int]
+
+    def lines(self):
+        yield f"feature job run {self.run_id}"
+        for source, c in self.sources.items():
+            reasons = ", ".join(f"{r}: {n}" for r, n in sorted(c.quarantined.items())) or "none"
+            yield f"  {source:<7} accepted {c.accepted:>10,}  quarantined {c.total_quarantined:>8,}  ({reasons})"
+        yield "  tables: " + ", ".join(f"{t}={n:,}" for t, n in self.table_rows.items())
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def resolve_now(configured: Optional[str]) -> datetime:
+    if configured is None:
+        return datetime.now(timezone.utc).replace(microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(configured.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"run.now must be ISO-8601 (e.g. 2026-11-01T00:00:00Z), got {configured!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _materialise(df: DataFrame, where: str) -> DataFrame:
+    """Persist validated rows and force a full read now, turning a read failure into an InputError."""
+    cached = df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        cached.count()
+    except Py4JJavaError as exc:
+        cached.unpersist()
+        reason = str(exc.java_exception).splitlines()[0] if exc.java_exception is not None else str(exc)
+        raise InputError(f"{where}: cannot be read: {reason}") from exc
+    return cached
+
+
+def _count(validated: DataFrame) -> SourceCounts:
+    by_reason = fx.reason_counts(validated)
+    accepted = by_reason.pop(None, 0)
+    return SourceCounts(accepted=accepted, quarantined=by_reason)
+
+
+def _read(spark: SparkSession, cfg: FeatureJobConfig, contract: InputContract):
+    loc = io.locate_export(spark, cfg.paths.input, contract)
+    if loc is None:
+        return None, None
+    df = io.read_export(spark, loc, contract, cfg.input.columns.get(contract.name, {}),
+                        multiline=contract.name in cfg.input.multiline_csv)
+    return loc, df
+
+
+def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSummary:
+    now = resolve_now(cfg.run.now)
+    run_id = cfg.run.run_id or new_run_id(now)
+    now_ts = F.lit(now.replace(tzinfo=None)).cast("timestamp")  # session time zone is UTC
+    max_future = cfg.input.max_future_hours
+    warehouse = cfg.paths.warehouse
+    log.info("feature job %s: input %s -> warehouse %s", run_id, cfg.paths.input, warehouse)
+
+    # 1. Locate and read all exports before any work.
+    items_loc, raw_items = _read(spark, cfg, ITEMS_INPUT)
+    users_loc, raw_users = _read(spark, cfg, USERS_INPUT)
+    events_loc, raw_events = _read(spark, cfg, EVENTS_INPUT)
+
+    # 2. Validate and count.
+    with timed(log, "validate items"):
+        items_v = _materialise(fx.validate_items(raw_items, now_ts, max_future), items_loc.path)
+    known_items = fx.accepted(items_v).select("item_id")
+    items_path = io.table_path(warehouse, ITEMS)
+    if io.delta_exists(spark, items_path):
+        known_items = known_items.unionByName(spark.read.format("delta").load(items_path).select("item_id"))
+    users_v = None
+    if raw_users is not None:
+        with timed(log, "validate users"):
+            attrs = io.extra_columns(raw_users, USERS_INPUT)
+            users_v = _materialise(fx.validate_users(raw_users, attrs, now_ts, max_future), users_loc.path)
+    with timed(log, "validate events"):
+        events_v = _materialise(
+            fx.validate_events(raw_events, known_items, cfg.features.event_weights, now_ts, max_future),
+            events_loc.path)
+        counts = {"items": _count(items_v), "users": _count(users_v) if users_v is not None else SourceCounts(),
+                  "events": _count(events_v)}
+    if counts["items"].accepted == 0:
+        raise InputError(f"{items_loc.path}: no valid item rows (quarantine reasons: {counts['items'].quarantined})")
+
+    # 3. Merge the base tables and the quarantine.
+    accepted_events = fx.accepted(events_v)
+    accepted_users = fx.accepted(users_v) if users_v is not None else spark.createDataFrame(
+        [], "user_id string, signup_ts timestamp, attributes map<string,string>")
+    with timed(log, "merge items"):
+        io.merge_table(spark, fx.item_rows(fx.accepted(items_v), run_id), ITEMS, warehouse,
+                       changed_condition="t.content_hash <> s.content_hash")
+    with timed(log, "merge users"):
+        io.merge_table(spark, fx.user_rows(accepted_users, accepted_events, run_id), USERS, warehouse,
+                       changed_condition=("NOT (t.signup_ts <=> s.signup_ts) OR NOT (to_json(t.attributes) <=> "
+                                          "to_json(s.attributes)) OR t.derived_from_events <> s.derived_from_events"),
+                       update_condition_extra="NOT s.derived_from_events")
+    with timed(log, "merge interactions"):
+        io.merge_table(spark, fx.interaction_rows(accepted_events, run_id), INTERACTIONS, warehouse,
+                       changed_condition="NOT (t.value <=> s.value) OR t.type_weight <> s.type_weight")
+    with timed(log, "merge quarantine"):
+        quarantined_at = F.lit(now.replace(tzinfo=None)).cast("timestamp")
+        rejected = [fx.quarantine_rows(fx.rejected(v), name, run_id, quarantined_at)
+                    for name, v in (("items", items_v), ("users", users_v), ("events", events_v)) if v is not None]
+        io.merge_table(spark, reduce(DataFrame.unionByName, rejected), QUARANTINE, warehouse)  # insert-only
+
+    # 4. Derived tables, from the merged state (so incremental runs see all history).
+    items_t = io.read_table(spark, warehouse, ITEMS)
+    users_t = io.read_table(spark, warehouse, USERS)
+    interactions_t = io.read_table(spark, warehouse, INTERACTIONS)
+    as_of_ts = fx.as_of(interactions_t)
+    half_life = cfg.features.decay_half_life_days
+    with timed(log, "rebuild item_stats"):
+        io.overwrite_table(fx.item_stats(items_t, interactions_t, as_of_ts, half_life), ITEM_STATS, warehouse)
+    with timed(log, "rebuild user_features"):
+        io.overwrite_table(
+            fx.user_features(users_t, items_t, interactions_t, as_of_ts, half_life, cfg.features.recent_items),
+            USER_FEATURES, warehouse)
+
+    for v in (items_v, users_v, events_v):
+        if v is not None:
+            v.unpersist()
+    table_rows = {spec.name: io.read_table(spark, warehouse, spec).count()
+                  for spec in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE)}
+    return FeatureRunSummary(run_id=run_id, sources=counts, table_rows=table_rows)

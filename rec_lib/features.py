@@ -1,0 +1,345 @@
+"""Pure feature transforms: DataFrame in, DataFrame out, parameters passed explicitly.
+
+Validation functions take a raw export (every column as text, see `rec_lib.io.read_export`) and
+return the same rows with parsed columns plus a `reason` column: null for an accepted row, else the
+first rule the row broke (a `schema.Reason`). Nothing is dropped here; the caller splits accepted
+rows from quarantined ones.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from rec_lib.io import MALFORMED, RAW_ROW, SOURCE_FILE
+from rec_lib.schema import Reason
+
+REASON = "reason"
+SECONDS_PER_DAY = 86400.0
+UNKNOWN_CATEGORY = "unknown"
+
+# --------------------------------------------------------------------------------------------
+# Parsing helpers
+# --------------------------------------------------------------------------------------------
+
+
+def blank(col: Column) -> Column:
+    """True where a text value is missing or only white space."""
+    return col.isNull() | (F.trim(col) == "")
+
+
+def clean_text(col: Column) -> Column:
+    """Trim, fold runs of white space (line breaks included) to one space; blank -> null."""
+    folded = F.trim(F.regexp_replace(col, r"\s+", " "))
+    return F.when(folded == "", None).otherwise(folded)
+
+
+def clean_id(col: Column) -> Column:
+    """Ids are text; numeric exports such as `123.0` (a float column) become `123`."""
+    trimmed = F.trim(col)
+    return F.when(trimmed.rlike(r"^-?\d+\.0+$"), F.regexp_extract(trimmed, r"^(-?\d+)\.0+$", 1)).otherwise(trimmed)
+
+
+def parse_timestamp(col: Column) -> Column:
+    """Epoch seconds (`1767225600`, `1767225600.5`) or ISO-8601 text -> timestamp (UTC); else null."""
+    trimmed = F.trim(col)
+    epoch = F.timestamp_seconds(trimmed.cast("double"))
+    return F.when(trimmed.rlike(r"^-?\d+(\.\d+)?$"), epoch).otherwise(trimmed.cast("timestamp"))
+
+
+def parse_number(col: Column) -> Column:
+    trimmed = F.trim(col)
+    return F.when(trimmed.rlike(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"), trimmed.cast("double"))
+
+
+def first_failure(rules: Sequence[Tuple[Column, str]]) -> Column:
+    """The reason of the first rule whose condition is true, else null."""
+    reason = F.lit(None).cast("string")
+    for condition, name in reversed(rules):
+        reason = F.when(condition, F.lit(name)).otherwise(reason)
+    return reason
+
+
+def mark_duplicates(df: DataFrame, keys: Sequence[str]) -> DataFrame:
+    """Among rows still accepted, keep one per key; flag the rest.
+
+    A later copy whose raw row equals the kept one is an `exact_duplicate`; one that differs is a
+    `conflicting_duplicate_key`. The kept row is the one with the smallest raw row text, so the
+    choice does not depend on file order or partitioning.
+    """
+    window = Window.partitionBy(*keys).orderBy(RAW_ROW)
+    ranked = (df.withColumn("_rank", F.row_number().over(window))
+              .withColumn("_kept_raw", F.first(RAW_ROW).over(window)))
+    dup_reason = F.when(F.col(RAW_ROW) == F.col("_kept_raw"), F.lit(Reason.EXACT_DUPLICATE)).otherwise(
+        F.lit(Reason.DUPLICATE_KEY))
+    flagged = ranked.withColumn(REASON, F.when(F.col("_rank") > 1, dup_reason))
+    return flagged.drop("_rank", "_kept_raw")
+
+
+def _validate_then_dedupe(df: DataFrame, rules: Sequence[Tuple[Column, str]], keys: Sequence[str]) -> DataFrame:
+    checked = df.withColumn(REASON, first_failure([(F.col(MALFORMED), Reason.MALFORMED_LINE), *rules]))
+    accepted = mark_duplicates(checked.where(F.col(REASON).isNull()), keys)
+    return accepted.unionByName(checked.where(F.col(REASON).isNotNull()))
+
+
+def _future(ts: Column, now_ts: Column, max_future_hours: float) -> Column:
+    return ts > now_ts + F.expr(f"INTERVAL {int(round(max_future_hours * 3600))} SECONDS")
+
+
+# --------------------------------------------------------------------------------------------
+# Validation of each export
+# --------------------------------------------------------------------------------------------
+
+
+def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float) -> DataFrame:
+    """Raw items -> parsed items + `reason`. Columns: items' contract columns parsed, plus bookkeeping."""
+    parsed = raw_items.select(
+        clean_id(F.col("item_id")).alias("item_id"),
+        clean_text(F.col("title")).alias("title"),
+        clean_text(F.col("description")).alias("description"),
+        clean_text(F.col("category")).alias("category"),
+        clean_text(F.col("brand")).alias("brand"),
+        F.col("price").alias("_price_raw"),
+        parse_number(F.col("price")).alias("price"),
+        F.col("launch_ts").alias("_launch_raw"),
+        parse_timestamp(F.col("launch_ts")).alias("launch_ts"),
+        SOURCE_FILE, RAW_ROW, MALFORMED,
+    )
+    rules = [
+        (blank(F.col("item_id")), Reason.MISSING_ITEM_ID),
+        (F.col("title").isNull(), Reason.MISSING_TITLE),
+        (~blank(F.col("_price_raw")) & F.col("price").isNull(), Reason.BAD_PRICE),
+        (F.col("price") < 0, Reason.NEGATIVE_PRICE),
+        (~blank(F.col("_launch_raw")) & F.col("launch_ts").isNull(), Reason.BAD_TS),
+        (_future(F.col("launch_ts"), now_ts, max_future_hours), Reason.FUTURE_TS),
+    ]
+    return _validate_then_dedupe(parsed, rules, ["item_id"]).drop("_price_raw", "_launch_raw")
+
+
+def validate_users(raw_users: DataFrame, attribute_columns: Sequence[str], now_ts: Column,
+                   max_future_hours: float) -> DataFrame:
+    """Raw users -> user_id, signup_ts, attributes (map of further columns, sorted by name) + `reason`."""
+    attrs = sorted(attribute_columns)
+    attributes = F.map_from_arrays(
+        F.array(*[F.lit(a) for a in attrs]) if attrs else F.array().cast("array<string>"),
+        F.array(*[clean_text(F.col(f"`{a}`")) for a in attrs]) if attrs else F.array().cast("array<string>"),
+    )
+    parsed = raw_users.select(
+        clean_id(F.col("user_id")).alias("user_id"),
+        F.col("signup_ts").alias("_signup_raw"),
+        parse_timestamp(F.col("signup_ts")).alias("signup_ts"),
+        # null attribute values are left out, so the map compares equal across exports
+        F.map_filter(attributes, lambda k, v: v.isNotNull()).alias("attributes"),
+        SOURCE_FILE, RAW_ROW, MALFORMED,
+    )
+    rules = [
+        (blank(F.col("user_id")), Reason.MISSING_USER_ID),
+        (~blank(F.col("_signup_raw")) & F.col("signup_ts").isNull(), Reason.BAD_TS),
+        (_future(F.col("signup_ts"), now_ts, max_future_hours), Reason.FUTURE_TS),
+    ]
+    return _validate_then_dedupe(parsed, rules, ["user_id"]).drop("_signup_raw")
+
+
+def validate_events(raw_events: DataFrame, known_item_ids: DataFrame, event_weights: Dict[str, float],
+                    now_ts: Column, max_future_hours: float) -> DataFrame:
+    """Raw events -> parsed events with `type_weight` + `reason`.
+
+    `known_item_ids` (one column `item_id`) is the catalogue: this run's accepted items and those
+    already in the warehouse. It is broadcast: catalogues are small next to events.
+    """
+    weights = F.create_map(*[x for k, v in sorted(event_weights.items()) for x in (F.lit(k), F.lit(float(v)))])
+    parsed = raw_events.select(
+        clean_id(F.col("user_id")).alias("user_id"),
+        clean_id(F.col("item_id")).alias("item_id"),
+        F.lower(F.trim(F.col("event_type"))).alias("event_type"),
+        F.col("ts").alias("_ts_raw"),
+        parse_timestamp(F.col("ts")).alias("ts"),
+        F.col("value").alias("_value_raw"),
+        parse_number(F.col("value")).alias("value"),
+        SOURCE_FILE, RAW_ROW, MALFORMED,
+    ).withColumn("type_weight", weights[F.col("event_type")])
+    catalogue = F.broadcast(known_item_ids.select(F.col("item_id").alias("_known_item")).distinct())
+    with_catalogue = parsed.join(catalogue, parsed["item_id"] == catalogue["_known_item"], "left")
+    rules = [
+        (blank(F.col("user_id")), Reason.MISSING_USER_ID),
+        (blank(F.col("item_id")), Reason.MISSING_ITEM_ID),
+        (blank(F.col("_ts_raw")), Reason.MISSING_TS),
+        (F.col("ts").isNull(), Reason.BAD_TS),
+        (_future(F.col("ts"), now_ts, max_future_hours), Reason.FUTURE_TS),
+        (F.col("type_weight").isNull(), Reason.UNKNOWN_EVENT_TYPE),
+        (~blank(F.col("_value_raw")) & F.col("value").isNull(), Reason.BAD_VALUE),
+        (F.col("_known_item").isNull(), Reason.UNKNOWN_ITEM),
+    ]
+    validated = _validate_then_dedupe(with_catalogue, rules, ["user_id", "item_id", "event_type", "ts"])
+    return validated.drop("_ts_raw", "_value_raw", "_known_item").withColumn("event_date", F.to_date("ts"))
+
+
+def accepted(validated: DataFrame) -> DataFrame:
+    return validated.where(F.col(REASON).isNull()).drop(REASON, RAW_ROW, MALFORMED)
+
+
+def rejected(validated: DataFrame) -> DataFrame:
+    return validated.where(F.col(REASON).isNotNull())
+
+
+# --------------------------------------------------------------------------------------------
+# Table rows
+# --------------------------------------------------------------------------------------------
+
+
+def content_hash(cols: Iterable[str]) -> Column:
+    """SHA-256 over the given columns as text (null-safe), to detect changed rows cheaply."""
+    return F.sha2(F.concat_ws("\u001f", *[F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in cols]), 256)
+
+
+ITEM_CONTENT = ("title", "description", "category", "brand", "price", "launch_ts")
+
+
+def item_rows(accepted_items: DataFrame, run_id: str) -> DataFrame:
+    return (accepted_items.withColumn("content_hash", content_hash(ITEM_CONTENT))
+            .withColumn("source_file", F.col(SOURCE_FILE)).withColumn("updated_run_id", F.lit(run_id)))
+
+
+def user_rows(accepted_users: DataFrame, event_user_ids: DataFrame, run_id: str) -> DataFrame:
+    """Users from the export, plus users seen only in events (flagged `derived_from_events`)."""
+    exported = accepted_users.select("user_id", "signup_ts", "attributes", F.lit(False).alias("derived_from_events"))
+    derived = (event_user_ids.select("user_id").distinct()
+               .join(exported.select("user_id"), "user_id", "left_anti")
+               .select("user_id", F.lit(None).cast("timestamp").alias("signup_ts"),
+                       F.create_map().cast("map<string,string>").alias("attributes"),
+                       F.lit(True).alias("derived_from_events")))
+    return exported.unionByName(derived).withColumn("updated_run_id", F.lit(run_id))
+
+
+def interaction_rows(accepted_events: DataFrame, run_id: str) -> DataFrame:
+    return accepted_events.withColumn("source_file", F.col(SOURCE_FILE)).withColumn("run_id", F.lit(run_id))
+
+
+def quarantine_rows(rejected_rows: DataFrame, source: str, run_id: str, quarantined_at: Column) -> DataFrame:
+    """Rejected rows -> quarantine rows. The id is stable across runs (source, file, raw row,
+    occurrence, reason), so re-running on the same input adds nothing, while a bad row repeated in
+    a file keeps one quarantine row per copy."""
+    occurrence = F.row_number().over(Window.partitionBy(SOURCE_FILE, RAW_ROW, REASON).orderBy(F.lit(1)))
+    return (rejected_rows.withColumn("_occurrence", occurrence)
+            .select(
+                F.sha2(F.concat_ws("\u001f", F.lit(source), F.coalesce(F.col(SOURCE_FILE), F.lit("")),
+                                   F.col(RAW_ROW), F.col("_occurrence").cast("string"), F.col(REASON)), 256)
+                .alias("quarantine_id"),
+                F.lit(source).alias("source"),
+                F.col(SOURCE_FILE).alias("source_file"),
+                F.col(RAW_ROW).alias("raw_row"),
+                F.col(REASON).alias("reason"),
+                F.lit(run_id).alias("run_id"),
+                quarantined_at.alias("quarantined_at"),
+            ))
+
+
+# --------------------------------------------------------------------------------------------
+# Derived tables
+# --------------------------------------------------------------------------------------------
+
+
+FIXED_POINT = 1e9  # weights are summed as integers of 1e-9: exact, so independent of row order
+
+
+def fixed_point(col: Column) -> Column:
+    return F.round(col * F.lit(FIXED_POINT)).cast("long")
+
+
+def exact_sum(col: Column) -> Column:
+    """Sum of doubles that is the same whatever order Spark adds the rows in (to 1e-9 per row)."""
+    return F.sum(fixed_point(col)) / F.lit(FIXED_POINT)
+
+
+def decay(ts: Column, as_of_ts: Column, half_life_days: float) -> Column:
+    """2 ** (-(as_of - ts) / half_life): 1 at as_of, 0.5 one half-life earlier."""
+    age_days = (as_of_ts.cast("double") - ts.cast("double")) / SECONDS_PER_DAY
+    return F.pow(F.lit(0.5), age_days / F.lit(float(half_life_days)))
+
+
+def as_of(interactions: DataFrame) -> Column:
+    """The data's own 'now': the newest interaction. Derived tables depend only on the data, so a
+    re-run on the same input rewrites them identically."""
+    newest = interactions.agg(F.max("ts")).first()[0]
+    return F.lit(newest).cast("timestamp") if newest is not None else F.current_timestamp()
+
+
+def item_stats(items: DataFrame, interactions: DataFrame, as_of_ts: Column, half_life_days: float) -> DataFrame:
+    """One row per catalogue item, interactions or not (new items have zeros)."""
+    def count_type(t: str) -> Column:
+        return F.count(F.when(F.col("event_type") == t, 1))
+
+    per_item = interactions.groupBy("item_id").agg(
+        F.min("ts").alias("first_interaction_ts"),
+        F.max("ts").alias("last_interaction_ts"),
+        F.count(F.lit(1)).alias("n_events"),
+        F.countDistinct("user_id").alias("n_users"),
+        count_type("view").alias("n_views"),
+        count_type("click").alias("n_clicks"),
+        count_type("add_to_cart").alias("n_add_to_cart"),
+        count_type("purchase").alias("n_purchases"),
+        count_type("rating").alias("n_ratings"),
+        exact_sum(F.col("type_weight") * decay(F.col("ts"), as_of_ts, half_life_days)).alias("weighted_interactions"),
+    )
+    counts = ["n_events", "n_users", "n_views", "n_clicks", "n_add_to_cart", "n_purchases", "n_ratings"]
+    joined = items.select("item_id", "launch_ts").join(per_item, "item_id", "left")
+    born = F.coalesce(F.col("launch_ts"), F.col("first_interaction_ts"))
+    return joined.select(
+        "item_id", "launch_ts", "first_interaction_ts", "last_interaction_ts",
+        *[F.coalesce(F.col(c), F.lit(0)).alias(c) for c in counts],
+        F.coalesce(F.col("weighted_interactions"), F.lit(0.0)).alias("weighted_interactions"),
+        ((as_of_ts.cast("double") - born.cast("double")) / SECONDS_PER_DAY).alias("age_days"),
+        as_of_ts.alias("as_of_ts"),
+    )
+
+
+def user_features(users: DataFrame, items: DataFrame, interactions: DataFrame, as_of_ts: Column,
+                  half_life_days: float, n_recent: int) -> DataFrame:
+    """History aggregates per user; users without events get zero counts and null histories."""
+    decayed = interactions.join(items.select("item_id", "category"), "item_id", "left").withColumn(
+        "_w", F.col("type_weight") * decay(F.col("ts"), as_of_ts, half_life_days)
+    ).withColumn("category", F.coalesce(F.col("category"), F.lit(UNKNOWN_CATEGORY)))
+
+    totals = decayed.groupBy("user_id").agg(
+        F.count(F.lit(1)).alias("n_events"),
+        F.countDistinct("item_id").alias("n_items"),
+        F.count(F.when(F.col("event_type") == "purchase", 1)).alias("n_purchases"),
+        F.min("ts").alias("first_ts"),
+        F.max("ts").alias("last_ts"),
+    )
+    per_category = decayed.groupBy("user_id", "category").agg(F.sum(fixed_point(F.col("_w"))).alias("_cw"))
+    share = per_category.withColumn("_share", F.col("_cw") / F.sum("_cw").over(Window.partitionBy("user_id")))
+    mix = share.groupBy("user_id").agg(
+        F.map_from_entries(F.sort_array(F.collect_list(F.struct("category", "_share")))).alias("category_mix"),
+        # top: the largest share, ties to the alphabetically first category
+        F.sort_array(F.collect_list(F.struct(-F.col("_share"), F.col("category"))))[0]["category"].alias("top_category"),
+    )
+    last_seen = decayed.groupBy("user_id", "item_id").agg(F.max("ts").alias("_last"))
+    ranked = last_seen.withColumn(
+        "_r", F.row_number().over(Window.partitionBy("user_id").orderBy(F.col("_last").desc(), F.col("item_id")))
+    ).where(F.col("_r") <= n_recent)
+    recent = ranked.withColumn("_s", F.struct(F.col("_r"), F.col("item_id"))).groupBy("user_id").agg(
+        F.transform(F.sort_array(F.collect_list("_s")), lambda s: s["item_id"]).alias("recent_items"))
+
+    history = totals.join(mix, "user_id", "left").join(recent, "user_id", "left")
+    joined = users.select("user_id").join(history, "user_id", "left")
+    return joined.select(
+        "user_id",
+        *[F.coalesce(F.col(c), F.lit(0)).cast("long").alias(c) for c in ("n_events", "n_items", "n_purchases")],
+        "first_ts", "last_ts",
+        ((as_of_ts.cast("double") - F.col("last_ts").cast("double")) / SECONDS_PER_DAY).alias("recency_days"),
+        "category_mix", "top_category", "recent_items",
+        as_of_ts.alias("as_of_ts"),
+    )
+
+
+def reason_counts(rejected_rows: DataFrame) -> Dict[str, int]:
+    return {r[REASON]: r["count"] for r in rejected_rows.groupBy(REASON).count().collect()}
+
+
+__all__: List[str] = [
+    "validate_items", "validate_users", "validate_events", "accepted", "rejected", "item_rows",
+    "user_rows", "interaction_rows", "quarantine_rows", "item_stats", "user_features", "as_of",
+    "decay", "parse_timestamp", "parse_number", "clean_text", "clean_id", "mark_duplicates",
+]

@@ -1,0 +1,248 @@
+"""Reading the shop's exports and reading/writing Delta tables: the only module that touches storage.
+
+Paths go through Hadoop's FileSystem API, so the same code reads a local folder, `dbfs:/`, `s3a://`
+or `abfss://` locations.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from py4j.protocol import Py4JJavaError
+from pyspark.sql.utils import AnalysisException
+
+from rec_lib.errors import InputError
+from rec_lib.schema import InputContract, TableSpec
+
+log = logging.getLogger(__name__)
+
+SOURCE_FILE = "_source_file"
+RAW_ROW = "_raw_row"
+MALFORMED = "_malformed"
+_CORRUPT = "_corrupt_record"
+FORMATS = ("csv", "parquet")
+
+
+# --------------------------------------------------------------------------------------------
+# File system helpers (Hadoop FS, so cloud URIs work as well as local folders)
+# --------------------------------------------------------------------------------------------
+
+
+def _fs_path(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    fs, hpath = _fs_path(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def _is_dir(spark: SparkSession, path: str) -> bool:
+    fs, hpath = _fs_path(spark, path)
+    return bool(fs.exists(hpath) and fs.getFileStatus(hpath).isDirectory())
+
+
+def _list_names(spark: SparkSession, path: str) -> List[str]:
+    fs, hpath = _fs_path(spark, path)
+    return sorted(str(s.getPath().getName()) for s in fs.listStatus(hpath))
+
+
+def join_path(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/")] + [p.strip("/") for p in parts])
+
+
+# --------------------------------------------------------------------------------------------
+# Exports
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportLocation:
+    source: str  # items | users | events
+    path: str  # <input>/<source>.csv, <input>/<source>.parquet or the folder <input>/<source>
+    fmt: str  # csv | parquet
+
+
+def locate_export(spark: SparkSession, input_dir: str, contract: InputContract) -> Optional[ExportLocation]:
+    """Find `<name>.csv`, `<name>.parquet` or a folder `<name>/` of such part files.
+
+    Returns None for an absent optional export; raises InputError for an absent mandatory one or an
+    ambiguous/unrecognised layout.
+    """
+    name = contract.name
+    if not _is_dir(spark, input_dir):
+        raise InputError(f"input folder {input_dir!r} does not exist (set INPUT=<folder> or paths.input)")
+    found = [ExportLocation(name, join_path(input_dir, f"{name}.{fmt}"), fmt)
+             for fmt in FORMATS if path_exists(spark, join_path(input_dir, f"{name}.{fmt}"))]
+    folder = join_path(input_dir, name)
+    if _is_dir(spark, folder):
+        names = [n for n in _list_names(spark, folder) if not n.startswith((".", "_"))]
+        formats = {fmt for fmt in FORMATS for n in names if n.endswith(f".{fmt}")}
+        if len(formats) != 1:
+            raise InputError(
+                f"export folder {folder!r} must hold .csv or .parquet part files (one kind), "
+                f"found: {names[:5]}"
+            )
+        found.append(ExportLocation(name, folder, formats.pop()))
+    if len(found) > 1:
+        raise InputError(f"export {name!r} is ambiguous in {input_dir!r}: {[f.path for f in found]}; keep one")
+    if not found:
+        if contract.mandatory_source:
+            raise InputError(
+                f"input folder {input_dir!r} has no {name} export "
+                f"(expected {name}.csv, {name}.parquet or a folder {name}/)"
+            )
+        return None
+    return found[0]
+
+
+def _csv_header(spark: SparkSession, loc: ExportLocation, multiline: bool) -> List[str]:
+    header_df = (spark.read.option("header", True).option("multiLine", multiline)
+                 .option("inferSchema", False).csv(loc.path))
+    return list(header_df.columns)
+
+
+def _as_text(field: T.StructField) -> Column:
+    if isinstance(field.dataType, (T.StructType, T.ArrayType, T.MapType)):
+        return F.to_json(F.col(field.name))
+    return F.col(field.name).cast("string")
+
+
+def read_export(
+    spark: SparkSession,
+    loc: ExportLocation,
+    contract: InputContract,
+    column_map: Dict[str, str],
+    multiline: bool,
+) -> DataFrame:
+    """Read one export with every column as text, renamed to the contract's names.
+
+    The result has the contract columns (absent optional ones as null), any further columns of the
+    file, and three bookkeeping columns: the source file, the raw row (JSON of the row as exported,
+    or the raw CSV line when the line is malformed) and a malformed-line flag. Raises InputError,
+    naming the file and column, when the file cannot be read or lacks a required column.
+    """
+    try:
+        if loc.fmt == "csv":
+            header = _csv_header(spark, loc, multiline)
+            schema = T.StructType([T.StructField(c, T.StringType()) for c in header]
+                                  + [T.StructField(_CORRUPT, T.StringType())])
+            df = (spark.read.schema(schema).option("header", True).option("multiLine", multiline)
+                  .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT)
+                  .option("encoding", "UTF-8").csv(loc.path))
+        else:
+            df = spark.read.parquet(loc.path)
+            header = list(df.columns)
+            df = df.select([_as_text(f).alias(f.name) for f in df.schema.fields]).withColumn(
+                _CORRUPT, F.lit(None).cast("string"))
+    except (AnalysisException, Py4JJavaError) as exc:
+        raise InputError(f"{loc.path}: cannot be read as {loc.fmt}: {str(exc).splitlines()[0]}") from exc
+
+    contract_file_cols = {column_map.get(c, c) for c in contract.columns}
+    for contract_col in contract.required:
+        file_col = column_map.get(contract_col, contract_col)
+        if file_col not in header:
+            hint = "" if file_col != contract_col else f"; remap with input.columns.{contract.name}.{contract_col}=<column>"
+            raise InputError(
+                f"{loc.path}: missing required column {file_col!r} (columns found: {header[:20]}){hint}"
+            )
+    raw_json = F.to_json(F.struct(*[F.col(f"`{c}`") for c in header]))
+    selected = []
+    for contract_col in contract.columns:
+        file_col = column_map.get(contract_col, contract_col)
+        selected.append((F.col(f"`{file_col}`") if file_col in header else F.lit(None).cast("string")).alias(contract_col))
+    extra = [F.col(f"`{c}`").alias(c) for c in header if c not in contract_file_cols and c not in contract.columns]
+    return df.select(
+        *selected,
+        *extra,
+        F.input_file_name().alias(SOURCE_FILE),
+        F.coalesce(F.col(_CORRUPT), raw_json).alias(RAW_ROW),
+        F.col(_CORRUPT).isNotNull().alias(MALFORMED),
+    )
+
+
+def extra_columns(df: DataFrame, contract: InputContract) -> List[str]:
+    """Columns of a read export beyond the contract and bookkeeping columns."""
+    return [c for c in df.columns if c not in contract.columns and c not in (SOURCE_FILE, RAW_ROW, MALFORMED)]
+
+
+# --------------------------------------------------------------------------------------------
+# Delta tables
+# --------------------------------------------------------------------------------------------
+
+
+def table_path(warehouse: str, spec: TableSpec) -> str:
+    return join_path(warehouse, spec.name)
+
+
+def delta_exists(spark: SparkSession, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return path_exists(spark, path) and DeltaTable.isDeltaTable(spark, path)
+
+
+def read_table(spark: SparkSession, warehouse: str, spec: TableSpec) -> DataFrame:
+    path = table_path(warehouse, spec)
+    if not delta_exists(spark, path):
+        raise InputError(f"Delta table {spec.name!r} not found at {path}; run the stage that builds it first")
+    return spark.read.format("delta").load(path)
+
+
+def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
+    """Select the table's columns in order, cast to its declared types."""
+    missing = [c for c in spec.columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"rows for table {spec.name!r} lack column(s) {missing}")
+    return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.schema.fields])
+
+
+def _create(df: DataFrame, spec: TableSpec, path: str, mode: str) -> None:
+    if spec.partition_by:
+        # one file per partition value rather than one per (task, value): far fewer small files
+        df = df.repartition(*spec.partition_by)
+    writer = df.write.format("delta").mode(mode)
+    if spec.partition_by:
+        writer = writer.partitionBy(*spec.partition_by)
+    writer.save(path)
+
+
+def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str) -> None:
+    """Replace a derived table in one Delta commit (readers see the old or the new version)."""
+    _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite")
+
+
+def merge_table(
+    spark: SparkSession,
+    df: DataFrame,
+    spec: TableSpec,
+    warehouse: str,
+    changed_condition: Optional[str] = None,
+    update_condition_extra: Optional[str] = None,
+) -> None:
+    """Upsert rows by the table's keys (MERGE). A missing table is created with the rows.
+
+    `changed_condition` (SQL over aliases `t` and `s`) limits updates to rows whose content changed,
+    so a re-run on the same input rewrites nothing. Without it, matched rows are left as they are
+    (insert-only). The merge condition names the partition columns, so concurrent merges into
+    different partitions do not conflict.
+    """
+    from delta.tables import DeltaTable
+
+    rows = conform(df, spec)
+    path = table_path(warehouse, spec)
+    if not delta_exists(spark, path):
+        _create(rows, spec, path, "errorifexists")
+        return
+    keys: Sequence[str] = tuple(spec.partition_by) + tuple(k for k in spec.keys if k not in spec.partition_by)
+    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+    merge = DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), condition)
+    if changed_condition:
+        cond = changed_condition if not update_condition_extra else f"({changed_condition}) AND ({update_condition_extra})"
+        merge = merge.whenMatchedUpdateAll(condition=cond)
+    merge.whenNotMatchedInsertAll().execute()

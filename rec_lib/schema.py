@@ -1,0 +1,201 @@
+"""The one place where column names, input contracts and Delta table schemas are declared.
+
+Every job, test and SQL view takes its names from here. Input contracts describe what a shop's
+exports must contain; table schemas describe what the pipeline writes to the warehouse.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+from pyspark.sql import types as T
+
+# ---------------------------------------------------------------------------------------------
+# Input contract: the exports a shop provides. All columns are read as text and parsed by the
+# feature job, so a value that does not parse becomes a quarantine row instead of a crash.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """Columns of one raw export: `required` must exist in the file, `optional` may."""
+
+    name: str
+    required: Tuple[str, ...]
+    optional: Tuple[str, ...]
+    mandatory_source: bool  # False: the export may be absent altogether
+
+    @property
+    def columns(self) -> Tuple[str, ...]:
+        return self.required + self.optional
+
+
+ITEMS_INPUT = InputContract(
+    name="items",
+    required=("item_id", "title"),
+    optional=("description", "category", "brand", "price", "launch_ts"),
+    mandatory_source=True,
+)
+USERS_INPUT = InputContract(
+    name="users",
+    required=("user_id",),
+    optional=("signup_ts",),  # any further column is kept as a categorical attribute
+    mandatory_source=False,
+)
+EVENTS_INPUT = InputContract(
+    name="events",
+    required=("user_id", "item_id", "event_type", "ts"),
+    optional=("value",),
+    mandatory_source=True,
+)
+INPUTS: Dict[str, InputContract] = {c.name: c for c in (ITEMS_INPUT, USERS_INPUT, EVENTS_INPUT)}
+
+EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
+
+# ---------------------------------------------------------------------------------------------
+# Quarantine reasons: a closed vocabulary, so analysts can group by it.
+# ---------------------------------------------------------------------------------------------
+
+
+class Reason:
+    MALFORMED_LINE = "malformed_line"  # CSV line whose field count does not match the header
+    MISSING_ITEM_ID = "missing_item_id"
+    MISSING_USER_ID = "missing_user_id"
+    MISSING_TITLE = "missing_title"
+    MISSING_TS = "missing_ts"
+    BAD_TS = "unparseable_ts"
+    FUTURE_TS = "future_ts"
+    BAD_PRICE = "unparseable_price"
+    NEGATIVE_PRICE = "negative_price"
+    BAD_VALUE = "unparseable_value"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    UNKNOWN_ITEM = "unknown_item"
+    EXACT_DUPLICATE = "exact_duplicate"
+    DUPLICATE_KEY = "conflicting_duplicate_key"
+
+
+# ---------------------------------------------------------------------------------------------
+# Warehouse tables (Delta). Names are public: analysts and later stages query them.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: T.StructType
+    keys: Tuple[str, ...]
+    partition_by: Tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> Tuple[str, ...]:
+        return tuple(f.name for f in self.schema.fields)
+
+
+def _struct(*fields: Tuple[str, T.DataType, bool]) -> T.StructType:
+    return T.StructType([T.StructField(n, t, nullable) for n, t, nullable in fields])
+
+
+S, D, L, TS, DT = T.StringType(), T.DoubleType(), T.LongType(), T.TimestampType(), T.DateType()
+
+ITEMS = TableSpec(
+    name="items",
+    schema=_struct(
+        ("item_id", S, False),
+        ("title", S, False),
+        ("description", S, True),
+        ("category", S, True),
+        ("brand", S, True),
+        ("price", D, True),
+        ("launch_ts", TS, True),
+        ("content_hash", S, False),  # changes when any descriptive field changes
+        ("source_file", S, True),
+        ("updated_run_id", S, False),
+    ),
+    keys=("item_id",),
+)
+
+USERS = TableSpec(
+    name="users",
+    schema=_struct(
+        ("user_id", S, False),
+        ("signup_ts", TS, True),
+        ("attributes", T.MapType(S, S), True),  # further export columns, as categorical text
+        ("derived_from_events", T.BooleanType(), False),
+        ("updated_run_id", S, False),
+    ),
+    keys=("user_id",),
+)
+
+INTERACTIONS = TableSpec(
+    name="interactions",
+    schema=_struct(
+        ("user_id", S, False),
+        ("item_id", S, False),
+        ("event_type", S, False),
+        ("ts", TS, False),
+        ("value", D, True),
+        ("type_weight", D, False),  # configured weight of the event type
+        ("event_date", DT, False),
+        ("source_file", S, True),
+        ("run_id", S, False),
+    ),
+    keys=("user_id", "item_id", "event_type", "ts"),
+    partition_by=("event_date",),
+)
+
+ITEM_STATS = TableSpec(
+    name="item_stats",
+    schema=_struct(
+        ("item_id", S, False),
+        ("launch_ts", TS, True),
+        ("first_interaction_ts", TS, True),
+        ("last_interaction_ts", TS, True),
+        ("n_events", L, False),
+        ("n_users", L, False),
+        ("n_views", L, False),
+        ("n_clicks", L, False),
+        ("n_add_to_cart", L, False),
+        ("n_purchases", L, False),
+        ("n_ratings", L, False),
+        ("weighted_interactions", D, False),  # sum of type_weight x time decay at as_of_ts
+        ("age_days", D, True),  # as_of_ts - coalesce(launch_ts, first_interaction_ts)
+        ("as_of_ts", TS, False),
+    ),
+    keys=("item_id",),
+)
+
+USER_FEATURES = TableSpec(
+    name="user_features",
+    schema=_struct(
+        ("user_id", S, False),
+        ("n_events", L, False),
+        ("n_items", L, False),
+        ("n_purchases", L, False),
+        ("first_ts", TS, True),
+        ("last_ts", TS, True),
+        ("recency_days", D, True),
+        ("category_mix", T.MapType(S, D), True),  # share of time-decayed weight per category
+        ("top_category", S, True),
+        ("recent_items", T.ArrayType(S), True),  # newest first
+        ("as_of_ts", TS, False),
+    ),
+    keys=("user_id",),
+)
+
+QUARANTINE = TableSpec(
+    name="quarantine",
+    schema=_struct(
+        ("quarantine_id", S, False),  # hash of source, file, raw row, occurrence and reason
+        ("source", S, False),  # items | users | events
+        ("source_file", S, True),
+        ("raw_row", S, False),  # the row as the export had it, as JSON text or the raw CSV line
+        ("reason", S, False),
+        ("run_id", S, False),
+        ("quarantined_at", TS, False),
+    ),
+    keys=("quarantine_id",),
+)
+
+TABLES: Dict[str, TableSpec] = {
+    t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE)
+}

@@ -1,0 +1,32 @@
+"""Small builders shared by tests."""
+from __future__ import annotations
+
+import json
+from typing import Dict, List, Optional
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from rec_lib.io import MALFORMED, RAW_ROW, SOURCE_FILE
+from rec_lib.schema import InputContract
+
+
+def raw_export(spark: SparkSession, contract: InputContract, rows: List[Dict[str, Optional[str]]],
+               source_file: str = "file:/in/export.csv") -> DataFrame:
+    """Rows as `rec_lib.io.read_export` returns them: text columns plus bookkeeping columns."""
+    extra = sorted({k for r in rows for k in r} - set(contract.columns))
+    columns = list(contract.columns) + extra
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns] + [
+        T.StructField(SOURCE_FILE, T.StringType()), T.StructField(RAW_ROW, T.StringType()),
+        T.StructField(MALFORMED, T.BooleanType())])
+    data = [tuple(r.get(c) for c in columns) + (source_file, json.dumps(r, sort_keys=True), False) for r in rows]
+    return spark.createDataFrame(data, schema)
+
+
+def rows_by(df: DataFrame, key: str) -> Dict[str, dict]:
+    return {r[key]: r.asDict(recursive=True) for r in df.collect()}
+
+
+def table_snapshot(spark: SparkSession, path: str) -> List[str]:
+    """A table's rows as sorted text (maps included), for whole-table equality."""
+    return sorted(str(sorted(r.asDict(recursive=True).items())) for r in spark.read.format("delta").load(path).collect())
