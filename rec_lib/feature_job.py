@@ -158,13 +158,14 @@ def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSum
     users_t = io.read_table(spark, warehouse, USERS)
     interactions_t = io.read_table(spark, warehouse, INTERACTIONS)
     as_of_ts = fx.as_of(interactions_t)
-    half_life = cfg.features.decay_half_life_days
+    pairs = fx.user_item_pairs(interactions_t, as_of_ts, cfg.features.decay_half_life_days).persist(
+        StorageLevel.MEMORY_AND_DISK)
     with timed(log, "rebuild item_stats"):
-        io.overwrite_table(fx.item_stats(items_t, interactions_t, as_of_ts, half_life), ITEM_STATS, warehouse)
+        io.overwrite_table(fx.item_stats(items_t, pairs, as_of_ts), ITEM_STATS, warehouse)
     with timed(log, "rebuild user_features"):
-        io.overwrite_table(
-            fx.user_features(users_t, items_t, interactions_t, as_of_ts, half_life, cfg.features.recent_items),
-            USER_FEATURES, warehouse)
+        io.overwrite_table(fx.user_features(users_t, items_t, pairs, as_of_ts, cfg.features.recent_items),
+                           USER_FEATURES, warehouse)
+    pairs.unpersist()
 
     for v in (items_v, users_v, events_v):
         if v is not None:

@@ -12,7 +12,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from rec_lib.io import MALFORMED, RAW_ROW, SOURCE_FILE
+from rec_lib.io import RAW_LINE, RAW_ROW, SOURCE_FILE, raw_row_text
 from rec_lib.schema import Reason
 
 REASON = "reason"
@@ -78,7 +78,7 @@ def mark_duplicates(df: DataFrame, keys: Sequence[str]) -> DataFrame:
 
 
 def _validate_then_dedupe(df: DataFrame, rules: Sequence[Tuple[Column, str]], keys: Sequence[str]) -> DataFrame:
-    checked = df.withColumn(REASON, first_failure([(F.col(MALFORMED), Reason.MALFORMED_LINE), *rules]))
+    checked = df.withColumn(REASON, first_failure([(F.col(RAW_LINE).isNotNull(), Reason.MALFORMED_LINE), *rules]))
     accepted = mark_duplicates(checked.where(F.col(REASON).isNull()), keys)
     return accepted.unionByName(checked.where(F.col(REASON).isNotNull()))
 
@@ -104,7 +104,7 @@ def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float
         parse_number(F.col("price")).alias("price"),
         F.col("launch_ts").alias("_launch_raw"),
         parse_timestamp(F.col("launch_ts")).alias("launch_ts"),
-        SOURCE_FILE, RAW_ROW, MALFORMED,
+        SOURCE_FILE, RAW_ROW, RAW_LINE,
     )
     rules = [
         (blank(F.col("item_id")), Reason.MISSING_ITEM_ID),
@@ -131,7 +131,7 @@ def validate_users(raw_users: DataFrame, attribute_columns: Sequence[str], now_t
         parse_timestamp(F.col("signup_ts")).alias("signup_ts"),
         # null attribute values are left out, so the map compares equal across exports
         F.map_filter(attributes, lambda k, v: v.isNotNull()).alias("attributes"),
-        SOURCE_FILE, RAW_ROW, MALFORMED,
+        SOURCE_FILE, RAW_ROW, RAW_LINE,
     )
     rules = [
         (blank(F.col("user_id")), Reason.MISSING_USER_ID),
@@ -157,7 +157,7 @@ def validate_events(raw_events: DataFrame, known_item_ids: DataFrame, event_weig
         parse_timestamp(F.col("ts")).alias("ts"),
         F.col("value").alias("_value_raw"),
         parse_number(F.col("value")).alias("value"),
-        SOURCE_FILE, RAW_ROW, MALFORMED,
+        SOURCE_FILE, RAW_ROW, RAW_LINE,
     ).withColumn("type_weight", weights[F.col("event_type")])
     catalogue = F.broadcast(known_item_ids.select(F.col("item_id").alias("_known_item")).distinct())
     with_catalogue = parsed.join(catalogue, parsed["item_id"] == catalogue["_known_item"], "left")
@@ -176,7 +176,7 @@ def validate_events(raw_events: DataFrame, known_item_ids: DataFrame, event_weig
 
 
 def accepted(validated: DataFrame) -> DataFrame:
-    return validated.where(F.col(REASON).isNull()).drop(REASON, RAW_ROW, MALFORMED)
+    return validated.where(F.col(REASON).isNull()).drop(REASON, RAW_ROW, RAW_LINE)
 
 
 def rejected(validated: DataFrame) -> DataFrame:
@@ -220,15 +220,15 @@ def quarantine_rows(rejected_rows: DataFrame, source: str, run_id: str, quaranti
     """Rejected rows -> quarantine rows. The id is stable across runs (source, file, raw row,
     occurrence, reason), so re-running on the same input adds nothing, while a bad row repeated in
     a file keeps one quarantine row per copy."""
-    occurrence = F.row_number().over(Window.partitionBy(SOURCE_FILE, RAW_ROW, REASON).orderBy(F.lit(1)))
-    return (rejected_rows.withColumn("_occurrence", occurrence)
+    occurrence = F.row_number().over(Window.partitionBy(SOURCE_FILE, "_raw_text", REASON).orderBy(F.lit(1)))
+    return (rejected_rows.withColumn("_raw_text", raw_row_text()).withColumn("_occurrence", occurrence)
             .select(
                 F.sha2(F.concat_ws("\u001f", F.lit(source), F.coalesce(F.col(SOURCE_FILE), F.lit("")),
-                                   F.col(RAW_ROW), F.col("_occurrence").cast("string"), F.col(REASON)), 256)
+                                   F.col("_raw_text"), F.col("_occurrence").cast("string"), F.col(REASON)), 256)
                 .alias("quarantine_id"),
                 F.lit(source).alias("source"),
                 F.col(SOURCE_FILE).alias("source_file"),
-                F.col(RAW_ROW).alias("raw_row"),
+                F.col("_raw_text").alias("raw_row"),
                 F.col(REASON).alias("reason"),
                 F.lit(run_id).alias("run_id"),
                 quarantined_at.alias("quarantined_at"),
@@ -247,11 +247,6 @@ def fixed_point(col: Column) -> Column:
     return F.round(col * F.lit(FIXED_POINT)).cast("long")
 
 
-def exact_sum(col: Column) -> Column:
-    """Sum of doubles that is the same whatever order Spark adds the rows in (to 1e-9 per row)."""
-    return F.sum(fixed_point(col)) / F.lit(FIXED_POINT)
-
-
 def decay(ts: Column, as_of_ts: Column, half_life_days: float) -> Column:
     """2 ** (-(as_of - ts) / half_life): 1 at as_of, 0.5 one half-life earlier."""
     age_days = (as_of_ts.cast("double") - ts.cast("double")) / SECONDS_PER_DAY
@@ -265,65 +260,69 @@ def as_of(interactions: DataFrame) -> Column:
     return F.lit(newest).cast("timestamp") if newest is not None else F.current_timestamp()
 
 
-def item_stats(items: DataFrame, interactions: DataFrame, as_of_ts: Column, half_life_days: float) -> DataFrame:
-    """One row per catalogue item, interactions or not (new items have zeros)."""
-    def count_type(t: str) -> Column:
-        return F.count(F.when(F.col("event_type") == t, 1))
+EVENT_COUNT_COLUMNS = {"view": "n_views", "click": "n_clicks", "add_to_cart": "n_add_to_cart",
+                       "purchase": "n_purchases", "rating": "n_ratings"}
 
-    per_item = interactions.groupBy("item_id").agg(
-        F.min("ts").alias("first_interaction_ts"),
-        F.max("ts").alias("last_interaction_ts"),
+
+def user_item_pairs(interactions: DataFrame, as_of_ts: Column, half_life_days: float) -> DataFrame:
+    """One row per (user, item): counts per event type, first/last ts and the decayed weight in
+    fixed point. Both derived tables are computed from this (far smaller) aggregate, so the event
+    table is shuffled once."""
+    return interactions.groupBy("user_id", "item_id").agg(
         F.count(F.lit(1)).alias("n_events"),
-        F.countDistinct("user_id").alias("n_users"),
-        count_type("view").alias("n_views"),
-        count_type("click").alias("n_clicks"),
-        count_type("add_to_cart").alias("n_add_to_cart"),
-        count_type("purchase").alias("n_purchases"),
-        count_type("rating").alias("n_ratings"),
-        exact_sum(F.col("type_weight") * decay(F.col("ts"), as_of_ts, half_life_days)).alias("weighted_interactions"),
+        *[F.count(F.when(F.col("event_type") == t, 1)).alias(c) for t, c in EVENT_COUNT_COLUMNS.items()],
+        F.min("ts").alias("first_ts"),
+        F.max("ts").alias("last_ts"),
+        F.sum(fixed_point(F.col("type_weight") * decay(F.col("ts"), as_of_ts, half_life_days))).alias("weight_fp"),
     )
-    counts = ["n_events", "n_users", "n_views", "n_clicks", "n_add_to_cart", "n_purchases", "n_ratings"]
+
+
+def item_stats(items: DataFrame, pairs: DataFrame, as_of_ts: Column) -> DataFrame:
+    """One row per catalogue item, interactions or not (new items have zeros)."""
+    counts = ["n_events", *EVENT_COUNT_COLUMNS.values()]
+    per_item = pairs.groupBy("item_id").agg(
+        F.min("first_ts").alias("first_interaction_ts"),
+        F.max("last_ts").alias("last_interaction_ts"),
+        F.count(F.lit(1)).alias("n_users"),
+        *[F.sum(c).alias(c) for c in counts],
+        (F.sum("weight_fp") / F.lit(FIXED_POINT)).alias("weighted_interactions"),
+    )
     joined = items.select("item_id", "launch_ts").join(per_item, "item_id", "left")
     born = F.coalesce(F.col("launch_ts"), F.col("first_interaction_ts"))
     return joined.select(
         "item_id", "launch_ts", "first_interaction_ts", "last_interaction_ts",
-        *[F.coalesce(F.col(c), F.lit(0)).alias(c) for c in counts],
+        *[F.coalesce(F.col(c), F.lit(0)).cast("long").alias(c) for c in ["n_users", *counts]],
         F.coalesce(F.col("weighted_interactions"), F.lit(0.0)).alias("weighted_interactions"),
         ((as_of_ts.cast("double") - born.cast("double")) / SECONDS_PER_DAY).alias("age_days"),
         as_of_ts.alias("as_of_ts"),
     )
 
 
-def user_features(users: DataFrame, items: DataFrame, interactions: DataFrame, as_of_ts: Column,
-                  half_life_days: float, n_recent: int) -> DataFrame:
+def user_features(users: DataFrame, items: DataFrame, pairs: DataFrame, as_of_ts: Column, n_recent: int) -> DataFrame:
     """History aggregates per user; users without events get zero counts and null histories."""
-    decayed = interactions.join(items.select("item_id", "category"), "item_id", "left").withColumn(
-        "_w", F.col("type_weight") * decay(F.col("ts"), as_of_ts, half_life_days)
-    ).withColumn("category", F.coalesce(F.col("category"), F.lit(UNKNOWN_CATEGORY)))
-
-    totals = decayed.groupBy("user_id").agg(
-        F.count(F.lit(1)).alias("n_events"),
-        F.countDistinct("item_id").alias("n_items"),
-        F.count(F.when(F.col("event_type") == "purchase", 1)).alias("n_purchases"),
-        F.min("ts").alias("first_ts"),
-        F.max("ts").alias("last_ts"),
+    with_category = pairs.join(F.broadcast(items.select("item_id", "category")), "item_id", "left").withColumn(
+        "category", F.coalesce(F.col("category"), F.lit(UNKNOWN_CATEGORY)))
+    by_user = Window.partitionBy("user_id")
+    ranked = with_category.withColumn(
+        "_r", F.row_number().over(by_user.orderBy(F.col("last_ts").desc(), F.col("item_id"))))
+    totals = ranked.groupBy("user_id").agg(
+        F.sum("n_events").alias("n_events"),
+        F.count(F.lit(1)).alias("n_items"),
+        F.sum("n_purchases").alias("n_purchases"),
+        F.min("first_ts").alias("first_ts"),
+        F.max("last_ts").alias("last_ts"),
+        # newest first: sort (rank, item) pairs and keep the item
+        F.transform(F.sort_array(F.collect_list(F.when(F.col("_r") <= n_recent, F.struct("_r", "item_id")))),
+                    lambda s: s["item_id"]).alias("recent_items"),
     )
-    per_category = decayed.groupBy("user_id", "category").agg(F.sum(fixed_point(F.col("_w"))).alias("_cw"))
-    share = per_category.withColumn("_share", F.col("_cw") / F.sum("_cw").over(Window.partitionBy("user_id")))
+    per_category = with_category.groupBy("user_id", "category").agg(F.sum("weight_fp").alias("_cw"))
+    share = per_category.withColumn("_share", F.col("_cw") / F.sum("_cw").over(by_user))
     mix = share.groupBy("user_id").agg(
         F.map_from_entries(F.sort_array(F.collect_list(F.struct("category", "_share")))).alias("category_mix"),
         # top: the largest share, ties to the alphabetically first category
         F.sort_array(F.collect_list(F.struct(-F.col("_share"), F.col("category"))))[0]["category"].alias("top_category"),
     )
-    last_seen = decayed.groupBy("user_id", "item_id").agg(F.max("ts").alias("_last"))
-    ranked = last_seen.withColumn(
-        "_r", F.row_number().over(Window.partitionBy("user_id").orderBy(F.col("_last").desc(), F.col("item_id")))
-    ).where(F.col("_r") <= n_recent)
-    recent = ranked.withColumn("_s", F.struct(F.col("_r"), F.col("item_id"))).groupBy("user_id").agg(
-        F.transform(F.sort_array(F.collect_list("_s")), lambda s: s["item_id"]).alias("recent_items"))
-
-    history = totals.join(mix, "user_id", "left").join(recent, "user_id", "left")
-    joined = users.select("user_id").join(history, "user_id", "left")
+    joined = users.select("user_id").join(totals.join(mix, "user_id", "left"), "user_id", "left")
     return joined.select(
         "user_id",
         *[F.coalesce(F.col(c), F.lit(0)).cast("long").alias(c) for c in ("n_events", "n_items", "n_purchases")],
@@ -341,5 +340,5 @@ def reason_counts(rejected_rows: DataFrame) -> Dict[str, int]:
 __all__: List[str] = [
     "validate_items", "validate_users", "validate_events", "accepted", "rejected", "item_rows",
     "user_rows", "interaction_rows", "quarantine_rows", "item_stats", "user_features", "as_of",
-    "decay", "parse_timestamp", "parse_number", "clean_text", "clean_id", "mark_duplicates",
+    "decay", "user_item_pairs", "parse_timestamp", "parse_number", "clean_text", "clean_id", "mark_duplicates",
 ]

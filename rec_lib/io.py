@@ -21,8 +21,9 @@ from rec_lib.schema import InputContract, TableSpec
 log = logging.getLogger(__name__)
 
 SOURCE_FILE = "_source_file"
-RAW_ROW = "_raw_row"
-MALFORMED = "_malformed"
+RAW_ROW = "_raw_row"  # struct of the row's original columns, as text
+RAW_LINE = "_raw_line"  # the raw CSV line, only where the line is malformed
+BOOKKEEPING = (SOURCE_FILE, RAW_ROW, RAW_LINE)
 _CORRUPT = "_corrupt_record"
 FORMATS = ("csv", "parquet")
 
@@ -124,8 +125,7 @@ def read_export(
     """Read one export with every column as text, renamed to the contract's names.
 
     The result has the contract columns (absent optional ones as null), any further columns of the
-    file, and three bookkeeping columns: the source file, the raw row (JSON of the row as exported,
-    or the raw CSV line when the line is malformed) and a malformed-line flag. Raises InputError,
+    file, and the bookkeeping columns (see `bookkeeping`). Raises InputError,
     naming the file and column, when the file cannot be read or lacks a required column.
     """
     try:
@@ -152,24 +152,30 @@ def read_export(
             raise InputError(
                 f"{loc.path}: missing required column {file_col!r} (columns found: {header[:20]}){hint}"
             )
-    raw_json = F.to_json(F.struct(*[F.col(f"`{c}`") for c in header]))
     selected = []
     for contract_col in contract.columns:
         file_col = column_map.get(contract_col, contract_col)
         selected.append((F.col(f"`{file_col}`") if file_col in header else F.lit(None).cast("string")).alias(contract_col))
     extra = [F.col(f"`{c}`").alias(c) for c in header if c not in contract_file_cols and c not in contract.columns]
-    return df.select(
-        *selected,
-        *extra,
-        F.input_file_name().alias(SOURCE_FILE),
-        F.coalesce(F.col(_CORRUPT), raw_json).alias(RAW_ROW),
-        F.col(_CORRUPT).isNotNull().alias(MALFORMED),
-    )
+    return df.select(*selected, *extra, *bookkeeping(header, F.input_file_name(), F.col(_CORRUPT)))
+
+
+def bookkeeping(header: Sequence[str], source_file: Column, corrupt_line: Column) -> List[Column]:
+    """The columns that let a rejected row be quarantined exactly as exported: its source file, its
+    original columns as a struct (serialised to JSON only for rejected rows, which keeps the cost
+    off the accepted majority) and, for a malformed CSV line, the line itself."""
+    return [source_file.alias(SOURCE_FILE), F.struct(*[F.col(f"`{c}`") for c in header]).alias(RAW_ROW),
+            corrupt_line.alias(RAW_LINE)]
+
+
+def raw_row_text() -> Column:
+    """The raw row as quarantine stores it: the malformed line, else JSON of the original columns."""
+    return F.coalesce(F.col(RAW_LINE), F.to_json(F.col(RAW_ROW)))
 
 
 def extra_columns(df: DataFrame, contract: InputContract) -> List[str]:
     """Columns of a read export beyond the contract and bookkeeping columns."""
-    return [c for c in df.columns if c not in contract.columns and c not in (SOURCE_FILE, RAW_ROW, MALFORMED)]
+    return [c for c in df.columns if c not in contract.columns and c not in BOOKKEEPING]
 
 
 # --------------------------------------------------------------------------------------------

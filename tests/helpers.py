@@ -1,13 +1,14 @@
 """Small builders shared by tests."""
 from __future__ import annotations
 
-import json
 from typing import Dict, List, Optional
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from rec_lib.io import MALFORMED, RAW_ROW, SOURCE_FILE
+from pyspark.sql import functions as F
+
+from rec_lib.io import bookkeeping
 from rec_lib.schema import InputContract
 
 
@@ -16,11 +17,9 @@ def raw_export(spark: SparkSession, contract: InputContract, rows: List[Dict[str
     """Rows as `rec_lib.io.read_export` returns them: text columns plus bookkeeping columns."""
     extra = sorted({k for r in rows for k in r} - set(contract.columns))
     columns = list(contract.columns) + extra
-    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns] + [
-        T.StructField(SOURCE_FILE, T.StringType()), T.StructField(RAW_ROW, T.StringType()),
-        T.StructField(MALFORMED, T.BooleanType())])
-    data = [tuple(r.get(c) for c in columns) + (source_file, json.dumps(r, sort_keys=True), False) for r in rows]
-    return spark.createDataFrame(data, schema)
+    schema = T.StructType([T.StructField(c, T.StringType()) for c in columns])
+    df = spark.createDataFrame([tuple(r.get(c) for c in columns) for r in rows], schema)
+    return df.select("*", *bookkeeping(columns, F.lit(source_file), F.lit(None).cast("string")))
 
 
 def rows_by(df: DataFrame, key: str) -> Dict[str, dict]:
