@@ -77,6 +77,15 @@ class DemoSection:
 
 
 @dataclass(frozen=True)
+class EncoderSection:
+    model: str  # package:<module with get_model_path()> or a BERT sentence-transformers folder
+    text_fields: List[str]  # item fields joined into the encoded text, in this order
+    batch_size: int
+    tf_threads: int  # TensorFlow threads per Spark worker; 0: TensorFlow's default
+    partitions: int  # Spark partitions (parallel encoders); 0: Spark's default parallelism
+
+
+@dataclass(frozen=True)
 class FeatureJobConfig:
     spark: SparkSection
     paths: PathsSection
@@ -137,9 +146,32 @@ class GenerateJobConfig:
         return self
 
 
+@dataclass(frozen=True)
+class EmbedJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    encoder: EncoderSection
+    run: RunSection
+
+    def validate(self) -> "EmbedJobConfig":
+        from rec_lib.embed_job import TEXT_FIELDS
+
+        e = self.encoder
+        unknown = [f for f in e.text_fields if f not in TEXT_FIELDS]
+        if unknown or not e.text_fields:
+            raise ConfigError(f"encoder.text_fields must name some of {list(TEXT_FIELDS)}, got {e.text_fields}")
+        for name in ("batch_size",):
+            if getattr(e, name) < 1:
+                raise ConfigError(f"encoder.{name} must be >= 1, got {getattr(e, name)}")
+        for name in ("tf_threads", "partitions"):
+            if getattr(e, name) < 0:
+                raise ConfigError(f"encoder.{name} must be >= 0, got {getattr(e, name)}")
+        return self
+
+
 # Every top-level section any job knows: a file may hold sections for other jobs, but a
 # top-level key that no job knows is a typo.
-KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo"}
+KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo", "encoder"}
 
 # --------------------------------------------------------------------------------------------
 # Loading
@@ -251,6 +283,6 @@ def replace(config: C, **sections: Any) -> C:
 
 __all__ = [
     "SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RunSection",
-    "DemoSection", "FeatureJobConfig", "GenerateJobConfig", "load_config", "parse_overrides",
+    "DemoSection", "EncoderSection", "FeatureJobConfig", "GenerateJobConfig", "EmbedJobConfig", "load_config", "parse_overrides",
     "replace",
 ]

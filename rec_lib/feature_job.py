@@ -10,6 +10,7 @@ Order of work, so that a bad file never leaves a half-written warehouse:
 """
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from functools import reduce
@@ -136,36 +137,44 @@ def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSum
     accepted_events = fx.accepted(events_v)
     accepted_users = fx.accepted(users_v) if users_v is not None else spark.createDataFrame(
         [], "user_id string, signup_ts timestamp, attributes map<string,string>")
+    users_path = io.table_path(warehouse, USERS)
+    stored_user_ids = (spark.read.format("delta").load(users_path).select("user_id")
+                       if io.delta_exists(spark, users_path) else None)
     with timed(log, "merge items"):
-        io.merge_table(spark, fx.item_rows(fx.accepted(items_v), run_id), ITEMS, warehouse,
-                       changed_condition="t.content_hash <> s.content_hash")
+        io.merge_table(spark, fx.item_rows(fx.accepted(items_v), run_id), ITEMS, warehouse, compare=["content_hash"])
     with timed(log, "merge users"):
-        io.merge_table(spark, fx.user_rows(accepted_users, accepted_events, run_id), USERS, warehouse,
-                       changed_condition=("NOT (t.signup_ts <=> s.signup_ts) OR NOT (to_json(t.attributes) <=> "
-                                          "to_json(s.attributes)) OR t.derived_from_events <> s.derived_from_events"),
-                       update_condition_extra="NOT s.derived_from_events")
+        io.merge_table(spark, fx.user_rows(accepted_users, accepted_events, run_id, stored_user_ids), USERS,
+                       warehouse, compare=["signup_ts", "attributes", "derived_from_events"])
     with timed(log, "merge interactions"):
         io.merge_table(spark, fx.interaction_rows(accepted_events, run_id), INTERACTIONS, warehouse,
-                       changed_condition="NOT (t.value <=> s.value) OR t.type_weight <> s.type_weight")
+                       compare=["value", "type_weight"])
     with timed(log, "merge quarantine"):
         quarantined_at = F.lit(now.replace(tzinfo=None)).cast("timestamp")
         rejected = [fx.quarantine_rows(fx.rejected(v), name, run_id, quarantined_at)
                     for name, v in (("items", items_v), ("users", users_v), ("events", events_v)) if v is not None]
         io.merge_table(spark, reduce(DataFrame.unionByName, rejected), QUARANTINE, warehouse)  # insert-only
 
-    # 4. Derived tables, from the merged state (so incremental runs see all history).
-    items_t = io.read_table(spark, warehouse, ITEMS)
-    users_t = io.read_table(spark, warehouse, USERS)
-    interactions_t = io.read_table(spark, warehouse, INTERACTIONS)
-    as_of_ts = fx.as_of(interactions_t)
-    pairs = fx.user_item_pairs(interactions_t, as_of_ts, cfg.features.decay_half_life_days).persist(
-        StorageLevel.MEMORY_AND_DISK)
-    with timed(log, "rebuild item_stats"):
-        io.overwrite_table(fx.item_stats(items_t, pairs, as_of_ts), ITEM_STATS, warehouse)
-    with timed(log, "rebuild user_features"):
-        io.overwrite_table(fx.user_features(users_t, items_t, pairs, as_of_ts, cfg.features.recent_items),
-                           USER_FEATURES, warehouse)
-    pairs.unpersist()
+    # 4. Derived tables, from the merged state (so incremental runs see all history). They are a
+    # function of the base tables' versions and two settings; when none changed they are kept.
+    fingerprint = json.dumps({"inputs": {spec.name: io.table_version(spark, warehouse, spec)
+                                         for spec in (ITEMS, USERS, INTERACTIONS)},
+                              "decay_half_life_days": cfg.features.decay_half_life_days,
+                              "recent_items": cfg.features.recent_items}, sort_keys=True)
+    if all(io.last_user_metadata(spark, warehouse, spec) == fingerprint for spec in (ITEM_STATS, USER_FEATURES)):
+        log.info("item_stats and user_features are up to date (same inputs and settings)")
+    else:
+        items_t = io.read_table(spark, warehouse, ITEMS)
+        users_t = io.read_table(spark, warehouse, USERS)
+        interactions_t = io.read_table(spark, warehouse, INTERACTIONS)
+        as_of_ts = fx.as_of(interactions_t)
+        pairs = fx.user_item_pairs(interactions_t, as_of_ts, cfg.features.decay_half_life_days).persist(
+            StorageLevel.MEMORY_AND_DISK)
+        with timed(log, "rebuild item_stats"):
+            io.overwrite_table(fx.item_stats(items_t, pairs, as_of_ts), ITEM_STATS, warehouse, fingerprint)
+        with timed(log, "rebuild user_features"):
+            io.overwrite_table(fx.user_features(users_t, items_t, pairs, as_of_ts, cfg.features.recent_items),
+                               USER_FEATURES, warehouse, fingerprint)
+        pairs.unpersist()
 
     for v in (items_v, users_v, events_v):
         if v is not None:

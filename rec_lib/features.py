@@ -7,7 +7,7 @@ rows from quarantined ones.
 """
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -201,11 +201,16 @@ def item_rows(accepted_items: DataFrame, run_id: str) -> DataFrame:
             .withColumn("source_file", F.col(SOURCE_FILE)).withColumn("updated_run_id", F.lit(run_id)))
 
 
-def user_rows(accepted_users: DataFrame, event_user_ids: DataFrame, run_id: str) -> DataFrame:
-    """Users from the export, plus users seen only in events (flagged `derived_from_events`)."""
+def user_rows(accepted_users: DataFrame, event_user_ids: DataFrame, run_id: str,
+              stored_user_ids: Optional[DataFrame] = None) -> DataFrame:
+    """Users from the export, plus users seen only in events (flagged `derived_from_events`) that
+    neither the export nor the stored table (`stored_user_ids`) knows."""
     exported = accepted_users.select("user_id", "signup_ts", "attributes", F.lit(False).alias("derived_from_events"))
+    known = exported.select("user_id")
+    if stored_user_ids is not None:
+        known = known.unionByName(stored_user_ids.select("user_id"))
     derived = (event_user_ids.select("user_id").distinct()
-               .join(exported.select("user_id"), "user_id", "left_anti")
+               .join(known, "user_id", "left_anti")
                .select("user_id", F.lit(None).cast("timestamp").alias("signup_ts"),
                        F.create_map().cast("map<string,string>").alias("attributes"),
                        F.lit(True).alias("derived_from_events")))

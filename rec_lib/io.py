@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import reduce
 from typing import Dict, List, Optional, Sequence
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -208,19 +209,46 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
     return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.schema.fields])
 
 
-def _create(df: DataFrame, spec: TableSpec, path: str, mode: str) -> None:
+def _create(df: DataFrame, spec: TableSpec, path: str, mode: str, user_metadata: Optional[str] = None) -> None:
     if spec.partition_by:
         # one file per partition value rather than one per (task, value): far fewer small files
         df = df.repartition(*spec.partition_by)
     writer = df.write.format("delta").mode(mode)
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", user_metadata)
     if spec.partition_by:
         writer = writer.partitionBy(*spec.partition_by)
     writer.save(path)
 
 
-def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str) -> None:
+def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str, user_metadata: Optional[str] = None) -> None:
     """Replace a derived table in one Delta commit (readers see the old or the new version)."""
-    _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite")
+    _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata)
+
+
+def table_version(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[int]:
+    from delta.tables import DeltaTable
+
+    path = table_path(warehouse, spec)
+    if not delta_exists(spark, path):
+        return None
+    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+
+
+def last_user_metadata(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[str]:
+    from delta.tables import DeltaTable
+
+    path = table_path(warehouse, spec)
+    if not delta_exists(spark, path):
+        return None
+    return DeltaTable.forPath(spark, path).history(1).first()["userMetadata"]
+
+
+def _comparable(spec: TableSpec, column: str, alias: str) -> Column:
+    # maps cannot be compared in a join condition; their JSON text can (keys are kept sorted)
+    data_type = spec.schema[column].dataType
+    col = F.col(f"{alias}.`{column}`")
+    return F.to_json(col) if isinstance(data_type, T.MapType) else col
 
 
 def merge_table(
@@ -228,15 +256,16 @@ def merge_table(
     df: DataFrame,
     spec: TableSpec,
     warehouse: str,
-    changed_condition: Optional[str] = None,
-    update_condition_extra: Optional[str] = None,
-) -> None:
-    """Upsert rows by the table's keys (MERGE). A missing table is created with the rows.
+    compare: Optional[Sequence[str]] = None,
+) -> bool:
+    """Upsert rows by the table's keys (MERGE); returns whether the table changed.
 
-    `changed_condition` (SQL over aliases `t` and `s`) limits updates to rows whose content changed,
-    so a re-run on the same input rewrites nothing. Without it, matched rows are left as they are
-    (insert-only). The merge condition names the partition columns, so concurrent merges into
-    different partitions do not conflict.
+    Rows that are already stored as they are (same key and, if `compare` is given, the same values in
+    those columns) are dropped first, with one anti-join against only the partitions the rows touch,
+    so loading rows already loaded makes no commit at all. The rest are MERGEd: a stored row with the
+    same key is updated when `compare` is given (insert-only otherwise), a new key is inserted. The
+    MERGE condition names the partition columns, so concurrent merges into different partitions do
+    not conflict. A missing table is created with the rows.
     """
     from delta.tables import DeltaTable
 
@@ -244,11 +273,23 @@ def merge_table(
     path = table_path(warehouse, spec)
     if not delta_exists(spark, path):
         _create(rows, spec, path, "errorifexists")
-        return
-    keys: Sequence[str] = tuple(spec.partition_by) + tuple(k for k in spec.keys if k not in spec.partition_by)
-    condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-    merge = DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), condition)
-    if changed_condition:
-        cond = changed_condition if not update_condition_extra else f"({changed_condition}) AND ({update_condition_extra})"
-        merge = merge.whenMatchedUpdateAll(condition=cond)
-    merge.whenNotMatchedInsertAll().execute()
+        return True
+    stored = spark.read.format("delta").load(path)
+    for part in spec.partition_by:
+        touched = [r[0] for r in rows.select(part).distinct().collect()]
+        stored = stored.where(F.col(part).isin(touched))
+    same = list(spec.keys) + [c for c in (compare or ()) if c not in spec.keys]
+    identical = reduce(lambda a, b: a & b, [_comparable(spec, c, "s").eqNullSafe(_comparable(spec, c, "t")) for c in same])
+    changed = rows.alias("s").join(stored.alias("t"), identical, "left_anti").persist()
+    try:
+        if changed.isEmpty():
+            return False
+        keys: Sequence[str] = tuple(spec.partition_by) + tuple(k for k in spec.keys if k not in spec.partition_by)
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        merge = DeltaTable.forPath(spark, path).alias("t").merge(changed.alias("s"), condition)
+        if compare:
+            merge = merge.whenMatchedUpdateAll()
+        merge.whenNotMatchedInsertAll().execute()
+        return True
+    finally:
+        changed.unpersist()

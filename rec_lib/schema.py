@@ -196,6 +196,20 @@ QUARANTINE = TableSpec(
     keys=("quarantine_id",),
 )
 
+ITEM_TEXT_EMBEDDINGS = TableSpec(
+    name="item_text_embeddings",
+    schema=_struct(
+        ("item_id", S, False),
+        ("text_hash", S, False),  # SHA-256 of the encoded text; a change triggers re-encoding
+        ("model_name", S, False),
+        ("model_version", S, False),  # content hash of the model's weights and tokenizer
+        ("embedding", T.ArrayType(T.FloatType(), False), False),  # unit vector [dim]
+        ("embedded_at", TS, False),
+        ("run_id", S, False),
+    ),
+    keys=("item_id",),
+)
+
 TABLES: Dict[str, TableSpec] = {
-    t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE)
+    t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, ITEM_TEXT_EMBEDDINGS)
 }

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 
 from rec_lib import config as rc
 from rec_lib.errors import InputError
@@ -78,10 +79,12 @@ def test_counts_reasons_idempotency_and_next_day_upsert(spark, feature_config):
     negative = json.loads(quarantine.where("reason = 'negative_price'").first()["raw_row"])
     assert negative["item_id"] == "I4" and negative["price"] == "-3"
 
-    # Same input again: every table as before.
+    # Same input again: every table as before, and not even a new Delta version is committed.
     before = snapshots(spark, warehouse)
+    versions = {t: DeltaTable.forPath(spark, f"{warehouse}/{t}").history(1).first()["version"] for t in before}
     run_feature_job(spark, rc.replace(feature_config, run=rc.RunSection(run_id="test-run-2", now=feature_config.run.now)))
     assert snapshots(spark, warehouse) == before
+    assert {t: DeltaTable.forPath(spark, f"{warehouse}/{t}").history(1).first()["version"] for t in before} == versions
 
     # Next day's exports: I1 renamed, I5 new, one event repeated from yesterday and one new.
     write_inputs(
