@@ -21,8 +21,9 @@ SETUP_STAMP := $(VENV)/.setup-done
 JARS_STAMP := $(JARS_DIR)/.resolved
 JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(if $(strip $(SET)),--set "$(SET)")
 export PYTHONUNBUFFERED := 1
+export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test setup features generate bench-features clean
+.PHONY: run test setup features embed generate bench-features bench-encoder clean
 
 setup: $(SETUP_STAMP) $(JARS_STAMP)
 
@@ -40,12 +41,16 @@ ifeq ($(INPUT),)
 	$(PY) -m jobs.generate_data $(JOB_ARGS)
 endif
 	$(PY) -m jobs.build_features $(JOB_ARGS)
+	$(PY) -m jobs.embed_items $(JOB_ARGS)
 
 generate: setup
 	$(PY) -m jobs.generate_data $(JOB_ARGS)
 
 features: setup
 	$(PY) -m jobs.build_features $(JOB_ARGS)
+
+embed: setup
+	$(PY) -m jobs.embed_items $(JOB_ARGS)
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -54,6 +59,10 @@ test: setup
 EVENTS ?= 10000000
 bench-features: setup
 	$(PY) scripts/bench_features.py --events $(EVENTS)
+
+ITEMS ?= 2000
+bench-encoder: setup
+	$(PY) scripts/bench_encoder.py --items $(ITEMS)
 
 clean:
 	rm -rf warehouse data/demo_shop mlruns mlflow.db .pytest_cache

@@ -28,6 +28,7 @@ from rec_lib.schema import ITEM_TEXT_EMBEDDINGS, ITEMS
 log = logging.getLogger(__name__)
 
 TEXT_FIELDS = ("title", "category", "brand", "description")
+PROGRESS_EVERY = 1024  # texts between progress lines of a worker
 
 
 def item_text(fields: Sequence[str]) -> Column:
@@ -77,15 +78,18 @@ def _encode_partitions(model: str, batch_size: int, tf_threads: int):
             os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(tf_threads))
             os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if not logging.getLogger().handlers:  # a fresh Spark Python worker: progress goes to its stderr
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         from rec_lib.encoder import cached_encoder
 
         encoder = cached_encoder(model, batch_size)
+        worker_log = logging.getLogger("rec_lib.embed_job.worker")
         for pdf in batches:
             start = time.perf_counter()
-            vectors = encoder.encode(pdf["text"].tolist())
+            vectors = encoder.encode(pdf["text"].tolist(), progress_every=PROGRESS_EVERY)
             elapsed = time.perf_counter() - start
-            logging.getLogger("rec_lib.embed_job.worker").info(
-                "worker %d encoded %d items (%.0f items/s)", os.getpid(), len(pdf), len(pdf) / max(elapsed, 1e-9))
+            worker_log.info("worker %d encoded a batch of %d items (%.0f items/s)",
+                            os.getpid(), len(pdf), len(pdf) / max(elapsed, 1e-9))
             yield pd.DataFrame({"item_id": pdf["item_id"], "text_hash": pdf["text_hash"],
                                 "embedding": list(vectors)})
 

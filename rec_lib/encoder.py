@@ -115,8 +115,13 @@ def _build_keras_bert(cfg: BertConfig, weights: Dict[str, np.ndarray]):
 
     if cfg.hidden_act not in ("gelu", "gelu_new", "relu"):
         raise ConfigError(f"hidden_act {cfg.hidden_act!r} is not supported (gelu, gelu_new, relu)")
-    act = {"gelu": lambda x: tf.nn.gelu(x, approximate=False), "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),
-           "relu": tf.nn.relu}[cfg.hidden_act]
+    def gelu_erf(x):
+        return tf.nn.gelu(x, approximate=False)
+
+    def gelu_tanh(x):
+        return tf.nn.gelu(x, approximate=True)
+
+    act = {"gelu": gelu_erf, "gelu_new": gelu_tanh, "relu": tf.nn.relu}[cfg.hidden_act]
     heads, hidden = cfg.num_attention_heads, cfg.hidden_size
     head_dim = hidden // heads
 

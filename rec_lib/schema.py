@@ -203,7 +203,7 @@ ITEM_TEXT_EMBEDDINGS = TableSpec(
         ("text_hash", S, False),  # SHA-256 of the encoded text; a change triggers re-encoding
         ("model_name", S, False),
         ("model_version", S, False),  # content hash of the model's weights and tokenizer
-        ("embedding", T.ArrayType(T.FloatType(), False), False),  # unit vector [dim]
+        ("embedding", T.ArrayType(T.FloatType()), False),  # unit vector [dim]
         ("embedded_at", TS, False),
         ("run_id", S, False),
     ),

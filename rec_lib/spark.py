@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import List
 
@@ -70,6 +71,9 @@ def get_spark(cfg: SparkSection) -> SparkSession:
             builder = builder.config(key, value)
         return builder.getOrCreate()
 
+    # Python workers run the driver's interpreter (the project's environment), not whatever
+    # `python3` is first on the PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings = {
         **DELTA_SESSION_CONF,
         "spark.jars": ",".join(local_delta_jars(cfg.jars_dir)),

