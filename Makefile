@@ -60,7 +60,7 @@ EVENTS ?= 10000000
 bench-features: setup
 	$(PY) scripts/bench_features.py --events $(EVENTS)
 
-ITEMS ?= 2000
+ITEMS ?= 8000
 bench-encoder: setup
 	$(PY) scripts/bench_encoder.py --items $(ITEMS)
 

@@ -1,6 +1,6 @@
 """Benchmark: the Spark embedding job against the encoder alone in one process, same texts, same run.
 
-Usage: python scripts/bench_encoder.py --items 2000 [--out bench_out/encoder]
+Usage: python scripts/bench_encoder.py --items 8000 [--out bench_out/encoder]
 Generates a demo catalogue of N items, builds the items table, then times
 (a) TextEncoder.encode on all item texts in this process (TensorFlow with all cores), and
 (b) the embedding job (Spark mapInPandas, encoder.partitions workers) on a fresh embeddings table.
@@ -23,7 +23,7 @@ from rec_lib.config import EmbedJobConfig, FeatureJobConfig, GenerateJobConfig, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--items", type=int, default=8000)
     parser.add_argument("--out", default="bench_out/encoder")
     parser.add_argument("--conf-file", default="conf/local.yaml")
     args = parser.parse_args()
@@ -49,7 +49,7 @@ def main() -> None:
     embed_cfg = load_config(EmbedJobConfig, args.conf_file, settings)
     spark = get_spark(feature_cfg.spark)
     run_feature_job(spark, feature_cfg)
-    texts = [r[0] for r in io.read_table(spark, warehouse, ITEMS)
+    texts = [r[0] for r in io.read_table(spark, str(warehouse), ITEMS)
              .select(item_text(embed_cfg.encoder.text_fields)).collect()]
 
     encoder = TextEncoder(embed_cfg.encoder.model, embed_cfg.encoder.batch_size)
