@@ -54,5 +54,21 @@ def run_job(body: Callable[[], None]) -> int:
     return 0
 
 
+def run_spark_job(argv: Optional[Sequence[str]], description: str, config_cls: Type[C],
+                  stage: Callable[..., object]) -> int:
+    """The whole of a Spark job's `main`: parse arguments, load its config, take the session, run
+    the library's stage function and print its summary lines."""
+    args = parse(job_parser(description), argv)
+
+    def body() -> None:
+        from rec_lib.spark import get_spark
+
+        cfg = load_job_config(config_cls, args)
+        summary = stage(get_spark(cfg.spark), cfg)
+        print("\n".join(summary.lines()))
+
+    return run_job(body)
+
+
 def parse(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(list(argv) if argv is not None else None)

@@ -85,6 +85,12 @@ class EncoderSection:
     partitions: int  # Spark partitions (parallel encoders); 0: Spark's default parallelism
 
 
+def _at_least(section: str, values: Any, names: Sequence[str], minimum: int) -> None:
+    for name in names:
+        if getattr(values, name) < minimum:
+            raise ConfigError(f"{section}.{name} must be >= {minimum}, got {getattr(values, name)}")
+
+
 @dataclass(frozen=True)
 class FeatureJobConfig:
     spark: SparkSection
@@ -122,8 +128,7 @@ class FeatureJobConfig:
         if self.features.decay_half_life_days <= 0:
             raise ConfigError("features.decay_half_life_days must be > 0, "
                               f"got {self.features.decay_half_life_days}")
-        if self.features.recent_items < 1:
-            raise ConfigError(f"features.recent_items must be >= 1, got {self.features.recent_items}")
+        _at_least("features", self.features, ("recent_items",), 1)
         return self
 
 
@@ -134,9 +139,7 @@ class GenerateJobConfig:
 
     def validate(self) -> "GenerateJobConfig":
         d = self.demo
-        for name in ("n_users", "n_items", "n_events", "chunk_users"):
-            if getattr(d, name) < 1:
-                raise ConfigError(f"demo.{name} must be >= 1, got {getattr(d, name)}")
+        _at_least("demo", d, ("n_users", "n_items", "n_events", "chunk_users"), 1)
         if d.format not in ("csv", "parquet"):
             raise ConfigError(f"demo.format must be csv or parquet, got {d.format!r}")
         if not 0 <= d.dirty_fraction < 0.5:
@@ -160,12 +163,8 @@ class EmbedJobConfig:
         unknown = [f for f in e.text_fields if f not in TEXT_FIELDS]
         if unknown or not e.text_fields:
             raise ConfigError(f"encoder.text_fields must name some of {list(TEXT_FIELDS)}, got {e.text_fields}")
-        for name in ("batch_size",):
-            if getattr(e, name) < 1:
-                raise ConfigError(f"encoder.{name} must be >= 1, got {getattr(e, name)}")
-        for name in ("tf_threads", "partitions"):
-            if getattr(e, name) < 0:
-                raise ConfigError(f"encoder.{name} must be >= 0, got {getattr(e, name)}")
+        _at_least("encoder", e, ("batch_size",), 1)
+        _at_least("encoder", e, ("tf_threads", "partitions"), 0)
         return self
 
 
