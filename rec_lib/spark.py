@@ -53,6 +53,16 @@ def local_delta_jars(jars_dir: str) -> List[str]:
     return [str(p) for p in wanted]
 
 
+LOG4J_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "log4j2.properties"
+
+
+def _local_logging() -> dict:
+    """Quiet local JVM logging (conf/log4j2.properties), where the file ships with the checkout."""
+    if not LOG4J_CONFIG.is_file():
+        return {}
+    return {"spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile=file:{LOG4J_CONFIG}"}
+
+
 def _launched_by_spark_submit() -> bool:
     # spark-submit starts the Python driver with a gateway to its own JVM and settings.
     return "PYSPARK_GATEWAY_PORT" in os.environ
@@ -76,6 +86,7 @@ def get_spark(cfg: SparkSection) -> SparkSession:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     settings = {
         **DELTA_SESSION_CONF,
+        **_local_logging(),
         "spark.jars": ",".join(local_delta_jars(cfg.jars_dir)),
         "spark.driver.memory": cfg.driver_memory,
         "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
