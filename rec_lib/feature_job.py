@@ -48,6 +48,7 @@ class SourceCounts:
 class FeatureRunSummary:
     run_id: str
     sources: Dict[str, SourceCounts]
+    written: Dict[str, int]  # rows inserted or updated per table (rows already stored are skipped)
     table_rows: Dict[str, int]
 
     def lines(self):
@@ -55,6 +56,7 @@ class FeatureRunSummary:
         for source, c in self.sources.items():
             reasons = ", ".join(f"{r}: {n}" for r, n in sorted(c.quarantined.items())) or "none"
             yield f"  {source:<7} accepted {c.accepted:>10,}  quarantined {c.total_quarantined:>8,}  ({reasons})"
+        yield "  new or changed rows: " + ", ".join(f"{t}={n:,}" for t, n in self.written.items())
         yield "  tables: " + ", ".join(f"{t}={n:,}" for t, n in self.table_rows.items())
 
 
@@ -140,19 +142,23 @@ def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSum
     users_path = io.table_path(warehouse, USERS)
     stored_user_ids = (spark.read.format("delta").load(users_path).select("user_id")
                        if io.delta_exists(spark, users_path) else None)
+    written: Dict[str, int] = {}
     with timed(log, "merge items"):
-        io.merge_table(spark, fx.item_rows(fx.accepted(items_v), run_id), ITEMS, warehouse, compare=["content_hash"])
+        written["items"] = io.merge_table(spark, fx.item_rows(fx.accepted(items_v), run_id), ITEMS, warehouse,
+                                          compare=["content_hash"])
     with timed(log, "merge users"):
-        io.merge_table(spark, fx.user_rows(accepted_users, accepted_events, run_id, stored_user_ids), USERS,
-                       warehouse, compare=["signup_ts", "attributes", "derived_from_events"])
+        written["users"] = io.merge_table(
+            spark, fx.user_rows(accepted_users, accepted_events, run_id, stored_user_ids), USERS, warehouse,
+            compare=["signup_ts", "attributes", "derived_from_events"])
     with timed(log, "merge interactions"):
-        io.merge_table(spark, fx.interaction_rows(accepted_events, run_id), INTERACTIONS, warehouse,
-                       compare=["value", "type_weight"])
+        written["interactions"] = io.merge_table(spark, fx.interaction_rows(accepted_events, run_id), INTERACTIONS,
+                                                 warehouse, compare=["value", "type_weight"])
     with timed(log, "merge quarantine"):
         quarantined_at = F.lit(now.replace(tzinfo=None)).cast("timestamp")
         rejected = [fx.quarantine_rows(fx.rejected(v), name, run_id, quarantined_at)
                     for name, v in (("items", items_v), ("users", users_v), ("events", events_v)) if v is not None]
-        io.merge_table(spark, reduce(DataFrame.unionByName, rejected), QUARANTINE, warehouse)  # insert-only
+        written["quarantine"] = io.merge_table(spark, reduce(DataFrame.unionByName, rejected), QUARANTINE,
+                                               warehouse)  # insert-only: ids are stable across runs
 
     # 4. Derived tables, from the merged state (so incremental runs see all history). They are a
     # function of the base tables' versions and two settings; when none changed they are kept.
@@ -181,4 +187,4 @@ def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSum
             v.unpersist()
     table_rows = {spec.name: io.read_table(spark, warehouse, spec).count()
                   for spec in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE)}
-    return FeatureRunSummary(run_id=run_id, sources=counts, table_rows=table_rows)
+    return FeatureRunSummary(run_id=run_id, sources=counts, written=written, table_rows=table_rows)

@@ -257,8 +257,8 @@ def merge_table(
     spec: TableSpec,
     warehouse: str,
     compare: Optional[Sequence[str]] = None,
-) -> bool:
-    """Upsert rows by the table's keys (MERGE); returns whether the table changed.
+) -> int:
+    """Upsert rows by the table's keys (MERGE); returns how many rows were inserted or updated.
 
     Rows that are already stored as they are (same key and, if `compare` is given, the same values in
     those columns) are dropped first, with one anti-join against only the partitions the rows touch,
@@ -272,8 +272,12 @@ def merge_table(
     rows = conform(df, spec)
     path = table_path(warehouse, spec)
     if not delta_exists(spark, path):
-        _create(rows, spec, path, "errorifexists")
-        return True
+        rows = rows.persist()
+        try:
+            _create(rows, spec, path, "errorifexists")
+            return rows.count()
+        finally:
+            rows.unpersist()
     stored = spark.read.format("delta").load(path)
     for part in spec.partition_by:
         touched = [r[0] for r in rows.select(part).distinct().collect()]
@@ -282,14 +286,15 @@ def merge_table(
     identical = reduce(lambda a, b: a & b, [_comparable(spec, c, "s").eqNullSafe(_comparable(spec, c, "t")) for c in same])
     changed = rows.alias("s").join(stored.alias("t"), identical, "left_anti").persist()
     try:
-        if changed.isEmpty():
-            return False
+        n_changed = changed.count()
+        if n_changed == 0:
+            return 0
         keys: Sequence[str] = tuple(spec.partition_by) + tuple(k for k in spec.keys if k not in spec.partition_by)
         condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
         merge = DeltaTable.forPath(spark, path).alias("t").merge(changed.alias("s"), condition)
         if compare:
             merge = merge.whenMatchedUpdateAll()
         merge.whenNotMatchedInsertAll().execute()
-        return True
+        return n_changed
     finally:
         changed.unpersist()

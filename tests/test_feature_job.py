@@ -63,6 +63,7 @@ def test_counts_reasons_idempotency_and_next_day_upsert(spark, feature_config):
     assert summary.sources["events"].quarantined == {
         Reason.EXACT_DUPLICATE: 1, Reason.UNKNOWN_ITEM: 1, Reason.UNKNOWN_EVENT_TYPE: 1,
         Reason.BAD_TS: 1, Reason.MISSING_USER_ID: 1, Reason.MALFORMED_LINE: 1}
+    assert summary.written == {"items": 3, "users": 3, "interactions": 4, "quarantine": 7}
     assert summary.table_rows == {"items": 3, "users": 3, "interactions": 4, "item_stats": 3,
                                   "user_features": 3, "quarantine": 7}
 
@@ -82,7 +83,9 @@ def test_counts_reasons_idempotency_and_next_day_upsert(spark, feature_config):
     # Same input again: every table as before, and not even a new Delta version is committed.
     before = snapshots(spark, warehouse)
     versions = {t: DeltaTable.forPath(spark, f"{warehouse}/{t}").history(1).first()["version"] for t in before}
-    run_feature_job(spark, rc.replace(feature_config, run=rc.RunSection(run_id="test-run-2", now=feature_config.run.now)))
+    rerun = run_feature_job(spark, rc.replace(feature_config, run=rc.RunSection(run_id="test-run-2",
+                                                                               now=feature_config.run.now)))
+    assert rerun.written == {"items": 0, "users": 0, "interactions": 0, "quarantine": 0}
     assert snapshots(spark, warehouse) == before
     assert {t: DeltaTable.forPath(spark, f"{warehouse}/{t}").history(1).first()["version"] for t in before} == versions
 
@@ -95,6 +98,8 @@ def test_counts_reasons_idempotency_and_next_day_upsert(spark, feature_config):
     )
     day2 = run_feature_job(spark, rc.replace(feature_config, run=rc.RunSection(run_id="day-2", now=feature_config.run.now)))
     assert day2.table_rows["interactions"] == 5  # 4 + 1 new; the repeated event is not duplicated
+    # items: I1 changed, I5 new (I2, I3 unchanged); one new event; I4's bad row is quarantined already
+    assert day2.written == {"items": 2, "users": 0, "interactions": 1, "quarantine": 0}
     assert day2.table_rows["items"] == 4
     items = rows_by(spark.read.format("delta").load(f"{warehouse}/items"), "item_id")
     assert (items["I1"]["title"], items["I1"]["updated_run_id"]) == ("Red Mug XL", "day-2")
