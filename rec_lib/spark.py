@@ -77,9 +77,13 @@ def get_spark(cfg: SparkSection) -> SparkSession:
     builder = SparkSession.builder.appName(cfg.app_name)
     if _launched_by_spark_submit():
         # The launcher owns the master and the jars (--packages / the cluster's Delta).
-        for key, value in {**DELTA_SESSION_CONF, **SESSION_SQL_CONF, **cfg.conf}.items():
+        runtime = {"spark.sql.shuffle.partitions": str(cfg.shuffle_partitions)}
+        for key, value in {**DELTA_SESSION_CONF, **SESSION_SQL_CONF, **runtime, **cfg.conf}.items():
             builder = builder.config(key, value)
-        return builder.getOrCreate()
+        spark = builder.getOrCreate()
+        log.info("Spark %s from spark-submit, master %s (config's spark.master not used)",
+                 spark.version, spark.sparkContext.master)
+        return spark
 
     # Python workers run the driver's interpreter (the project's environment), not whatever
     # `python3` is first on the PATH.
