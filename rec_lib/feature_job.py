@@ -132,7 +132,7 @@ def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSum
             events_loc.path)
         counts = {"items": _count(items_v), "users": _count(users_v) if users_v is not None else SourceCounts(),
                   "events": _count(events_v)}
-    if counts["items"].accepted == 0:
+    if counts["items"].accepted == 0 and not io.delta_exists(spark, items_path):
         raise InputError(f"{items_loc.path}: no valid item rows (quarantine reasons: {counts['items'].quarantined})")
 
     # 3. Merge the base tables and the quarantine.

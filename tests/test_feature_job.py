@@ -175,3 +175,15 @@ def test_folder_of_parquet_parts_with_numeric_ids(spark, feature_config, tmp_pat
     got = sorted((r["user_id"], r["item_id"]) for r in
                  spark.read.format("delta").load(f"{feature_config.paths.warehouse}/interactions").collect())
     assert got == [("10", "1"), ("11", "2"), ("12", "2")]  # numeric ids become text ids
+
+
+def test_items_export_with_no_valid_row_is_an_error_only_without_a_catalogue(spark, feature_config):
+    inputs = Path(feature_config.paths.input)
+    write_inputs(inputs, items="item_id,title,price\nI1,Mug,-1\n")
+    _expect_input_error(spark, feature_config, "items.csv", "no valid item rows", "negative_price")
+    # once a catalogue is stored, a day without catalogue changes (header only) is fine
+    write_inputs(inputs)
+    run_feature_job(spark, feature_config)
+    write_inputs(inputs, items="item_id,title\n", users=None, events="user_id,item_id,event_type,ts\n")
+    summary = run_feature_job(spark, feature_config)
+    assert summary.sources["items"].accepted == 0 and summary.table_rows["items"] == 3
