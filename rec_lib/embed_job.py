@@ -21,8 +21,8 @@ from pyspark.sql import functions as F
 
 from rec_lib import io
 from rec_lib.config import EmbedJobConfig
-from rec_lib.feature_job import new_run_id, resolve_now
 from rec_lib.progress import timed
+from rec_lib.runs import run_identity
 from rec_lib.schema import ITEM_TEXT_EMBEDDINGS, ITEMS
 
 log = logging.getLogger(__name__)
@@ -121,15 +121,13 @@ class EmbedRunSummary:
 def run_embed_job(spark: SparkSession, cfg: EmbedJobConfig) -> EmbedRunSummary:
     from rec_lib.encoder import resolve_model_dir
 
-    now = resolve_now(cfg.run.now)
-    run_id = cfg.run.run_id or new_run_id(now)
+    now, run_id = run_identity(cfg.run)
     identity = model_identity(resolve_model_dir(cfg.encoder.model))  # fails fast on a bad folder
     warehouse = cfg.paths.warehouse
     items = io.read_table(spark, warehouse, ITEMS)
     text = item_text(cfg.encoder.text_fields)
     items_text = items.select("item_id", text.alias("text")).withColumn("text_hash", text_hash(F.col("text")))
-    target = io.table_path(warehouse, ITEM_TEXT_EMBEDDINGS)
-    existing = spark.read.format("delta").load(target) if io.delta_exists(spark, target) else None
+    existing = io.read_table_if_exists(spark, warehouse, ITEM_TEXT_EMBEDDINGS)
 
     to_encode = items_to_encode(items_text, existing, identity).cache()
     n_items, n_todo = items.count(), to_encode.count()

@@ -115,6 +115,7 @@ def _build_keras_bert(cfg: BertConfig, weights: Dict[str, np.ndarray]):
 
     if cfg.hidden_act not in ("gelu", "gelu_new", "relu"):
         raise ConfigError(f"hidden_act {cfg.hidden_act!r} is not supported (gelu, gelu_new, relu)")
+
     def gelu_erf(x):
         return tf.nn.gelu(x, approximate=False)
 
@@ -189,12 +190,8 @@ class TextEncoder:
     def dim(self) -> int:
         return self.bert.hidden_size
 
-    @property
-    def name(self) -> str:
-        return self.model_dir.parent.name if self.model_dir.name == "model" else self.model_dir.name
-
-    def token_ids(self, texts: Sequence[str]) -> List[List[int]]:
-        return [e.ids for e in self.tokenizer.encode_batch([t if t else "" for t in texts])]
+    def token_ids(self, texts: Sequence[Optional[str]]) -> List[List[int]]:
+        return [e.ids for e in self.tokenizer.encode_batch([t or "" for t in texts])]
 
     def encode(self, texts: Sequence[Optional[str]], progress_every: int = 0) -> np.ndarray:
         """Embed texts; None or empty text embeds the empty string ([CLS] [SEP]), a defined vector.
@@ -204,7 +201,7 @@ class TextEncoder:
         """
         import tensorflow as tf
 
-        ids = self.token_ids([t or "" for t in texts])
+        ids = self.token_ids(texts)
         order = np.argsort([len(x) for x in ids], kind="stable")
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         start, done = time.perf_counter(), 0

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from functools import reduce
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Dict, Optional
+from typing import Dict
 
 from py4j.protocol import Py4JJavaError
 from pyspark import StorageLevel
@@ -26,8 +24,9 @@ from pyspark.sql import functions as F
 from rec_lib import features as fx
 from rec_lib import io
 from rec_lib.config import FeatureJobConfig
-from rec_lib.errors import ConfigError, InputError
+from rec_lib.errors import InputError
 from rec_lib.progress import timed
+from rec_lib.runs import run_identity
 from rec_lib.schema import (EVENTS_INPUT, INTERACTIONS, ITEM_STATS, ITEMS, ITEMS_INPUT, QUARANTINE,
                             USER_FEATURES, USERS, USERS_INPUT, InputContract)
 
@@ -60,20 +59,6 @@ class FeatureRunSummary:
         yield "  tables: " + ", ".join(f"{t}={n:,}" for t, n in self.table_rows.items())
 
 
-def new_run_id(now: datetime) -> str:
-    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-
-
-def resolve_now(configured: Optional[str]) -> datetime:
-    if configured is None:
-        return datetime.now(timezone.utc).replace(microsecond=0)
-    try:
-        parsed = datetime.fromisoformat(configured.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ConfigError(f"run.now must be ISO-8601 (e.g. 2026-11-01T00:00:00Z), got {configured!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 def _materialise(df: DataFrame, where: str) -> DataFrame:
     """Persist validated rows and force a full read now, turning a read failure into an InputError."""
     cached = df.persist(StorageLevel.MEMORY_AND_DISK)
@@ -102,8 +87,7 @@ def _read(spark: SparkSession, cfg: FeatureJobConfig, contract: InputContract):
 
 
 def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSummary:
-    now = resolve_now(cfg.run.now)
-    run_id = cfg.run.run_id or new_run_id(now)
+    now, run_id = run_identity(cfg.run)
     now_ts = F.lit(now.replace(tzinfo=None)).cast("timestamp")  # session time zone is UTC
     max_future = cfg.input.max_future_hours
     warehouse = cfg.paths.warehouse
@@ -118,9 +102,9 @@ def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSum
     with timed(log, "validate items"):
         items_v = _materialise(fx.validate_items(raw_items, now_ts, max_future), items_loc.path)
     known_items = fx.accepted(items_v).select("item_id")
-    items_path = io.table_path(warehouse, ITEMS)
-    if io.delta_exists(spark, items_path):
-        known_items = known_items.unionByName(spark.read.format("delta").load(items_path).select("item_id"))
+    stored_items = io.read_table_if_exists(spark, warehouse, ITEMS)
+    if stored_items is not None:
+        known_items = known_items.unionByName(stored_items.select("item_id"))
     users_v = None
     if raw_users is not None:
         with timed(log, "validate users"):
@@ -132,23 +116,21 @@ def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSum
             events_loc.path)
         counts = {"items": _count(items_v), "users": _count(users_v) if users_v is not None else SourceCounts(),
                   "events": _count(events_v)}
-    if counts["items"].accepted == 0 and not io.delta_exists(spark, items_path):
+    if counts["items"].accepted == 0 and stored_items is None:
         raise InputError(f"{items_loc.path}: no valid item rows (quarantine reasons: {counts['items'].quarantined})")
 
     # 3. Merge the base tables and the quarantine.
     accepted_events = fx.accepted(events_v)
     accepted_users = fx.accepted(users_v) if users_v is not None else spark.createDataFrame(
         [], "user_id string, signup_ts timestamp, attributes map<string,string>")
-    users_path = io.table_path(warehouse, USERS)
-    stored_user_ids = (spark.read.format("delta").load(users_path).select("user_id")
-                       if io.delta_exists(spark, users_path) else None)
+    stored_users = io.read_table_if_exists(spark, warehouse, USERS)
     written: Dict[str, int] = {}
     with timed(log, "merge items"):
         written["items"] = io.merge_table(spark, fx.item_rows(fx.accepted(items_v), run_id), ITEMS, warehouse,
                                           compare=["content_hash"])
     with timed(log, "merge users"):
         written["users"] = io.merge_table(
-            spark, fx.user_rows(accepted_users, accepted_events, run_id, stored_user_ids), USERS, warehouse,
+            spark, fx.user_rows(accepted_users, accepted_events, run_id, stored_users), USERS, warehouse,
             compare=["signup_ts", "attributes", "derived_from_events"])
     with timed(log, "merge interactions"):
         written["interactions"] = io.merge_table(spark, fx.interaction_rows(accepted_events, run_id), INTERACTIONS,

@@ -194,6 +194,12 @@ def delta_exists(spark: SparkSession, path: str) -> bool:
     return path_exists(spark, path) and DeltaTable.isDeltaTable(spark, path)
 
 
+def read_table_if_exists(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[DataFrame]:
+    """The table, or None where no run has created it yet (a first run)."""
+    path = table_path(warehouse, spec)
+    return spark.read.format("delta").load(path) if delta_exists(spark, path) else None
+
+
 def read_table(spark: SparkSession, warehouse: str, spec: TableSpec) -> DataFrame:
     path = table_path(warehouse, spec)
     if not delta_exists(spark, path):
@@ -226,22 +232,22 @@ def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str, user_metadat
     _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata)
 
 
-def table_version(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[int]:
+def _last_commit(spark: SparkSession, warehouse: str, spec: TableSpec):
     from delta.tables import DeltaTable
 
     path = table_path(warehouse, spec)
-    if not delta_exists(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).first()["version"])
+    return DeltaTable.forPath(spark, path).history(1).first() if delta_exists(spark, path) else None
+
+
+def table_version(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[int]:
+    commit = _last_commit(spark, warehouse, spec)
+    return None if commit is None else int(commit["version"])
 
 
 def last_user_metadata(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[str]:
-    from delta.tables import DeltaTable
-
-    path = table_path(warehouse, spec)
-    if not delta_exists(spark, path):
-        return None
-    return DeltaTable.forPath(spark, path).history(1).first()["userMetadata"]
+    """The userMetadata of the table's newest commit (what built it), or None."""
+    commit = _last_commit(spark, warehouse, spec)
+    return None if commit is None else commit["userMetadata"]
 
 
 def _comparable(spec: TableSpec, column: str, alias: str) -> Column:

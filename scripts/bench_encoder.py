@@ -32,8 +32,6 @@ def main() -> None:
     shop, warehouse = out / "shop", out / "warehouse"
     shutil.rmtree(warehouse, ignore_errors=True)
 
-    from pyspark.sql import functions as F
-
     from rec_lib import io
     from rec_lib.embed_job import item_text, run_embed_job
     from rec_lib.encoder import TextEncoder

@@ -25,7 +25,7 @@ def _events(folder: Path) -> pd.DataFrame:
 def test_same_seed_same_shop_other_seed_other_shop(demo, tmp_path):
     a = generate_shop(demo, tmp_path / "a")
     b = generate_shop(demo, tmp_path / "b")
-    c = generate_shop(dataclasses.replace(demo, seed=demo.seed + 1), tmp_path / "c")
+    generate_shop(dataclasses.replace(demo, seed=demo.seed + 1), tmp_path / "c")
     for name in ("items.csv", "users.csv", "events/part-00000.csv", "events/part-00002.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert (tmp_path / "a" / "items.csv").read_bytes() != (tmp_path / "c" / "items.csv").read_bytes()
