@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from typing import Callable, List, Optional, Sequence, Type, TypeVar
 
 from rec_lib.config import load_config
@@ -36,11 +37,21 @@ def load_job_config(cls: Type[C], args: argparse.Namespace) -> C:
     return load_config(cls, args.conf_file, settings(args))
 
 
+def _not_py4j_retry(record: logging.LogRecord) -> bool:
+    # py4j logs (at INFO, on the root logger, with a traceback) every stale pooled connection it
+    # then replaces and retries; Horovod's driver threads make this common. Not a failure.
+    return record.getMessage() != "Exception while sending command."
+
+
 def configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_not_py4j_retry)
     for noisy in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Petastorm 0.13 uses pyarrow's legacy file systems (the reason pyarrow is pinned at 14).
+    warnings.filterwarnings("ignore", category=FutureWarning, module="petastorm")
 
 
 def run_job(body: Callable[[], None]) -> int:

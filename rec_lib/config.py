@@ -85,6 +85,44 @@ class EncoderSection:
     partitions: int  # Spark partitions (parallel encoders); 0: Spark's default parallelism
 
 
+@dataclass(frozen=True)
+class TrainSection:
+    model_dir: str  # versioned models live in <model_dir>/<model_version>/ (a local or FUSE path)
+    cutoff: Optional[str]  # ISO-8601; only interactions before it train the model. None: run.now
+    num_proc: int  # Horovod workers (Spark tasks): 2 locally, executors x GPUs on a cluster
+    epochs: int
+    batch_size: int  # examples per worker per step; the global batch is batch_size x num_proc
+    learning_rate: float  # per worker; scaled by num_proc
+    embedding_dim: int
+    hidden_dim: int
+    temperature: float  # score = <user, item> / temperature + item bias
+    item_id_dropout: float  # share of steps an item's id embedding is hidden (DropoutNet)
+    user_id_dropout: float
+    extra_negatives: int  # uniformly sampled negatives added to the in-batch ones per step
+    min_item_interactions: int  # items with fewer users get no id embedding: content + few-shot
+    history_length: int  # recent items summarised by the user tower
+    price_buckets: int
+    seed: int
+    tf_threads: int  # TensorFlow threads per worker; 0: TensorFlow's default
+    petastorm_cache_dir: str  # Petastorm's Spark converter cache (a URL or folder)
+    start_timeout_s: int  # how long Horovod waits for all workers to start
+
+
+@dataclass(frozen=True)
+class FewShotSection:
+    method: str  # blend | none
+    prior_strength: float  # weight of the content vector, in interactions, when blending
+    pace: bool  # adjust an item's bias by how fast its first interactions arrived
+    pace_prior_strength: float  # pseudo-interactions behind the content-predicted rate
+    max_k: int  # items with at most this many users are adapted (and counted as few-shot)
+
+
+@dataclass(frozen=True)
+class MlflowSection:
+    tracking_uri: str  # sqlite:///mlflow.db locally; "databricks" in a workspace; "" turns it off
+    experiment: str
+
+
 def _at_least(section: str, values: Any, names: Sequence[str], minimum: int) -> None:
     for name in names:
         if getattr(values, name) < minimum:
@@ -168,9 +206,38 @@ class EmbedJobConfig:
         return self
 
 
+@dataclass(frozen=True)
+class TrainJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    train: TrainSection
+    few_shot: FewShotSection
+    mlflow: MlflowSection
+    run: RunSection
+
+    def validate(self) -> "TrainJobConfig":
+        t, f = self.train, self.few_shot
+        _at_least("train", t, ("num_proc", "epochs", "batch_size", "embedding_dim", "hidden_dim",
+                               "min_item_interactions", "history_length", "price_buckets",
+                               "start_timeout_s"), 1)
+        _at_least("train", t, ("extra_negatives", "tf_threads"), 0)
+        for name in ("learning_rate", "temperature"):
+            if getattr(t, name) <= 0:
+                raise ConfigError(f"train.{name} must be > 0, got {getattr(t, name)}")
+        for name in ("item_id_dropout", "user_id_dropout"):
+            if not 0 <= getattr(t, name) < 1:
+                raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(t, name)}")
+        if f.method not in ("blend", "none"):
+            raise ConfigError(f"few_shot.method must be blend or none, got {f.method!r}")
+        if f.prior_strength <= 0 or f.pace_prior_strength <= 0:
+            raise ConfigError("few_shot.prior_strength and few_shot.pace_prior_strength must be > 0")
+        _at_least("few_shot", f, ("max_k",), 0)
+        return self
+
+
 # Every top-level section any job knows: a file may hold sections for other jobs, but a
 # top-level key that no job knows is a typo.
-KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo", "encoder"}
+KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo", "encoder", "train", "few_shot", "mlflow"}
 
 # --------------------------------------------------------------------------------------------
 # Loading
@@ -228,6 +295,11 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return value
         raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
     if hint in (int, float):
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text: accept it as a number
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
         if hint is int and float(value) != int(value):
@@ -282,6 +354,7 @@ def replace(config: C, **sections: Any) -> C:
 
 __all__ = [
     "SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RunSection",
-    "DemoSection", "EncoderSection", "FeatureJobConfig", "GenerateJobConfig", "EmbedJobConfig", "load_config", "parse_overrides",
+    "DemoSection", "EncoderSection", "TrainSection", "FewShotSection", "MlflowSection", "FeatureJobConfig",
+    "GenerateJobConfig", "EmbedJobConfig", "TrainJobConfig", "load_config", "parse_overrides",
     "replace",
 ]

@@ -210,6 +210,64 @@ ITEM_TEXT_EMBEDDINGS = TableSpec(
     keys=("item_id",),
 )
 
+F32 = T.FloatType()
+I32 = T.IntegerType()
+
+# The training stage's input, one row per (user, item) pair seen before the cutoff. Integer ids
+# index the model's vocabularies (models/<version>/); the table is rebuilt for every model.
+TRAINING_EXAMPLES = TableSpec(
+    name="training_examples",
+    schema=_struct(
+        ("user_slot", I32, False),  # the user's id-embedding row (1..n_users)
+        ("item_index", I32, False),  # the item's row in the model's catalogue (0..n_items-1)
+        ("history", T.ArrayType(I32), False),  # the user's latest items (catalogue rows), -1 padded
+        ("user_numeric", T.ArrayType(F32), False),  # log1p(events), log1p(items), log1p(days since last)
+        ("weight", F32, False),  # log1p(sum of event-type weights of the pair)
+    ),
+    keys=("user_slot", "item_index"),
+)
+
+# Trained embeddings, for every user and every catalogue item, new ones included.
+# score(user, item) = dot(user.embedding, item.embedding) + item.bias
+# (user embeddings are unit vectors; item embeddings are unit vectors divided by the temperature).
+USER_EMBEDDINGS = TableSpec(
+    name="user_embeddings",
+    schema=_struct(
+        ("user_id", S, False),
+        ("model_version", S, False),
+        ("embedding", T.ArrayType(F32), False),
+        ("source", S, False),  # id+history | history | features_only
+        ("n_history", I32, False),  # items in the history the vector was built from
+        ("created_at", TS, False),
+    ),
+    keys=("user_id",),
+)
+
+ITEM_EMBEDDINGS = TableSpec(
+    name="item_embeddings",
+    schema=_struct(
+        ("item_id", S, False),
+        ("model_version", S, False),
+        ("embedding", T.ArrayType(F32), False),
+        ("bias", D, False),  # popularity prior: predicted from content, adapted by early pace
+        ("n_users", L, False),  # users who interacted before the cutoff
+        ("source", S, False),  # trained | few_shot | content
+        ("created_at", TS, False),
+    ),
+    keys=("item_id",),
+)
+
+
+class EmbeddingSource:
+    TRAINED = "trained"  # item with an id embedding (enough interactions)
+    FEW_SHOT = "few_shot"  # content vector adapted from its first interactions
+    CONTENT = "content"  # no interactions yet: content alone
+    USER_ID = "id+history"
+    USER_HISTORY = "history"
+    USER_FEATURES_ONLY = "features_only"
+
+
 TABLES: Dict[str, TableSpec] = {
-    t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, ITEM_TEXT_EMBEDDINGS)
+    t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, ITEM_TEXT_EMBEDDINGS,
+                        TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS)
 }

@@ -33,7 +33,9 @@ DELTA_SESSION_CONF = {
 }
 
 # Timestamps without a zone in the exports are read as UTC, wherever the job runs.
-SESSION_SQL_CONF = {"spark.sql.session.timeZone": "UTC"}
+# Session settings every job relies on, also applied to a session that already exists: UTC
+# timestamps, and Arrow for pandas <-> Spark (numpy arrays become array columns directly).
+SESSION_SQL_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.execution.arrow.pyspark.enabled": "true"}
 
 
 def delta_jar_names() -> List[str]:
@@ -72,7 +74,8 @@ def get_spark(cfg: SparkSection) -> SparkSession:
     """Return the running session, or build a local one with Delta. See the module doc."""
     active = SparkSession.getActiveSession()
     if active is not None:
-        active.conf.set("spark.sql.session.timeZone", "UTC")
+        for key, value in SESSION_SQL_CONF.items():
+            active.conf.set(key, value)
         return active
     builder = SparkSession.builder.appName(cfg.app_name)
     if _launched_by_spark_submit():

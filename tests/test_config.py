@@ -61,3 +61,16 @@ def test_parse_overrides_rejects_settings_without_equals():
     assert parse_overrides(["a.b=1", "c=x y"]) == {"a.b": 1, "c": "x y"}
     with pytest.raises(ConfigError, match="not of the form key=value"):
         parse_overrides(["features.recent_items"])
+
+
+def test_train_config_loads_and_accepts_exponent_numbers():
+    from rec_lib.config import TrainJobConfig
+
+    cfg = load_config(TrainJobConfig, LOCAL, ["train.learning_rate=1e-3", "train.epochs=3", "mlflow.tracking_uri=''"])
+    assert cfg.train.learning_rate == 0.001 and cfg.train.epochs == 3 and cfg.mlflow.tracking_uri == ""
+    with pytest.raises(ConfigError, match="train.item_id_dropout must be in"):
+        load_config(TrainJobConfig, LOCAL, ["train.item_id_dropout=1"])
+    with pytest.raises(ConfigError, match="few_shot.method must be blend or none"):
+        load_config(TrainJobConfig, LOCAL, ["few_shot.method=gradient"])
+    with pytest.raises(ConfigError, match="must be a whole number"):
+        load_config(TrainJobConfig, LOCAL, ["train.epochs=1e-3"])
