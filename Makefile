@@ -23,7 +23,7 @@ JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE)
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test setup features embed train generate bench-features bench-encoder bench-train clean
+.PHONY: run test setup features embed train score generate bench-features bench-encoder bench-train bench-score clean
 
 setup: $(SETUP_STAMP) $(JARS_STAMP)
 
@@ -43,6 +43,7 @@ endif
 	$(PY) -m jobs.build_features $(JOB_ARGS)
 	$(PY) -m jobs.embed_items $(JOB_ARGS)
 	$(PY) -m jobs.train $(JOB_ARGS)
+	$(PY) -m jobs.score $(JOB_ARGS)
 
 generate: setup
 	$(PY) -m jobs.generate_data $(JOB_ARGS)
@@ -55,6 +56,9 @@ embed: setup
 
 train: setup
 	$(PY) -m jobs.train $(JOB_ARGS)
+
+score: setup
+	$(PY) -m jobs.score $(JOB_ARGS)
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -71,6 +75,12 @@ bench-encoder: setup
 # Training throughput: Petastorm vs in-memory feed, 1 vs 2 workers. EVENTS scales the shop.
 bench-train: setup
 	$(PY) scripts/bench_train.py --events $(or $(TRAIN_EVENTS),1000000)
+
+# Scoring: the job vs the numpy floor, MLlib ALS and a naive cross join, same factors.
+SCORE_USERS ?= 100000
+SCORE_ITEMS ?= 10000
+bench-score: setup
+	$(PY) scripts/bench_score.py --users $(SCORE_USERS) --items $(SCORE_ITEMS) --dim 64 --k 50
 
 clean:
 	rm -rf warehouse data/demo_shop models mlruns mlartifacts mlflow.db .cache/petastorm .pytest_cache

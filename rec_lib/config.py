@@ -123,6 +123,20 @@ class MlflowSection:
     experiment: str
 
 
+@dataclass(frozen=True)
+class ScoreSection:
+    k: int  # recommendations per user
+    candidates: str  # new | all
+    new_item_days: int  # launched within this many days before run_date: a new item
+    max_new_item_users: int  # or fewer users than this so far: also a new item
+    run_date: Optional[str]  # YYYY-MM-DD; None: run.now's date (set it to replay a past day)
+    max_per_category: int  # 0: no limit
+    new_item_quota: int  # places kept for new items when established items compete; 0: none
+    max_tile_items: int  # candidates broadcast at once; more are scored in tiles and merged
+    users_per_batch: int  # users scored per numpy block inside a Spark task
+    show_users: int  # users whose lists (with titles) the job prints at the end
+
+
 def _at_least(section: str, values: Any, names: Sequence[str], minimum: int) -> None:
     for name in names:
         if getattr(values, name) < minimum:
@@ -235,9 +249,27 @@ class TrainJobConfig:
         return self
 
 
+@dataclass(frozen=True)
+class ScoreJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    score: ScoreSection
+    run: RunSection
+
+    def validate(self) -> "ScoreJobConfig":
+        sc = self.score
+        _at_least("score", sc, ("k", "new_item_days", "max_tile_items", "users_per_batch"), 1)
+        _at_least("score", sc, ("max_new_item_users", "max_per_category", "new_item_quota", "show_users"), 0)
+        if sc.candidates not in ("new", "all"):
+            raise ConfigError(f"score.candidates must be new or all, got {sc.candidates!r}")
+        if sc.new_item_quota > sc.k:
+            raise ConfigError(f"score.new_item_quota ({sc.new_item_quota}) cannot exceed score.k ({sc.k})")
+        return self
+
+
 # Every top-level section any job knows: a file may hold sections for other jobs, but a
 # top-level key that no job knows is a typo.
-KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo", "encoder", "train", "few_shot", "mlflow"}
+KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo", "encoder", "train", "few_shot", "mlflow", "score"}
 
 # --------------------------------------------------------------------------------------------
 # Loading
@@ -355,6 +387,6 @@ def replace(config: C, **sections: Any) -> C:
 __all__ = [
     "SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RunSection",
     "DemoSection", "EncoderSection", "TrainSection", "FewShotSection", "MlflowSection", "FeatureJobConfig",
-    "GenerateJobConfig", "EmbedJobConfig", "TrainJobConfig", "load_config", "parse_overrides",
+    "GenerateJobConfig", "EmbedJobConfig", "TrainJobConfig", "ScoreSection", "ScoreJobConfig", "load_config", "parse_overrides",
     "replace",
 ]

@@ -215,11 +215,14 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
     return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.schema.fields])
 
 
-def _create(df: DataFrame, spec: TableSpec, path: str, mode: str, user_metadata: Optional[str] = None) -> None:
-    if spec.partition_by:
+def _create(df: DataFrame, spec: TableSpec, path: str, mode: str, user_metadata: Optional[str] = None,
+            replace_where: Optional[str] = None) -> None:
+    if spec.partition_by and replace_where is None:
         # one file per partition value rather than one per (task, value): far fewer small files
         df = df.repartition(*spec.partition_by)
     writer = df.write.format("delta").mode(mode)
+    if replace_where is not None:
+        writer = writer.option("replaceWhere", replace_where)
     if user_metadata is not None:
         writer = writer.option("userMetadata", user_metadata)
     if spec.partition_by:
@@ -230,6 +233,14 @@ def _create(df: DataFrame, spec: TableSpec, path: str, mode: str, user_metadata:
 def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str, user_metadata: Optional[str] = None) -> None:
     """Replace a derived table in one Delta commit (readers see the old or the new version)."""
     _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata)
+
+
+def replace_partition(df: DataFrame, spec: TableSpec, warehouse: str, column: str, value: str,
+                      user_metadata: Optional[str] = None) -> None:
+    """Replace the rows where `column = value` in one Delta commit (the table is created if
+    absent); other partitions are untouched. Every row of `df` must match the condition."""
+    _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata,
+            replace_where=f"{column} = '{value}'")
 
 
 def _last_commit(spark: SparkSession, warehouse: str, spec: TableSpec):

@@ -258,6 +258,31 @@ ITEM_EMBEDDINGS = TableSpec(
 )
 
 
+# The output the business consumes: top-K per user and run date.
+RECOMMENDATIONS = TableSpec(
+    name="recommendations",
+    schema=_struct(
+        ("user_id", S, False),
+        ("rank", I32, False),  # 1 = best
+        ("item_id", S, False),
+        ("score", D, False),  # model score; for fallback rows the item's popularity among candidates
+        ("source", S, False),  # model | fallback_category | fallback_popular
+        ("model_version", S, False),
+        ("run_date", DT, False),
+        ("generated_at", TS, False),
+    ),
+    keys=("run_date", "user_id", "rank"),
+    partition_by=("run_date",),
+)
+RECOMMENDATIONS_LATEST_VIEW = "recommendations_latest"
+
+
+class RecommendationSource:
+    MODEL = "model"
+    FALLBACK_CATEGORY = "fallback_category"  # user without an embedding: popular new items of their top category
+    FALLBACK_POPULAR = "fallback_popular"  # ... or popular new items overall
+
+
 class EmbeddingSource:
     TRAINED = "trained"  # item with an id embedding (enough interactions)
     FEW_SHOT = "few_shot"  # content vector adapted from its first interactions
@@ -269,5 +294,5 @@ class EmbeddingSource:
 
 TABLES: Dict[str, TableSpec] = {
     t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, ITEM_TEXT_EMBEDDINGS,
-                        TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS)
+                        TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS, RECOMMENDATIONS)
 }
