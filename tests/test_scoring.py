@@ -75,3 +75,17 @@ def test_hand_worked_caps_quota_and_short_lists():
     # seen 0 and 1; only 3 candidates remain for k=4
     idx, _ = top_k_block(U, C, b, [np.array([0, 1])], Rules(k=4), category, is_new)
     assert idx.tolist() == [[2, 3, 4, -1]]
+
+
+def test_prefilter_path_on_a_wide_block_equals_brute_force():
+    # 400 candidates, k=5: the first 50 columns bound the top 5 (the path the job takes at scale)
+    rng = np.random.default_rng(11)
+    U = rng.normal(size=(25, 6)).astype(np.float32)
+    C = rng.normal(size=(400, 6)).astype(np.float32)
+    b = np.zeros(400)
+    seen = [rng.choice(400, size=20, replace=False) for _ in range(25)]
+    idx, _ = top_k_block(U, C, b, seen, Rules(k=5))
+    scores = U @ C.T
+    for u in range(25):
+        scores[u, seen[u]] = -np.inf
+        assert idx[u].tolist() == np.argsort(-scores[u], kind="stable")[:5].tolist()
