@@ -17,7 +17,7 @@ from typing import Dict, Iterator, List
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from rec_lib import io
@@ -246,8 +246,6 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
     keyed = newcomers.withColumn("key", F.when(known, F.col("top_category")).otherwise(F.lit("")))
     fallback = (keyed.join(F.broadcast(lists), "key")
                 .join(seen.select("user_id", F.explode("seen").alias("cand")), ["user_id", "cand"], "left_anti"))
-    from pyspark.sql import Window
-
     fallback = (fallback.withColumn("rank", F.row_number().over(Window.partitionBy("user_id").orderBy("rank")))
                 .where(F.col("rank") <= sc.k)
                 .withColumn("source", F.when(F.col("key") == "", RecommendationSource.FALLBACK_POPULAR)
