@@ -40,6 +40,13 @@ def _fs_path(spark: SparkSession, path: str):
     return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
 
 
+def qualified_path(spark: SparkSession, path: str) -> str:
+    """The path with its scheme (file:/..., s3a://...), as SQL's delta.`...` needs: a relative
+    path there is not resolved as a Delta table."""
+    fs, hpath = _fs_path(spark, path)
+    return str(fs.makeQualified(hpath).toString())
+
+
 def path_exists(spark: SparkSession, path: str) -> bool:
     fs, hpath = _fs_path(spark, path)
     return bool(fs.exists(hpath))
