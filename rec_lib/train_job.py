@@ -21,7 +21,6 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from rec_lib import few_shot, io
 from rec_lib.config import MlflowSection, TrainJobConfig
@@ -31,8 +30,7 @@ from rec_lib.runs import resolve_now, run_identity
 from rec_lib.schema import (INTERACTIONS, ITEM_EMBEDDINGS, ITEM_TEXT_EMBEDDINGS, ITEMS, USER_EMBEDDINGS, USERS,
                             EmbeddingSource)
 from rec_lib.trainer import PetastormFeed, ReportingWorker, WorkerResult, WorkerSpec, read_reports, run_worker
-from rec_lib.training_data import (USER_NUMERIC, Catalogue, TrainingData, build_training_data, item_first_users,
-                                   write_examples)
+from rec_lib.training_data import USER_NUMERIC, Catalogue, TrainingData, build_training_data, write_examples
 
 log = logging.getLogger(__name__)
 
@@ -336,22 +334,18 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
         result = next(r for r in results if r.rank == 0)
         digests = [r.weights_digest for r in sorted(results, key=lambda r: r.rank)]
 
-    import tensorflow as tf  # noqa: F401  (the driver needs TensorFlow only from here on)
-
-    from rec_lib import two_tower
+    from rec_lib import two_tower  # the driver needs TensorFlow only from here on
 
     if result is not None:
-        data.catalogue.save(folder)
-        (folder / "params.json").write_text(spec.params.to_json())
-    model = two_tower.build(data.catalogue, spec.params)
-    tf.train.Checkpoint(model=model).read(str(folder / two_tower.WEIGHTS_PREFIX)).expect_partial()
+        two_tower.write_description(data.catalogue, spec.params, folder)
+    model = two_tower.read_weights(two_tower.build(data.catalogue, spec.params), folder)
 
     with timed(log, "embed every user and item"):
         trained = item_vectors(model, len(data.catalogue), use_ids=True)
         content = item_vectors(model, len(data.catalogue), use_ids=False)
         users_vec = user_vectors(model, data.users)
         rate_scale = few_shot.fit_rate_scale(content[1], data.catalogue.n_users, data.catalogue.exposure_days)
-        first_users = _first_user_vectors(spark, cfg, data, users_vec, cutoff)
+        first_users = _first_user_vectors(data, users_vec)
         items = adapt_catalogue(data.catalogue, trained, content, first_users, few_shot_settings(cfg),
                                 cfg.few_shot.max_k, rate_scale)
         write_embeddings(spark, warehouse, version, now, data.users, users_vec, data.catalogue, items,
@@ -383,15 +377,10 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     return summary
 
 
-def _first_user_vectors(spark: SparkSession, cfg: TrainJobConfig, data: TrainingData, users_vec: np.ndarray,
-                        cutoff: Optional[datetime]) -> Dict[int, np.ndarray]:
+def _first_user_vectors(data: TrainingData, users_vec: np.ndarray) -> Dict[int, np.ndarray]:
     """Catalogue row -> vectors of its users before the cutoff, oldest first, for items without an id."""
-    catalogue = data.catalogue
-    rows = np.flatnonzero((catalogue.id_slot == 0) & (catalogue.n_users > 0))
-    firsts = item_first_users(spark, cfg.paths.warehouse, cutoff, catalogue.item_ids[rows].tolist())
     user_row = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
-    item_row = pd.Series(np.arange(len(catalogue)), index=catalogue.item_ids)
     out: Dict[int, np.ndarray] = {}
-    for item_id, group in firsts.groupby("item_id", sort=False):
-        out[int(item_row[item_id])] = users_vec[user_row[group["user_id"].astype(str)].to_numpy()]
+    for item_index, group in data.first_users.groupby("item_index", sort=False):
+        out[int(item_index)] = users_vec[user_row[group["user_id"].astype(str)].to_numpy()]
     return out

@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -229,5 +229,5 @@ def run_worker(spec: WorkerSpec, feed) -> WorkerResult:
                                 epoch + 1, spec.epochs, result.epoch_loss[-1], result.epoch_examples_per_s[-1], size)
     result.weights_digest = weights_digest(model.variables)
     if rank == 0 and spec.weights_dir:
-        tf.train.Checkpoint(model=model).write(str(Path(spec.weights_dir) / two_tower.WEIGHTS_PREFIX))
+        two_tower.write_weights(model, Path(spec.weights_dir))
     return result

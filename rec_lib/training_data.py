@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import pandas as pd
@@ -92,6 +92,7 @@ class TrainingData:
     n_user_slots: int
     cutoff: datetime
     as_of: datetime  # newest interaction used (the 'now' of the training data)
+    first_users: pd.DataFrame  # item_index, user_id: users of items without an id slot, oldest first
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,9 +158,9 @@ def vocabulary(df: DataFrame, column: str) -> List[str]:
 
 
 def _index_of(column: str, vocab: List[str]) -> Column:
-    mapping = F.create_map(*[x for i, v in enumerate(vocab) for x in (F.lit(v), F.lit(i + 1))]) if vocab else None
-    if mapping is None:
+    if not vocab:
         return F.lit(0)
+    mapping = F.create_map(*[x for i, v in enumerate(vocab) for x in (F.lit(v), F.lit(i + 1))])
     return F.coalesce(mapping[F.col(column)], F.lit(0)).cast("int")
 
 
@@ -241,11 +242,18 @@ def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[da
                 .select("user_slot", F.col("item_index").cast("int").alias("item_index"), "history", "user_numeric",
                         F.log1p(F.col("weight_sum")).cast("float").alias("weight")))
     n_examples = int(stats["n"])
+    # few-shot adaptation needs, per item without an id embedding, its users in order of arrival
+    no_slot = np.flatnonzero((catalogue.id_slot == 0) & (catalogue.n_users > 0)).astype(np.int32)
+    wanted = spark.createDataFrame(pd.DataFrame({"item_index": no_slot}), "item_index int")
+    first_users = (pairs_indexed.join(F.broadcast(wanted), "item_index")
+                   .select("item_index", "user_id", "first_ts")
+                   .orderBy("item_index", "first_ts", "user_id").toPandas()[["item_index", "user_id"]])
     pairs.unpersist()
     log.info("training data: %d examples, %d items (%d with an id embedding), %d users (%d with history), as of %s",
              n_examples, len(catalogue), catalogue.n_id_slots, len(users_pdf), int((users_pdf.user_slot > 0).sum()), as_of)
     return TrainingData(examples=examples, n_examples=n_examples, catalogue=catalogue, users=users_pdf,
-                        n_user_slots=int(users_pdf.user_slot.max()), cutoff=cutoff or as_of, as_of=as_of)
+                        n_user_slots=int(users_pdf.user_slot.max()), cutoff=cutoff or as_of, as_of=as_of,
+                        first_users=first_users)
 
 
 def _fill_users_without_history(users_pdf: pd.DataFrame, history_length: int) -> pd.DataFrame:
@@ -267,14 +275,3 @@ def write_examples(data: TrainingData, warehouse: str, model_version: str, parti
                        user_metadata=model_version)
     spark = data.examples.sparkSession
     return io.read_table(spark, warehouse, TRAINING_EXAMPLES)
-
-
-def item_first_users(spark: SparkSession, warehouse: str, cutoff: Optional[datetime], item_ids: List[str]) -> pd.DataFrame:
-    """item_id, user_id, first_ts (seconds) of the given items' users before the cutoff, oldest first."""
-    if not item_ids:
-        return pd.DataFrame({"item_id": [], "user_id": [], "first_ts": []})
-    interactions = before_cutoff(io.read_table(spark, warehouse, INTERACTIONS), cutoff)
-    wanted = spark.createDataFrame(pd.DataFrame({"item_id": item_ids}))
-    firsts = (interactions.join(F.broadcast(wanted), "item_id")
-              .groupBy("item_id", "user_id").agg(F.min("ts").cast("double").alias("first_ts")))
-    return firsts.orderBy("item_id", "first_ts", "user_id").toPandas()

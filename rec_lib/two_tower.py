@@ -181,17 +181,32 @@ def build(catalogue: Catalogue, params: ModelParams) -> TwoTower:
     return model
 
 
-def save(model: TwoTower, catalogue: Catalogue, folder: Path, extra: Dict[str, object]) -> None:
+def write_weights(model: TwoTower, folder: Path) -> None:
+    tf.train.Checkpoint(model=model).write(str(Path(folder) / WEIGHTS_PREFIX))
+
+
+def read_weights(model: TwoTower, folder: Path) -> TwoTower:
+    """Restore the weights `write_weights` wrote (optimizer state in a checkpoint is ignored)."""
+    status = tf.train.Checkpoint(model=model).read(str(Path(folder) / WEIGHTS_PREFIX))
+    status.expect_partial().assert_existing_objects_matched()
+    return model
+
+
+def write_description(catalogue: Catalogue, params: ModelParams, folder: Path) -> None:
+    """What `build` needs besides the weights: the catalogue, its vocabularies and the sizes."""
     folder.mkdir(parents=True, exist_ok=True)
-    tf.train.Checkpoint(model=model).write(str(folder / WEIGHTS_PREFIX))
     catalogue.save(folder)
-    (folder / "params.json").write_text(model.params.to_json())
+    (folder / "params.json").write_text(params.to_json())
+
+
+def save(model: TwoTower, catalogue: Catalogue, folder: Path, extra: Dict[str, object]) -> None:
+    write_description(catalogue, model.params, folder)
+    write_weights(model, folder)
     (folder / "model.json").write_text(json.dumps(extra, indent=1, default=str))
 
 
 def load(folder: Path) -> Tuple[TwoTower, Catalogue, Dict[str, object]]:
     catalogue = Catalogue.load(folder)
     params = ModelParams.from_json((folder / "params.json").read_text())
-    model = build(catalogue, params)
-    tf.train.Checkpoint(model=model).read(str(folder / WEIGHTS_PREFIX)).expect_partial().assert_existing_objects_matched()
+    model = read_weights(build(catalogue, params), folder)
     return model, catalogue, json.loads((folder / "model.json").read_text())

@@ -1,6 +1,6 @@
 """The scoring job on small hand-made embedding tables: brute-force equality, seen items, rules,
 fallbacks, the partition per run_date and the SQL view."""
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 
 import numpy as np
