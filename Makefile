@@ -23,7 +23,7 @@ JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE)
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test setup features embed train score generate bench-features bench-encoder bench-train bench-score clean
+.PHONY: run test setup features embed train score evaluate generate bench-features bench-encoder bench-train bench-score clean
 
 setup: $(SETUP_STAMP) $(JARS_STAMP)
 
@@ -44,6 +44,7 @@ endif
 	$(PY) -m jobs.embed_items $(JOB_ARGS)
 	$(PY) -m jobs.train $(JOB_ARGS)
 	$(PY) -m jobs.score $(JOB_ARGS)
+	$(PY) -m jobs.evaluate $(JOB_ARGS)
 
 generate: setup
 	$(PY) -m jobs.generate_data $(JOB_ARGS)
@@ -59,6 +60,9 @@ train: setup
 
 score: setup
 	$(PY) -m jobs.score $(JOB_ARGS)
+
+evaluate: setup
+	$(PY) -m jobs.evaluate $(JOB_ARGS)
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)
@@ -83,4 +87,4 @@ bench-score: setup
 	$(PY) scripts/bench_score.py --users $(SCORE_USERS) --items $(SCORE_ITEMS) --dim 64 --k 50
 
 clean:
-	rm -rf warehouse data/demo_shop models mlruns mlartifacts mlflow.db .cache/petastorm .pytest_cache
+	rm -rf warehouse data/demo_shop models reports mlruns mlartifacts mlflow.db .cache/petastorm .pytest_cache

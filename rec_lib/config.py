@@ -97,6 +97,8 @@ class TrainSection:
     hidden_dim: int
     temperature: float  # score = <user, item> / temperature + item bias
     item_id_dropout: float  # share of steps an item's id embedding is hidden (DropoutNet)
+    text_dropout: float  # share of text-embedding dimensions hidden per item and step
+    text_weight: float  # score += text_weight * <user text profile, item text>; 0: off (else embeddings grow by text_dim)
     user_id_dropout: float
     extra_negatives: int  # uniformly sampled negatives added to the in-batch ones per step
     min_item_interactions: int  # items with fewer users get no id embedding: content + few-shot
@@ -114,6 +116,7 @@ class FewShotSection:
     prior_strength: float  # weight of the content vector, in interactions, when blending
     pace: bool  # adjust an item's bias by how fast its first interactions arrived
     pace_prior_strength: float  # pseudo-interactions behind the content-predicted rate
+    text_prior_strength: float  # weight of the item's own text, in users, when its text side is blended
     max_k: int  # items with at most this many users are adapted (and counted as few-shot)
 
 
@@ -135,6 +138,26 @@ class ScoreSection:
     max_tile_items: int  # candidates broadcast at once; more are scored in tiles and merged
     users_per_batch: int  # users scored per numpy block inside a Spark task
     show_users: int  # users whose lists (with titles) the job prints at the end
+
+
+@dataclass(frozen=True)
+class EvaluateSection:
+    cutoff: Optional[str]  # ISO-8601; None: the newest interaction minus test_days
+    test_days: int  # the test window is [cutoff, cutoff + test_days)
+    ks: List[int]  # revealed interactions per new item, e.g. [0, 1, 3, 5, 10]
+    top_k: int  # K of Recall@K, NDCG@K, HitRate@K, MRR@K, coverage
+    methods: List[str]  # some of METHODS
+    max_users: int  # test users ranked (a seeded sample when there are more); 0: all
+    seed: int
+    ground_truth: Optional[str]  # folder of the generated shop's truth; None: <paths.input>/ground_truth if there
+    report_dir: str  # reports go to <report_dir>/<run_id>/
+    als_rank: int
+    als_reg: float
+    als_alpha: float
+    als_iterations: int
+
+
+METHODS = ("model", "random", "popular", "content_knn", "als", "oracle")
 
 
 def _at_least(section: str, values: Any, names: Sequence[str], minimum: int) -> None:
@@ -235,16 +258,18 @@ class TrainJobConfig:
                                "min_item_interactions", "history_length", "price_buckets",
                                "start_timeout_s"), 1)
         _at_least("train", t, ("extra_negatives", "tf_threads"), 0)
+        if t.text_weight < 0:
+            raise ConfigError(f"train.text_weight must be >= 0, got {t.text_weight}")
         for name in ("learning_rate", "temperature"):
             if getattr(t, name) <= 0:
                 raise ConfigError(f"train.{name} must be > 0, got {getattr(t, name)}")
-        for name in ("item_id_dropout", "user_id_dropout"):
+        for name in ("item_id_dropout", "user_id_dropout", "text_dropout"):
             if not 0 <= getattr(t, name) < 1:
                 raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(t, name)}")
         if f.method not in ("blend", "none"):
             raise ConfigError(f"few_shot.method must be blend or none, got {f.method!r}")
-        if f.prior_strength <= 0 or f.pace_prior_strength <= 0:
-            raise ConfigError("few_shot.prior_strength and few_shot.pace_prior_strength must be > 0")
+        if f.prior_strength <= 0 or f.pace_prior_strength <= 0 or f.text_prior_strength <= 0:
+            raise ConfigError("few_shot.prior_strength, pace_prior_strength and text_prior_strength must be > 0")
         _at_least("few_shot", f, ("max_k",), 0)
         return self
 
@@ -267,9 +292,40 @@ class ScoreJobConfig:
         return self
 
 
+@dataclass(frozen=True)
+class EvaluateJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    train: TrainSection
+    few_shot: FewShotSection
+    mlflow: MlflowSection
+    evaluate: EvaluateSection
+    run: RunSection
+
+    def train_config(self, cutoff: str) -> TrainJobConfig:
+        """The training job's config for the evaluation's model: trained on what precedes `cutoff`."""
+        return TrainJobConfig(self.spark, self.paths, dataclasses.replace(self.train, cutoff=cutoff),
+                              self.few_shot, self.mlflow, self.run).validate()
+
+    def validate(self) -> "EvaluateJobConfig":
+        e = self.evaluate
+        self.train_config(self.train.cutoff)
+        _at_least("evaluate", e, ("test_days", "top_k", "als_rank", "als_iterations"), 1)
+        _at_least("evaluate", e, ("max_users",), 0)
+        if not e.ks or any(k < 0 for k in e.ks) or len(set(e.ks)) != len(e.ks):
+            raise ConfigError(f"evaluate.ks must be distinct whole numbers >= 0, got {e.ks}")
+        unknown = [m for m in e.methods if m not in METHODS]
+        if unknown or "model" not in e.methods:
+            raise ConfigError(f"evaluate.methods must include model and name only {list(METHODS)}, got {e.methods}")
+        if e.als_reg < 0 or e.als_alpha <= 0:
+            raise ConfigError("evaluate.als_reg must be >= 0 and evaluate.als_alpha > 0")
+        return self
+
+
 # Every top-level section any job knows: a file may hold sections for other jobs, but a
 # top-level key that no job knows is a typo.
-KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo", "encoder", "train", "few_shot", "mlflow", "score"}
+KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo", "encoder", "train", "few_shot", "mlflow", "score",
+                  "evaluate"}
 
 # --------------------------------------------------------------------------------------------
 # Loading
@@ -387,6 +443,7 @@ def replace(config: C, **sections: Any) -> C:
 __all__ = [
     "SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RunSection",
     "DemoSection", "EncoderSection", "TrainSection", "FewShotSection", "MlflowSection", "FeatureJobConfig",
-    "GenerateJobConfig", "EmbedJobConfig", "TrainJobConfig", "ScoreSection", "ScoreJobConfig", "load_config", "parse_overrides",
+    "GenerateJobConfig", "EmbedJobConfig", "TrainJobConfig", "ScoreSection", "ScoreJobConfig", "EvaluateSection",
+    "EvaluateJobConfig", "METHODS", "load_config", "parse_overrides",
     "replace",
 ]

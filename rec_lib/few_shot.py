@@ -13,6 +13,11 @@ Two signals, both closed-form (numpy only, so scoring and evaluation use them wi
   the prior counting as `pace_prior_strength` users:
       rate' = (a + k) / (a / r0 + exposure)      b' = b + log(rate' / r0) = b + log((a + k) / (a + r0 * exposure))
   A hit (k users in little time) rises; an item that got nobody during a long exposure sinks.
+
+- The text side (the text-affinity term): the item's text embedding is blended the same way with
+  its users' text profiles, the text counting as `text_prior_strength` users. A profile is a
+  broad summary of everything a user read, so one user says little about the item: the text
+  moves slowly (10 by default against 3 for the tower vector).
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ class FewShotSettings:
     prior_strength: float
     pace: bool
     pace_prior_strength: float
+    text_prior_strength: float = 10.0  # the item's own text counts as this many users on the text side
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -63,11 +69,13 @@ def fit_rate_scale(content_bias: np.ndarray, n_users: np.ndarray, exposure_days:
 
 
 def adapt(content: np.ndarray, bias: float, user_vectors: np.ndarray, exposure_days: Optional[float],
-          rate_scale: float, settings: FewShotSettings) -> tuple[np.ndarray, float]:
-    """One item's (unit vector, bias) after its first k = len(user_vectors) users."""
+          rate_scale: float, settings: FewShotSettings, k: Optional[int] = None) -> tuple[np.ndarray, float]:
+    """One item's (unit vector, bias) after its first k users, of whom `user_vectors` are those
+    with a vector (k defaults to their number)."""
+    k = len(user_vectors) if k is None else k
     vector = content.copy()
     if settings.method == "blend":
         vector = blend_vector(content, user_vectors, settings.prior_strength)
     if settings.pace and exposure_days is not None:
-        bias = pace_bias(bias, len(user_vectors), exposure_days, rate_scale, settings.pace_prior_strength)
+        bias = pace_bias(bias, k, exposure_days, rate_scale, settings.pace_prior_strength)
     return vector, bias

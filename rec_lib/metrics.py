@@ -1,7 +1,20 @@
-"""Ranking metrics on numpy score matrices (users x items), shared by training checks and evaluation."""
+"""Ranking metrics on numpy score matrices (users x items), shared by training checks and evaluation.
+
+Relevance is binary: an item is relevant to a user when the user interacted with it in the test
+period. `recommended` is an int matrix [U, >=K] of item indices, best first.
+
+- Recall@K   |top K ∩ relevant| / |relevant|
+- NDCG@K     DCG / ideal DCG, DCG = sum over hits at rank r (1-based) of 1 / log2(r + 1); the ideal
+             list puts min(|relevant|, K) hits first
+- HitRate@K  1 if any relevant item is in the top K
+- MRR@K      1 / rank of the first relevant item in the top K, 0 if none
+Each is averaged over the users with at least one relevant item. Catalogue coverage and mean
+popularity describe the lists themselves.
+"""
 from __future__ import annotations
 
-from typing import Optional, Sequence, Set
+from dataclasses import dataclass
+from typing import Dict, Optional, Sequence, Set
 
 import numpy as np
 
@@ -15,6 +28,70 @@ def top_k(scores: np.ndarray, k: int, exclude: Optional[np.ndarray] = None) -> n
     k = min(k, scores.shape[1])
     # a stable sort of -score keeps equal scores in index order
     return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def hits(recommended: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """bool [U, K]: whether the item at each position is relevant (`relevant` bool [U, N])."""
+    return np.take_along_axis(relevant, recommended, axis=1)
+
+
+def per_user_metrics(recommended: np.ndarray, relevant: np.ndarray, k: int) -> Dict[str, np.ndarray]:
+    """recall, ndcg, hit_rate, mrr per user [U] (NaN for users with nothing relevant)."""
+    top = recommended[:, :k]
+    h = hits(top, relevant).astype(np.float64)
+    n_rel = relevant.sum(axis=1).astype(np.float64)
+    discount = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(n_rel, top.shape[1]).astype(int)]
+    first = np.where(h.any(axis=1), h.argmax(axis=1) + 1, 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {
+            "recall": h.sum(axis=1) / n_rel,
+            "ndcg": (h * discount).sum(axis=1) / ideal,
+            "hit_rate": h.any(axis=1).astype(np.float64),
+            "mrr": np.where(first > 0, 1.0 / np.maximum(first, 1), 0.0),
+        }
+    empty = n_rel == 0
+    for values in out.values():
+        values[empty] = np.nan
+    return out
+
+
+@dataclass
+class MetricAccumulator:
+    """Sums of per-user metrics over blocks of users, plus what the lists contain, so large user
+    sets are evaluated block by block with the same result as all at once."""
+
+    n_items: int
+    k: int
+    popularity: Optional[np.ndarray] = None  # [N] per item, for the mean popularity of what is recommended
+
+    def __post_init__(self) -> None:
+        self.sums: Dict[str, float] = {"recall": 0.0, "ndcg": 0.0, "hit_rate": 0.0, "mrr": 0.0}
+        self.n_users = 0
+        self.shown = np.zeros(self.n_items, dtype=bool)
+        self.popularity_sum, self.slots = 0.0, 0
+
+    def add(self, recommended: np.ndarray, relevant: np.ndarray) -> None:
+        per_user = per_user_metrics(recommended, relevant, self.k)
+        judged = relevant.any(axis=1)
+        self.n_users += int(judged.sum())
+        for name, values in per_user.items():
+            self.sums[name] += float(values[judged].sum())
+        top = recommended[:, :self.k]
+        self.shown[top.ravel()] = True
+        if self.popularity is not None:
+            self.popularity_sum += float(self.popularity[top].sum())
+            self.slots += top.size
+
+    def result(self) -> Dict[str, float]:
+        """recall@K, ndcg@K, hit_rate@K, mrr@K, coverage@K, mean_popularity@K, users."""
+        out = {f"{name}@{self.k}": (total / self.n_users if self.n_users else float("nan"))
+               for name, total in self.sums.items()}
+        out[f"coverage@{self.k}"] = float(self.shown.sum() / self.n_items) if self.n_items else float("nan")
+        if self.popularity is not None:
+            out[f"mean_popularity@{self.k}"] = self.popularity_sum / self.slots if self.slots else float("nan")
+        out["users"] = float(self.n_users)
+        return out
 
 
 def recall_at_k(recommended: np.ndarray, relevant: Sequence[Set[int]], k: int) -> float:

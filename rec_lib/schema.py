@@ -5,6 +5,7 @@ exports must contain; table schemas describe what the pipeline writes to the war
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Dict, Tuple
 
@@ -229,7 +230,9 @@ TRAINING_EXAMPLES = TableSpec(
 
 # Trained embeddings, for every user and every catalogue item, new ones included.
 # score(user, item) = dot(user.embedding, item.embedding) + item.bias
-# (user embeddings are unit vectors; item embeddings are unit vectors divided by the temperature).
+# (user embeddings: the user tower's unit vector, then sqrt(w) x the user's text profile; item
+# embeddings: the item's unit vector divided by the temperature, then sqrt(w) x its text embedding;
+# without the text-affinity term, the first parts alone).
 USER_EMBEDDINGS = TableSpec(
     name="user_embeddings",
     schema=_struct(
@@ -276,6 +279,27 @@ RECOMMENDATIONS = TableSpec(
 )
 RECOMMENDATIONS_LATEST_VIEW = "recommendations_latest"
 
+# Cold-start quality by k-shot: one row per evaluation run, k, method and metric.
+EVALUATION_METRICS = TableSpec(
+    name="evaluation_metrics",
+    schema=_struct(
+        ("run_id", S, False),
+        ("model_version", S, False),  # the model trained on what precedes the cutoff
+        ("k", I32, False),  # first interactions of each new item the methods could use
+        ("method", S, False),  # model | random | popular | content_knn | als | oracle
+        ("metric", S, False),  # recall@K, ndcg@K, hit_rate@K, mrr@K, coverage@K, mean_popularity@K, users, scorable_items
+        ("value", D, True),
+        ("cutoff", TS, False),
+        ("test_end", TS, False),
+        ("evaluated_at", TS, False),
+    ),
+    keys=("run_id", "k", "method", "metric"),
+)
+
+# The evaluation's own model input (same layout as training_examples, which stays the production
+# model's input).
+EVALUATION_TRAINING_EXAMPLES = dataclasses.replace(TRAINING_EXAMPLES, name="evaluation_training_examples")
+
 
 class RecommendationSource:
     MODEL = "model"
@@ -294,5 +318,6 @@ class EmbeddingSource:
 
 TABLES: Dict[str, TableSpec] = {
     t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, ITEM_TEXT_EMBEDDINGS,
-                        TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS, RECOMMENDATIONS)
+                        TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS, RECOMMENDATIONS, EVALUATION_METRICS,
+                        EVALUATION_TRAINING_EXAMPLES)
 }

@@ -27,8 +27,9 @@ from rec_lib.config import MlflowSection, TrainJobConfig
 from rec_lib.errors import ConfigError, RecError
 from rec_lib.progress import timed
 from rec_lib.runs import resolve_now, run_identity
-from rec_lib.schema import (INTERACTIONS, ITEM_EMBEDDINGS, ITEM_TEXT_EMBEDDINGS, ITEMS, USER_EMBEDDINGS, USERS,
-                            EmbeddingSource)
+from rec_lib.schema import (INTERACTIONS, ITEM_EMBEDDINGS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES,
+                            USER_EMBEDDINGS, USERS, EmbeddingSource, TableSpec)
+from rec_lib.tracking import mlflow_run
 from rec_lib.trainer import PetastormFeed, ReportingWorker, WorkerResult, WorkerSpec, read_reports, run_worker
 from rec_lib.training_data import USER_NUMERIC, Catalogue, TrainingData, build_training_data, write_examples
 
@@ -48,6 +49,9 @@ class TrainingError(RecError):
 
 # Settings that do not change the trained weights, left out of the model version.
 _NOT_IN_VERSION = ("model_dir", "petastorm_cache_dir", "start_timeout_s", "tf_threads")
+# Part of the model version: changes whenever the model's layers change, so a model folder is
+# never loaded by code that builds a different model.
+ARCHITECTURE = "two-tower/4: text profile in the user tower, text dropout, fixed text-affinity term"
 
 
 def model_version(spark: SparkSession, cfg: TrainJobConfig, cutoff: Optional[datetime]) -> str:
@@ -56,8 +60,8 @@ def model_version(spark: SparkSession, cfg: TrainJobConfig, cutoff: Optional[dat
     inputs = {spec.name: io.table_version(spark, warehouse, spec)
               for spec in (INTERACTIONS, ITEMS, ITEM_TEXT_EMBEDDINGS, USERS)}
     settings = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_IN_VERSION}
-    blob = json.dumps({"inputs": inputs, "cutoff": cutoff.isoformat() if cutoff else None, "train": settings},
-                      sort_keys=True)
+    blob = json.dumps({"inputs": inputs, "cutoff": cutoff.isoformat() if cutoff else None, "train": settings,
+                       "architecture": ARCHITECTURE}, sort_keys=True)
     stamp = f"{cutoff:%Y%m%d}" if cutoff else "all"
     return f"{stamp}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
@@ -159,6 +163,24 @@ def user_vectors(model, users: pd.DataFrame) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, model.params.embedding_dim), np.float32)
 
 
+def user_text_profiles(model, users: pd.DataFrame) -> np.ndarray:
+    """[n_users, text_dim]: each user's normalised mean history text (zeros without a history)."""
+    import tensorflow as tf
+
+    out = [model.text_profile(tf.constant(np.stack(users["history"].iloc[start:start + EMBED_BATCH].to_list()),
+                                          tf.int32)).numpy()
+           for start in range(0, len(users), EMBED_BATCH)]
+    return np.concatenate(out) if out else np.zeros((0, int(model.text.shape[1])), np.float32)
+
+
+def with_text(vectors: np.ndarray, text: Optional[np.ndarray], text_weight: float) -> np.ndarray:
+    """The vectors the embedding tables hold: [vectors, sqrt(w) * text] with the text-affinity
+    term (so one dot product gives both parts of the score), the vectors alone without it."""
+    if text is None or text_weight <= 0:
+        return vectors.astype(np.float32)
+    return np.concatenate([vectors, np.sqrt(text_weight) * text], axis=1).astype(np.float32)
+
+
 def item_vectors(model, n_items: int, use_ids: bool) -> Tuple[np.ndarray, np.ndarray]:
     import tensorflow as tf
 
@@ -176,22 +198,28 @@ class ItemEmbeddings:
     vectors: np.ndarray  # unit [N, d]
     bias: np.ndarray  # [N]
     source: np.ndarray  # str [N]
+    text: np.ndarray  # [N, text_dim]: the text side of the text-affinity term
 
 
 def adapt_catalogue(catalogue: Catalogue, trained: Tuple[np.ndarray, np.ndarray],
                     content: Tuple[np.ndarray, np.ndarray], first_users: Dict[int, np.ndarray],
-                    settings: few_shot.FewShotSettings, max_k: int, rate_scale: float) -> ItemEmbeddings:
+                    settings: few_shot.FewShotSettings, max_k: int, rate_scale: float,
+                    first_profiles: Optional[Dict[int, np.ndarray]] = None) -> ItemEmbeddings:
     """Items with an id embedding keep their trained vector; the others start from content and are
-    adapted from their users so far (`first_users`: catalogue row -> user vectors, oldest first)."""
-    vectors, bias = trained[0].copy(), trained[1].copy()
+    adapted from their users so far (`first_users`: catalogue row -> user vectors, oldest first;
+    `first_profiles`: the same users' text profiles, which move the item's text side alike)."""
+    vectors, bias, text = trained[0].copy(), trained[1].copy(), catalogue.text.copy()
     source = np.full(len(catalogue), EmbeddingSource.TRAINED, dtype=object)
     for row in np.flatnonzero(catalogue.id_slot == 0):
         users = first_users.get(int(row), np.zeros((0, vectors.shape[1]), np.float32))[:max_k]
         vectors[row], bias[row] = few_shot.adapt(content[0][row], float(content[1][row]), users,
                                                  float(catalogue.exposure_days[row]), rate_scale, settings)
         adapted = len(users) > 0 and settings.method != "none"
+        if adapted and first_profiles and int(row) in first_profiles:
+            text[row] = few_shot.blend_vector(catalogue.text[row], first_profiles[int(row)][:max_k],
+                                              settings.text_prior_strength)
         source[row] = EmbeddingSource.FEW_SHOT if adapted else EmbeddingSource.CONTENT
-    return ItemEmbeddings(vectors, bias, source)
+    return ItemEmbeddings(vectors, bias, source, text)
 
 
 def user_sources(users: pd.DataFrame) -> np.ndarray:
@@ -199,19 +227,19 @@ def user_sources(users: pd.DataFrame) -> np.ndarray:
                     np.where(users["n_history"] > 0, EmbeddingSource.USER_HISTORY, EmbeddingSource.USER_FEATURES_ONLY))
 
 
-def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_at: datetime,
-                     users: pd.DataFrame, user_vecs: np.ndarray, catalogue: Catalogue, items: ItemEmbeddings,
-                     temperature: float, tag: str) -> None:
+def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_at: datetime, fitted: "FittedModel",
+                     items: ItemEmbeddings, temperature: float, tag: str) -> None:
     """Overwrite both tables (one Delta commit each), users first: scoring checks that both carry
     the same model_version."""
     created = pd.Timestamp(created_at.replace(tzinfo=None))
+    users, catalogue, w = fitted.data.users, fitted.data.catalogue, fitted.text_weight
     user_rows = pd.DataFrame({
         "user_id": users["user_id"].astype(str), "model_version": version,
-        "embedding": list(user_vecs.astype(np.float32)), "source": user_sources(users),
+        "embedding": list(with_text(fitted.users_vec, fitted.users_text, w)), "source": user_sources(users),
         "n_history": users["n_history"].astype(np.int32), "created_at": created})
     item_rows = pd.DataFrame({
         "item_id": catalogue.item_ids.astype(str), "model_version": version,
-        "embedding": list((items.vectors / temperature).astype(np.float32)), "bias": items.bias,
+        "embedding": list(with_text(items.vectors / temperature, items.text, w)), "bias": items.bias,
         "n_users": catalogue.n_users.astype(np.int64), "source": items.source.astype(str), "created_at": created})
     for spec, rows in ((USER_EMBEDDINGS, user_rows), (ITEM_EMBEDDINGS, item_rows)):
         df = spark.createDataFrame(rows, schema=spec.schema)
@@ -226,16 +254,9 @@ def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_
 def log_to_mlflow(settings: MlflowSection, version: str, params: Dict[str, object], result: Optional[WorkerResult],
                   metrics: Dict[str, float], model_folder: Path) -> Optional[str]:
     """One MLflow run per training: parameters, loss and throughput per epoch, the model folder."""
-    if not settings.tracking_uri:
-        return None
-    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-    for noisy in ("mlflow", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    import mlflow
-
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_experiment(settings.experiment)
-    with mlflow.start_run(run_name=f"train {version}") as run:
+    with mlflow_run(settings, f"train {version}") as mlflow:
+        if mlflow is None:
+            return None
         mlflow.set_tag("model_version", version)
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         if result is not None:
@@ -251,7 +272,7 @@ def log_to_mlflow(settings: MlflowSection, version: str, params: Dict[str, objec
                 mlflow.log_artifacts(str(path), artifact_path=f"model/{path.name}")
             else:
                 mlflow.log_artifact(str(path), artifact_path="model")
-        return run.info.run_id
+        return mlflow.active_run().info.run_id
 
 
 # --------------------------------------------------------------------------------------------
@@ -298,6 +319,7 @@ def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: Path):
     t = cfg.train
     params = ModelParams(embedding_dim=t.embedding_dim, hidden_dim=t.hidden_dim, temperature=t.temperature,
                          item_id_dropout=t.item_id_dropout, user_id_dropout=t.user_id_dropout,
+                         text_dropout=t.text_dropout, text_weight=t.text_weight,
                          extra_negatives=t.extra_negatives, n_user_slots=data.n_user_slots,
                          n_user_numeric=len(USER_NUMERIC), history_length=t.history_length)
     return WorkerSpec(catalogue=data.catalogue, params=params, n_examples=data.n_examples, epochs=t.epochs,
@@ -307,12 +329,30 @@ def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: Path):
 
 def few_shot_settings(cfg: TrainJobConfig) -> few_shot.FewShotSettings:
     f = cfg.few_shot
-    return few_shot.FewShotSettings(f.method, f.prior_strength, f.pace, f.pace_prior_strength)
+    return few_shot.FewShotSettings(f.method, f.prior_strength, f.pace, f.pace_prior_strength, f.text_prior_strength)
 
 
-def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = run_worker) -> TrainRunSummary:
-    start = time.perf_counter()
-    now, run_id = run_identity(cfg.run)
+@dataclass
+class FittedModel:
+    """A trained model and the vectors the jobs need from it (rows in `data`'s order)."""
+
+    version: str
+    folder: Path
+    data: TrainingData
+    trained: Tuple[np.ndarray, np.ndarray]  # unit vectors, bias: with id embeddings where items have one
+    content: Tuple[np.ndarray, np.ndarray]  # the same from content alone
+    users_vec: np.ndarray  # unit [n_users, d]
+    users_text: np.ndarray  # [n_users, text_dim] text profiles (the text-affinity term's user side)
+    text_weight: float  # w of the text-affinity term (0: none)
+    rate_scale: float
+    result: Optional[WorkerResult]  # None: the version was complete already
+    digests: List[str]
+
+
+def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = run_worker,
+              examples_table: TableSpec = TRAINING_EXAMPLES) -> FittedModel:
+    """Build the training data (honouring `train.cutoff`), train the model version unless it is
+    complete already (resuming from its last checkpoint), and embed every user and item."""
     cutoff = parse_cutoff(cfg.train.cutoff)
     check_task_slots(spark, cfg.train.num_proc)
     warehouse = cfg.paths.warehouse
@@ -328,7 +368,7 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
         log.info("model %s is complete in %s: not retrained", version, folder)
     else:
         folder.mkdir(parents=True, exist_ok=True)
-        examples = write_examples(data, warehouse, version, partitions=4 * cfg.train.num_proc)
+        examples = write_examples(data, warehouse, version, partitions=4 * cfg.train.num_proc, table=examples_table)
         results = launch_workers(spark, spec, examples, cfg.train.num_proc, cfg.train.petastorm_cache_dir,
                                  cfg.train.start_timeout_s, str(folder / "failures"), worker_fn)
         result = next(r for r in results if r.rank == 0)
@@ -339,32 +379,42 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     if result is not None:
         two_tower.write_description(data.catalogue, spec.params, folder)
     model = two_tower.read_weights(two_tower.build(data.catalogue, spec.params), folder)
-
     with timed(log, "embed every user and item"):
         trained = item_vectors(model, len(data.catalogue), use_ids=True)
         content = item_vectors(model, len(data.catalogue), use_ids=False)
         users_vec = user_vectors(model, data.users)
-        rate_scale = few_shot.fit_rate_scale(content[1], data.catalogue.n_users, data.catalogue.exposure_days)
-        first_users = _first_user_vectors(data, users_vec)
-        items = adapt_catalogue(data.catalogue, trained, content, first_users, few_shot_settings(cfg),
-                                cfg.few_shot.max_k, rate_scale)
-        write_embeddings(spark, warehouse, version, now, data.users, users_vec, data.catalogue, items,
-                         cfg.train.temperature, tag=version)
-
+        users_text = user_text_profiles(model, data.users)
+    text_weight = float(model.text_weight().numpy())
+    rate_scale = few_shot.fit_rate_scale(content[1], data.catalogue.n_users, data.catalogue.exposure_days)
     if result is not None:
-        info = {"model_version": version, "run_id": run_id, "cutoff": data.cutoff, "as_of": data.as_of,
-                "rate_scale": rate_scale, "epoch_loss": result.epoch_loss,
+        info = {"model_version": version, "cutoff": data.cutoff, "as_of": data.as_of,
+                "rate_scale": rate_scale, "text_weight": text_weight, "epoch_loss": result.epoch_loss,
                 "examples_per_s": result.epoch_examples_per_s, "n_examples": data.n_examples,
                 "num_proc": result.size, "train": asdict(cfg.train), "few_shot": asdict(cfg.few_shot)}
         (folder / COMPLETE_MARKER).write_text(json.dumps(info, indent=1, default=str))
         shutil.rmtree(folder / "checkpoints", ignore_errors=True)
+    return FittedModel(version, folder, data, trained, content, users_vec, users_text, text_weight, rate_scale,
+                       result, digests)
+
+
+def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = run_worker) -> TrainRunSummary:
+    start = time.perf_counter()
+    now, run_id = run_identity(cfg.run)
+    fitted = fit_model(spark, cfg, worker_fn)
+    data, version, result = fitted.data, fitted.version, fitted.result
+    with timed(log, "adapt new items and write the embedding tables"):
+        items = adapt_catalogue(data.catalogue, fitted.trained, fitted.content, _first_user_rows(data, fitted.users_vec),
+                                few_shot_settings(cfg), cfg.few_shot.max_k, fitted.rate_scale,
+                                _first_user_rows(data, fitted.users_text))
+        write_embeddings(spark, cfg.paths.warehouse, version, now, fitted, items, cfg.train.temperature, tag=version)
+
     sources = pd.Series(items.source).value_counts().to_dict()
     summary = TrainRunSummary(
-        run_id=run_id, model_version=version, model_folder=str(folder), trained=result is not None,
+        run_id=run_id, model_version=version, model_folder=str(fitted.folder), trained=result is not None,
         n_examples=data.n_examples, n_users=len(data.users), n_items=len(data.catalogue), item_sources=sources,
         epoch_loss=result.epoch_loss if result else [],
         examples_per_s=float(np.mean(result.epoch_examples_per_s)) if result and result.epoch_loss else 0.0,
-        resumed_from_epoch=result.start_epoch if result else 0, weights_digests=digests)
+        resumed_from_epoch=result.start_epoch if result else 0, weights_digests=fitted.digests)
     if result is not None:
         params = {**{f"train.{k}": v for k, v in asdict(cfg.train).items()},
                   **{f"few_shot.{k}": v for k, v in asdict(cfg.few_shot).items()},
@@ -372,15 +422,17 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
                   "n_users": len(data.users)}
         summary.mlflow_run_id = log_to_mlflow(cfg.mlflow, version, params, result,
                                               {"final_loss": result.epoch_loss[-1] if result.epoch_loss else float("nan"),
-                                               "rate_scale": rate_scale}, folder)
+                                               "rate_scale": fitted.rate_scale, "text_weight": fitted.text_weight},
+                                              fitted.folder)
     summary.seconds = time.perf_counter() - start
     return summary
 
 
-def _first_user_vectors(data: TrainingData, users_vec: np.ndarray) -> Dict[int, np.ndarray]:
-    """Catalogue row -> vectors of its users before the cutoff, oldest first, for items without an id."""
+def _first_user_rows(data: TrainingData, per_user: np.ndarray) -> Dict[int, np.ndarray]:
+    """Catalogue row -> `per_user` rows (vectors or text profiles) of its users before the cutoff,
+    oldest first, for items without an id."""
     user_row = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
     out: Dict[int, np.ndarray] = {}
     for item_index, group in data.first_users.groupby("item_index", sort=False):
-        out[int(item_index)] = users_vec[user_row[group["user_id"].astype(str)].to_numpy()]
+        out[int(item_index)] = per_user[user_row[group["user_id"].astype(str)].to_numpy()]
     return out

@@ -177,18 +177,33 @@ def run_worker(spec: WorkerSpec, feed) -> WorkerResult:
     def keep_item_ids(unique):
         return rng.uniform(tf.shape(unique)) >= params.item_id_dropout
 
+    text_dim = spec.catalogue.text.shape[1]
+
+    def text_mask(index):
+        # inverted dropout of the text embedding's dimensions: an item's exact text cannot be
+        # memorised as a second id, only what generalises (its style, its kind) is learned
+        if params.text_dropout <= 0:
+            return None
+        keep = rng.uniform([tf.shape(index)[0], text_dim]) >= params.text_dropout
+        return tf.cast(keep, tf.float32) / (1.0 - params.text_dropout)
+
     @tf.function(reduce_retracing=True)
     def train_step(user_slot, item_index, history, user_numeric, weight):
         with tf.GradientTape() as tape:
             keep_users = rng.uniform(tf.shape(user_slot)) >= params.user_id_dropout
             user = model.encode_users(history, user_numeric, user_slot, keep_item_ids, keep_users,
-                                      exclude=item_index)
+                                      exclude=item_index, text_mask=text_mask)
             negatives = rng.uniform([extra], 0, n_items, dtype=tf.int32)
             cand_index = tf.concat([item_index, negatives], 0)
-            cand_vectors, cand_bias = model.item_vectors(cand_index, keep_item_ids(cand_index))
+            cand_vectors, cand_bias = model.item_vectors(cand_index, keep_item_ids(cand_index), text_mask(cand_index))
             log_q = two_tower.candidate_log_q(model.train_q, cand_index, batch_size, extra, n_items)
+            text_logits = None
+            if params.text_weight > 0:
+                profile = model.text_profile(history, exclude=item_index)
+                text_logits = model.text_weight() * tf.matmul(profile, tf.gather(model.text, cand_index),
+                                                              transpose_b=True)
             loss = two_tower.sampled_softmax_loss(user, cand_vectors, cand_bias, cand_index, item_index,
-                                                  log_q, weight, params.temperature)
+                                                  log_q, weight, params.temperature, text_logits)
         tape = hvd.DistributedGradientTape(tape)
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from rec_lib import io
 from rec_lib.errors import RecError
-from rec_lib.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES, USERS
+from rec_lib.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES, USERS, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -268,10 +268,11 @@ def _fill_users_without_history(users_pdf: pd.DataFrame, history_length: int) ->
     return users_pdf
 
 
-def write_examples(data: TrainingData, warehouse: str, model_version: str, partitions: int) -> DataFrame:
-    """Overwrite `training_examples` (tagged with the model version) and return it, read back from
-    Delta, in at least `partitions` files so every Horovod worker gets a shard."""
-    io.overwrite_table(data.examples.repartition(partitions), TRAINING_EXAMPLES, warehouse,
-                       user_metadata=model_version)
+def write_examples(data: TrainingData, warehouse: str, model_version: str, partitions: int,
+                   table: TableSpec = TRAINING_EXAMPLES) -> DataFrame:
+    """Overwrite `training_examples` (or another table of its schema; tagged with the model
+    version) and return it, read back from Delta, in at least `partitions` files so every Horovod
+    worker gets a shard."""
+    io.overwrite_table(data.examples.repartition(partitions), table, warehouse, user_metadata=model_version)
     spark = data.examples.sparkSession
-    return io.read_table(spark, warehouse, TRAINING_EXAMPLES)
+    return io.read_table(spark, warehouse, table)

@@ -6,10 +6,20 @@ embeddings, through an MLP; plus an item-id embedding that is hidden at random d
 layer predicts the item's popularity from content.
 
 User tower: the mean of the item-tower vectors of the user's recent items (the item being scored
-left out), the user's numbers, through an MLP; plus a user-id embedding, also hidden at random,
-so a user with history but no trained id still gets a good vector.
+left out), the normalised mean of those items' text embeddings, the user's numbers, through an
+MLP; plus a user-id embedding, also hidden at random, so a user with history but no trained id
+still gets a good vector. The text profile matters for new items: the item-tower vectors share a
+large common direction (they also carry popularity), so their mean says little about taste, while
+the raw text of what a user chose separates tastes well and is what a new item is made of.
 
-score(u, i) = <u, v_i> / temperature + b_i, with u and v_i unit vectors. The loss is an in-batch
+score(u, i) = <u, v_i> / temperature + b_i + w <p_u, t_i>, with u and v_i unit vectors, p_u the
+user's text profile, t_i the item's text embedding and w >= 0 a fixed prior weight (`text_weight`;
+0: no such term). The text term is what the towers cannot overfit: a learned content path sees
+each training item's exact text, which identifies the item as well as an id would, and so
+generalises to new items' texts less than the plain similarity of texts does. Learned jointly, w
+shrinks (on warm items ids and memorised texts explain the data better), which is why it is fixed;
+the towers learn the residual: popularity, ids, what text similarity misses. For scoring both
+parts go into one dot product: user [u, sqrt(w) p_u] . item [v / temperature, sqrt(w) t_i]. The loss is an in-batch
 softmax whose candidates are the batch's positives plus uniformly drawn items, each logit corrected
 by log E[times the item is a candidate] (logQ), so popular items are not punished for being
 sampled often.
@@ -40,6 +50,8 @@ class ModelParams:
     n_user_slots: int
     n_user_numeric: int
     history_length: int
+    text_dropout: float = 0.0  # share of text-embedding dimensions hidden per item and step in training
+    text_weight: float = 0.0  # w of the text-affinity term w * <user text profile, item text>; 0: none
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -90,13 +102,33 @@ class TwoTower(tf.keras.Model):
         self.user_id_emb = tf.keras.layers.Embedding(params.n_user_slots + 1, d, embeddings_initializer=_small(),
                                                      name="user_id_emb")
 
+    # -- text affinity ------------------------------------------------------------------------
+
+    def text_weight(self) -> tf.Tensor:
+        """w of the text-affinity term (a fixed prior weight; 0 when the model has none)."""
+        return tf.constant(float(self.params.text_weight))
+
+    def text_profile(self, history: tf.Tensor, exclude: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """[B, text_dim]: the normalised mean text embedding of each user's history (catalogue
+        rows, -1 padded; `exclude` [B] left out); zeros for users without one."""
+        valid = history >= 0
+        if exclude is not None:
+            valid = tf.logical_and(valid, history != exclude[:, None])
+        text = tf.gather(self.text, tf.maximum(history, 0)) * tf.cast(valid, tf.float32)[:, :, None]
+        return l2_normalize(tf.reduce_sum(text, axis=1))
+
     # -- item tower ---------------------------------------------------------------------------
 
-    def item_vectors(self, index: tf.Tensor, keep_id: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    def item_vectors(self, index: tf.Tensor, keep_id: tf.Tensor,
+                     text_mask: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
         """Unit vectors [M, d] and biases [M] of catalogue rows `index`; `keep_id` [M] bool says
-        whether each item's id embedding may be used (items without one never use it)."""
+        whether each item's id embedding may be used (items without one never use it);
+        `text_mask` [M, text_dim] (training only) scales the text embedding's dimensions."""
+        text = tf.gather(self.text, index)
+        if text_mask is not None:
+            text = text * text_mask
         content = tf.concat([
-            self.text_proj(tf.gather(self.text, index)),
+            self.text_proj(text),
             self.category_emb(tf.gather(self.category, index)),
             self.brand_emb(tf.gather(self.brand, index)),
             self.price_emb(tf.gather(self.price, index)),
@@ -110,45 +142,53 @@ class TwoTower(tf.keras.Model):
 
     # -- user tower ---------------------------------------------------------------------------
 
-    def user_vectors(self, history_vectors: tf.Tensor, history_valid: tf.Tensor, user_numeric: tf.Tensor,
-                     user_slot: tf.Tensor, keep_id: tf.Tensor) -> tf.Tensor:
-        """history_vectors [B, H, d], history_valid [B, H] bool, user_numeric [B, F],
-        user_slot [B] (0: none), keep_id [B] bool -> unit vectors [B, d]."""
+    def user_vectors(self, history_vectors: tf.Tensor, history_text: tf.Tensor, history_valid: tf.Tensor,
+                     user_numeric: tf.Tensor, user_slot: tf.Tensor, keep_id: tf.Tensor) -> tf.Tensor:
+        """history_vectors [B, H, d], history_text [B, H, text_dim], history_valid [B, H] bool,
+        user_numeric [B, F], user_slot [B] (0: none), keep_id [B] bool -> unit vectors [B, d]."""
         valid = tf.cast(history_valid, tf.float32)
         count = tf.reduce_sum(valid, axis=1, keepdims=True)
         pooled = tf.reduce_sum(history_vectors * valid[:, :, None], axis=1) / tf.maximum(count, 1.0)
+        # the raw text of what the user chose: taste in the encoder's own terms, well separated
+        # even where the item tower's vectors (which also carry popularity) are not
+        text_profile = l2_normalize(tf.reduce_sum(history_text * valid[:, :, None], axis=1))
         has_history = tf.cast(count > 0, tf.float32)
-        hidden = self.user_hidden(tf.concat([pooled, user_numeric, has_history], axis=-1))
+        hidden = self.user_hidden(tf.concat([pooled, text_profile, user_numeric, has_history], axis=-1))
         keep = tf.cast(tf.logical_and(keep_id, user_slot > 0), tf.float32)[:, None]
         return l2_normalize(self.user_out(hidden) + self.user_id_emb(user_slot) * keep)
 
     def encode_users(self, history: tf.Tensor, user_numeric: tf.Tensor, user_slot: tf.Tensor,
                      keep_item_ids: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
                      keep_user_ids: Optional[tf.Tensor] = None,
-                     exclude: Optional[tf.Tensor] = None) -> tf.Tensor:
+                     exclude: Optional[tf.Tensor] = None,
+                     text_mask: Optional[Callable[[tf.Tensor], tf.Tensor]] = None) -> tf.Tensor:
         """User vectors from history [B, H] (catalogue rows, -1 padded); `exclude` [B] (the item
         being scored in training) is left out of each history. `keep_item_ids(unique rows)` and
         `keep_user_ids` [B] draw the id dropout in training; by default every id is used."""
         flat = tf.reshape(history, [-1])
         unique, position = tf.unique(tf.maximum(flat, 0))
         keep_items = tf.ones_like(unique, tf.bool) if keep_item_ids is None else keep_item_ids(unique)
-        vectors, _ = self.item_vectors(unique, keep_items)
-        history_vectors = tf.reshape(tf.gather(vectors, position), tf.concat([tf.shape(history), [-1]], 0))
+        vectors, _ = self.item_vectors(unique, keep_items, None if text_mask is None else text_mask(unique))
+        shape = tf.concat([tf.shape(history), [-1]], 0)
+        history_vectors = tf.reshape(tf.gather(vectors, position), shape)
+        history_text = tf.reshape(tf.gather(self.text, tf.gather(unique, position)), shape)
         valid = history >= 0
         if exclude is not None:
             valid = tf.logical_and(valid, history != exclude[:, None])
         keep_users = tf.ones_like(user_slot, tf.bool) if keep_user_ids is None else keep_user_ids
-        return self.user_vectors(history_vectors, valid, user_numeric, user_slot, keep_users)
+        return self.user_vectors(history_vectors, history_text, valid, user_numeric, user_slot, keep_users)
 
 
 def sampled_softmax_loss(user: tf.Tensor, cand_vectors: tf.Tensor, cand_bias: tf.Tensor, cand_index: tf.Tensor,
                          positive_index: tf.Tensor, cand_log_q: tf.Tensor, weight: tf.Tensor,
-                         temperature: float) -> tf.Tensor:
+                         temperature: float, extra_logits: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Weighted mean cross-entropy of each user's positive (candidate b for row b) against all
     candidates. Candidates equal to a row's positive (the same item twice in a batch) are masked,
-    except on the diagonal."""
+    except on the diagonal. `extra_logits` [B, C] (the text affinity) is added to the scores."""
     batch = tf.shape(user)[0]
     logits = tf.matmul(user, cand_vectors, transpose_b=True) / temperature + cand_bias[None, :] - cand_log_q[None, :]
+    if extra_logits is not None:
+        logits = logits + extra_logits
     same_item = tf.equal(positive_index[:, None], cand_index[None, :])
     n_cand = tf.shape(cand_index)[0]
     diagonal = tf.cast(tf.eye(batch, n_cand), tf.bool)

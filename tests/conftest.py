@@ -40,3 +40,37 @@ def feature_config(tmp_path):
         "run.now=2026-11-01T00:00:00Z", "run.run_id=test-run",
         "spark.master=local[2]",
     ])
+
+
+@pytest.fixture(scope="session")
+def shop(spark, tmp_path_factory):
+    """A small generated shop, its feature tables and real text embeddings, shared by the training
+    and evaluation tests (each writes only its own tables and model folders): 400 users, 200 items
+    (15% launched in the last 14 days), ~20k events. Returns (root folder, common settings)."""
+    from rec_lib import config as rc
+    from rec_lib.embed_job import run_embed_job
+    from rec_lib.feature_job import run_feature_job
+    from rec_lib.generator import generate_shop
+
+    root = tmp_path_factory.mktemp("shop")
+    common = [f"paths.input={root / 'input'}", f"paths.warehouse={root / 'warehouse'}",
+              "run.now=2026-11-01T00:00:00Z", "run.run_id=test-run"]
+    demo = rc.load_config(rc.GenerateJobConfig, REPO / "conf/local.yaml", common + [
+        "demo.n_users=400", "demo.n_items=200", "demo.n_events=20000", "demo.chunk_users=200",
+        "demo.dirty_fraction=0"])
+    generate_shop(demo.demo, demo.paths.input)
+    run_feature_job(spark, rc.load_config(rc.FeatureJobConfig, REPO / "conf/local.yaml", common))
+    run_embed_job(spark, rc.load_config(rc.EmbedJobConfig, REPO / "conf/local.yaml", common))
+    return root, common
+
+
+@pytest.fixture
+def small_warehouse(spark, feature_config):
+    """The feature job's small example: interactions (u1, I1) view + purchase on 2026-10-01, (u2, I2)
+    view at 2026-10-14T17:46:40 and (u3, I3) click on 2026-10-28."""
+    from rec_lib.feature_job import run_feature_job
+    from tests.test_feature_job import write_inputs
+
+    write_inputs(Path(feature_config.paths.input))
+    run_feature_job(spark, feature_config)
+    return feature_config.paths.warehouse

@@ -29,3 +29,14 @@ def rows_by(df: DataFrame, key: str) -> Dict[str, dict]:
 def table_snapshot(spark: SparkSession, path: str) -> List[str]:
     """A table's rows as sorted text (maps included), for whole-table equality."""
     return sorted(str(sorted(r.asDict(recursive=True).items())) for r in spark.read.format("delta").load(path).collect())
+
+
+def fake_text_embeddings(spark: SparkSession, warehouse: str, item_ids: List[str]) -> None:
+    """item_text_embeddings with the vector [i, 1] for the i-th item id."""
+    from datetime import datetime
+
+    from rec_lib import io
+    from rec_lib.schema import ITEM_TEXT_EMBEDDINGS
+
+    rows = [(item_id, "h", "m", "v", [float(i), 1.0], datetime(2026, 11, 1), "r") for i, item_id in enumerate(item_ids)]
+    io.overwrite_table(spark.createDataFrame(rows, ITEM_TEXT_EMBEDDINGS.schema), ITEM_TEXT_EMBEDDINGS, warehouse)

@@ -14,9 +14,6 @@ import pytest
 from jobs import train as train_entry
 from rec_lib import config as rc
 from rec_lib import io
-from rec_lib.embed_job import run_embed_job
-from rec_lib.feature_job import run_feature_job
-from rec_lib.generator import generate_shop
 from rec_lib.metrics import recall_at_k, top_k
 from rec_lib.schema import INTERACTIONS, ITEM_EMBEDDINGS, USER_EMBEDDINGS, EmbeddingSource
 from rec_lib.train_job import TrainingError, run_train_job
@@ -24,21 +21,6 @@ from rec_lib.train_job import TrainingError, run_train_job
 REPO = Path(__file__).resolve().parents[1]
 CUTOFF = "2026-10-17T00:00:00Z"
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def shop(spark, tmp_path_factory):
-    """400 users, 200 items (15% launched in the last 14 days), ~20k events: features + text embeddings."""
-    root = tmp_path_factory.mktemp("train-shop")
-    common = [f"paths.input={root / 'input'}", f"paths.warehouse={root / 'warehouse'}",
-              "run.now=2026-11-01T00:00:00Z", "run.run_id=test-run"]
-    demo = rc.load_config(rc.GenerateJobConfig, REPO / "conf/local.yaml", common + [
-        "demo.n_users=400", "demo.n_items=200", "demo.n_events=20000", "demo.chunk_users=200",
-        "demo.dirty_fraction=0"])
-    generate_shop(demo.demo, demo.paths.input)
-    run_feature_job(spark, rc.load_config(rc.FeatureJobConfig, REPO / "conf/local.yaml", common))
-    run_embed_job(spark, rc.load_config(rc.EmbedJobConfig, REPO / "conf/local.yaml", common))
-    return root, common
 
 
 def train_config(shop, *settings):

@@ -6,36 +6,16 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from rec_lib import io
 from rec_lib.errors import RecError
-from rec_lib.feature_job import run_feature_job
-from rec_lib.schema import ITEM_TEXT_EMBEDDINGS
 from rec_lib.training_data import build_training_data, price_bucket
-from tests.test_feature_job import write_inputs
+from tests.helpers import fake_text_embeddings
 
 CUTOFF = datetime(2026, 10, 20, tzinfo=timezone.utc)
 
 
-def _fake_text_embeddings(spark, warehouse, item_ids):
-    rows = [(item_id, "h", "m", "v", [float(i), 1.0], datetime(2026, 11, 1), "r") for i, item_id in enumerate(item_ids)]
-    df = spark.createDataFrame(rows, ITEM_TEXT_EMBEDDINGS.schema)
-    io.overwrite_table(df, ITEM_TEXT_EMBEDDINGS, warehouse)
-
-
-@pytest.fixture
-def small_warehouse(spark, feature_config):
-    """Interactions kept by the feature job: (u1, I1) view + purchase on 2026-10-01, (u2, I2) view
-    at 2026-10-14T17:46:40 and (u3, I3) click on 2026-10-28, after CUTOFF."""
-    from pathlib import Path
-
-    write_inputs(Path(feature_config.paths.input))
-    run_feature_job(spark, feature_config)
-    return feature_config.paths.warehouse
-
-
 @pytest.mark.integration
 def test_training_data_by_hand_and_nothing_after_the_cutoff(spark, small_warehouse):
-    _fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
+    fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
     data = build_training_data(spark, small_warehouse, CUTOFF, history_length=3, min_item_interactions=1,
                                price_buckets=2)
     cat = data.catalogue
@@ -70,10 +50,10 @@ def test_training_data_by_hand_and_nothing_after_the_cutoff(spark, small_warehou
 
 @pytest.mark.integration
 def test_errors_for_an_empty_training_set_and_a_missing_text_embedding(spark, small_warehouse):
-    _fake_text_embeddings(spark, small_warehouse, ["I1", "I2"])
+    fake_text_embeddings(spark, small_warehouse, ["I1", "I2"])
     with pytest.raises(RecError, match=r"1 item\(s\) have no text embedding \(e.g. 'I3'\)"):
         build_training_data(spark, small_warehouse, CUTOFF, 3, 1, 2)
-    _fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
+    fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
     early = datetime(2026, 9, 1, tzinfo=timezone.utc)
     with pytest.raises(RecError, match="training table would be empty: no interactions before the cutoff 2026-09-01"):
         build_training_data(spark, small_warehouse, early, 3, 1, 2)

@@ -90,3 +90,35 @@ def test_saved_model_loads_with_the_same_vectors(tmp_path):
     keep = tf.ones([4], tf.bool)
     np.testing.assert_array_equal(model.item_vectors(index, keep)[0].numpy(), loaded.item_vectors(index, keep)[0].numpy())
     assert extra == {"model_version": "v1"} and list(cat2.item_ids) == list(catalogue.item_ids)
+
+
+def test_extra_logits_are_added_to_the_scores():
+    # the text term [[0, 1], [0, 0]] lifts row 0's negative to 1: logits [1, 1] -> log 2; row 1 as before
+    eye = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    loss = float(two_tower.sampled_softmax_loss(
+        eye, eye, tf.zeros(2), tf.constant([0, 1]), tf.constant([0, 1]), tf.zeros(2), tf.ones(2), temperature=1.0,
+        extra_logits=tf.constant([[0.0, 1.0], [0.0, 0.0]])))
+    assert loss == pytest.approx((math.log(2) + math.log(1 + math.exp(-1))) / 2, rel=1e-6)
+
+
+def test_text_profile_is_the_normalised_mean_history_text():
+    catalogue = _catalogue()
+    catalogue.text = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], np.float32)
+    model = two_tower.build(catalogue, _params(text_weight=20.0))
+    got = model.text_profile(tf.constant([[0, 1, -1, -1], [2, 0, -1, -1], [-1, -1, -1, -1]]),
+                             exclude=tf.constant([5, 0, 5])).numpy()
+    s = 1 / math.sqrt(2)
+    # user 0: (e1 + e2) / sqrt 2; user 1: item 0 excluded -> e3; user 2: no history -> zeros
+    np.testing.assert_allclose(got, [[s, s, 0], [0, 0, 1], [0, 0, 0]], atol=1e-6)
+    assert float(model.text_weight()) == 20.0 and float(two_tower.build(catalogue, _params()).text_weight()) == 0.0
+
+
+def test_text_mask_changes_only_the_content_path_input():
+    tf.random.set_seed(2)
+    model = two_tower.build(_catalogue(), _params())
+    index, keep = tf.constant([1, 3]), tf.zeros([2], tf.bool)
+    ones = tf.ones([2, 3])
+    np.testing.assert_allclose(model.item_vectors(index, keep, ones)[0].numpy(), model.item_vectors(index, keep)[0].numpy())
+    masked = model.item_vectors(index, keep, tf.constant([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]))[0].numpy()
+    assert not np.allclose(masked[0], model.item_vectors(index, keep)[0].numpy()[0])
+    np.testing.assert_allclose(masked[1], model.item_vectors(index, keep)[0].numpy()[1], rtol=1e-6)

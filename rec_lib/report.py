@@ -1,0 +1,115 @@
+"""The evaluation report: a Markdown summary and PNG plots from the metric rows (pandas only).
+
+Rows are those of the `evaluation_metrics` table: k, method, metric, value.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import pandas as pd
+
+# What the model has to beat at every k (on Recall@K and NDCG@K) for the verdict line.
+BASELINES = ("random", "popular", "content_knn")
+METHOD_ORDER = ("model", "random", "popular", "content_knn", "als", "oracle")
+PLOTTED = ("recall", "ndcg", "coverage")
+
+
+def metric_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """k x method table of one metric; methods in METHOD_ORDER, missing values NaN."""
+    table = rows[rows["metric"] == metric].pivot_table(index="k", columns="method", values="value", aggfunc="first",
+                                                      dropna=False)
+    ordered = [m for m in METHOD_ORDER if m in table.columns] + [m for m in table.columns if m not in METHOD_ORDER]
+    return table.reindex(columns=ordered).sort_index()
+
+
+def wins(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES) -> List[str]:
+    """Where the model does not beat a baseline on recall@K or ndcg@K: 'ndcg@20 at k=3: popular
+    0.21 >= model 0.20'; empty when it wins everywhere."""
+    losses = []
+    for name in ("recall", "ndcg"):
+        table = metric_table(rows, f"{name}@{top_k}")
+        for k, row in table.iterrows():
+            for base in baselines:
+                if base not in row or "model" not in row or math.isnan(row[base]):
+                    continue
+                if not row["model"] > row[base]:
+                    losses.append(f"{name}@{top_k} at k={k}: {base} {row[base]:.4f} >= model {row['model']:.4f}")
+    return losses
+
+
+def oracle_ratios(rows: pd.DataFrame, top_k: int, ks: Sequence[int] = (0, 5)) -> Dict[int, float]:
+    """model / oracle on recall@K at the given k (those evaluated with an oracle)."""
+    table = metric_table(rows, f"recall@{top_k}")
+    if "oracle" not in table.columns:
+        return {}
+    return {k: float(table.at[k, "model"] / table.at[k, "oracle"]) for k in ks
+            if k in table.index and table.at[k, "oracle"] > 0}
+
+
+def _fmt(value: float, whole: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:,.0f}" if whole else f"{value:.4f}"
+
+
+def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequence[str] = ()) -> str:
+    lines = ["# Cold-start evaluation", ""]
+    lines += [f"- {key}: {value}" for key, value in header.items()]
+    lines.append("")
+    losses = wins(rows, top_k)
+    verdict = ("yes" if not losses else "no")
+    lines.append(f"**Model beats {', '.join(BASELINES)} on Recall@{top_k} and NDCG@{top_k} at every k: {verdict}**")
+    lines += [f"- {loss}" for loss in losses]
+    ratios = oracle_ratios(rows, top_k)
+    if ratios:
+        lines.append("")
+        lines.append("Model / oracle on Recall@%d: %s" % (
+            top_k, ", ".join(f"k={k}: {r:.2f}" for k, r in sorted(ratios.items()))))
+    for metric in (f"recall@{top_k}", f"ndcg@{top_k}", f"hit_rate@{top_k}", f"mrr@{top_k}", f"coverage@{top_k}",
+                   f"mean_popularity@{top_k}", "scorable_items", "users"):
+        table = metric_table(rows, metric)
+        if table.empty:
+            continue
+        lines += ["", f"## {metric}", "", "| k | " + " | ".join(table.columns) + " |",
+                  "|---:|" + "---:|" * len(table.columns)]
+        for k, row in table.iterrows():
+            lines.append(f"| {k} | " + " | ".join(_fmt(v, whole=metric == "users") for v in row) + " |")
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: pd.DataFrame, metric: str, path: Path, title: Optional[str] = None) -> Path:
+    """One line per method of `metric` against k."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = metric_table(rows, metric)
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method in table.columns:
+        style = {"linewidth": 2.5} if method == "model" else {"linestyle": "--" if method == "oracle" else "-"}
+        ax.plot(table.index, table[method], marker="o", label=method, **style)
+    ax.set_xlabel("k (first interactions of each new item seen)")
+    ax.set_ylabel(metric)
+    ax.set_title(title or f"{metric} by k")
+    ax.set_xticks(list(table.index))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(rows: pd.DataFrame, top_k: int, folder: Path, header: Dict[str, str],
+                 notes: Sequence[str] = ()) -> Dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {"summary": folder / "summary.md"}
+    out["summary"].write_text(markdown(rows, top_k, header, notes), encoding="utf-8")
+    for name in PLOTTED:
+        out[name] = plot(rows, f"{name}@{top_k}", folder / f"{name}_by_k.png")
+    return out
