@@ -65,16 +65,19 @@ def test_two_workers_learn_agree_and_embed_everything(spark, shop, two_workers):
     assert summary.epoch_loss[-1] < summary.epoch_loss[0] - 0.1
     # both ranks end with the same weights (allreduced gradients from rank 0's starting point)
     assert len(summary.weights_digests) == 2 and len(set(summary.weights_digests)) == 1
-    # planted taste: far better than chance on the interactions after the cutoff (on this shop
-    # random scores reach 0.046 and the ground-truth oracle 0.29; the model reaches about 0.13)
-    assert model_recall > 2 * random_recall, (model_recall, random_recall)
+    # planted taste: better than chance on all items' interactions after the cutoff (on this shop
+    # random scores reach about 0.04 and the ground-truth oracle 0.29; the model 0.07-0.09 across runs,
+    # down from about 0.13 before the fixed text-affinity term, which weighs text similarity for warm
+    # items too: the price of its gain on new items, see the README's evaluation section)
+    assert model_recall > 1.5 * random_recall, (model_recall, random_recall)
 
     warehouse = cfg.paths.warehouse
     users = io.read_table(spark, warehouse, USER_EMBEDDINGS).toPandas()
     items = io.read_table(spark, warehouse, ITEM_EMBEDDINGS).toPandas()
     assert len(users) == 400 and len(items) == 200
     assert set(users.model_version) == set(items.model_version) == {summary.model_version}
-    assert set(items.embedding.map(len)) == {32}
+    # width: the tower vector (embedding_dim 32) then the text part (MiniLM's 384) of the text-affinity term
+    assert set(items.embedding.map(len)) == set(users.embedding.map(len)) == {32 + 384}
     # items launched after the cutoff have no users before it: content vectors
     launched_late = items[items.n_users == 0]
     assert len(launched_late) > 0 and set(launched_late.source) == {EmbeddingSource.CONTENT}
@@ -88,6 +91,10 @@ def test_two_workers_learn_agree_and_embed_everything(spark, shop, two_workers):
 
     model, catalogue, info = two_tower.load(folder)
     assert info["model_version"] == summary.model_version and len(catalogue) == 200
+    # an item nobody had seen keeps its own text, weighted by sqrt(text_weight = 20)
+    row = launched_late.iloc[0]
+    text = catalogue.text[list(catalogue.item_ids).index(row.item_id)]
+    np.testing.assert_allclose(np.asarray(row.embedding[32:]), np.sqrt(20.0) * text, rtol=1e-5, atol=1e-6)
 
     import mlflow
 
