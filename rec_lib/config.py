@@ -99,6 +99,7 @@ class TrainSection:
     item_id_dropout: float  # share of steps an item's id embedding is hidden (DropoutNet)
     text_dropout: float  # share of text-embedding dimensions hidden per item and step
     text_weight: float  # score += text_weight * <user text profile, item text>; 0: off (else embeddings grow by text_dim)
+    text_in_item_tower: bool  # the item tower also reads the text embedding (else: category, brand, price)
     user_id_dropout: float
     extra_negatives: int  # uniformly sampled negatives added to the in-batch ones per step
     min_item_interactions: int  # items with fewer users get no id embedding: content + few-shot

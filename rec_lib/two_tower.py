@@ -1,9 +1,12 @@
 """The two-tower model (TensorFlow 2.15 / Keras 2) and its loss.
 
-Item tower: the frozen text embedding through a dense layer, plus category, brand and price-bucket
-embeddings, through an MLP; plus an item-id embedding that is hidden at random during training
-(DropoutNet), so the content path alone must place an item well. A bias head on the same hidden
-layer predicts the item's popularity from content.
+Item tower: category, brand and price-bucket embeddings (and, with `text_in_item_tower`, the
+frozen text embedding through a dense layer), through an MLP; plus an item-id embedding that is
+hidden at random during training (DropoutNet), so the content path alone must place an item well.
+A bias head on the same hidden layer predicts the item's popularity from content. The text enters
+the score through the text-affinity term below either way; read by the tower too, it is memorised
+per training item and places new items worse (on the demo shop the tower's bias then predicts new
+items' popularity worse as well), so the shipped configs leave it out.
 
 User tower: the mean of the item-tower vectors of the user's recent items (the item being scored
 left out), the normalised mean of those items' text embeddings, the user's numbers, through an
@@ -52,6 +55,7 @@ class ModelParams:
     history_length: int
     text_dropout: float = 0.0  # share of text-embedding dimensions hidden per item and step in training
     text_weight: float = 0.0  # w of the text-affinity term w * <user text profile, item text>; 0: none
+    text_in_item_tower: bool = True  # the item tower's content path reads the text embedding
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -86,7 +90,7 @@ class TwoTower(tf.keras.Model):
         self.train_q = tf.constant(np.where(np.isfinite(log_q), np.exp(log_q), 0.0), tf.float32)
 
         dense = tf.keras.layers.Dense
-        self.text_proj = dense(h, activation="relu", name="text_proj")
+        self.text_proj = dense(h, activation="relu", name="text_proj") if params.text_in_item_tower else None
         self.category_emb = tf.keras.layers.Embedding(len(catalogue.categories) + 1, 16, name="category_emb")
         self.brand_emb = tf.keras.layers.Embedding(len(catalogue.brands) + 1, 16, name="brand_emb")
         self.price_emb = tf.keras.layers.Embedding(len(catalogue.price_edges) + 2, 8, name="price_emb")
@@ -124,15 +128,17 @@ class TwoTower(tf.keras.Model):
         """Unit vectors [M, d] and biases [M] of catalogue rows `index`; `keep_id` [M] bool says
         whether each item's id embedding may be used (items without one never use it);
         `text_mask` [M, text_dim] (training only) scales the text embedding's dimensions."""
-        text = tf.gather(self.text, index)
-        if text_mask is not None:
-            text = text * text_mask
-        content = tf.concat([
-            self.text_proj(text),
+        parts = [
             self.category_emb(tf.gather(self.category, index)),
             self.brand_emb(tf.gather(self.brand, index)),
             self.price_emb(tf.gather(self.price, index)),
-        ], axis=-1)
+        ]
+        if self.text_proj is not None:
+            text = tf.gather(self.text, index)
+            if text_mask is not None:
+                text = text * text_mask
+            parts.insert(0, self.text_proj(text))
+        content = tf.concat(parts, axis=-1)
         hidden = self.item_hidden(content)
         slot = tf.gather(self.id_slot, index)
         keep = tf.cast(tf.logical_and(keep_id, slot > 0), tf.float32)[:, None]

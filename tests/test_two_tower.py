@@ -122,3 +122,17 @@ def test_text_mask_changes_only_the_content_path_input():
     masked = model.item_vectors(index, keep, tf.constant([[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]))[0].numpy()
     assert not np.allclose(masked[0], model.item_vectors(index, keep)[0].numpy()[0])
     np.testing.assert_allclose(masked[1], model.item_vectors(index, keep)[0].numpy()[1], rtol=1e-6)
+
+
+def test_item_tower_without_text_reads_only_category_brand_and_price():
+    # the same model, the catalogue's text of items 1 and 3 (no ids) negated: their vectors stay
+    # when the tower does not read text, and move when it does
+    index, keep = tf.constant([1, 3]), tf.zeros([2], tf.bool)
+    for reads_text in (False, True):
+        tf.random.set_seed(3)
+        model = two_tower.build(_catalogue(), _params(text_in_item_tower=reads_text))
+        before = model.item_vectors(index, keep)[0].numpy()
+        model.text = -model.text
+        after = model.item_vectors(index, keep)[0].numpy()
+        assert np.allclose(before, after, atol=1e-6) == (not reads_text)
+        assert any(w.name.startswith("text_proj") for w in model.weights) == reads_text
