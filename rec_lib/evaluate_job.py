@@ -25,7 +25,7 @@ from rec_lib import io, report
 from rec_lib.config import EvaluateJobConfig, EvaluateSection
 from rec_lib.errors import ConfigError, RecError
 from rec_lib.evaluation import (ContentKnnRanker, FactorRanker, MethodResult, ModelInputs, ModelRanker,
-                                OracleRanker, PopularRanker, RandomRanker, Ranker, evaluable, evaluate,
+                                OracleRanker, PopularRanker, RandomRanker, Ranker, epoch_seconds, evaluable, evaluate,
                                 number_arrivals, pick_users, revealed, held_out)
 from rec_lib.progress import timed
 from rec_lib.runs import resolve_now, run_identity
@@ -100,7 +100,7 @@ def model_inputs(fitted: FittedModel, items: np.ndarray, launch_ts: np.ndarray, 
     return ModelInputs(user_vectors=dict(zip(wanted.index, fitted.users_vec[positions])),
                        content=fitted.content[0][rows], content_bias=fitted.content[1][rows], launch_ts=launch_ts,
                        temperature=cfg.train.temperature, rate_scale=fitted.rate_scale,
-                       settings=few_shot_settings(cfg.train_config(cfg.train.cutoff)),
+                       settings=few_shot_settings(cfg.few_shot),
                        text_profiles=dict(zip(wanted.index, fitted.users_text[positions])),
                        item_text=data.catalogue.text[rows], text_weight=fitted.text_weight)
 
@@ -282,7 +282,7 @@ def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig) -> EvaluationR
                               "widen evaluate.test_days or move evaluate.cutoff")
     items = np.unique(pairs["item_id"].to_numpy(str))
     launch = new.set_index(new["item_id"].astype(str))["launch_ts"].reindex(items)
-    launch_ts = np.array([t.timestamp() if pd.notna(t) else np.nan for t in launch], dtype=np.float64)
+    launch_ts = epoch_seconds(launch)
     test_users = held_out(pairs, max_k)["user_id"].to_numpy(str)
     users = pick_users(test_users, ev.max_users, ev.seed)
     needed = np.union1d(users, revealed(pairs, max_k)["user_id"].to_numpy(str))

@@ -57,6 +57,12 @@ def held_out(pairs: pd.DataFrame, max_k: int) -> pd.DataFrame:
     return pairs[pairs["arrival"] >= max_k]
 
 
+def epoch_seconds(timestamps) -> np.ndarray:
+    """Seconds since the epoch of each timestamp (naive ones read as UTC, as Spark writes them
+    here); NaN where missing."""
+    return np.array([t.timestamp() if pd.notna(t) else np.nan for t in timestamps], dtype=np.float64)
+
+
 def pace(shown: pd.DataFrame, items: np.ndarray, launch_ts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     """(users so far [N], exposure days [N]) of each item after its revealed users: the time from
     launch (where unknown, from its first user) to its latest revealed user, at least an hour;
@@ -68,8 +74,7 @@ def pace(shown: pd.DataFrame, items: np.ndarray, launch_ts: np.ndarray) -> Tuple
     g = shown.groupby("item_id")["first_ts"].agg(["size", "min", "max"]).reindex(items)
     seen = g["size"].notna().to_numpy()
     counts[seen] = g["size"].to_numpy()[seen]
-    last = np.array([t.timestamp() if pd.notna(t) else np.nan for t in g["max"]])
-    first = np.array([t.timestamp() if pd.notna(t) else np.nan for t in g["min"]])
+    last, first = epoch_seconds(g["max"]), epoch_seconds(g["min"])
     start = np.where(np.isfinite(launch_ts), launch_ts, first)
     exposure[seen] = np.maximum((last[seen] - start[seen]) / SECONDS_PER_DAY, MIN_EXPOSURE_DAYS)
     return counts, exposure
@@ -204,8 +209,7 @@ class ModelRanker(Ranker):
     def __init__(self, inputs: ModelInputs, items: np.ndarray):
         self.m, self.items, self.n_items = inputs, items, len(items)
         self.dim = inputs.content.shape[1]
-        self.vectors, self.bias = inputs.content.copy(), inputs.content_bias.copy()
-        self.text = None if inputs.item_text is None else inputs.item_text.copy()
+        self.prepare(0, pd.DataFrame(columns=["item_id", "user_id", "arrival", "first_ts"]))
 
     def prepare(self, k: int, shown: pd.DataFrame) -> None:
         m = self.m
@@ -220,10 +224,10 @@ class ModelRanker(Ranker):
             self.vectors[i], self.bias[i] = few_shot.adapt(m.content[i], float(m.content_bias[i]), users,
                                                            float(exposure[i]), m.rate_scale, m.settings,
                                                            k=int(counts[i]))
-            if self.text is not None and m.settings.method == "blend" and m.text_profiles:
+            if self.text is not None and m.text_profiles:
                 profiles = [m.text_profiles[u] for u in group["user_id"] if u in m.text_profiles]
                 if profiles:
-                    self.text[i] = few_shot.blend_vector(m.item_text[i], np.stack(profiles), m.settings.text_prior_strength)
+                    self.text[i] = few_shot.adapt_text(m.item_text[i], np.stack(profiles), m.settings)
 
     def scores(self, users: np.ndarray) -> np.ndarray:
         zero = np.zeros(self.dim, np.float32)

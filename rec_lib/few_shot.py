@@ -68,6 +68,14 @@ def fit_rate_scale(content_bias: np.ndarray, n_users: np.ndarray, exposure_days:
     return float(rates.sum() / np.exp(content_bias[usable].astype(np.float64)).sum())
 
 
+def adapt_text(text: np.ndarray, profiles: np.ndarray, settings: FewShotSettings) -> np.ndarray:
+    """One item's text side after its first users, of whom `profiles` [k, text_dim] are the text
+    profiles known; unchanged without any or when adaptation is off."""
+    if settings.method != "blend" or len(profiles) == 0:
+        return text.copy()
+    return blend_vector(text, profiles, settings.text_prior_strength)
+
+
 def adapt(content: np.ndarray, bias: float, user_vectors: np.ndarray, exposure_days: Optional[float],
           rate_scale: float, settings: FewShotSettings, k: Optional[int] = None) -> tuple[np.ndarray, float]:
     """One item's (unit vector, bias) after its first k users, of whom `user_vectors` are those

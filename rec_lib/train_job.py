@@ -23,7 +23,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from rec_lib import few_shot, io
-from rec_lib.config import MlflowSection, TrainJobConfig
+from rec_lib.config import FewShotSection, MlflowSection, TrainJobConfig
 from rec_lib.errors import ConfigError, RecError
 from rec_lib.progress import timed
 from rec_lib.runs import resolve_now, run_identity
@@ -216,8 +216,7 @@ def adapt_catalogue(catalogue: Catalogue, trained: Tuple[np.ndarray, np.ndarray]
                                                  float(catalogue.exposure_days[row]), rate_scale, settings)
         adapted = len(users) > 0 and settings.method != "none"
         if adapted and first_profiles and int(row) in first_profiles:
-            text[row] = few_shot.blend_vector(catalogue.text[row], first_profiles[int(row)][:max_k],
-                                              settings.text_prior_strength)
+            text[row] = few_shot.adapt_text(catalogue.text[row], first_profiles[int(row)][:max_k], settings)
         source[row] = EmbeddingSource.FEW_SHOT if adapted else EmbeddingSource.CONTENT
     return ItemEmbeddings(vectors, bias, source, text)
 
@@ -328,8 +327,7 @@ def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: Path):
                       checkpoint_dir=str(folder / "checkpoints"), weights_dir=str(folder))
 
 
-def few_shot_settings(cfg: TrainJobConfig) -> few_shot.FewShotSettings:
-    f = cfg.few_shot
+def few_shot_settings(f: FewShotSection) -> few_shot.FewShotSettings:
     return few_shot.FewShotSettings(f.method, f.prior_strength, f.pace, f.pace_prior_strength, f.text_prior_strength)
 
 
@@ -405,7 +403,7 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     data, version, result = fitted.data, fitted.version, fitted.result
     with timed(log, "adapt new items and write the embedding tables"):
         items = adapt_catalogue(data.catalogue, fitted.trained, fitted.content, _first_user_rows(data, fitted.users_vec),
-                                few_shot_settings(cfg), cfg.few_shot.max_k, fitted.rate_scale,
+                                few_shot_settings(cfg.few_shot), cfg.few_shot.max_k, fitted.rate_scale,
                                 _first_user_rows(data, fitted.users_text))
         write_embeddings(spark, cfg.paths.warehouse, version, now, fitted, items, cfg.train.temperature, tag=version)
 

@@ -54,3 +54,13 @@ def test_adapt_combines_both_and_none_keeps_content_vector():
     assert bias == pytest.approx(math.log(3 / 3))
     vector, bias = few_shot.adapt(content, 0.2, users, 2.0, 0.5, FewShotSettings("none", 1.0, False, 2.0))
     assert np.array_equal(vector, content) and bias == 0.2
+
+
+def test_text_side_moves_towards_its_users_profiles_only_when_blending():
+    text, profiles = np.array([1.0, 0.0]), np.array([[0.0, 1.0], [0.0, 1.0]])
+    blend = few_shot.FewShotSettings("blend", 3.0, False, 2.0, text_prior_strength=2.0)
+    # 2 * [1, 0] + 2 * [0, 1] = [2, 2] -> [0.7071, 0.7071]
+    np.testing.assert_allclose(few_shot.adapt_text(text, profiles, blend), [0.5 ** 0.5, 0.5 ** 0.5])
+    np.testing.assert_array_equal(few_shot.adapt_text(text, profiles[:0], blend), text)
+    off = few_shot.FewShotSettings("none", 3.0, False, 2.0, text_prior_strength=2.0)
+    np.testing.assert_array_equal(few_shot.adapt_text(text, profiles, off), text)
