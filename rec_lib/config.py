@@ -122,6 +122,11 @@ class FewShotSection:
 
 
 @dataclass(frozen=True)
+class SqlSection:
+    database: Optional[str]  # the views' database (schema); None: the session's current one
+
+
+@dataclass(frozen=True)
 class MlflowSection:
     tracking_uri: str  # sqlite:///mlflow.db locally; "databricks" in a workspace; "" turns it off
     experiment: str
@@ -280,6 +285,7 @@ class ScoreJobConfig:
     spark: SparkSection
     paths: PathsSection
     score: ScoreSection
+    sql: SqlSection
     run: RunSection
 
     def validate(self) -> "ScoreJobConfig":
@@ -301,6 +307,7 @@ class EvaluateJobConfig:
     few_shot: FewShotSection
     mlflow: MlflowSection
     evaluate: EvaluateSection
+    sql: SqlSection
     run: RunSection
 
     def train_config(self, cutoff: str) -> TrainJobConfig:
@@ -325,7 +332,7 @@ class EvaluateJobConfig:
 
 # Every top-level section any job knows: a file may hold sections for other jobs, but a
 # top-level key that no job knows is a typo.
-KNOWN_SECTIONS = {"spark", "paths", "input", "features", "run", "demo", "encoder", "train", "few_shot", "mlflow", "score",
+KNOWN_SECTIONS = {"sql", "spark", "paths", "input", "features", "run", "demo", "encoder", "train", "few_shot", "mlflow", "score",
                   "evaluate"}
 
 # --------------------------------------------------------------------------------------------
@@ -441,10 +448,17 @@ def replace(config: C, **sections: Any) -> C:
     return dataclasses.replace(config, **sections)
 
 
+@dataclass(frozen=True)
+class SqlJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    sql: SqlSection
+
+
 __all__ = [
     "SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RunSection",
     "DemoSection", "EncoderSection", "TrainSection", "FewShotSection", "MlflowSection", "FeatureJobConfig",
     "GenerateJobConfig", "EmbedJobConfig", "TrainJobConfig", "ScoreSection", "ScoreJobConfig", "EvaluateSection",
-    "EvaluateJobConfig", "METHODS", "load_config", "parse_overrides",
+    "EvaluateJobConfig", "SqlSection", "SqlJobConfig", "METHODS", "load_config", "parse_overrides",
     "replace",
 ]

@@ -30,6 +30,7 @@ from rec_lib.evaluation import (ContentKnnRanker, FactorRanker, MethodResult, Mo
 from rec_lib.progress import timed
 from rec_lib.runs import resolve_now, run_identity
 from rec_lib.schema import EVALUATION_METRICS, EVALUATION_TRAINING_EXAMPLES, INTERACTIONS, ITEMS
+from rec_lib.sql_views import apply_views
 from rec_lib.tracking import mlflow_run
 from rec_lib.train_job import FittedModel, few_shot_settings, fit_model
 from rec_lib.training_data import TrainingData, before_cutoff, pair_weights
@@ -333,6 +334,7 @@ def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig) -> EvaluationR
             als.close()
     rows = metric_rows(results)
     write_metrics(spark, warehouse, rows, run_id, fitted.version, cutoff, end, now)
+    apply_views(spark, warehouse, cfg.sql.database)
 
     folder = Path(ev.report_dir) / run_id
     header = {"run": run_id, "model version": fitted.version, "cutoff": f"{cutoff:%Y-%m-%d %H:%M} UTC",

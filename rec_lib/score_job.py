@@ -29,6 +29,7 @@ from rec_lib.schema import (INTERACTIONS, ITEM_EMBEDDINGS, ITEM_STATS, ITEMS, RE
                             RECOMMENDATIONS_LATEST_VIEW, USER_EMBEDDINGS, USER_FEATURES, USERS,
                             RecommendationSource)
 from rec_lib.scoring import Rules, merge_partial, partial_top_block, top_k_block
+from rec_lib.sql_views import apply_views
 
 log = logging.getLogger(__name__)
 
@@ -204,15 +205,6 @@ def _check_embeddings(spark: SparkSession, warehouse: str) -> str:
     return next(iter(versions["user_embeddings"]))
 
 
-def view_sql(spark: SparkSession, warehouse: str) -> str:
-    rec = io.qualified_path(spark, io.table_path(warehouse, RECOMMENDATIONS))
-    items = io.qualified_path(spark, io.table_path(warehouse, ITEMS))
-    return (f"CREATE OR REPLACE VIEW {RECOMMENDATIONS_LATEST_VIEW} AS "
-            f"SELECT r.user_id, r.rank, r.item_id, i.title, i.category, r.score, r.source, r.model_version, "
-            f"r.run_date, r.generated_at FROM delta.`{rec}` r JOIN delta.`{items}` i ON r.item_id = i.item_id "
-            f"WHERE r.run_date = (SELECT max(run_date) FROM delta.`{rec}`)")
-
-
 def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
     start = time.perf_counter()
     now, run_id = run_identity(cfg.run)
@@ -258,7 +250,7 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
                     F.lit(now.replace(tzinfo=None)).cast("timestamp").alias("generated_at")))
     with timed(log, f"score users against {len(cands)} candidates and write run_date {run_date}"):
         io.replace_partition(rows, RECOMMENDATIONS, warehouse, "run_date", run_date.isoformat(), user_metadata=run_id)
-    spark.sql(view_sql(spark, warehouse))
+    apply_views(spark, warehouse, cfg.sql.database)
 
     written = io.read_table(spark, warehouse, RECOMMENDATIONS).where(F.col("run_date") == F.lit(run_date))
     counts = {r["source"]: (r["users"], r["rows"]) for r in written.groupBy("source").agg(
