@@ -31,7 +31,7 @@ from rec_lib.progress import timed
 from rec_lib.runs import resolve_now, run_identity
 from rec_lib.schema import EVALUATION_METRICS, EVALUATION_TRAINING_EXAMPLES, INTERACTIONS, ITEMS
 from rec_lib.sql_views import apply_views
-from rec_lib.tracking import mlflow_run
+from rec_lib.tracking import log_model_folder, mlflow_run
 from rec_lib.train_job import FittedModel, few_shot_settings, fit_model
 from rec_lib.training_data import TrainingData, before_cutoff, pair_weights
 
@@ -250,15 +250,19 @@ def write_metrics(spark: SparkSession, warehouse: str, rows: pd.DataFrame, run_i
 
 
 def log_evaluation(cfg: EvaluateJobConfig, run_id: str, version: str, rows: pd.DataFrame,
-                   report_folder: Path) -> Optional[str]:
+                   report_folder: Path, model_folder: Path) -> Optional[str]:
+    """One MLflow run per evaluation: its and the model's parameters, every metric by step k, the
+    report and the evaluated model."""
     with mlflow_run(cfg.mlflow, f"evaluate {run_id}") as mlflow:
         if mlflow is None:
             return None
         mlflow.set_tags({"model_version": version, "run_id": run_id, "stage": "evaluate"})
-        mlflow.log_params({f"evaluate.{k}": str(v) for k, v in asdict(cfg.evaluate).items()})
+        mlflow.log_params({f"{section}.{k}": str(v)[:500] for section in ("evaluate", "train", "few_shot")
+                           for k, v in asdict(getattr(cfg, section)).items()})
         for r in rows.dropna(subset=["value"]).itertuples():
             mlflow.log_metric(f"{r.method}.{r.metric.replace('@', '_at_')}", r.value, step=int(r.k))
         mlflow.log_artifacts(str(report_folder), artifact_path="report")
+        log_model_folder(mlflow, model_folder)
         return mlflow.active_run().info.run_id
 
 
@@ -343,6 +347,6 @@ def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig) -> EvaluationR
     paths = report.write_report(rows, ev.top_k, folder, header, notes)
     summary = EvaluationRunSummary(run_id, fitted.version, cutoff, end, len(items), len(new), len(users), ev.top_k, rows,
                                    {name: str(p) for name, p in paths.items()})
-    summary.mlflow_run_id = log_evaluation(cfg, run_id, fitted.version, rows, folder)
+    summary.mlflow_run_id = log_evaluation(cfg, run_id, fitted.version, rows, folder, fitted.folder)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Optional
 
 from rec_lib.config import MlflowSection
@@ -25,3 +26,15 @@ def mlflow_run(settings: MlflowSection, run_name: str) -> Iterator[Optional[obje
     mlflow.set_experiment(settings.experiment)
     with mlflow.start_run(run_name=run_name):
         yield mlflow
+
+
+def log_model_folder(mlflow, folder: Path) -> None:
+    """Log a model folder (weights, vocabularies, description; not its checkpoints) as the run's
+    `model` artifacts, so the run that produced or measured a model carries it."""
+    for path in sorted(Path(folder).iterdir()):
+        if path.name == "checkpoints":
+            continue
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), artifact_path=f"model/{path.name}")
+        else:
+            mlflow.log_artifact(str(path), artifact_path="model")

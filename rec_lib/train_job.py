@@ -29,7 +29,7 @@ from rec_lib.progress import timed
 from rec_lib.runs import resolve_now, run_identity
 from rec_lib.schema import (INTERACTIONS, ITEM_EMBEDDINGS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES,
                             USER_EMBEDDINGS, USERS, EmbeddingSource, TableSpec)
-from rec_lib.tracking import mlflow_run
+from rec_lib.tracking import log_model_folder, mlflow_run
 from rec_lib.trainer import PetastormFeed, ReportingWorker, WorkerResult, WorkerSpec, read_reports, run_worker
 from rec_lib.training_data import USER_NUMERIC, Catalogue, TrainingData, build_training_data, write_examples
 
@@ -264,13 +264,7 @@ def log_to_mlflow(settings: MlflowSection, version: str, params: Dict[str, objec
                 mlflow.log_metric("loss", loss, step=epoch)
                 mlflow.log_metric("examples_per_s", rate, step=epoch)
         mlflow.log_metrics(metrics)
-        for path in sorted(model_folder.iterdir()):
-            if path.name == "checkpoints":
-                continue
-            if path.is_dir():
-                mlflow.log_artifacts(str(path), artifact_path=f"model/{path.name}")
-            else:
-                mlflow.log_artifact(str(path), artifact_path="model")
+        log_model_folder(mlflow, model_folder)
         return mlflow.active_run().info.run_id
 
 

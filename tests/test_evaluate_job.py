@@ -119,7 +119,7 @@ def test_the_job_writes_every_method_and_k(spark, evaluated):
     # popular knows nothing at k = 0: its order is the tie-break, a ranking unrelated to the users
     assert value[(0, "popular", "coverage@5")] == pytest.approx(5 / summary.n_items)
     # the production model's input and embeddings were not touched; the evaluation's own input exists
-    assert before == after and after["training_examples"] is None  # the shared shop has no production model
+    assert before == after
     assert io.delta_exists(spark, io.table_path(cfg.paths.warehouse, EVALUATION_TRAINING_EXAMPLES))
 
 
@@ -145,6 +145,12 @@ def test_report_summary_lines_and_mlflow(spark, evaluated):
     model_recall = summary.rows.query("method == 'model' and metric == 'recall@5' and k == 3")["value"].iloc[0]
     history = mlflow.tracking.MlflowClient().get_metric_history(summary.mlflow_run_id, "model.recall_at_5")
     assert [m.value for m in history if m.step == 3] == [pytest.approx(model_recall)]
+    # parameters of the evaluation and of the model, the report and the evaluated model as artifacts
+    assert run.data.params["evaluate.top_k"] == "5" and run.data.params["train.text_weight"] == "20.0"
+    client = mlflow.tracking.MlflowClient()
+    logged = {a.path for a in client.list_artifacts(summary.mlflow_run_id, "model")}
+    assert {"model/model.json", "model/weights"} <= logged
+    assert "report/summary.md" in {a.path for a in client.list_artifacts(summary.mlflow_run_id, "report")}
 
 
 def test_a_rerun_replaces_its_own_rows_only(spark, shop, evaluated):
