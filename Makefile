@@ -23,7 +23,7 @@ JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE)
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test setup features embed train score evaluate generate bench-features bench-encoder bench-train bench-score clean
+.PHONY: run test setup features embed train score evaluate sql generate package package-env bench-features bench-encoder bench-train bench-score clean
 
 setup: $(SETUP_STAMP) $(JARS_STAMP)
 
@@ -63,6 +63,19 @@ score: setup
 
 evaluate: setup
 	$(PY) -m jobs.evaluate $(JOB_ARGS)
+
+# (Re)create the SQL views (rec_lib/sql/V*.sql); scoring and evaluation also do after writing.
+sql: setup
+	$(PY) -m jobs.apply_sql $(JOB_ARGS)
+
+# What a cluster runs: dist/rec_lib-<version>-py3-none-any.whl (entry points rec-*), and
+# dist/rec_lib-<version>.zip for spark-submit --py-files. package-env adds the packed environment
+# dist/rec_env-<version>.tar.gz for --archives (a fresh venv of the pinned stack; minutes, ~1 GB).
+package: setup
+	$(PY) scripts/package.py --out dist
+
+package-env: setup
+	$(PY) scripts/package.py --out dist --env
 
 test: setup
 	$(PY) -m pytest tests $(PYTEST_ARGS)

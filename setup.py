@@ -13,20 +13,32 @@ def _requirements(name):
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+# The jobs as console commands (also the Databricks bundle's python_wheel_task entry points).
+ENTRY_POINTS = {
+    "rec-generate-data": "jobs.generate_data:main",
+    "rec-build-features": "jobs.build_features:main",
+    "rec-embed-items": "jobs.embed_items:main",
+    "rec-train": "jobs.train:main",
+    "rec-score": "jobs.score:main",
+    "rec-evaluate": "jobs.evaluate:main",
+    "rec-apply-sql": "jobs.apply_sql:main",
+}
+
 setup(
     name="rec-lib",
     version=VERSION,
     description="Cold-start recommendations of new items: Spark + Delta features, text encoder, "
     "Horovod two-tower training, top-K scoring",
     packages=find_packages(include=["rec_lib", "rec_lib.*", "jobs"]),
-    package_data={"rec_lib": ["conf/*.yaml", "sql/*.sql"]},
+    package_data={"rec_lib": ["sql/*.sql"]},
     python_requires=">=3.11,<3.12",
-    install_requires=_requirements("base.txt"),
-    extras_require={"train": _requirements("train.txt"), "dev": _requirements("dev.txt")},
-    entry_points={
-        "console_scripts": [
-            "rec-generate-data=jobs.generate_data:main",
-            "rec-build-features=jobs.build_features:main",
-        ]
-    },
+    # Loose here, so installing the wheel on a platform (Databricks Runtime) keeps the platform's own
+    # builds; the exact, tested pins are the extras and requirements/*.txt.
+    install_requires=["pyyaml>=6.0", "numpy>=1.23,<2", "pandas>=1.5", "pyarrow>=14"],
+    # spark: a Spark of its own (local, or spark-submit from a packed environment); train: the
+    # training and encoding stack. Horovod is built against the installed TensorFlow
+    # (scripts/setup_env.sh), so it is not listed; Databricks Runtime 15.4 LTS ML ships it.
+    extras_require={"spark": _requirements("base.txt"), "train": _requirements("train.txt"),
+                    "dev": _requirements("dev.txt")},
+    entry_points={"console_scripts": [f"{name}={target}" for name, target in ENTRY_POINTS.items()]},
 )

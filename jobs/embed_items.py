@@ -6,8 +6,11 @@ from rec_lib.config import EmbedJobConfig
 from rec_lib.embed_job import run_embed_job
 
 
+CONFIG = EmbedJobConfig  # the config this job reads
+
+
 def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, EmbedJobConfig, run_embed_job)
+    return run_spark_job(argv, __doc__, CONFIG, run_embed_job)
 
 
 if __name__ == "__main__":

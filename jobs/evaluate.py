@@ -7,8 +7,11 @@ from rec_lib.config import EvaluateJobConfig
 from rec_lib.evaluate_job import run_evaluate_job
 
 
+CONFIG = EvaluateJobConfig  # the config this job reads
+
+
 def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, EvaluateJobConfig, run_evaluate_job)
+    return run_spark_job(argv, __doc__, CONFIG, run_evaluate_job)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@ from rec_lib.cli import job_parser, load_job_config, parse, run_job
 from rec_lib.config import GenerateJobConfig
 
 
+CONFIG = GenerateJobConfig  # the config this job reads
+
+
 def main(argv=None) -> int:
     parser = job_parser(__doc__)
     args = parse(parser, argv)
@@ -12,7 +15,7 @@ def main(argv=None) -> int:
     def body():
         from rec_lib.generator import generate_shop
 
-        cfg = load_job_config(GenerateJobConfig, args)
+        cfg = load_job_config(CONFIG, args)
         shop = generate_shop(cfg.demo, cfg.paths.input)
         print(f"demo shop in {shop.input_dir}: {shop.n_items:,} items, {shop.n_users:,} users, "
               f"{shop.n_events:,} event rows ({shop.n_dirty_rows:,} made invalid on purpose); "

@@ -6,8 +6,11 @@ from rec_lib.config import ScoreJobConfig
 from rec_lib.score_job import run_score_job
 
 
+CONFIG = ScoreJobConfig  # the config this job reads
+
+
 def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, ScoreJobConfig, run_score_job)
+    return run_spark_job(argv, __doc__, CONFIG, run_score_job)
 
 
 if __name__ == "__main__":

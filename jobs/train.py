@@ -6,8 +6,11 @@ from rec_lib.config import TrainJobConfig
 from rec_lib.train_job import run_train_job
 
 
+CONFIG = TrainJobConfig  # the config this job reads
+
+
 def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, TrainJobConfig, run_train_job)
+    return run_spark_job(argv, __doc__, CONFIG, run_train_job)
 
 
 if __name__ == "__main__":

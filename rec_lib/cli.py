@@ -5,8 +5,10 @@ import argparse
 import logging
 import sys
 import warnings
+from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Type, TypeVar
 
+import rec_lib
 from rec_lib.config import load_config
 from rec_lib.errors import RecError
 
@@ -57,6 +59,8 @@ def configure_logging() -> None:
 def run_job(body: Callable[[], None]) -> int:
     """Run a job body; a RecError becomes one line on stderr and its exit code."""
     configure_logging()
+    # which library ran: the checkout, an installed wheel or a spark-submit --py-files zip
+    logging.getLogger("rec_lib").info("rec_lib %s from %s", rec_lib.__version__, Path(rec_lib.__file__).parent)
     try:
         body()
     except RecError as exc:

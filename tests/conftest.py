@@ -74,3 +74,17 @@ def small_warehouse(spark, feature_config):
     write_inputs(Path(feature_config.paths.input))
     run_feature_job(spark, feature_config)
     return feature_config.paths.warehouse
+
+
+@pytest.fixture(scope="session")
+def built_package(tmp_path_factory):
+    """`scripts/package.py`'s wheel and --py-files zip, built once into a temporary folder."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, str(REPO / "scripts" / "package.py"), "--out", str(out)], check=True,
+                   capture_output=True, text=True, timeout=600)
+    wheels, zips = sorted(out.glob("rec_lib-*.whl")), sorted(out.glob("rec_lib-*.zip"))
+    assert len(wheels) == 1 and len(zips) == 1, sorted(out.iterdir())
+    return {"wheel": wheels[0], "zip": zips[0]}
