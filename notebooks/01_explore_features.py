@@ -3,22 +3,22 @@
 # MAGIC # Explore the feature tables
 # MAGIC Reads the Delta tables written by `jobs/build_features.py` and looks at what the cold-start
 # MAGIC problem looks like in this shop: how many items are new, how many interactions they have,
-# MAGIC and why rows were quarantined. Set `WAREHOUSE` to the warehouse folder or URI.
+# MAGIC and why rows were quarantined. Parameters (widgets on Databricks, `REC_CONF` / `REC_WAREHOUSE`
+# MAGIC elsewhere): the config file and the warehouse folder or URI.
 
 # COMMAND ----------
-
-import os
 
 from pyspark.sql import functions as F
 
 from rec_lib.config import FeatureJobConfig, load_config
 from rec_lib.io import read_table
+from rec_lib.notebook import parameter
 from rec_lib.schema import ITEM_STATS, ITEMS, QUARANTINE, USER_FEATURES
 from rec_lib.spark import get_spark
 
-CONF = os.environ.get("REC_CONF", "conf/local.yaml")
+CONF = parameter("conf", "conf/local.yaml", globals().get("dbutils"))
 cfg = load_config(FeatureJobConfig, CONF)
-WAREHOUSE = os.environ.get("REC_WAREHOUSE", cfg.paths.warehouse)
+WAREHOUSE = parameter("warehouse", cfg.paths.warehouse, globals().get("dbutils"))
 spark = get_spark(cfg.spark)
 
 # COMMAND ----------

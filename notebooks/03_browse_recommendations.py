@@ -1,0 +1,64 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # Browse the recommendations
+# MAGIC The views analysts query (`recommendations_latest`, `recommendations_by_user`,
+# MAGIC `evaluation_summary`; see `rec_lib/sql/`), a user's history next to their list, and how the
+# MAGIC lists spread over the new items. Parameters (widgets on Databricks, `REC_CONF` /
+# MAGIC `REC_WAREHOUSE` / `REC_USER` elsewhere): the config file, the warehouse, a user to look at.
+
+# COMMAND ----------
+
+from pyspark.sql import functions as F
+
+from rec_lib.config import ScoreJobConfig, load_config
+from rec_lib.io import read_table
+from rec_lib.notebook import parameter
+from rec_lib.schema import INTERACTIONS, ITEMS
+from rec_lib.spark import get_spark
+from rec_lib.sql_views import apply_views
+
+CONF = parameter("conf", "conf/local.yaml", globals().get("dbutils"))
+cfg = load_config(ScoreJobConfig, CONF)
+WAREHOUSE = parameter("warehouse", cfg.paths.warehouse, globals().get("dbutils"))
+USER = parameter("user", "", globals().get("dbutils"))
+spark = get_spark(cfg.spark)
+# locally the views live in the session: create them here (on Databricks the jobs already did)
+print("\n".join(apply_views(spark, WAREHOUSE, cfg.sql.database).lines()))
+views = f"{cfg.sql.database}." if cfg.sql.database else ""
+
+# COMMAND ----------
+
+# MAGIC %md ## The newest run: where the lists come from
+
+# COMMAND ----------
+
+latest = spark.sql(f"SELECT * FROM {views}recommendations_latest")
+latest.groupBy("run_date", "model_version", "source").agg(
+    F.countDistinct("user_id").alias("users"), F.count("*").alias("rows")).show(truncate=False)
+
+# COMMAND ----------
+
+# MAGIC %md ## One user: what they did, what they get
+
+# COMMAND ----------
+
+user = USER or latest.where("source = 'model'").orderBy("user_id").first()["user_id"]
+history = (read_table(spark, WAREHOUSE, INTERACTIONS).where(F.col("user_id") == user)
+           .join(read_table(spark, WAREHOUSE, ITEMS).select("item_id", "title", "category"), "item_id")
+           .orderBy(F.desc("ts")))
+history.select("ts", "event_type", "title", "category").show(10, truncate=60)
+spark.sql(f"SELECT rank, title, category, round(score, 3) AS score, source FROM {views}recommendations_latest "
+          f"WHERE user_id = '{user}' ORDER BY rank").show(truncate=60)
+
+# COMMAND ----------
+
+# MAGIC %md ## How the lists spread over the candidates
+
+# COMMAND ----------
+
+spread = latest.groupBy("item_id", "title", "category").agg(F.count("*").alias("users")).orderBy(F.desc("users"))
+spread.show(10, truncate=60)
+lists = spark.sql(f"SELECT * FROM {views}recommendations_by_user")
+summary = {"user": user, "users_with_lists": lists.count(), "distinct_items": spread.count(),
+           "rows": latest.count(), "user_list": [x.item_id for x in lists.where(F.col("user_id") == user).first()["items"]]}
+print(summary)
