@@ -59,7 +59,8 @@ def build_env(out: Path) -> Path:
     subprocess.run(["bash", str(REPO / "scripts" / "setup_env.sh"), str(env), "--no-project"], check=True, cwd=REPO)
     target = out / f"rec_env-{__version__}.tar.gz"
     target.unlink(missing_ok=True)
-    subprocess.run([str(env / "bin" / "venv-pack"), "--prefix", str(env), "--output", str(target)], check=True)
+    subprocess.run([str(env / "bin" / "venv-pack"), "--quiet", "--prefix", str(env), "--output", str(target)], check=True)
+    target.chmod(0o644)  # venv-pack writes it private
     shutil.rmtree(env, ignore_errors=True)
     return target
 
