@@ -117,7 +117,8 @@ def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = N
     """Create or replace every view whose tables exist, in version order, on the warehouse's
     tables (cheap and idempotent: the jobs that write a table call it afterwards)."""
     files = view_files(folder)
-    unknown = sorted({t for f in files for t in referenced_tables(f)} - set(TABLES))
+    read = {t for f in files for t in referenced_tables(f)}
+    unknown = sorted(read - set(TABLES))
     if unknown:
         raise SqlViewError(f"view files read unknown table(s) {unknown}; tables: {sorted(TABLES)}")
     for i, view in enumerate(files):
@@ -125,7 +126,7 @@ def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = N
         if undefined:
             raise SqlViewError(f"{view.path.name}: unknown placeholder {{{{view:{undefined[0]}}}}}; a view may "
                                f"read only views of lower versions: {[f.name for f in files[:i]]}")
-    paths = {name: io.table_path(warehouse, spec) for name, spec in TABLES.items()}
+    paths = {name: io.table_path(warehouse, TABLES[name]) for name in sorted(read)}
     present = {name: io.delta_exists(spark, path) for name, path in paths.items()}
     qualified = {name: io.qualified_path(spark, path) for name, path in paths.items() if present[name]}
     if database:
