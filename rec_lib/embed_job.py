@@ -22,7 +22,7 @@ from pyspark.sql import functions as F
 from rec_lib import io
 from rec_lib.config import EmbedJobConfig
 from rec_lib.progress import timed
-from rec_lib.runs import run_identity
+from rec_lib.runs import run_identity, timestamp_lit
 from rec_lib.schema import ITEM_TEXT_EMBEDDINGS, ITEMS
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def run_embed_job(spark: SparkSession, cfg: EmbedJobConfig) -> EmbedRunSummary:
                                       cfg.encoder.tf_threads, partitions)
             rows = (encoded.withColumn("model_name", F.lit(identity.name))
                     .withColumn("model_version", F.lit(identity.version))
-                    .withColumn("embedded_at", F.lit(now.replace(tzinfo=None)).cast("timestamp"))
+                    .withColumn("embedded_at", timestamp_lit(now))
                     .withColumn("run_id", F.lit(run_id)))
             io.merge_table(spark, rows, ITEM_TEXT_EMBEDDINGS, warehouse,
                            compare=["text_hash", "model_name", "model_version"])

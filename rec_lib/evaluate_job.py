@@ -28,7 +28,7 @@ from rec_lib.evaluation import (ContentKnnRanker, FactorRanker, MethodResult, Mo
                                 OracleRanker, PopularRanker, RandomRanker, Ranker, epoch_seconds, evaluable, evaluate,
                                 number_arrivals, pick_users, revealed, held_out)
 from rec_lib.progress import timed
-from rec_lib.runs import resolve_now, run_identity
+from rec_lib.runs import resolve_now, run_identity, timestamp_lit, utc_naive
 from rec_lib.schema import EVALUATION_METRICS, EVALUATION_TRAINING_EXAMPLES, INTERACTIONS, ITEMS
 from rec_lib.sql_views import apply_views
 from rec_lib.tracking import log_model_folder, mlflow_run
@@ -40,10 +40,6 @@ log = logging.getLogger(__name__)
 
 class EvaluationError(RecError):
     """The evaluation cannot run on this data (no new items or no test interactions after the cutoff)."""
-
-
-def _naive(ts: datetime) -> datetime:
-    return ts.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 def resolve_window(interactions: DataFrame, ev: EvaluateSection) -> Tuple[datetime, datetime]:
@@ -68,15 +64,14 @@ def new_items(items: DataFrame, interactions: DataFrame, cutoff: datetime, end: 
     known) before the end of the test window."""
     seen = before_cutoff(interactions, cutoff).select("item_id").distinct()
     return (items.join(seen, "item_id", "left_anti")
-            .where(F.col("launch_ts").isNull() | (F.col("launch_ts") < F.lit(_naive(end)).cast("timestamp")))
+            .where(F.col("launch_ts").isNull() | (F.col("launch_ts") < timestamp_lit(end)))
             .select("item_id", "launch_ts"))
 
 
 def window_pairs(interactions: DataFrame, new: DataFrame, cutoff: datetime, end: datetime) -> pd.DataFrame:
     """user_id, item_id, first_ts, first_weight (event-type weight of the pair's first event) of
     the new items in [cutoff, end), with each item's `arrival` order."""
-    in_window = interactions.where((F.col("ts") >= F.lit(_naive(cutoff)).cast("timestamp"))
-                                   & (F.col("ts") < F.lit(_naive(end)).cast("timestamp")))
+    in_window = interactions.where((F.col("ts") >= timestamp_lit(cutoff)) & (F.col("ts") < timestamp_lit(end)))
     pairs = (in_window.join(F.broadcast(new.select("item_id")), "item_id")
              .groupBy("user_id", "item_id")
              .agg(F.min("ts").alias("first_ts"), F.min_by("type_weight", "ts").alias("first_weight"))
@@ -216,10 +211,10 @@ class EvaluationRunSummary:
                f"  Recall@{self.top_k} / NDCG@{self.top_k} by k (first interactions of each new item seen):",
                "  " + "method".ljust(width) + "".join(f"{f'k={k}':>16}" for k in table.index)]
         for method in table.columns:
-            cells = "".join(f"{report._fmt(table.at[k, method]) + ' / ' + report._fmt(ndcg.at[k, method]):>16}"
+            cells = "".join(f"{report.fmt(table.at[k, method]) + ' / ' + report.fmt(ndcg.at[k, method]):>16}"
                             for k in table.index)
             out.append("  " + method.ljust(width) + cells)
-        losses = report.wins(self.rows, self.top_k)
+        losses = report.model_losses(self.rows, self.top_k)
         out.append(f"  model beats {', '.join(report.BASELINES)} at every k: " + ("yes" if not losses else
                                                                                  f"no ({len(losses)} losses)"))
         ratios = report.oracle_ratios(self.rows, self.top_k)
@@ -243,8 +238,8 @@ def write_metrics(spark: SparkSession, warehouse: str, rows: pd.DataFrame, run_i
                   cutoff: datetime, end: datetime, now: datetime) -> None:
     """Replace this run's rows of `evaluation_metrics` (earlier runs stay) in one commit."""
     table = rows.assign(run_id=run_id, model_version=version, k=rows["k"].astype(np.int32),
-                        cutoff=pd.Timestamp(_naive(cutoff)), test_end=pd.Timestamp(_naive(end)),
-                        evaluated_at=pd.Timestamp(_naive(now)))
+                        cutoff=pd.Timestamp(utc_naive(cutoff)), test_end=pd.Timestamp(utc_naive(end)),
+                        evaluated_at=pd.Timestamp(utc_naive(now)))
     df = spark.createDataFrame(table[list(EVALUATION_METRICS.columns)], schema=EVALUATION_METRICS.schema)
     io.replace_partition(df, EVALUATION_METRICS, warehouse, "run_id", run_id, user_metadata=run_id)
 
@@ -288,19 +283,18 @@ def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig) -> EvaluationR
     items = np.unique(pairs["item_id"].to_numpy(str))
     launch = new.set_index(new["item_id"].astype(str))["launch_ts"].reindex(items)
     launch_ts = epoch_seconds(launch)
-    test_users = held_out(pairs, max_k)["user_id"].to_numpy(str)
-    users = pick_users(test_users, ev.max_users, ev.seed)
+    test_pairs = held_out(pairs, max_k)
+    n_test_users = test_pairs["user_id"].nunique()
+    users = pick_users(test_pairs["user_id"].to_numpy(str), ev.max_users, ev.seed)
     needed = np.union1d(users, revealed(pairs, max_k)["user_id"].to_numpy(str))
     log.info("evaluation window %s: %d of %d new items have more than %d users; %d test pairs, %d test users "
-             "(%d ranked)", window, len(items), len(new), max_k, len(held_out(pairs, max_k)),
-             len(np.unique(test_users)), len(users))
+             "(%d ranked)", window, len(items), len(new), max_k, len(test_pairs), n_test_users, len(users))
 
     fitted = fit_model(spark, cfg.train_config(cutoff.isoformat()), examples_table=EVALUATION_TRAINING_EXAMPLES)
     rankers: List[Ranker] = []
-    n_test_users = len(np.unique(test_users))
     notes = [f"evaluated items: the {len(items)} of {len(new)} new items with more than {max_k} users in the test "
              f"window; every one has exactly k users revealed at each k",
-             f"test interactions: each item's users after its first {max_k} ({len(held_out(pairs, max_k)):,} pairs), "
+             f"test interactions: each item's users after its first {max_k} ({len(test_pairs):,} pairs), "
              "the same at every k; a user is never shown an item among whose revealed users they are",
              f"test users ranked: {len(users):,} of {n_test_users:,}"
              + (f" (a seeded sample, evaluate.max_users={ev.max_users})" if len(users) < n_test_users else ""),

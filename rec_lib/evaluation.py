@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib import few_shot
-from rec_lib.metrics import MetricAccumulator
+from rec_lib.metrics import MetricAccumulator, top_k
 
 SECONDS_PER_DAY = 86400.0
 MIN_EXPOSURE_DAYS = 1.0 / 24  # an hour: k users "at once" still have a finite pace
@@ -99,15 +99,6 @@ def pair_matrix(pairs: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> np
     ok = (users[u] == pair_users) & (items[i] == pair_items)
     out[u[ok], i[ok]] = True
     return out
-
-
-def rank(scores: np.ndarray, exclude: np.ndarray, tiebreak: np.ndarray, k: int) -> np.ndarray:
-    """[B, k] item indices, best first; excluded items never appear while others are left, equal
-    scores are ordered by `tiebreak` (a permutation rank of the items)."""
-    scores = np.where(exclude, -np.inf, scores.astype(np.float64))
-    ties = np.broadcast_to(tiebreak, scores.shape)
-    order = np.lexsort((ties, -scores), axis=-1)
-    return order[:, :min(k, scores.shape[1])]
 
 
 # --------------------------------------------------------------------------------------------
@@ -324,7 +315,7 @@ def evaluate(pairs: pd.DataFrame, items: np.ndarray, rankers: List[Ranker], ks: 
             relevant = pair_matrix(test[test["user_id"].isin(block_users)], block_users, items)
             exclude = pair_matrix(shown_judged[shown_judged["user_id"].isin(block_users)], block_users, items)
             for ranker in active:
-                recommended = rank(ranker.scores(block_users), exclude, tiebreak, top)
+                recommended = top_k(ranker.scores(block_users), top, exclude, tiebreak)
                 accumulators[ranker.name].add(recommended, relevant)
         for ranker in rankers:
             metrics = accumulators[ranker.name].result() if ranker in active else {}

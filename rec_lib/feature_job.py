@@ -26,7 +26,7 @@ from rec_lib import io
 from rec_lib.config import FeatureJobConfig
 from rec_lib.errors import InputError
 from rec_lib.progress import timed
-from rec_lib.runs import run_identity
+from rec_lib.runs import run_identity, timestamp_lit
 from rec_lib.schema import (EVENTS_INPUT, INTERACTIONS, ITEM_STATS, ITEMS, ITEMS_INPUT, QUARANTINE,
                             USER_FEATURES, USERS, USERS_INPUT, InputContract)
 
@@ -88,7 +88,7 @@ def _read(spark: SparkSession, cfg: FeatureJobConfig, contract: InputContract):
 
 def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSummary:
     now, run_id = run_identity(cfg.run)
-    now_ts = F.lit(now.replace(tzinfo=None)).cast("timestamp")  # session time zone is UTC
+    now_ts = timestamp_lit(now)
     max_future = cfg.input.max_future_hours
     warehouse = cfg.paths.warehouse
     log.info("feature job %s: input %s -> warehouse %s", run_id, cfg.paths.input, warehouse)
@@ -136,7 +136,7 @@ def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSum
         written["interactions"] = io.merge_table(spark, fx.interaction_rows(accepted_events, run_id), INTERACTIONS,
                                                  warehouse, compare=["value", "type_weight"])
     with timed(log, "merge quarantine"):
-        quarantined_at = F.lit(now.replace(tzinfo=None)).cast("timestamp")
+        quarantined_at = timestamp_lit(now)
         rejected = [fx.quarantine_rows(fx.rejected(v), name, run_id, quarantined_at)
                     for name, v in (("items", items_v), ("users", users_v), ("events", events_v)) if v is not None]
         written["quarantine"] = io.merge_table(spark, reduce(DataFrame.unionByName, rejected), QUARANTINE,

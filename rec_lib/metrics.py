@@ -19,15 +19,19 @@ from typing import Dict, Optional, Sequence, Set
 import numpy as np
 
 
-def top_k(scores: np.ndarray, k: int, exclude: Optional[np.ndarray] = None) -> np.ndarray:
-    """Indices [U, k] of each row's k best scores, best first; ties go to the lower index;
-    `exclude` [U, N] bool marks items that may not be recommended (e.g. already seen)."""
+def top_k(scores: np.ndarray, k: int, exclude: Optional[np.ndarray] = None,
+          tiebreak: Optional[np.ndarray] = None) -> np.ndarray:
+    """Indices [U, k] of each row's k best scores, best first; `exclude` [U, N] bool marks items
+    that may not be recommended (e.g. already seen; they come last). Equal scores are ordered by
+    `tiebreak` [N] (a rank per item, e.g. a seeded permutation), else the lower index first."""
     scores = np.asarray(scores, dtype=np.float64)
     if exclude is not None:
         scores = np.where(exclude, -np.inf, scores)
     k = min(k, scores.shape[1])
-    # a stable sort of -score keeps equal scores in index order
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    if tiebreak is None:
+        # a stable sort of -score keeps equal scores in index order
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.lexsort((np.broadcast_to(tiebreak, scores.shape), -scores), axis=-1)[:, :k]
 
 
 def hits(recommended: np.ndarray, relevant: np.ndarray) -> np.ndarray:
@@ -95,6 +99,13 @@ class MetricAccumulator:
 
 
 def recall_at_k(recommended: np.ndarray, relevant: Sequence[Set[int]], k: int) -> float:
-    """Mean over users with something relevant of |top k ∩ relevant| / |relevant|."""
-    values = [len(set(row[:k].tolist()) & rel) / len(rel) for row, rel in zip(recommended, relevant) if rel]
-    return float(np.mean(values)) if values else float("nan")
+    """Mean over users with something relevant of |top k ∩ relevant| / |relevant|, with the
+    relevant items given as sets of indices (per_user_metrics' recall)."""
+    recommended = np.asarray(recommended)
+    n_items = 1 + max([int(recommended.max()) if recommended.size else -1] + [max(r) for r in relevant if r])
+    matrix = np.zeros((len(relevant), n_items), dtype=bool)
+    for user, items in enumerate(relevant):
+        matrix[user, list(items)] = True
+    recall = per_user_metrics(recommended, matrix, k)["recall"]
+    judged = ~np.isnan(recall)
+    return float(recall[judged].mean()) if judged.any() else float("nan")

@@ -24,7 +24,7 @@ def metric_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table.reindex(columns=ordered).sort_index()
 
 
-def wins(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES) -> List[str]:
+def model_losses(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES) -> List[str]:
     """Where the model does not beat a baseline on recall@K or ndcg@K: 'ndcg@20 at k=3: popular
     0.21 >= model 0.20'; empty when it wins everywhere."""
     losses = []
@@ -48,7 +48,7 @@ def oracle_ratios(rows: pd.DataFrame, top_k: int, ks: Sequence[int] = (0, 5)) ->
             if k in table.index and table.at[k, "oracle"] > 0}
 
 
-def _fmt(value: float, whole: bool = False) -> str:
+def fmt(value: float, whole: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:,.0f}" if whole else f"{value:.4f}"
@@ -58,7 +58,7 @@ def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequ
     lines = ["# Cold-start evaluation", ""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
     lines.append("")
-    losses = wins(rows, top_k)
+    losses = model_losses(rows, top_k)
     verdict = ("yes" if not losses else "no")
     lines.append(f"**Model beats {', '.join(BASELINES)} on Recall@{top_k} and NDCG@{top_k} at every k: {verdict}**")
     lines += [f"- {loss}" for loss in losses]
@@ -75,7 +75,7 @@ def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequ
         lines += ["", f"## {metric}", "", "| k | " + " | ".join(table.columns) + " |",
                   "|---:|" + "---:|" * len(table.columns)]
         for k, row in table.iterrows():
-            lines.append(f"| {k} | " + " | ".join(_fmt(v, whole=metric == "users") for v in row) + " |")
+            lines.append(f"| {k} | " + " | ".join(fmt(v, whole=metric == "users") for v in row) + " |")
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"

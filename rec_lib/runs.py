@@ -5,6 +5,9 @@ import uuid
 from datetime import datetime, timezone
 from typing import Optional, Tuple
 
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
 from rec_lib.config import RunSection
 from rec_lib.errors import ConfigError
 
@@ -20,7 +23,18 @@ def resolve_now(configured: Optional[str]) -> datetime:
         parsed = datetime.fromisoformat(configured.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ConfigError(f"run.now must be ISO-8601 (e.g. 2026-11-01T00:00:00Z), got {configured!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def utc_naive(ts: datetime) -> datetime:
+    """The UTC wall time without a zone, as Spark timestamps and the Delta tables hold it (the
+    sessions run in UTC); a naive value is taken as UTC already."""
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def timestamp_lit(ts: datetime) -> Column:
+    """`ts` as a Spark timestamp literal (see utc_naive)."""
+    return F.lit(utc_naive(ts)).cast("timestamp")
 
 
 def run_identity(run: RunSection) -> Tuple[datetime, str]:

@@ -24,7 +24,7 @@ from rec_lib import io
 from rec_lib.config import ScoreJobConfig, ScoreSection
 from rec_lib.errors import ConfigError, RecError
 from rec_lib.progress import timed
-from rec_lib.runs import run_identity
+from rec_lib.runs import run_identity, timestamp_lit
 from rec_lib.schema import (INTERACTIONS, ITEM_EMBEDDINGS, ITEM_STATS, ITEMS, RECOMMENDATIONS,
                             RECOMMENDATIONS_LATEST_VIEW, USER_EMBEDDINGS, USER_FEATURES, USERS,
                             RecommendationSource)
@@ -247,7 +247,7 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
     rows = (model_rows.unionByName(fallback).join(F.broadcast(index), "cand")
             .select("user_id", "rank", "item_id", "score", "source", F.lit(version).alias("model_version"),
                     F.lit(run_date).alias("run_date"),
-                    F.lit(now.replace(tzinfo=None)).cast("timestamp").alias("generated_at")))
+                    timestamp_lit(now).alias("generated_at")))
     with timed(log, f"score users against {len(cands)} candidates and write run_date {run_date}"):
         io.replace_partition(rows, RECOMMENDATIONS, warehouse, "run_date", run_date.isoformat(), user_metadata=run_id)
     apply_views(spark, warehouse, cfg.sql.database)

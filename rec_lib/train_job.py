@@ -26,7 +26,7 @@ from rec_lib import few_shot, io
 from rec_lib.config import FewShotSection, MlflowSection, TrainJobConfig
 from rec_lib.errors import ConfigError, RecError
 from rec_lib.progress import timed
-from rec_lib.runs import resolve_now, run_identity
+from rec_lib.runs import resolve_now, run_identity, utc_naive
 from rec_lib.schema import (INTERACTIONS, ITEM_EMBEDDINGS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES,
                             USER_EMBEDDINGS, USERS, EmbeddingSource, TableSpec)
 from rec_lib.tracking import log_model_folder, mlflow_run
@@ -230,7 +230,7 @@ def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_
                      items: ItemEmbeddings, temperature: float, tag: str) -> None:
     """Overwrite both tables (one Delta commit each), users first: scoring checks that both carry
     the same model_version."""
-    created = pd.Timestamp(created_at.replace(tzinfo=None))
+    created = pd.Timestamp(utc_naive(created_at))
     users, catalogue, w = fitted.data.users, fitted.data.catalogue, fitted.text_weight
     user_rows = pd.DataFrame({
         "user_id": users["user_id"].astype(str), "model_version": version,

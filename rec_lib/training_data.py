@@ -27,6 +27,7 @@ from pyspark.sql import functions as F
 
 from rec_lib import io
 from rec_lib.errors import RecError
+from rec_lib.runs import timestamp_lit
 from rec_lib.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES, USERS, TableSpec
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def before_cutoff(interactions: DataFrame, cutoff: Optional[datetime]) -> DataFr
     """Interactions strictly before the cutoff (all of them without one)."""
     if cutoff is None:
         return interactions
-    return interactions.where(F.col("ts") < F.lit(cutoff.replace(tzinfo=None)).cast("timestamp"))
+    return interactions.where(F.col("ts") < timestamp_lit(cutoff))
 
 
 def pair_weights(interactions: DataFrame) -> DataFrame:

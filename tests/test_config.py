@@ -74,3 +74,16 @@ def test_train_config_loads_and_accepts_exponent_numbers():
         load_config(TrainJobConfig, LOCAL, ["few_shot.method=gradient"])
     with pytest.raises(ConfigError, match="must be a whole number"):
         load_config(TrainJobConfig, LOCAL, ["train.epochs=1e-3"])
+
+
+def test_run_now_with_an_offset_is_taken_to_utc():
+    from datetime import datetime, timezone
+
+    from rec_lib.runs import resolve_now, utc_naive
+
+    # 02:00 at +02:00 is midnight UTC; the tables hold naive UTC wall times
+    now = resolve_now("2026-11-01T02:00:00+02:00")
+    assert now == datetime(2026, 11, 1, tzinfo=timezone.utc) and now.utcoffset().total_seconds() == 0
+    assert utc_naive(now) == datetime(2026, 11, 1)
+    assert utc_naive(resolve_now("2026-11-01T00:00:00Z")) == datetime(2026, 11, 1)
+    assert utc_naive(datetime(2026, 11, 1, 5)) == datetime(2026, 11, 1, 5)  # naive: UTC already

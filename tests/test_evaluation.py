@@ -7,8 +7,9 @@ import pytest
 
 from rec_lib import few_shot
 from rec_lib.evaluation import (ContentKnnRanker, FactorRanker, ModelInputs, ModelRanker, PopularRanker, Ranker,
-                                evaluable, evaluate, number_arrivals, pace, pair_matrix, pick_users, rank, revealed,
+                                evaluable, evaluate, number_arrivals, pace, pair_matrix, pick_users, revealed,
                                 held_out)
+from rec_lib.metrics import top_k
 
 DAY = 86400.0
 T0 = pd.Timestamp("2026-10-20")
@@ -41,12 +42,12 @@ def test_pace_counts_users_and_days_since_launch():
     assert exposure[0] == pytest.approx(3.0) and exposure[1] == pytest.approx(1 / 24) and math.isnan(exposure[2])
 
 
-def test_rank_excludes_and_breaks_ties_by_the_tiebreak_order():
+def test_top_k_excludes_and_breaks_ties_by_the_tiebreak_order():
     scores = np.array([[1.0, 3.0, 3.0, 9.0]])
     exclude = np.array([[False, False, False, True]])
     tiebreak = np.array([0, 2, 1, 3])  # item 2 comes before item 1 when they tie
-    np.testing.assert_array_equal(rank(scores, exclude, tiebreak, 4), [[2, 1, 0, 3]])
-    np.testing.assert_array_equal(rank(scores, exclude, tiebreak, 2), [[2, 1]])
+    np.testing.assert_array_equal(top_k(scores, 4, exclude, tiebreak), [[2, 1, 0, 3]])
+    np.testing.assert_array_equal(top_k(scores, 2, exclude, tiebreak), [[2, 1]])
 
 
 def test_pair_matrix_ignores_unknown_users_and_items():

@@ -26,11 +26,11 @@ def test_metric_table_orders_methods_and_leaves_gaps():
 
 def test_wins_lists_every_tie_or_loss_against_a_baseline():
     # a tie counts as not beating: content_knn equals the model at k = 0 on both metrics
-    assert report.wins(rows(), 20) == ["recall@20 at k=0: content_knn 0.3000 >= model 0.3000",
+    assert report.model_losses(rows(), 20) == ["recall@20 at k=0: content_knn 0.3000 >= model 0.3000",
                                        "ndcg@20 at k=0: content_knn 0.1500 >= model 0.1500"]
     better = rows()
     better.loc[(better.method == "content_knn") & (better.k == 0), "value"] = 0.01
-    assert report.wins(better, 20) == []
+    assert report.model_losses(better, 20) == []
 
 
 def test_oracle_ratios_and_markdown():
