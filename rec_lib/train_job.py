@@ -396,9 +396,11 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     fitted = fit_model(spark, cfg, worker_fn)
     data, version, result = fitted.data, fitted.version, fitted.result
     with timed(log, "adapt new items and write the embedding tables"):
-        items = adapt_catalogue(data.catalogue, fitted.trained, fitted.content, _first_user_rows(data, fitted.users_vec),
+        first = _first_user_rows(data)
+        items = adapt_catalogue(data.catalogue, fitted.trained, fitted.content,
+                                {row: fitted.users_vec[users] for row, users in first.items()},
                                 few_shot_settings(cfg.few_shot), cfg.few_shot.max_k, fitted.rate_scale,
-                                _first_user_rows(data, fitted.users_text))
+                                {row: fitted.users_text[users] for row, users in first.items()})
         write_embeddings(spark, cfg.paths.warehouse, version, now, fitted, items, cfg.train.temperature, tag=version)
 
     sources = pd.Series(items.source).value_counts().to_dict()
@@ -421,11 +423,9 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     return summary
 
 
-def _first_user_rows(data: TrainingData, per_user: np.ndarray) -> Dict[int, np.ndarray]:
-    """Catalogue row -> `per_user` rows (vectors or text profiles) of its users before the cutoff,
-    oldest first, for items without an id."""
+def _first_user_rows(data: TrainingData) -> Dict[int, np.ndarray]:
+    """Catalogue row -> positions in `data.users` of the item's users before the cutoff, oldest
+    first, for items without an id (one grouping for both the vectors and the text profiles)."""
     user_row = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
-    out: Dict[int, np.ndarray] = {}
-    for item_index, group in data.first_users.groupby("item_index", sort=False):
-        out[int(item_index)] = per_user[user_row[group["user_id"].astype(str)].to_numpy()]
-    return out
+    return {int(item_index): user_row[group["user_id"].astype(str)].to_numpy()
+            for item_index, group in data.first_users.groupby("item_index", sort=False)}
