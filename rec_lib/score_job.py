@@ -1,23 +1,32 @@
 """The scoring stage: every user against the candidate items -> `recommendations` (Delta, one
 partition per run_date) and the SQL view `recommendations_latest`.
 
-No cross join: users stream through `mapInPandas` in blocks; each block is multiplied with the
-candidate matrix (broadcast once per tile of `score.max_tile_items` candidates) and the top K is
-selected in numpy (`rec_lib.scoring`). With several tiles, each keeps its partial top list and a
-per-user merge makes the final one. Users without an embedding (new since training) get a
-fallback list of popular candidates, by their favourite category where known.
+No cross join, one pass: every user (with an embedding, or new since training) streams through
+`mapInPandas` in blocks. The candidates reach the executors as files (`SparkContext.addFile`) in
+tiles of `score.max_tile_items`, read by memory map one tile at a time, so a worker holds one tile
+whatever the catalogue's size; the exact top-K kernel (`rec_lib.scoring`, faiss) keeps a running
+top list across tiles. Users without an embedding get a fallback list of popular candidates, by
+their favourite category where known, in the same pass. The table is written once; the summary's
+counts are observed during that write, not read back.
+
+What the driver holds: the candidates (catalogue-sized: ids, vectors while the tile files are
+written, categories, popularity), never users or interactions.
 """
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, Observation, SparkSession, Window
 from pyspark.sql import functions as F
 
 from rec_lib import io
@@ -28,13 +37,13 @@ from rec_lib.runs import run_identity, timestamp_lit
 from rec_lib.schema import (INTERACTIONS, ITEM_EMBEDDINGS, ITEM_STATS, ITEMS, RECOMMENDATIONS,
                             RECOMMENDATIONS_LATEST_VIEW, USER_EMBEDDINGS, USER_FEATURES, USERS,
                             RecommendationSource)
-from rec_lib.scoring import Rules, merge_partial, partial_top_block, top_k_block
+from rec_lib.scoring import (Rules, augment_candidates, augment_users, fallback_pick, kernel, set_threads,
+                             top_k_tiles)
 from rec_lib.sql_views import apply_views
 
 log = logging.getLogger(__name__)
 
-PARTIAL_SCHEMA = "user_id string, cand array<int>, score array<double>"
-TOP_SCHEMA = "user_id string, rank int, cand int, score double"
+TOP_SCHEMA = "user_id string, rank int, item_id string, score double, source string"
 
 
 class ScoringError(RecError):
@@ -96,76 +105,128 @@ def collect_candidates(frame: DataFrame) -> Candidates:
         is_new=pdf["is_new"].to_numpy(bool), popularity=pdf["popularity"].to_numpy(np.float64), category_names=names)
 
 
-def _score_tile(bc, rules: Rules, start: int, stop: int, partial: bool, batch: int):
-    """mapInPandas function: users (user_id, embedding, seen) -> their top list over one tile."""
+@dataclass(frozen=True)
+class TileFiles:
+    """The candidates as files shipped to every executor (`SparkContext.addFile`), read by memory
+    map: a task maps one tile at a time, so its memory holds one tile whatever the catalogue's size.
+    `tiles`: (first candidate index, file name) per tile of augmented vectors [n, d + 1]."""
+    tiles: Tuple[Tuple[int, str], ...]
+    item_ids: str  # str [N]
+    category: str  # int32 [N]
+    is_new: str  # bool [N]
+
+
+def ship_candidates(spark: SparkSession, cands: Candidates, max_tile_items: int, folder: str) -> TileFiles:
+    """Write the candidate files under `folder` (names unique to this call) and add them to the job."""
+    prefix = f"rec-candidates-{uuid.uuid4().hex[:12]}"
+
+    def save(name: str, array: np.ndarray) -> str:
+        path = os.path.join(folder, f"{prefix}-{name}.npy")
+        np.save(path, array)
+        spark.sparkContext.addFile(path)
+        return os.path.basename(path)
+
+    tiles = tuple((lo, save(f"tile{lo}", augment_candidates(cands.vectors[lo:lo + max_tile_items],
+                                                             cands.bias[lo:lo + max_tile_items])))
+                  for lo in range(0, len(cands), max_tile_items))
+    return TileFiles(tiles=tiles, item_ids=save("ids", cands.item_ids.astype(str)),
+                     category=save("category", cands.category.astype(np.int32)), is_new=save("new", cands.is_new))
+
+
+@dataclass(frozen=True)
+class FallbackLists:
+    """Lists for users the model does not know: per key (a category name, or '' for everyone),
+    candidate indices best first and their scores. Small: (categories + 1) x 2k entries."""
+    cands: Dict[str, np.ndarray]
+    scores: Dict[str, np.ndarray]
+
+    @classmethod
+    def from_frame(cls, lists: pd.DataFrame) -> "FallbackLists":
+        groups = {key: g.sort_values("rank") for key, g in lists.groupby("key")}
+        return cls(cands={key: g["cand"].to_numpy(np.int64) for key, g in groups.items()},
+                   scores={key: g["score"].to_numpy(np.float64) for key, g in groups.items()})
+
+
+def _model_frame(part: pd.DataFrame, users: np.ndarray, tiles, seen, rules: Rules, category, is_new,
+                 item_ids) -> pd.DataFrame:
+    idx, score = top_k_tiles(users, tiles, seen, rules, category, is_new)
+    rows, ranks = np.nonzero(idx >= 0)
+    return pd.DataFrame({"user_id": part["user_id"].to_numpy()[rows], "rank": (ranks + 1).astype(np.int32),
+                         "item_id": item_ids[idx[rows, ranks]], "score": score[rows, ranks],
+                         "source": RecommendationSource.MODEL})
+
+
+def _fallback_frame(part: pd.DataFrame, seen, lists: FallbackLists, k: int, item_ids) -> pd.DataFrame:
+    frames = []
+    for user, category, user_seen in zip(part["user_id"], part["top_category"], seen):
+        key = category if isinstance(category, str) and category in lists.cands else ""
+        at = fallback_pick(lists.cands[key], user_seen, k)
+        frames.append(pd.DataFrame({
+            "user_id": user, "rank": np.arange(1, len(at) + 1, dtype=np.int32),
+            "item_id": item_ids[lists.cands[key][at]], "score": lists.scores[key][at],
+            "source": RecommendationSource.FALLBACK_CATEGORY if key else RecommendationSource.FALLBACK_POPULAR}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int):
+    """mapInPandas function: users (user_id, embedding or null, seen, top_category) -> their list:
+    the model's top k where they have an embedding, else a fallback list."""
 
     def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        cands = bc.value
-        vectors, bias = cands["vectors"][start:stop], cands["bias"][start:stop]
-        category, is_new = cands["category"][start:stop], cands["is_new"][start:stop]
+        from pyspark import SparkFiles, TaskContext
+
+        task = TaskContext.get()
+        set_threads(task.cpus() if task is not None else 1)
+
+        def mapped(name: str) -> np.ndarray:
+            return np.load(SparkFiles.get(name), mmap_mode="r")
+
+        item_ids, category, is_new = mapped(files.item_ids), mapped(files.category), mapped(files.is_new)
+        # one tile stays mapped for the whole task; several are mapped in turn for each block of users
+        tiles = ([(files.tiles[0][0], (lambda tile=mapped(files.tiles[0][1]): tile))] if len(files.tiles) == 1
+                 else [(start, (lambda name=name: mapped(name))) for start, name in files.tiles])
         for pdf in frames:
             for lo in range(0, len(pdf), batch):
                 part = pdf.iloc[lo:lo + batch]
-                users = np.stack([np.asarray(v, np.float32) for v in part["embedding"]])
                 seen = [None if s is None else np.asarray(s, np.int64) for s in part["seen"]]
-                if partial:
-                    idx, score = partial_top_block(users, vectors, bias, seen, rules, category, is_new, start)
-                    yield pd.DataFrame({"user_id": part["user_id"].to_numpy(),
-                                        "cand": list(idx.astype(np.int32)), "score": list(score)})
-                else:
-                    idx, score = top_k_block(users, vectors, bias, seen, rules, category, is_new, start)
-                    valid = idx >= 0
-                    rows, ranks = np.nonzero(valid)
-                    yield pd.DataFrame({"user_id": part["user_id"].to_numpy()[rows], "rank": (ranks + 1).astype(np.int32),
-                                        "cand": idx[valid].astype(np.int32), "score": score[valid]})
-
-    return run
-
-
-def _merge(bc, rules: Rules):
-    """applyInPandas function: one user's partial lists from every tile -> the final top K."""
-
-    def run(pdf: pd.DataFrame) -> pd.DataFrame:
-        cands = bc.value
-        idx = np.concatenate([np.asarray(a, np.int64) for a in pdf["cand"]])
-        score = np.concatenate([np.asarray(a, np.float64) for a in pdf["score"]])
-        picked, scores = merge_partial(idx, np.nan_to_num(score, nan=-np.inf), rules, cands["category"], cands["is_new"])
-        return pd.DataFrame({"user_id": pdf["user_id"].iloc[0], "rank": np.arange(1, len(picked) + 1, dtype=np.int32),
-                             "cand": picked.astype(np.int32), "score": scores})
+                known = part["embedding"].notna().to_numpy()
+                if known.any():
+                    users = augment_users(np.stack(part["embedding"].to_numpy()[known]))
+                    yield _model_frame(part[known], users, tiles, [s for s, m in zip(seen, known) if m], rules,
+                                       category, is_new, item_ids)
+                if not known.all():
+                    yield _fallback_frame(part[~known], [s for s, m in zip(seen, known) if not m], lists, rules.k,
+                                          item_ids)
 
     return run
 
 
 def score_users(spark: SparkSession, users: DataFrame, cands: Candidates, rules: Rules, max_tile_items: int,
-                users_per_batch: int) -> DataFrame:
-    """users (user_id, embedding, seen: candidate indices) -> user_id, rank, cand, score."""
-    bc = spark.sparkContext.broadcast({"vectors": cands.vectors, "bias": cands.bias,
-                                       "category": cands.category, "is_new": cands.is_new})
-    tiles = [(lo, min(lo + max_tile_items, len(cands))) for lo in range(0, len(cands), max_tile_items)]
-    if len(tiles) == 1:
-        return users.mapInPandas(_score_tile(bc, rules, 0, len(cands), False, users_per_batch), TOP_SCHEMA)
-    partials = None
-    for lo, hi in tiles:
-        part = users.mapInPandas(_score_tile(bc, rules, lo, hi, True, users_per_batch), PARTIAL_SCHEMA)
-        partials = part if partials is None else partials.unionByName(part)
-    return partials.groupBy("user_id").applyInPandas(_merge(bc, rules), TOP_SCHEMA)
+                users_per_batch: int, folder: str) -> DataFrame:
+    """users (user_id, embedding or null, seen: candidate indices, top_category) -> user_id, rank,
+    item_id, score, source: one list per user in one pass. The candidate files go under `folder`,
+    which must outlive the returned frame's evaluation."""
+    files = ship_candidates(spark, cands, max_tile_items, folder)
+    lists = FallbackLists.from_frame(fallback_lists(cands, rules.k))
+    return users.mapInPandas(_score_partition(files, rules, lists, users_per_batch), TOP_SCHEMA)
 
 
 def fallback_lists(cands: Candidates, k: int) -> pd.DataFrame:
-    """key (a category name, or '' for everyone), rank, cand, score: for each category its popular
+    """key (a category name, or '' for everyone), rank, cand, score, item_id: for each category its popular
     candidates first, then the most popular others; for '' the most popular overall. 2k long, so
     that k remain after a user's seen items are removed in most cases."""
     order = np.lexsort((np.arange(len(cands)), -cands.popularity))
     length = min(2 * k, len(cands))
-    rows = [("", r + 1, int(c)) for r, c in enumerate(order[:length])]
+    keyed = [("", order[:length])]
     for code, name in enumerate(cands.category_names):
-        if not name:
-            continue
-        own = [c for c in order if cands.category[c] == code]
-        rest = [c for c in order if cands.category[c] != code]
-        rows += [(name, r + 1, int(c)) for r, c in enumerate((own + rest)[:length])]
-    out = pd.DataFrame(rows, columns=["key", "rank", "cand"])
-    out["score"] = cands.popularity[out["cand"].to_numpy()] if len(out) else []
+        if name:
+            own = cands.category[order] == code
+            keyed.append((name, np.concatenate([order[own], order[~own]])[:length]))
+    out = pd.DataFrame({"key": np.repeat([key for key, _ in keyed], length),
+                        "rank": np.tile(np.arange(1, length + 1, dtype=np.int32), len(keyed)),
+                        "cand": np.concatenate([c for _, c in keyed]).astype(np.int64)})
+    out["score"] = cands.popularity[out["cand"].to_numpy()]
+    out["item_id"] = cands.item_ids[out["cand"].to_numpy()]
     return out
 
 
@@ -210,6 +271,7 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
     now, run_id = run_identity(cfg.run)
     sc, warehouse = cfg.score, cfg.paths.warehouse
     run_date = resolve_run_date(sc, now)
+    kernel()
     version = _check_embeddings(spark, warehouse)
 
     frame = candidate_frame(io.read_table(spark, warehouse, ITEMS), io.read_table(spark, warehouse, ITEM_EMBEDDINGS),
@@ -222,51 +284,52 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
     index = spark.createDataFrame(pd.DataFrame({"item_id": cands.item_ids, "cand": np.arange(len(cands), dtype=np.int32)}))
     seen = (io.read_table(spark, warehouse, INTERACTIONS).select("user_id", "item_id").distinct()
             .join(F.broadcast(index), "item_id").groupBy("user_id").agg(F.collect_list("cand").alias("seen")))
-    embedded = io.read_table(spark, warehouse, USER_EMBEDDINGS).select("user_id", "embedding")
-    model_rows = score_users(spark, embedded.join(seen, "user_id", "left"), cands, rules, sc.max_tile_items,
-                             sc.users_per_batch).withColumn("source", F.lit(RecommendationSource.MODEL))
-
-    # users known to the shop but not to the model (new since training): fallback lists
-    lists = spark.createDataFrame(fallback_lists(cands, sc.k))
-    profile = io.read_table_if_exists(spark, warehouse, USER_FEATURES)
-    newcomers = io.read_table(spark, warehouse, USERS).select("user_id").join(embedded, "user_id", "left_anti")
-    if profile is not None:
-        newcomers = newcomers.join(profile.select("user_id", "top_category"), "user_id", "left")
-    else:
-        newcomers = newcomers.withColumn("top_category", F.lit(None).cast("string"))
-    known = F.col("top_category").isin(*[c for c in cands.category_names if c]) if cands.category_names else F.lit(False)
-    keyed = newcomers.withColumn("key", F.when(known, F.col("top_category")).otherwise(F.lit("")))
-    fallback = (keyed.join(F.broadcast(lists), "key")
-                .join(seen.select("user_id", F.explode("seen").alias("cand")), ["user_id", "cand"], "left_anti"))
-    fallback = (fallback.withColumn("rank", F.row_number().over(Window.partitionBy("user_id").orderBy("rank")))
-                .where(F.col("rank") <= sc.k)
-                .withColumn("source", F.when(F.col("key") == "", RecommendationSource.FALLBACK_POPULAR)
-                            .otherwise(RecommendationSource.FALLBACK_CATEGORY))
-                .select("user_id", F.col("rank").cast("int").alias("rank"), "cand", "score", "source"))
-
-    rows = (model_rows.unionByName(fallback).join(F.broadcast(index), "cand")
-            .select("user_id", "rank", "item_id", "score", "source", F.lit(version).alias("model_version"),
-                    F.lit(run_date).alias("run_date"),
-                    timestamp_lit(now).alias("generated_at")))
-    with timed(log, f"score users against {len(cands)} candidates and write run_date {run_date}"):
-        io.replace_partition(rows, RECOMMENDATIONS, warehouse, "run_date", run_date.isoformat(), user_metadata=run_id)
+    folder = tempfile.mkdtemp(prefix="rec-score-")
+    try:
+        rows = (score_users(spark, _users_to_score(spark, warehouse, seen), cands, rules, sc.max_tile_items,
+                            sc.users_per_batch, folder)
+                .select("user_id", "rank", "item_id", "score", "source", F.lit(version).alias("model_version"),
+                        F.lit(run_date).alias("run_date"), timestamp_lit(now).alias("generated_at")))
+        # the summary's counts come from the write itself: each user's list has one rank 1
+        observed = Observation(f"score-{run_id}")
+        rows = rows.observe(observed, F.count(F.lit(1)).alias("rows"),
+                            F.sum(F.when((F.col("rank") == 1) & (F.col("source") == RecommendationSource.MODEL), 1)
+                                  .otherwise(0)).alias("model_users"),
+                            F.sum(F.when((F.col("rank") == 1) & (F.col("source") != RecommendationSource.MODEL), 1)
+                                  .otherwise(0)).alias("fallback_users"))
+        with timed(log, f"score users against {len(cands)} candidates and write run_date {run_date}"):
+            io.replace_partition(rows, RECOMMENDATIONS, warehouse, "run_date", run_date.isoformat(), user_metadata=run_id)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     apply_views(spark, warehouse, cfg.sql.database)
-
-    written = io.read_table(spark, warehouse, RECOMMENDATIONS).where(F.col("run_date") == F.lit(run_date))
-    counts = {r["source"]: (r["users"], r["rows"]) for r in written.groupBy("source").agg(
-        F.countDistinct("user_id").alias("users"), F.count(F.lit(1)).alias("rows")).collect()}
-    examples = _examples(spark, written, warehouse, sc.show_users)
-    model_users = counts.get(RecommendationSource.MODEL, (0, 0))[0]
+    counts = observed.get
+    examples = _examples(spark, warehouse, run_date, sc.show_users)
     return ScoreRunSummary(run_id=run_id, run_date=run_date, model_version=version, n_candidates=len(cands),
-                           n_new_candidates=int(cands.is_new.sum()), n_model_users=model_users,
-                           n_fallback_users=sum(u for s, (u, _) in counts.items() if s != RecommendationSource.MODEL),
-                           rows=sum(n for _, n in counts.values()), seconds=time.perf_counter() - start,
-                           examples=examples)
+                           n_new_candidates=int(cands.is_new.sum()), n_model_users=int(counts["model_users"] or 0),
+                           n_fallback_users=int(counts["fallback_users"] or 0), rows=int(counts["rows"]),
+                           seconds=time.perf_counter() - start, examples=examples)
 
 
-def _examples(spark: SparkSession, written: DataFrame, warehouse: str, n: int) -> Dict[str, List[str]]:
+def _users_to_score(spark: SparkSession, warehouse: str, seen: DataFrame) -> DataFrame:
+    """Every user with an embedding and every user of the shop: user_id, embedding (null for users
+    new since training), top_category (only for those: their fallback list's key; null where
+    unknown), seen (candidate indices or null). Only the join with `seen` moves the embeddings."""
+    embedded = io.read_table(spark, warehouse, USER_EMBEDDINGS).select("user_id", "embedding")
+    newcomers = (io.read_table(spark, warehouse, USERS).select("user_id")
+                 .join(embedded.select("user_id"), "user_id", "left_anti"))
+    profile = io.read_table_if_exists(spark, warehouse, USER_FEATURES)
+    newcomers = (newcomers.withColumn("top_category", F.lit(None).cast("string")) if profile is None
+                 else newcomers.join(profile.select("user_id", "top_category"), "user_id", "left"))
+    everyone = (embedded.withColumn("top_category", F.lit(None).cast("string"))
+                .unionByName(newcomers.withColumn("embedding", F.lit(None).cast(embedded.schema["embedding"].dataType))))
+    return everyone.join(seen, "user_id", "left")
+
+
+def _examples(spark: SparkSession, warehouse: str, run_date: date, n: int) -> Dict[str, List[str]]:
+    """The first n users' top 5 titles, read from the written partition (only when n > 0)."""
     if n <= 0:
         return {}
+    written = io.read_table(spark, warehouse, RECOMMENDATIONS).where(F.col("run_date") == F.lit(run_date))
     users = [r[0] for r in written.select("user_id").distinct().orderBy("user_id").limit(n).collect()]
     titled = (written.where(F.col("user_id").isin(users)).where(F.col("rank") <= 5)
               .join(io.read_table(spark, warehouse, ITEMS).select("item_id", "title"), "item_id")

@@ -1,10 +1,21 @@
-"""Top-K selection on blocks of users x candidates (numpy), with optional business rules.
+"""Top-K selection on blocks of users x candidates, with optional business rules.
+
+The kernel is an exact inner-product k-NN (`faiss.knn`, BLAS + a heap per user): the bias rides as
+an extra dimension, [u, 1] . [v, b] = u . v + b, so one search returns each user's best `depth`
+candidates. It costs about what the matrix product alone costs; a numpy partition of every score
+costs 8x more (`make bench-score`).
 
 Ties are broken by the lower candidate index (candidates are numbered in item_id order), so the
-same inputs always give the same lists. Rules are "at most" limits, applied greedily in score
-order: at most `max_per_category` items of one category, and at most `k - new_item_quota`
-established (not new) items, which reserves `new_item_quota` places for new items when there are
-enough of them.
+same inputs always give the same lists. faiss breaks ties its own way, so its answer is re-sorted
+by (score desc, index asc) and trusted only down to the last score strictly above the smallest one
+it returned: an unreturned candidate can tie with that smallest score, never beat it. Seen items
+and rules are applied on that trusted prefix; a user whose list it cannot fill is searched again
+deeper (x4), up to the whole tile, where the answer is complete.
+
+Rules are "at most" limits, applied greedily in score order: at most `max_per_category` items of
+one category, and at most `k - new_item_quota` established (not new) items, which reserves
+`new_item_quota` places for new items when there are enough of them. The greedy pick reads the
+order from the front, so a pick completed within the trusted prefix is the pick over all.
 
 Candidate tiles merge exactly: without rules a tile keeps its own top k. With rules it keeps, per
 (category, new or not) group, its best min(k, max_per_category) items: the greedy pick can take
@@ -14,9 +25,13 @@ other), so no item it takes lies deeper in its group than that.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
+
+from rec_lib.errors import EnvironmentSetupError
+
+DEEPEN = 4  # each retry searches this many times deeper
 
 
 @dataclass(frozen=True)
@@ -30,10 +45,63 @@ class Rules:
         return self.max_per_category > 0 or self.new_item_quota > 0
 
 
-def _mask_seen(scores: np.ndarray, seen: Sequence[Optional[np.ndarray]]) -> None:
-    for row, items in enumerate(seen):
-        if items is not None and len(items):
-            scores[row, np.asarray(items, dtype=np.int64)] = -np.inf
+def kernel():
+    """The faiss module, or an error that says how to install it (checked before any work)."""
+    try:
+        import faiss
+    except ImportError as exc:
+        raise EnvironmentSetupError(
+            "the scoring kernel needs faiss-cpu: `make setup` installs it (requirements/base.txt); elsewhere "
+            "`pip install faiss-cpu==1.15.1`, or faiss-cpu==1.8.0 where numpy < 1.25 (Databricks Runtime 15.4 LTS)"
+        ) from exc
+    return faiss
+
+
+def set_threads(n: int) -> None:
+    """Threads the kernel may use in this process (a Spark task: its spark.task.cpus)."""
+    kernel().omp_set_num_threads(max(1, int(n)))
+
+
+def augment_users(user_vectors: np.ndarray) -> np.ndarray:
+    """[B, d] -> [B, d + 1] float32, C order: the user side of [u, 1] . [v, b]."""
+    out = np.ones((user_vectors.shape[0], user_vectors.shape[1] + 1), dtype=np.float32)
+    out[:, :-1] = user_vectors
+    return out
+
+
+def augment_candidates(cand_vectors: np.ndarray, cand_bias: np.ndarray) -> np.ndarray:
+    """[N, d], [N] -> [N, d + 1] float32, C order: the candidate side of [u, 1] . [v, b]."""
+    out = np.empty((cand_vectors.shape[0], cand_vectors.shape[1] + 1), dtype=np.float32)
+    out[:, :-1] = cand_vectors
+    out[:, -1] = cand_bias
+    return out
+
+
+def search(users_aug: np.ndarray, cands_aug: np.ndarray, depth: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Each user's best `depth` candidates by inner product: (index [B, depth] int64, score [B, depth]
+    float32), ordered by (score desc, index asc); -1 / -inf past the last candidate."""
+    faiss = kernel()
+    n_users, n_cand = users_aug.shape[0], cands_aug.shape[0]
+    idx = np.full((n_users, depth), -1, dtype=np.int64)
+    score = np.full((n_users, depth), -np.inf, dtype=np.float32)
+    if n_users == 0 or n_cand == 0 or depth == 0:
+        return idx, score
+    found = min(depth, n_cand)
+    dist, near = faiss.knn(np.ascontiguousarray(users_aug, dtype=np.float32),
+                           np.ascontiguousarray(cands_aug, dtype=np.float32), found, metric=faiss.METRIC_INNER_PRODUCT)
+    order = np.lexsort((near, -dist), axis=-1)
+    idx[:, :found] = np.take_along_axis(near, order, axis=1)
+    score[:, :found] = np.take_along_axis(dist, order, axis=1)
+    return idx, score
+
+
+def _seen_mask(idx: np.ndarray, seen: Sequence[Optional[np.ndarray]], n_cand: int) -> np.ndarray:
+    """True where idx[row, j] is one of that row's seen candidates (local indices)."""
+    rows = [np.full(len(s), r, dtype=np.int64) for r, s in enumerate(seen) if s is not None and len(s)]
+    if not rows:
+        return np.zeros(idx.shape, dtype=bool)
+    codes = np.concatenate(rows) * n_cand + np.concatenate([s for s in seen if s is not None and len(s)])
+    return np.isin(np.arange(idx.shape[0])[:, None] * n_cand + idx, codes)
 
 
 def greedy_pick(order: np.ndarray, category: np.ndarray, is_new: np.ndarray, rules: Rules) -> list:
@@ -55,10 +123,38 @@ def greedy_pick(order: np.ndarray, category: np.ndarray, is_new: np.ndarray, rul
     return picked
 
 
-def _ranked(scores_row: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Positions of finite scores, best first, ties by the lower candidate index."""
-    finite = np.flatnonzero(np.isfinite(scores_row))
-    return finite[np.lexsort((index[finite], -scores_row[finite]))]
+def _select(idx: np.ndarray, score: np.ndarray, seen: Sequence[Optional[np.ndarray]], rules: Rules,
+            category: Optional[np.ndarray], is_new: Optional[np.ndarray], n_cand: int,
+            complete: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """Which rows a search of this depth settles, and their picks: (settled [B] bool, positions into
+    those rows of idx [S, k], -1 padded).
+
+    Usable positions: a real candidate, not seen, and trusted (score above the row's smallest
+    returned score, or every candidate returned). A row is settled when its picks fill k from the
+    usable positions, or when the search returned every candidate."""
+    usable = (idx >= 0) & ~_seen_mask(idx, seen, n_cand)
+    if not complete:
+        usable &= score > score[:, -1:]
+    k = rules.k
+    if not rules.active:
+        settled = usable.sum(axis=1) >= k
+        if complete:
+            settled[:] = True
+        first = np.argsort(~usable[settled], axis=1, kind="stable")[:, :k]
+        positions = np.where(np.take_along_axis(usable[settled], first, axis=1), first, -1)
+        if positions.shape[1] < k:  # fewer candidates than k
+            positions = np.pad(positions, ((0, 0), (0, k - positions.shape[1])), constant_values=-1)
+        return settled, positions
+    settled = np.zeros(idx.shape[0], dtype=bool)
+    rows = []
+    for row in range(idx.shape[0]):
+        usable_at = np.flatnonzero(usable[row])
+        chosen = greedy_pick(idx[row, usable_at], category, is_new, rules)
+        if complete or len(chosen) == k:
+            settled[row] = True
+            at = dict(zip(idx[row, usable_at].tolist(), usable_at.tolist()))
+            rows.append([at[c] for c in chosen] + [-1] * (k - len(chosen)))
+    return settled, np.asarray(rows, dtype=np.int64).reshape(-1, k)
 
 
 def top_k_block(user_vectors: np.ndarray, cand_vectors: np.ndarray, cand_bias: np.ndarray,
@@ -66,72 +162,47 @@ def top_k_block(user_vectors: np.ndarray, cand_vectors: np.ndarray, cand_bias: n
                 is_new: Optional[np.ndarray] = None, index_offset: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """(candidate index [B, k], score [B, k]) for a block of users; -1 / NaN where a user has fewer
     than k allowed candidates. `seen` holds, per user, candidate indices (global, i.e. including
-    `index_offset`) to leave out; this block's candidates are numbered from `index_offset`."""
-    n_users, n_cand = user_vectors.shape[0], cand_vectors.shape[0]
-    k = min(rules.k, n_cand)
+    `index_offset`) to leave out; this block's candidates are numbered from `index_offset`, and
+    `category` / `is_new` describe this block's candidates (local order)."""
+    return top_k_augmented(augment_users(user_vectors), augment_candidates(cand_vectors, cand_bias), seen, rules,
+                           category, is_new, index_offset)
+
+
+def top_k_augmented(users_aug: np.ndarray, cands_aug: np.ndarray, seen: Sequence[Optional[np.ndarray]], rules: Rules,
+                    category: Optional[np.ndarray] = None, is_new: Optional[np.ndarray] = None,
+                    index_offset: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """`top_k_block` on vectors already augmented with the bias (`augment_users`, `augment_candidates`)."""
+    n_users, n_cand = users_aug.shape[0], cands_aug.shape[0]
     out_idx = np.full((n_users, rules.k), -1, dtype=np.int64)
     out_score = np.full((n_users, rules.k), np.nan, dtype=np.float64)
     if n_users == 0 or n_cand == 0:
         return out_idx, out_score
-    scores = user_vectors.astype(np.float32) @ cand_vectors.astype(np.float32).T
-    scores += cand_bias.astype(np.float32)[None, :]
     local_seen = [None if s is None else np.asarray(s, np.int64) - index_offset for s in seen]
     local_seen = [None if s is None else s[(s >= 0) & (s < n_cand)] for s in local_seen]
-    _mask_seen(scores, local_seen)
-    index = np.arange(n_cand)
-
-    if rules.active:
-        for row in range(n_users):
-            picked = greedy_pick(_ranked(scores[row], index), category, is_new, rules)
-            out_idx[row, :len(picked)] = np.asarray(picked, np.int64) + index_offset
-            out_score[row, :len(picked)] = scores[row, picked]
-        return out_idx, out_score
-
-    cols, values = _prefilter(scores, k)
-    survivors = values
-    part = np.argpartition(survivors, survivors.shape[1] - k, axis=1)[:, -k:]
-    chosen = np.take_along_axis(cols, part, axis=1)
-    values = np.take_along_axis(survivors, part, axis=1)
-    threshold = values.min(axis=1)
-    # every column scoring at or above the k-th best survived the prefilter, so ties at the
-    # boundary show up among the survivors; those rows get an exact ordering
-    ties = np.flatnonzero((survivors >= threshold[:, None]).sum(axis=1) > k)
-    for row in ties:
-        ranked = _ranked(scores[row], index)[:k]
-        rest = np.setdiff1d(index, ranked)[:k - len(ranked)]  # -inf fillers, dropped below
-        chosen[row] = np.concatenate([ranked, rest])
-        values[row] = scores[row, chosen[row]]
-    order = np.lexsort((chosen, -values), axis=-1)
-    chosen = np.take_along_axis(chosen, order, axis=1)
-    values = np.take_along_axis(values, order, axis=1)
-    finite = np.isfinite(values)
-    out_idx[:, :k] = np.where(finite, chosen + index_offset, -1)
-    out_score[:, :k] = np.where(finite, values, np.nan)
+    n_seen = np.asarray([0 if s is None else len(s) for s in local_seen], dtype=np.int64)
+    # one candidate past the k + seen it needs shows where the trusted prefix ends; a rule can pass
+    # over any number of items, so its first search goes deeper
+    depth = (rules.k + n_seen + 1) * (2 if rules.active else 1)
+    pending = np.arange(n_users)
+    while pending.size:
+        # users searched together share a depth rounded up to a power of two (at most 2x the work),
+        # but no deeper than the deepest of them needs
+        need = depth[pending]
+        bucket = np.minimum(2 ** np.ceil(np.log2(need)).astype(np.int64), min(int(need.max()), n_cand))
+        unsettled = []
+        for d in np.unique(bucket):
+            rows = pending[bucket == d]
+            idx, score = search(users_aug[rows], cands_aug, int(d))
+            settled, positions = _select(idx, score, [local_seen[r] for r in rows], rules, category, is_new,
+                                         n_cand, complete=bool(d >= n_cand))
+            found = positions >= 0
+            at = np.maximum(positions, 0)
+            out_idx[rows[settled]] = np.where(found, np.take_along_axis(idx[settled], at, axis=1) + index_offset, -1)
+            out_score[rows[settled]] = np.where(found, np.take_along_axis(score[settled], at, axis=1), np.nan)
+            unsettled.append(rows[~settled])
+        pending = np.concatenate(unsettled)
+        depth[pending] *= DEEPEN
     return out_idx, out_score
-
-
-def _prefilter(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
-    """Columns that can hold a row's top k, as (column index, score) [B, W], padded with -inf.
-
-    The k-th best score among the first m columns is a lower bound of the k-th best over all
-    columns, so every column at or above it is kept: exact, and for m = N/8 about 8k columns
-    survive, which makes the selection several times cheaper than a partition of every column."""
-    n_users, n_cand = scores.shape
-    m = max(4 * k, n_cand // 8)
-    if m >= n_cand:
-        return np.broadcast_to(np.arange(n_cand), scores.shape).copy(), scores
-    bound = -np.partition(-scores[:, :m], k - 1, axis=1)[:, k - 1]
-    keep = scores >= bound[:, None]
-    counts = keep.sum(axis=1)
-    rows, cols = np.nonzero(keep)
-    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    width = max(int(counts.max()), k)
-    out_cols = np.zeros((n_users, width), dtype=np.int64)
-    out_vals = np.full((n_users, width), -np.inf, dtype=scores.dtype)
-    out_cols[rows, slot] = cols
-    out_vals[rows, slot] = scores[rows, cols]
-    # padding entries score -inf: never reported (top_k_block marks them -1)
-    return out_cols, out_vals
 
 
 def group_limit(rules: Rules) -> int:
@@ -143,16 +214,23 @@ def partial_top_block(user_vectors: np.ndarray, cand_vectors: np.ndarray, cand_b
                       index_offset: int = 0) -> Tuple[np.ndarray, np.ndarray]:
     """A tile's share of the candidates for `merge_partial`: the top k without rules, else each
     (category, newness) group's top `group_limit(rules)`. Returns (index, score) [B, width], -1/NaN padded."""
+    return partial_top_augmented(augment_users(user_vectors), augment_candidates(cand_vectors, cand_bias), seen, rules,
+                                 category, is_new, index_offset)
+
+
+def partial_top_augmented(users_aug: np.ndarray, cands_aug: np.ndarray, seen: Sequence[Optional[np.ndarray]],
+                          rules: Rules, category: np.ndarray, is_new: np.ndarray,
+                          index_offset: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """`partial_top_block` on vectors already augmented with the bias."""
     if not rules.active:
-        return top_k_block(user_vectors, cand_vectors, cand_bias, seen, rules, index_offset=index_offset)
+        return top_k_augmented(users_aug, cands_aug, seen, rules, index_offset=index_offset)
     groups = category.astype(np.int64) * 2 + is_new.astype(np.int64)
     parts = []
     for g in np.unique(groups):
         members = np.flatnonzero(groups == g)
         group_seen = [None if s is None else
                       np.flatnonzero(np.isin(members + index_offset, np.asarray(s, np.int64))) for s in seen]
-        idx, score = top_k_block(user_vectors, cand_vectors[members], cand_bias[members], group_seen,
-                                 Rules(k=group_limit(rules)))
+        idx, score = top_k_augmented(users_aug, cands_aug[members], group_seen, Rules(k=group_limit(rules)))
         parts.append((np.where(idx >= 0, members[np.maximum(idx, 0)] + index_offset, -1), score))
     return np.concatenate([p[0] for p in parts], axis=1), np.concatenate([p[1] for p in parts], axis=1)
 
@@ -167,3 +245,62 @@ def merge_partial(cand_idx: np.ndarray, scores: np.ndarray, rules: Rules, catego
     picked = greedy_pick(ranked, category, is_new, rules) if rules.active else [int(c) for c in ranked[:rules.k]]
     best = dict(zip(cand_idx.tolist(), scores.tolist()))
     return np.asarray(picked, np.int64), np.asarray([best[c] for c in picked], np.float64)
+
+
+def merge_top(a_idx: np.ndarray, a_score: np.ndarray, b_idx: np.ndarray, b_score: np.ndarray,
+              k: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Two top lists of the same users (global indices, -1/NaN padded) -> their top k [B, k], by
+    (score desc, index asc): the running merge of tiles without rules, vectorised."""
+    idx = np.concatenate([a_idx, b_idx], axis=1)
+    score = np.concatenate([a_score, b_score], axis=1)
+    score = np.where(idx >= 0, score, -np.inf)
+    order = np.lexsort((idx, -score), axis=-1)[:, :k]
+    idx, score = np.take_along_axis(idx, order, axis=1), np.take_along_axis(score, order, axis=1)
+    found = np.isfinite(score)
+    return np.where(found, idx, -1), np.where(found, score, np.nan)
+
+
+def top_k_tiles(users_aug: np.ndarray, tiles: Sequence[Tuple[int, Callable[[], np.ndarray]]],
+                seen: Sequence[Optional[np.ndarray]], rules: Rules, category: np.ndarray,
+                is_new: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(candidate index [B, k], score [B, k]) over every tile, as `top_k_block` over all candidates.
+
+    `tiles` are (first candidate index, load) pairs in index order; `load()` returns that tile's
+    augmented candidates. Tiles are loaded one at a time and released before the next, so memory
+    holds one tile whatever the catalogue's size. `category` / `is_new` cover every candidate
+    (global order; a memory map reads only the entries it is asked for)."""
+    if len(tiles) == 1:
+        start, load = tiles[0]
+        cands = load()
+        stop = start + len(cands)
+        return top_k_augmented(users_aug, cands, seen, rules, np.asarray(category[start:stop]),
+                               np.asarray(is_new[start:stop]), start)
+    best_idx = np.full((users_aug.shape[0], rules.k), -1, dtype=np.int64)
+    best_score = np.full((users_aug.shape[0], rules.k), np.nan)
+    parts = []
+    for start, load in tiles:
+        cands = load()
+        stop = start + len(cands)
+        idx, score = partial_top_augmented(users_aug, cands, seen, rules, np.asarray(category[start:stop]),
+                                           np.asarray(is_new[start:stop]), start)
+        del cands
+        if rules.active:
+            parts.append((idx, score))
+        else:
+            best_idx, best_score = merge_top(best_idx, best_score, idx, score, rules.k)
+    if not rules.active:
+        return best_idx, best_score
+    idx = np.concatenate([p[0] for p in parts], axis=1)
+    score = np.nan_to_num(np.concatenate([p[1] for p in parts], axis=1), nan=-np.inf)
+    for row in range(users_aug.shape[0]):
+        picked, picked_score = merge_partial(idx[row], score[row], rules, category, is_new)
+        best_idx[row, :len(picked)] = picked
+        best_score[row, :len(picked)] = picked_score
+    return best_idx, best_score
+
+
+def fallback_pick(ranked: np.ndarray, seen: Optional[np.ndarray], k: int) -> np.ndarray:
+    """Positions of the first k entries of a fallback list (candidate indices, best first) that the
+    user has not seen."""
+    unseen = np.flatnonzero(~np.isin(ranked, np.asarray([] if seen is None else seen, np.int64)))
+    return unseen[:k]

@@ -1,14 +1,20 @@
-"""Benchmark: the scoring job against the numpy floor, Spark MLlib ALS and a naive cross join.
+"""Benchmark: the scoring job against the matrix product, the top-K kernel, Spark MLlib ALS and a
+naive cross join, at two widths, and at a catalogue-wide size with bounded worker memory.
 
-Usage: python scripts/bench_score.py --users 100000 --items 10000 --dim 64 --k 50 [--naive-users 2000]
-Writes seeded random user/item factors as the embedding tables of a scratch warehouse (every item
-a candidate, no seen items), then times in the same run:
-  (a) the scoring job (`run_score_job`, score.candidates=all), table write included;
-  (b) the matrix product alone in one numpy process (blocks of 4,096 users), and the product
-      plus numpy argpartition top-K;
-  (c) Spark MLlib ALS `recommendForAllUsers(k)` with the same rank and sizes (the model is fitted
-      with maxIter=1 on one rating per user and per item, outside the timing);
-  (d) a naive crossJoin + window top-K on `--naive-users` users (it cannot finish the full size).
+Usage: python scripts/bench_score.py --users 100000 --items 10000 --dims 64,416 --k 50 --wide 10
+
+For each width in --dims: seeded random user/item factors are written as the embedding tables of a
+scratch warehouse (every item a candidate, no seen items), then timed in the same run:
+  job      the scoring job (`run_score_job`, score.candidates=all), table written; run twice, the
+           first run after the tables were written (JVM warm), and again
+  product  the matrix product + bias alone, one numpy process (blocks of 4,096 users), no top-K
+  kernel   the job's top-K kernel alone (`rec_lib.scoring.top_k_augmented`), one process, same blocks
+  als      Spark MLlib ALS `recommendForAllUsers(k)`, same rank and sizes (fitted with maxIter=1 on
+           one rating per user and per item, outside the timing); --als-dims limits the widths
+Then --wide N: N x the candidates at the first width, scored in tiles of --items candidates, with
+the job, the product and the kernel. For every job the peak resident memory (VmHWM) of the Spark
+Python workers is printed: the wide size's must not exceed the small size's (a task holds one tile).
+Finally a naive crossJoin + window top-K on --naive-users users (0: skip).
 Pairs scored per second = users x items / seconds.
 """
 import argparse
@@ -17,6 +23,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pandas as pd
@@ -37,7 +44,7 @@ def write_tables(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndar
 
     now = pd.Timestamp("2026-10-31")
     user_ids = [f"u{i:07d}" for i in range(len(U))]
-    item_ids = [f"i{i:06d}" for i in range(len(V))]
+    item_ids = [f"i{i:07d}" for i in range(len(V))]
 
     def write(spec, pdf):
         io.overwrite_table(spark.createDataFrame(pdf, spec.schema), spec, warehouse)
@@ -55,20 +62,25 @@ def write_tables(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndar
                                "derived_from_events": False, "updated_run_id": "bench"}))
 
 
-def numpy_floor(U, V, b, k):
+def product_time(U: np.ndarray, V: np.ndarray, b: np.ndarray) -> float:
     start = time.perf_counter()
     for lo in range(0, len(U), BLOCK):
         U[lo:lo + BLOCK] @ V.T + b[None, :]
-    product_s = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def kernel_time(U: np.ndarray, V: np.ndarray, b: np.ndarray, k: int) -> float:
+    from rec_lib.scoring import Rules, augment_candidates, augment_users, set_threads, top_k_augmented
+
+    set_threads(os.cpu_count() or 1)
     start = time.perf_counter()
+    cands = augment_candidates(V, b)
     for lo in range(0, len(U), BLOCK):
-        scores = U[lo:lo + BLOCK] @ V.T + b[None, :]
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        np.take_along_axis(scores, part, axis=1)
-    return product_s, time.perf_counter() - start
+        top_k_augmented(augment_users(U[lo:lo + BLOCK]), cands, [None] * len(U[lo:lo + BLOCK]), Rules(k=k))
+    return time.perf_counter() - start
 
 
-def als_time(spark, U, V, k, seed=0):
+def als_time(spark, U: np.ndarray, V: np.ndarray, k: int, seed: int = 0) -> float:
     from pyspark.ml.recommendation import ALS
 
     rng = np.random.default_rng(seed)
@@ -83,7 +95,7 @@ def als_time(spark, U, V, k, seed=0):
     return time.perf_counter() - start
 
 
-def naive_time(spark, U, V, b, k):
+def naive_time(spark, U: np.ndarray, V: np.ndarray, b: np.ndarray, k: int) -> float:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -98,52 +110,109 @@ def naive_time(spark, U, V, b, k):
     return time.perf_counter() - start
 
 
+def python_workers() -> List[int]:
+    """Process ids of the Spark Python workers (children of the JVM that this process launched)."""
+    import psutil
+
+    return [p.pid for p in psutil.Process().children(recursive=True)
+            if "python" in p.name() and any("pyspark" in a for a in p.cmdline())]
+
+
+def reset_peak_rss() -> None:
+    for pid in python_workers():  # '5' resets the process's VmHWM (Linux >= 4.0)
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def worker_peak_rss_mb() -> float:
+    peaks = []
+    for pid in python_workers():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        peaks += [int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM:")]
+    return max(peaks, default=float("nan"))
+
+
+def job_times(spark, cfg, expected_rows: int) -> Tuple[List[float], float]:
+    from rec_lib.score_job import run_score_job
+
+    times = []
+    reset_peak_rss()
+    for _ in range(2):
+        start = time.perf_counter()
+        summary = run_score_job(spark, cfg)
+        times.append(time.perf_counter() - start)
+        assert summary.rows == expected_rows, (summary.rows, expected_rows)
+    return times, worker_peak_rss_mb()
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--dims", default="64,416", help="widths to run, comma-separated (416: 32 + MiniLM's 384)")
+    parser.add_argument("--als-dims", default=None, help="widths to run ALS at (default: all of --dims)")
     parser.add_argument("--k", type=int, default=50)
+    parser.add_argument("--wide", type=int, default=10, help="the catalogue-wide size: this many x the items (0: skip)")
     parser.add_argument("--naive-users", type=int, default=2000)
     parser.add_argument("--out", default="bench_out/score")
     parser.add_argument("--conf-file", default="conf/local.yaml")
     args = parser.parse_args()
     configure_logging()
+    dims = [int(d) for d in args.dims.split(",")]
+    als_dims = dims if args.als_dims is None else [int(d) for d in args.als_dims.split(",") if d]
     out = Path(args.out).resolve()
-    shutil.rmtree(out, ignore_errors=True)
-    from rec_lib.score_job import run_score_job
     from rec_lib.spark import get_spark
 
     rng = np.random.default_rng(42)
-    U = rng.normal(size=(args.users, args.dim)).astype(np.float32)
-    V = rng.normal(size=(args.items, args.dim)).astype(np.float32)
-    b = rng.normal(size=args.items).astype(np.float32)
-    cfg = load_config(ScoreJobConfig, args.conf_file, [
-        f"paths.warehouse={out / 'warehouse'}", "run.now=2026-10-31T12:00:00Z", "score.candidates=all",
-        f"score.k={args.k}", f"score.max_tile_items={max(args.items, 1)}", "score.show_users=0"])
-    spark = get_spark(cfg.spark)
-    write_tables(spark, cfg.paths.warehouse, U, V, b.astype(np.float64))
+    results: Dict[str, Dict[str, object]] = {}
+    spark = None
+    sizes = [(d, args.items) for d in dims] + ([(dims[0], args.items * args.wide)] if args.wide else [])
+    for dim, n_items in sizes:
+        shutil.rmtree(out, ignore_errors=True)
+        U = rng.normal(size=(args.users, dim)).astype(np.float32)
+        V = rng.normal(size=(n_items, dim)).astype(np.float32)
+        b = rng.normal(size=n_items).astype(np.float32)
+        cfg = load_config(ScoreJobConfig, args.conf_file, [
+            f"paths.warehouse={out / 'warehouse'}", "run.now=2026-10-31T12:00:00Z", "score.candidates=all",
+            f"score.k={args.k}", f"score.max_tile_items={args.items}", "score.show_users=0"])
+        spark = spark or get_spark(cfg.spark)
+        write_tables(spark, cfg.paths.warehouse, U, V, b.astype(np.float64))
+        job, rss = job_times(spark, cfg, args.users * args.k)
+        row = {"job": job, "rss": rss, "product": product_time(U, V, b), "kernel": kernel_time(U, V, b, args.k),
+               "tiles": -(-n_items // args.items)}
+        if n_items == args.items and dim in als_dims:
+            row["als"] = als_time(spark, U, V, args.k)
+        results[f"{args.users:,} x {n_items:,}, d={dim}"] = row
+        print(f"bench-score: {args.users:,} x {n_items:,}, d={dim}: {row}", flush=True)
+    naive = naive_time(spark, U[:args.naive_users], V[:args.items], b[:args.items].astype(np.float64), args.k) \
+        if args.naive_users else None
 
-    start = time.perf_counter()
-    summary = run_score_job(spark, cfg)
-    job_s = time.perf_counter() - start
-    assert summary.rows == args.users * args.k, summary.rows
-    product_s, topk_s = numpy_floor(U, V, b, args.k)
-    als_s = als_time(spark, U, V, args.k)
-    naive_s = naive_time(spark, U[:args.naive_users], V, b.astype(np.float64), args.k)
-
+    print(f"\nbench-score: {args.users:,} users, K={args.k}, Spark {spark.sparkContext.master}, {os.cpu_count()} CPUs; "
+          "seconds (pairs scored per second)")
+    print(f"  {'size':28s} {'job (1st / 2nd run)':>22s} {'product':>8s} {'kernel':>8s} {'ALS':>8s} "
+          f"{'job/product':>11s} {'kernel/product':>14s} {'ALS/job':>8s} {'worker peak RSS':>16s}")
+    for size, row in results.items():
+        job = min(row["job"])
+        als = row.get("als")
+        print(f"  {size:28s} {row['job'][0]:9.1f} / {row['job'][1]:5.1f} s {row['product']:7.1f}s {row['kernel']:7.1f}s "
+              f"{(f'{als:7.1f}s' if als else '      - ')} {job / row['product']:10.1f}x {row['kernel'] / row['product']:13.1f}x "
+              f"{(f'{als / job:7.1f}x' if als else '       -')} {row['rss']:11.0f} MiB ({row['tiles']} tile{'s' if row['tiles'] > 1 else ''})")
+    first = next(iter(results.values()))
     pairs = args.users * args.items
-    print(f"\nbench-score: {args.users:,} users x {args.items:,} candidates, dim {args.dim}, K={args.k}, "
-          f"Spark {spark.sparkContext.master}, {os.cpu_count()} CPUs")
-    rows = [("(a) scoring job (Spark, table written)", job_s, pairs),
-            ("(b) numpy product alone, one process", product_s, pairs),
-            ("    numpy product + argpartition top-K", topk_s, pairs),
-            ("(c) MLlib ALS recommendForAllUsers", als_s, pairs),
-            (f"(d) crossJoin + window ({args.naive_users:,} users)", naive_s, args.naive_users * args.items)]
-    for name, seconds, n in rows:
-        print(f"  {name:42s} {seconds:8.1f} s {n / seconds:14,.0f} pairs/s")
-    print(f"  job / product alone = {job_s / product_s:.1f}x;  ALS / job = {als_s / job_s:.1f}x;  "
-          f"job pairs/s / crossJoin pairs/s = {(pairs / job_s) / (args.naive_users * args.items / naive_s):.1f}x")
+    print(f"  job, best run, {pairs / min(first['job']):,.0f} pairs/s; product {pairs / first['product']:,.0f} pairs/s")
+    if naive:
+        n = args.naive_users * args.items
+        print(f"  crossJoin + window ({args.naive_users:,} users x {args.items:,}, d={U.shape[1]}): {naive:.1f} s, "
+              f"{n / naive:,.0f} pairs/s; the job scores {(pairs / min(first['job'])) / (n / naive):.0f}x more pairs/s")
+    if args.wide:
+        wide = list(results.values())[-1]
+        print(f"  worker peak RSS, {args.wide}x the candidates in tiles vs one tile: {wide['rss']:.0f} vs "
+              f"{first['rss']:.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -79,6 +79,7 @@ def test_model_lists_equal_brute_force_and_skip_seen_items(spark, scored_shop):
                                    rtol=1e-5)
     assert set(got["u00"].source) == {"model"} and summary.n_model_users == N_USERS
     assert summary.n_candidates == N_ITEMS and summary.n_fallback_users == 1
+    assert summary.rows == (N_USERS + 1) * 4  # 12 model lists and u99's fallback list, 4 each
     # new items only (odd ids launched 2026-10-25, within 14 days; even ones have under 10 users so
     # also count as new by default): set max_new_item_users=0 to keep just the launches
     run_score_job(spark, score_config(scored_shop, "score.max_new_item_users=0"))
@@ -100,8 +101,9 @@ def test_fallback_for_users_without_an_embedding(spark, scored_shop):
 
 def test_rules_hold_and_rerun_replaces_the_run_date_only(spark, scored_shop):
     _embeddings(spark, scored_shop.paths.warehouse)
+    # in tiles of 7 candidates: each tile keeps its groups' best, the rules pick from their union
     cfg = score_config(scored_shop, "score.candidates=all", "score.max_per_category=1", "score.k=3",
-                       "score.max_new_item_users=0", "score.new_item_quota=2")
+                       "score.max_new_item_users=0", "score.new_item_quota=2", "score.max_tile_items=7")
     run_score_job(spark, cfg)
     got = lists(spark, scored_shop.paths.warehouse)
     for u in range(N_USERS):

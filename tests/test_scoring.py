@@ -1,8 +1,14 @@
 """Top-K selection against brute force, with ties, seen items, caps, quotas and tiles."""
+import sys
+import weakref
+
 import numpy as np
 import pytest
 
-from rec_lib.scoring import Rules, greedy_pick, merge_partial, partial_top_block, top_k_block
+from rec_lib import scoring
+from rec_lib.errors import EnvironmentSetupError
+from rec_lib.scoring import (Rules, augment_candidates, augment_users, fallback_pick, greedy_pick, merge_partial,
+                             merge_top, partial_top_block, top_k_block, top_k_tiles)
 
 
 def brute_force(U, C, b, seen, rules, category, is_new):
@@ -89,3 +95,89 @@ def test_prefilter_path_on_a_wide_block_equals_brute_force():
     for u in range(25):
         scores[u, seen[u]] = -np.inf
         assert idx[u].tolist() == np.argsort(-scores[u], kind="stable")[:5].tolist()
+
+
+def test_search_goes_deeper_until_the_list_is_certain(monkeypatch):
+    # one user, 12 candidates all scoring 1 except candidate 11 (score 2); seen: 11 and 0..3; k=3.
+    # First search: depth k + 5 seen + 1 = 9; every score of 1 ties with the 9th, so only candidate
+    # 11 (seen) is trusted and the user is searched again, 4x deeper (capped at 12 = everything).
+    # Then the order is exact: 11 (seen), then 0..10 by index; unseen from 4 on: [4, 5, 6].
+    U = np.array([[1.0]])
+    C = np.ones((12, 1))
+    b = np.zeros(12)
+    b[11] = 1.0
+    depths = []
+    real_search = scoring.search
+    monkeypatch.setattr(scoring, "search", lambda u, c, d: depths.append(d) or real_search(u, c, d))
+    idx, score = top_k_block(U, C, b, [np.array([11, 0, 1, 2, 3])], Rules(k=3))
+    assert idx.tolist() == [[4, 5, 6]] and score.tolist() == [[1.0, 1.0, 1.0]]
+    assert depths == [9, 12]
+
+
+def test_users_share_a_search_depth_up_to_twice_their_need(monkeypatch):
+    # k=2; user 0 saw nothing (needs 2 + 1 = 3, rounded up to a power of two: 4), users 1 and 2 saw
+    # 5 candidates each (need 8): two searches, 4 deep and 8 deep, not one of 8 for everyone
+    rng = np.random.default_rng(3)
+    U, C, b = rng.normal(size=(3, 4)), rng.normal(size=(40, 4)), np.zeros(40)
+    seen = [None, np.arange(5), np.arange(5, 10)]
+    depths = []
+    real_search = scoring.search
+    monkeypatch.setattr(scoring, "search", lambda u, c, d: depths.append((len(u), d)) or real_search(u, c, d))
+    idx, _ = top_k_block(U, C, b, seen, Rules(k=2))
+    assert sorted(depths) == [(1, 4), (2, 8)]
+    expected = brute_force(U, C, b, [np.array([], int) if s is None else s for s in seen], Rules(k=2),
+                           np.zeros(40, int), np.zeros(40, bool))
+    assert idx.tolist() == expected
+
+
+@pytest.mark.parametrize("rules", [Rules(k=5), Rules(k=7, max_per_category=2), Rules(k=6, new_item_quota=3),
+                                   Rules(k=8, max_per_category=3, new_item_quota=2), Rules(k=4, max_per_category=1)])
+def test_tiles_scored_in_turn_equal_brute_force(rules):
+    U, C, b, seen, category, is_new = random_case(5, n_cand=45)
+    tiles = [(a, (lambda a=a, z=z: augment_candidates(C[a:z], b[a:z]))) for a, z in [(0, 20), (20, 40), (40, 45)]]
+    idx, score = top_k_tiles(augment_users(U), tiles, seen, rules, category, is_new)
+    expected = brute_force(U, C, b, seen, rules, category, is_new)
+    for u in range(len(U)):
+        got = [int(c) for c in idx[u] if c >= 0]
+        assert got == expected[u]
+        np.testing.assert_allclose(score[u, :len(got)], (U[u] @ C[got].T) + b[got])
+
+
+def test_tiles_are_held_one_at_a_time():
+    # each load hands out a fresh tile and checks that the tiles handed out before are gone
+    U, C, b, seen, category, is_new = random_case(6, n_cand=45)
+    alive = []
+
+    def load(a, z):
+        assert all(ref() is None for ref in alive), "an earlier tile is still referenced"
+        tile = augment_candidates(C[a:z], b[a:z])
+        alive.append(weakref.ref(tile))
+        return tile
+
+    for rules in (Rules(k=5), Rules(k=6, max_per_category=2, new_item_quota=2)):
+        alive.clear()
+        tiles = [(a, (lambda a=a, z=z: load(a, z))) for a, z in [(0, 15), (15, 30), (30, 45)]]
+        top_k_tiles(augment_users(U), tiles, seen, rules, category, is_new)
+        assert len(alive) == 3
+
+
+def test_merge_top_hand_worked():
+    # user 0: [7 (3.0), 2 (1.0)] + [4 (3.0), 9 (2.0)]: 3.0 ties, lower index first -> 4, 7
+    # user 1: [5 (1.0), -1] + [-1, -1]: one candidate, then padding
+    a_idx, a_score = np.array([[7, 2], [5, -1]]), np.array([[3.0, 1.0], [1.0, np.nan]])
+    b_idx, b_score = np.array([[4, 9], [-1, -1]]), np.array([[3.0, 2.0], [np.nan, np.nan]])
+    idx, score = merge_top(a_idx, a_score, b_idx, b_score, 2)
+    assert idx.tolist() == [[4, 7], [5, -1]]
+    assert score[0].tolist() == [3.0, 3.0] and score[1, 0] == 1.0 and np.isnan(score[1, 1])
+
+
+def test_fallback_pick_skips_seen_items():
+    # list 8, 3, 5, 1, 9 (best first); seen 3 and 9; k=3 -> positions 0, 2, 3 (items 8, 5, 1)
+    assert fallback_pick(np.array([8, 3, 5, 1, 9]), np.array([3, 9]), 3).tolist() == [0, 2, 3]
+    assert fallback_pick(np.array([8, 3]), None, 3).tolist() == [0, 1]  # a short list stays short
+
+
+def test_missing_kernel_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
+    with pytest.raises(EnvironmentSetupError, match="needs faiss-cpu"):
+        top_k_block(np.ones((1, 2)), np.ones((3, 2)), np.zeros(3), [None], Rules(k=2))
