@@ -93,11 +93,14 @@ bench-encoder: setup
 bench-train: setup
 	$(PY) scripts/bench_train.py --events $(or $(TRAIN_EVENTS),1000000)
 
-# Scoring: the job vs the numpy floor, MLlib ALS and a naive cross join, same factors.
+# Scoring: the job vs the matrix product alone, the top-K kernel alone, MLlib ALS and a naive cross
+# join, same factors, at d=64 and at the model's width (32 + the encoder's 384); then 10x the
+# candidates in tiles, with the Spark Python workers' peak memory.
 SCORE_USERS ?= 100000
 SCORE_ITEMS ?= 10000
+SCORE_DIMS ?= 64,416
 bench-score: setup
-	$(PY) scripts/bench_score.py --users $(SCORE_USERS) --items $(SCORE_ITEMS) --dim 64 --k 50
+	$(PY) scripts/bench_score.py --users $(SCORE_USERS) --items $(SCORE_ITEMS) --dims $(SCORE_DIMS) --k 50 --wide 10
 
 clean:
 	rm -rf warehouse data/demo_shop models reports mlruns mlartifacts mlflow.db .cache/petastorm .pytest_cache

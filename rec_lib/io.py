@@ -27,6 +27,7 @@ RAW_LINE = "_raw_line"  # the raw CSV line, only where the line is malformed
 BOOKKEEPING = (SOURCE_FILE, RAW_ROW, RAW_LINE)
 _CORRUPT = "_corrupt_record"
 FORMATS = ("csv", "parquet")
+REPLACE_WHERE_CHECK = "spark.databricks.delta.replaceWhere.constraintCheck.enabled"
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,11 +244,20 @@ def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str, user_metadat
 
 
 def replace_partition(df: DataFrame, spec: TableSpec, warehouse: str, column: str, value: str,
-                      user_metadata: Optional[str] = None) -> None:
+                      user_metadata: Optional[str] = None, rows_match: bool = False) -> None:
     """Replace the rows where `column = value` in one Delta commit (the table is created if
-    absent); other partitions are untouched. Every row of `df` must match the condition."""
-    _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata,
-            replace_where=f"{column} = '{value}'")
+    absent); other partitions are untouched. Every row of `df` must match the condition: Delta
+    checks each row, unless `rows_match` says the rows carry `value` by construction (a literal
+    column), which saves a pass over every row of a large write."""
+    spark = df.sparkSession
+    previous = spark.conf.get(REPLACE_WHERE_CHECK, "true")
+    if rows_match:
+        spark.conf.set(REPLACE_WHERE_CHECK, "false")
+    try:
+        _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata,
+                replace_where=f"{column} = '{value}'")
+    finally:
+        spark.conf.set(REPLACE_WHERE_CHECK, previous)
 
 
 def _last_commit(spark: SparkSession, warehouse: str, spec: TableSpec):

@@ -258,8 +258,12 @@ def _check_embeddings(spark: SparkSession, warehouse: str) -> str:
     for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS):
         if not io.delta_exists(spark, io.table_path(warehouse, spec)):
             raise ScoringError(f"table {spec.name} not found under {warehouse}: run the training job first (make train)")
-    versions = {spec.name: {r[0] for r in io.read_table(spark, warehouse, spec).select("model_version").distinct().collect()}
-                for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS)}
+    # one Spark job for both tables: (table, model_version) pairs, a handful of rows
+    tagged = [io.read_table(spark, warehouse, spec).select(F.lit(spec.name).alias("table"), "model_version")
+              for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS)]
+    versions: Dict[str, set] = {USER_EMBEDDINGS.name: set(), ITEM_EMBEDDINGS.name: set()}
+    for table, version in tagged[0].unionByName(tagged[1]).distinct().collect():
+        versions[table].add(version)
     if len(versions["user_embeddings"] | versions["item_embeddings"]) != 1:
         raise ScoringError(f"user_embeddings and item_embeddings come from different models {versions}; "
                            "re-run the training job")
@@ -298,7 +302,8 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
                             F.sum(F.when((F.col("rank") == 1) & (F.col("source") != RecommendationSource.MODEL), 1)
                                   .otherwise(0)).alias("fallback_users"))
         with timed(log, f"score users against {len(cands)} candidates and write run_date {run_date}"):
-            io.replace_partition(rows, RECOMMENDATIONS, warehouse, "run_date", run_date.isoformat(), user_metadata=run_id)
+            io.replace_partition(rows, RECOMMENDATIONS, warehouse, "run_date", run_date.isoformat(), user_metadata=run_id,
+                                 rows_match=True)  # run_date is the literal above on every row
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     apply_views(spark, warehouse, cfg.sql.database)
