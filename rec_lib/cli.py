@@ -50,7 +50,8 @@ def configure_logging() -> None:
                         stream=sys.stderr)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_not_py4j_retry)
-    for noisy in ("py4j", "py4j.clientserver", "py4j.java_gateway"):
+    # faiss's loader reports at INFO each SIMD build it looks for (the abi3 wheel has one generic build)
+    for noisy in ("py4j", "py4j.clientserver", "py4j.java_gateway", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # Petastorm 0.13 uses pyarrow's legacy file systems (the reason pyarrow is pinned at 14).
     warnings.filterwarnings("ignore", category=FutureWarning, module="petastorm")

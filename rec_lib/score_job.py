@@ -22,7 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Dict, Iterator, List, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -140,32 +140,29 @@ class FallbackLists:
     cands: Dict[str, np.ndarray]
     scores: Dict[str, np.ndarray]
 
-    @classmethod
-    def from_frame(cls, lists: pd.DataFrame) -> "FallbackLists":
-        groups = {key: g.sort_values("rank") for key, g in lists.groupby("key")}
-        return cls(cands={key: g["cand"].to_numpy(np.int64) for key, g in groups.items()},
-                   scores={key: g["score"].to_numpy(np.float64) for key, g in groups.items()})
 
-
-def _model_frame(part: pd.DataFrame, users: np.ndarray, tiles, seen, rules: Rules, category, is_new,
-                 item_ids) -> pd.DataFrame:
+def _model_frame(user_ids: np.ndarray, users: np.ndarray, tiles: Sequence[Tuple[int, Callable[[], np.ndarray]]],
+                 seen: List[Optional[np.ndarray]], rules: Rules, category: np.ndarray, is_new: np.ndarray,
+                 item_ids: np.ndarray) -> pd.DataFrame:
     idx, score = top_k_tiles(users, tiles, seen, rules, category, is_new)
     rows, ranks = np.nonzero(idx >= 0)
-    return pd.DataFrame({"user_id": part["user_id"].to_numpy()[rows], "rank": (ranks + 1).astype(np.int32),
+    return pd.DataFrame({"user_id": user_ids[rows], "rank": (ranks + 1).astype(np.int32),
                          "item_id": item_ids[idx[rows, ranks]], "score": score[rows, ranks],
                          "source": RecommendationSource.MODEL})
 
 
-def _fallback_frame(part: pd.DataFrame, seen, lists: FallbackLists, k: int, item_ids) -> pd.DataFrame:
-    frames = []
-    for user, category, user_seen in zip(part["user_id"], part["top_category"], seen):
-        key = category if isinstance(category, str) and category in lists.cands else ""
-        at = fallback_pick(lists.cands[key], user_seen, k)
-        frames.append(pd.DataFrame({
-            "user_id": user, "rank": np.arange(1, len(at) + 1, dtype=np.int32),
-            "item_id": item_ids[lists.cands[key][at]], "score": lists.scores[key][at],
-            "source": RecommendationSource.FALLBACK_CATEGORY if key else RecommendationSource.FALLBACK_POPULAR}))
-    return pd.concat(frames, ignore_index=True)
+def _fallback_frame(user_ids: np.ndarray, top_category: np.ndarray, seen: List[Optional[np.ndarray]],
+                    lists: FallbackLists, k: int, item_ids: np.ndarray) -> pd.DataFrame:
+    keys = [c if isinstance(c, str) and c in lists.cands else "" for c in top_category]
+    picks = [fallback_pick(lists.cands[key], user_seen, k) for key, user_seen in zip(keys, seen)]
+    lengths = np.asarray([len(at) for at in picks], dtype=np.int64)
+    cands = np.concatenate([lists.cands[key][at] for key, at in zip(keys, picks)])
+    return pd.DataFrame({
+        "user_id": np.repeat(user_ids, lengths),
+        "rank": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in lengths]),
+        "item_id": item_ids[cands], "score": np.concatenate([lists.scores[key][at] for key, at in zip(keys, picks)]),
+        "source": np.repeat([RecommendationSource.FALLBACK_CATEGORY if key else RecommendationSource.FALLBACK_POPULAR
+                             for key in keys], lengths)})
 
 
 def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int):
@@ -190,13 +187,14 @@ def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch
                 part = pdf.iloc[lo:lo + batch]
                 seen = [None if s is None else np.asarray(s, np.int64) for s in part["seen"]]
                 known = part["embedding"].notna().to_numpy()
+                user_ids = part["user_id"].to_numpy()
                 if known.any():
                     users = augment_users(np.stack(part["embedding"].to_numpy()[known]))
-                    yield _model_frame(part[known], users, tiles, [s for s, m in zip(seen, known) if m], rules,
+                    yield _model_frame(user_ids[known], users, tiles, [s for s, m in zip(seen, known) if m], rules,
                                        category, is_new, item_ids)
                 if not known.all():
-                    yield _fallback_frame(part[~known], [s for s, m in zip(seen, known) if not m], lists, rules.k,
-                                          item_ids)
+                    yield _fallback_frame(user_ids[~known], part["top_category"].to_numpy()[~known],
+                                          [s for s, m in zip(seen, known) if not m], lists, rules.k, item_ids)
 
     return run
 
@@ -207,27 +205,22 @@ def score_users(spark: SparkSession, users: DataFrame, cands: Candidates, rules:
     item_id, score, source: one list per user in one pass. The candidate files go under `folder`,
     which must outlive the returned frame's evaluation."""
     files = ship_candidates(spark, cands, max_tile_items, folder)
-    lists = FallbackLists.from_frame(fallback_lists(cands, rules.k))
+    lists = fallback_lists(cands, rules.k)
     return users.mapInPandas(_score_partition(files, rules, lists, users_per_batch), TOP_SCHEMA)
 
 
-def fallback_lists(cands: Candidates, k: int) -> pd.DataFrame:
-    """key (a category name, or '' for everyone), rank, cand, score, item_id: for each category its popular
-    candidates first, then the most popular others; for '' the most popular overall. 2k long, so
-    that k remain after a user's seen items are removed in most cases."""
+def fallback_lists(cands: Candidates, k: int) -> FallbackLists:
+    """For each category its popular candidates first, then the most popular others; for '' the
+    most popular overall. 2k long, so that k remain after a user's seen items are removed in most
+    cases. Ties by candidate index."""
     order = np.lexsort((np.arange(len(cands)), -cands.popularity))
     length = min(2 * k, len(cands))
-    keyed = [("", order[:length])]
+    keyed = {"": order[:length]}
     for code, name in enumerate(cands.category_names):
         if name:
             own = cands.category[order] == code
-            keyed.append((name, np.concatenate([order[own], order[~own]])[:length]))
-    out = pd.DataFrame({"key": np.repeat([key for key, _ in keyed], length),
-                        "rank": np.tile(np.arange(1, length + 1, dtype=np.int32), len(keyed)),
-                        "cand": np.concatenate([c for _, c in keyed]).astype(np.int64)})
-    out["score"] = cands.popularity[out["cand"].to_numpy()]
-    out["item_id"] = cands.item_ids[out["cand"].to_numpy()]
-    return out
+            keyed[name] = np.concatenate([order[own], order[~own]])[:length]
+    return FallbackLists(cands=keyed, scores={key: cands.popularity[c] for key, c in keyed.items()})
 
 
 @dataclass

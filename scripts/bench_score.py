@@ -7,10 +7,12 @@ For each width in --dims: seeded random user/item factors are written as the emb
 scratch warehouse (every item a candidate, no seen items), then timed in the same run:
   job      the scoring job (`run_score_job`, score.candidates=all), table written; run twice, the
            first run after the tables were written (JVM warm), and again
+  write    the job's floor in Spark: the same users read and K rows each written to a
+           `recommendations` table, without scoring
   product  the matrix product + bias alone, one numpy process (blocks of 4,096 users), no top-K
   kernel   the job's top-K kernel alone (`rec_lib.scoring.top_k_augmented`), one process, same blocks
-  als      Spark MLlib ALS `recommendForAllUsers(k)`, same rank and sizes (fitted with maxIter=1 on
-           one rating per user and per item, outside the timing); --als-dims limits the widths
+  als      Spark MLlib ALSModel `recommendForAllUsers(k)` on the same factors (no bias: ALS has none);
+           --als-dims limits the widths
 Then --wide N: N x the candidates at the first width, scored in tiles of --items candidates, with
 the job, the product and the kernel. For every job the peak resident memory (VmHWM) of the Spark
 Python workers is printed: the wide size's must not exceed the small size's (a task holds one tile).
@@ -62,6 +64,34 @@ def write_tables(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndar
                                "derived_from_events": False, "updated_run_id": "bench"}))
 
 
+def write_floor_time(spark, warehouse: str, item_ids: np.ndarray, k: int) -> float:
+    """Read the users as the job does and write K rows per user to a `recommendations` table of
+    their own, without scoring: what writing the lists costs (best of two runs)."""
+    from pyspark.sql import functions as F
+
+    from rec_lib import io
+    from rec_lib.schema import RECOMMENDATIONS, USER_EMBEDDINGS
+
+    def rows(frames):
+        for pdf in frames:
+            n = len(pdf)
+            yield pd.DataFrame({"user_id": np.repeat(pdf["user_id"].to_numpy(), k),
+                                "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), n),
+                                "item_id": item_ids[np.tile(np.arange(k), n)], "score": np.zeros(n * k),
+                                "source": "model"})
+
+    lists = (io.read_table(spark, warehouse, USER_EMBEDDINGS).select("user_id", "embedding")
+             .mapInPandas(rows, "user_id string, rank int, item_id string, score double, source string")
+             .select("*", F.lit("bench").alias("model_version"), F.lit("2026-10-31").cast("date").alias("run_date"),
+                     F.lit("2026-10-31 12:00:00").cast("timestamp").alias("generated_at")))
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        io.replace_partition(lists, RECOMMENDATIONS, warehouse + "_floor", "run_date", "2026-10-31", rows_match=True)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 def product_time(U: np.ndarray, V: np.ndarray, b: np.ndarray) -> float:
     start = time.perf_counter()
     for lo in range(0, len(U), BLOCK):
@@ -80,16 +110,20 @@ def kernel_time(U: np.ndarray, V: np.ndarray, b: np.ndarray, k: int) -> float:
     return time.perf_counter() - start
 
 
-def als_time(spark, U: np.ndarray, V: np.ndarray, k: int, seed: int = 0) -> float:
-    from pyspark.ml.recommendation import ALS
+def als_time(spark, U: np.ndarray, V: np.ndarray, k: int, folder: str) -> float:
+    """MLlib's ALSModel.recommendForAllUsers(k) on the same factors: a model of the same rank is fitted
+    on 4 ratings (fitting 100k users at rank 416 would take hours), saved, its factor tables
+    replaced by U and V, and loaded back. ALS has no bias term: the job's extra dimension is left out."""
+    from pyspark.ml.recommendation import ALS, ALSModel
 
-    rng = np.random.default_rng(seed)
-    n_u, n_i = len(U), len(V)
-    ratings = pd.DataFrame({"user": np.concatenate([np.arange(n_u), rng.integers(0, n_u, n_i)]).astype(np.int32),
-                            "item": np.concatenate([rng.integers(0, n_i, n_u), np.arange(n_i)]).astype(np.int32),
-                            "rating": np.float32(1.0)})
-    model = ALS(rank=U.shape[1], maxIter=1, implicitPrefs=True, seed=seed, userCol="user", itemCol="item",
-                ratingCol="rating").fit(spark.createDataFrame(ratings))
+    tiny = pd.DataFrame({"user": np.arange(4, dtype=np.int32), "item": np.arange(4, dtype=np.int32),
+                         "rating": np.float32(1.0)})
+    ALS(rank=U.shape[1], maxIter=1, implicitPrefs=True, seed=0, userCol="user", itemCol="item",
+        ratingCol="rating").fit(spark.createDataFrame(tiny)).write().overwrite().save(folder)
+    for name, factors in (("userFactors", U), ("itemFactors", V)):
+        frame = pd.DataFrame({"id": np.arange(len(factors), dtype=np.int32), "features": list(factors)})
+        spark.createDataFrame(frame, "id int, features array<float>").write.mode("overwrite").parquet(f"{folder}/{name}")
+    model = ALSModel.load(folder)
     start = time.perf_counter()
     model.recommendForAllUsers(k).write.format("noop").mode("overwrite").save()
     return time.perf_counter() - start
@@ -184,9 +218,11 @@ def main() -> None:
         write_tables(spark, cfg.paths.warehouse, U, V, b.astype(np.float64))
         job, rss = job_times(spark, cfg, args.users * args.k)
         row = {"job": job, "rss": rss, "product": product_time(U, V, b), "kernel": kernel_time(U, V, b, args.k),
+               "write": write_floor_time(spark, cfg.paths.warehouse, np.array([f"i{i:07d}" for i in range(args.k)]),
+                                         args.k),
                "tiles": -(-n_items // args.items)}
         if n_items == args.items and dim in als_dims:
-            row["als"] = als_time(spark, U, V, args.k)
+            row["als"] = als_time(spark, U, V, args.k, str(out / "als"))
         results[f"{args.users:,} x {n_items:,}, d={dim}"] = row
         print(f"bench-score: {args.users:,} x {n_items:,}, d={dim}: {row}", flush=True)
     naive = naive_time(spark, U[:args.naive_users], V[:args.items], b[:args.items].astype(np.float64), args.k) \
@@ -194,14 +230,17 @@ def main() -> None:
 
     print(f"\nbench-score: {args.users:,} users, K={args.k}, Spark {spark.sparkContext.master}, {os.cpu_count()} CPUs; "
           "seconds (pairs scored per second)")
-    print(f"  {'size':28s} {'job (1st / 2nd run)':>22s} {'product':>8s} {'kernel':>8s} {'ALS':>8s} "
+    print(f"  {'size':28s} {'job (1st / 2nd run)':>22s} {'write':>7s} {'product':>8s} {'kernel':>8s} {'ALS':>8s} "
           f"{'job/product':>11s} {'kernel/product':>14s} {'ALS/job':>8s} {'worker peak RSS':>16s}")
     for size, row in results.items():
         job = min(row["job"])
         als = row.get("als")
-        print(f"  {size:28s} {row['job'][0]:9.1f} / {row['job'][1]:5.1f} s {row['product']:7.1f}s {row['kernel']:7.1f}s "
-              f"{(f'{als:7.1f}s' if als else '      - ')} {job / row['product']:10.1f}x {row['kernel'] / row['product']:13.1f}x "
-              f"{(f'{als / job:7.1f}x' if als else '       -')} {row['rss']:11.0f} MiB ({row['tiles']} tile{'s' if row['tiles'] > 1 else ''})")
+        print(f"  {size:28s} {row['job'][0]:9.1f} / {row['job'][1]:5.1f} s {row['write']:6.1f}s {row['product']:7.1f}s "
+              f"{row['kernel']:7.1f}s {(f'{als:7.1f}s' if als else '      - ')} {job / row['product']:10.1f}x "
+              f"{row['kernel'] / row['product']:13.1f}x {(f'{als / job:7.1f}x' if als else '       -')} "
+              f"{row['rss']:11.0f} MiB ({row['tiles']} tile{'s' if row['tiles'] > 1 else ''})")
+    print("  write: the same users read and K rows each written to a recommendations table, no scoring "
+          "(best of 2); job/product uses the job's best run")
     first = next(iter(results.values()))
     pairs = args.users * args.items
     print(f"  job, best run, {pairs / min(first['job']):,.0f} pairs/s; product {pairs / first['product']:,.0f} pairs/s")

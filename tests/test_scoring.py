@@ -181,3 +181,24 @@ def test_missing_kernel_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
     with pytest.raises(EnvironmentSetupError, match="needs faiss-cpu"):
         top_k_block(np.ones((1, 2)), np.ones((3, 2)), np.zeros(3), [None], Rules(k=2))
+
+
+def test_fallback_lists_and_frame_hand_worked():
+    from rec_lib.score_job import Candidates, _fallback_frame, fallback_lists
+
+    # items a..e, popularity 5, 1, 5, 3, 0, categories x, y, y, x, y; k=2 -> lists of 4
+    # by (popularity desc, index): a, c, d, b, e
+    cands = Candidates(item_ids=np.array(list("abcde")), vectors=np.zeros((5, 1), np.float32), bias=np.zeros(5),
+                       category=np.array([0, 1, 1, 0, 1]), is_new=np.ones(5, bool),
+                       popularity=np.array([5.0, 1.0, 5.0, 3.0, 0.0]), category_names=["x", "y"])
+    lists = fallback_lists(cands, 2)
+    assert {key: c.tolist() for key, c in lists.cands.items()} == {"": [0, 2, 3, 1], "x": [0, 3, 2, 1],
+                                                                   "y": [2, 1, 4, 0]}
+    assert lists.scores[""].tolist() == [5.0, 5.0, 3.0, 1.0]
+    # n1 likes y and saw c -> b, e; n2 unknown -> a, c; n3's category is no candidate's and saw a, c -> d, b
+    frame = _fallback_frame(np.array(["n1", "n2", "n3"]), np.array(["y", None, "zzz"], dtype=object),
+                            [np.array([2]), None, np.array([0, 2])], lists, 2, cands.item_ids)
+    assert frame.values.tolist() == [
+        ["n1", 1, "b", 1.0, "fallback_category"], ["n1", 2, "e", 0.0, "fallback_category"],
+        ["n2", 1, "a", 5.0, "fallback_popular"], ["n2", 2, "c", 5.0, "fallback_popular"],
+        ["n3", 1, "d", 3.0, "fallback_popular"], ["n3", 2, "b", 1.0, "fallback_popular"]]
