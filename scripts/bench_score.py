@@ -16,6 +16,7 @@ scratch warehouse (every item a candidate, no seen items), then timed in the sam
 Then --wide N: N x the candidates at the first width, scored in tiles of --items candidates, with
 the job, the product and the kernel. For every job the peak resident memory (VmHWM) of the Spark
 Python workers is printed: the wide size's must not exceed the small size's (a task holds one tile).
+After each job, 1,000 sampled users' written lists are compared with an exact float64 sort.
 Finally a naive crossJoin + window top-K on --naive-users users (0: skip).
 Pairs scored per second = users x items / seconds.
 """
@@ -90,6 +91,32 @@ def write_floor_time(spark, warehouse: str, item_ids: np.ndarray, k: int) -> flo
         io.replace_partition(lists, RECOMMENDATIONS, warehouse + "_floor", "run_date", "2026-10-31", rows_match=True)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def exact_check(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndarray, k: int, n: int = 1000,
+                seed: int = 0) -> Tuple[int, int, float]:
+    """The written lists of n sampled users against an exact float64 sort (ties by item): how many
+    lists are identical, how many have the same items, and the largest score gap where they differ."""
+    from pyspark.sql import functions as F
+
+    from rec_lib import io
+    from rec_lib.schema import RECOMMENDATIONS
+
+    users = np.sort(np.random.default_rng(seed).choice(len(U), size=min(n, len(U)), replace=False))
+    written = (io.read_table(spark, warehouse, RECOMMENDATIONS)
+               .where(F.col("user_id").isin([f"u{u:07d}" for u in users])).toPandas())
+    lists = {u: g.sort_values("rank")["item_id"].str[1:].astype(int).tolist() for u, g in written.groupby("user_id")}
+    same_list = same_set = 0
+    gap = 0.0
+    for u in users:
+        scores = U[u].astype(np.float64) @ V.T.astype(np.float64) + b
+        exact = np.lexsort((np.arange(len(V)), -scores))[:k].tolist()
+        got = lists.get(f"u{u:07d}", [])
+        same_list += got == exact
+        same_set += set(got) == set(exact)
+        if got != exact:
+            gap = max(gap, float(np.max(np.abs(np.sort(scores[got]) - np.sort(scores[exact])))))
+    return same_list, same_set, gap
 
 
 def product_time(U: np.ndarray, V: np.ndarray, b: np.ndarray) -> float:
@@ -217,6 +244,10 @@ def main() -> None:
         spark = spark or get_spark(cfg.spark)
         write_tables(spark, cfg.paths.warehouse, U, V, b.astype(np.float64))
         job, rss = job_times(spark, cfg, args.users * args.k)
+        same_list, same_set, gap = exact_check(spark, cfg.paths.warehouse, U, V, b.astype(np.float64), args.k)
+        checked = min(1000, args.users)
+        print(f"bench-score: exact check on {checked} users: same list {same_list}, same items {same_set}, "
+              f"largest score gap where they differ {gap:.2g}", flush=True)
         row = {"job": job, "rss": rss, "product": product_time(U, V, b), "kernel": kernel_time(U, V, b, args.k),
                "write": write_floor_time(spark, cfg.paths.warehouse, np.array([f"i{i:07d}" for i in range(args.k)]),
                                          args.k),
