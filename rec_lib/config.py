@@ -141,7 +141,7 @@ class ScoreSection:
     run_date: Optional[str]  # YYYY-MM-DD; None: run.now's date (set it to replay a past day)
     max_per_category: int  # 0: no limit
     new_item_quota: int  # places kept for new items when established items compete; 0: none
-    max_tile_items: int  # candidates broadcast at once; more are scored in tiles and merged
+    max_tile_items: int  # candidates a task holds at once (one tile); more are scored tile by tile and merged
     users_per_batch: int  # users scored per numpy block inside a Spark task
     show_users: int  # users whose lists (with titles) the job prints at the end
 
