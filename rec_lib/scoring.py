@@ -209,19 +209,12 @@ def group_limit(rules: Rules) -> int:
     return min(rules.k, rules.max_per_category) if rules.max_per_category else rules.k
 
 
-def partial_top_block(user_vectors: np.ndarray, cand_vectors: np.ndarray, cand_bias: np.ndarray,
-                      seen: Sequence[Optional[np.ndarray]], rules: Rules, category: np.ndarray, is_new: np.ndarray,
-                      index_offset: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """A tile's share of the candidates for `merge_partial`: the top k without rules, else each
-    (category, newness) group's top `group_limit(rules)`. Returns (index, score) [B, width], -1/NaN padded."""
-    return partial_top_augmented(augment_users(user_vectors), augment_candidates(cand_vectors, cand_bias), seen, rules,
-                                 category, is_new, index_offset)
-
-
 def partial_top_augmented(users_aug: np.ndarray, cands_aug: np.ndarray, seen: Sequence[Optional[np.ndarray]],
                           rules: Rules, category: np.ndarray, is_new: np.ndarray,
                           index_offset: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """`partial_top_block` on vectors already augmented with the bias."""
+    """A tile's share of the candidates for `merge_partial`: the top k without rules, else each
+    (category, newness) group's top `group_limit(rules)`, on vectors augmented with the bias.
+    Returns (index, score) [B, width], -1/NaN padded."""
     if not rules.active:
         return top_k_augmented(users_aug, cands_aug, seen, rules, index_offset=index_offset)
     groups = category.astype(np.int64) * 2 + is_new.astype(np.int64)

@@ -8,7 +8,7 @@ import pytest
 from rec_lib import scoring
 from rec_lib.errors import EnvironmentSetupError
 from rec_lib.scoring import (Rules, augment_candidates, augment_users, fallback_pick, greedy_pick, merge_partial,
-                             merge_top, partial_top_block, top_k_block, top_k_tiles)
+                             merge_top, partial_top_augmented, top_k_block, top_k_tiles)
 
 
 def brute_force(U, C, b, seen, rules, category, is_new):
@@ -54,8 +54,8 @@ def test_tiles_merged_equal_one_block(rules):
     U, C, b, seen, category, is_new = random_case(7, n_cand=45)
     whole, _ = top_k_block(U, C, b, seen, rules, category, is_new)
     tiles = [(0, 20), (20, 40), (40, 45)]
-    parts = [partial_top_block(U, C[a:z], b[a:z], seen, rules, category[a:z], is_new[a:z], index_offset=a)
-             for a, z in tiles]
+    parts = [partial_top_augmented(augment_users(U), augment_candidates(C[a:z], b[a:z]), seen, rules, category[a:z],
+                                   is_new[a:z], index_offset=a) for a, z in tiles]
     for u in range(len(U)):
         idx = np.concatenate([p[0][u] for p in parts])
         sc = np.concatenate([p[1][u] for p in parts])
