@@ -140,8 +140,9 @@ def _select(idx: np.ndarray, score: np.ndarray, seen: Sequence[Optional[np.ndarr
         settled = usable.sum(axis=1) >= k
         if complete:
             settled[:] = True
-        first = np.argsort(~usable[settled], axis=1, kind="stable")[:, :k]
-        positions = np.where(np.take_along_axis(usable[settled], first, axis=1), first, -1)
+        usable = usable[settled]
+        first = np.argsort(~usable, axis=1, kind="stable")[:, :k]
+        positions = np.where(np.take_along_axis(usable, first, axis=1), first, -1)
         if positions.shape[1] < k:  # fewer candidates than k
             positions = np.pad(positions, ((0, 0), (0, k - positions.shape[1])), constant_values=-1)
         return settled, positions
