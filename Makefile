@@ -23,7 +23,7 @@ JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE)
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test setup features embed train score evaluate sql generate package package-env bench-features bench-encoder bench-train bench-score clean
+.PHONY: run test test-fast lint setup features embed train score evaluate sql generate package package-env bench-features bench-encoder bench-train bench-score clean
 
 setup: $(SETUP_STAMP) $(JARS_STAMP)
 
@@ -64,7 +64,7 @@ score: setup
 evaluate: setup
 	$(PY) -m jobs.evaluate $(JOB_ARGS)
 
-# (Re)create the SQL views (rec_lib/sql/V*.sql); scoring and evaluation also do after writing.
+# (Re)create the SQL views (rec_lib/platform/sql/V*.sql); scoring and evaluation also do after writing.
 sql: setup
 	$(PY) -m jobs.apply_sql $(JOB_ARGS)
 
@@ -77,8 +77,18 @@ package: setup
 package-env: setup
 	$(PY) scripts/package.py --out dist --env
 
+# Everything: the linter, then every tier (tests/{unit,tf,spark,integration,packaging}).
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The unit tier alone: pure library code, no JVM, no TensorFlow (seconds).
+test-fast: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# pyflakes/pycodestyle errors, import order, complexity caps (ruff.toml).
+lint: setup
+	$(PY) -m ruff check .
 
 # Benchmarks are commands, not timed tests. EVENTS scales the generated shop.
 EVENTS ?= 10000000

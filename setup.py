@@ -1,4 +1,4 @@
-"""Packaging for rec_lib and its job entry points."""
+"""Packaging for rec_lib and its console entry points."""
 import re
 from pathlib import Path
 
@@ -13,15 +13,17 @@ def _requirements(name):
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-# The jobs as console commands (also the Databricks bundle's python_wheel_task entry points).
+# The jobs as console commands (also the Databricks bundle's python_wheel_task entry points). They
+# live inside rec_lib: the wheel ships no top-level package but rec_lib (`jobs/` is the checkout's
+# and the --py-files zip's `python -m jobs.<name>` / spark-submit entry files).
 ENTRY_POINTS = {
-    "rec-generate-data": "jobs.generate_data:main",
-    "rec-build-features": "jobs.build_features:main",
-    "rec-embed-items": "jobs.embed_items:main",
-    "rec-train": "jobs.train:main",
-    "rec-score": "jobs.score:main",
-    "rec-evaluate": "jobs.evaluate:main",
-    "rec-apply-sql": "jobs.apply_sql:main",
+    "rec-generate-data": "rec_lib.demo.job:main",
+    "rec-build-features": "rec_lib.features.job:main",
+    "rec-embed-items": "rec_lib.text.job:main",
+    "rec-train": "rec_lib.training.job:main",
+    "rec-score": "rec_lib.scoring.job:main",
+    "rec-evaluate": "rec_lib.evaluation.job:main",
+    "rec-apply-sql": "rec_lib.platform.sql_views:main",
 }
 
 setup(
@@ -29,8 +31,8 @@ setup(
     version=VERSION,
     description="Cold-start recommendations of new items: Spark + Delta features, text encoder, "
     "Horovod two-tower training, top-K scoring",
-    packages=find_packages(include=["rec_lib", "rec_lib.*", "jobs"]),
-    package_data={"rec_lib": ["sql/*.sql"]},
+    packages=find_packages(include=["rec_lib", "rec_lib.*"]),
+    package_data={"rec_lib.platform": ["sql/*.sql"]},
     python_requires=">=3.11,<3.12",
     # Loose here, so installing the wheel on a platform (Databricks Runtime) keeps the platform's own
     # builds; the exact, tested pins are the extras and requirements/*.txt.

@@ -1,17 +1,8 @@
-"""Create or replace the SQL views downstream consumers query (rec_lib/sql/V*.sql, in version order)."""
+"""The SQL views: `python -m jobs.apply_sql`, and the file spark-submit runs. The job itself is
+`rec_lib.platform.sql_views.main`, which the wheel installs as the `rec-apply-sql` command."""
 import sys
 
-from rec_lib.cli import run_spark_job
-from rec_lib.config import SqlJobConfig
-from rec_lib.sql_views import run_sql_job
-
-
-CONFIG = SqlJobConfig  # the config this job reads
-
-
-def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, CONFIG, run_sql_job)
-
+from rec_lib.platform.sql_views import CONFIG, main  # noqa: F401  (CONFIG: the config class this job reads)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,17 +1,8 @@
-"""Build the feature tables (items, users, interactions, item_stats, user_features, quarantine)."""
+"""The feature job: `python -m jobs.build_features`, and the file spark-submit runs. The job itself is
+`rec_lib.features.job.main`, which the wheel installs as the `rec-build-features` command."""
 import sys
 
-from rec_lib.cli import run_spark_job
-from rec_lib.config import FeatureJobConfig
-from rec_lib.feature_job import run_feature_job
-
-
-CONFIG = FeatureJobConfig  # the config this job reads
-
-
-def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, CONFIG, run_feature_job)
-
+from rec_lib.features.job import CONFIG, main  # noqa: F401  (CONFIG: the config class this job reads)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,17 +1,8 @@
-"""Encode new or changed item texts with the pretrained encoder into item_text_embeddings."""
+"""The text-embedding job: `python -m jobs.embed_items`, and the file spark-submit runs. The job itself is
+`rec_lib.text.job.main`, which the wheel installs as the `rec-embed-items` command."""
 import sys
 
-from rec_lib.cli import run_spark_job
-from rec_lib.config import EmbedJobConfig
-from rec_lib.embed_job import run_embed_job
-
-
-CONFIG = EmbedJobConfig  # the config this job reads
-
-
-def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, CONFIG, run_embed_job)
-
+from rec_lib.text.job import CONFIG, main  # noqa: F401  (CONFIG: the config class this job reads)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,18 +1,8 @@
-"""Evaluate cold-start quality by k-shot: the model against random, popular, content kNN, ALS and
-(on the generated shop) an oracle; write evaluation_metrics and a report."""
+"""The evaluation job: `python -m jobs.evaluate`, and the file spark-submit runs. The job itself is
+`rec_lib.evaluation.job.main`, which the wheel installs as the `rec-evaluate` command."""
 import sys
 
-from rec_lib.cli import run_spark_job
-from rec_lib.config import EvaluateJobConfig
-from rec_lib.evaluate_job import run_evaluate_job
-
-
-CONFIG = EvaluateJobConfig  # the config this job reads
-
-
-def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, CONFIG, run_evaluate_job)
-
+from rec_lib.evaluation.job import CONFIG, main  # noqa: F401  (CONFIG: the config class this job reads)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,17 +1,8 @@
-"""Score every user against the candidate items; write the recommendations table and its view."""
+"""The scoring job: `python -m jobs.score`, and the file spark-submit runs. The job itself is
+`rec_lib.scoring.job.main`, which the wheel installs as the `rec-score` command."""
 import sys
 
-from rec_lib.cli import run_spark_job
-from rec_lib.config import ScoreJobConfig
-from rec_lib.score_job import run_score_job
-
-
-CONFIG = ScoreJobConfig  # the config this job reads
-
-
-def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, CONFIG, run_score_job)
-
+from rec_lib.scoring.job import CONFIG, main  # noqa: F401  (CONFIG: the config class this job reads)
 
 if __name__ == "__main__":
     sys.exit(main())

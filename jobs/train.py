@@ -1,17 +1,9 @@
-"""Train the two-tower model on Horovod workers fed by Petastorm; write user/item embeddings."""
+"""`python -m jobs.train`, and the file spark-submit runs: train the two-tower model on Horovod workers fed by Petastorm; write user/item embeddings
+
+The job is `rec_lib.training.job` (also the `rec-train` command of the wheel)."""
 import sys
 
-from rec_lib.cli import run_spark_job
-from rec_lib.config import TrainJobConfig
-from rec_lib.train_job import run_train_job
-
-
-CONFIG = TrainJobConfig  # the config this job reads
-
-
-def main(argv=None) -> int:
-    return run_spark_job(argv, __doc__, CONFIG, run_train_job)
-
+from rec_lib.training.job import CONFIG, main  # noqa: F401  (CONFIG: the config this job reads)
 
 if __name__ == "__main__":
     sys.exit(main())

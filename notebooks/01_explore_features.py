@@ -10,11 +10,11 @@
 
 from pyspark.sql import functions as F
 
-from rec_lib.config import FeatureJobConfig, load_config
-from rec_lib.io import read_table
-from rec_lib.notebook import parameter
-from rec_lib.schema import ITEM_STATS, ITEMS, QUARANTINE, USER_FEATURES
-from rec_lib.spark import get_spark
+from rec_lib.core.config import FeatureJobConfig, load_config
+from rec_lib.core.schema import ITEM_STATS, ITEMS, QUARANTINE, USER_FEATURES
+from rec_lib.platform.io import read_table
+from rec_lib.platform.notebook import parameter
+from rec_lib.platform.spark import get_spark
 
 CONF = parameter("conf", "conf/local.yaml", globals().get("dbutils"))
 cfg = load_config(FeatureJobConfig, CONF)

@@ -12,12 +12,12 @@
 import numpy as np
 from pyspark.sql import functions as F
 
-from rec_lib.config import TrainJobConfig, load_config
-from rec_lib.io import read_table
-from rec_lib.notebook import parameter, settings
-from rec_lib.schema import ITEM_EMBEDDINGS, USER_EMBEDDINGS
-from rec_lib.spark import get_spark
-from rec_lib.train_job import run_train_job
+from rec_lib.core.config import TrainJobConfig, load_config
+from rec_lib.core.schema import ITEM_EMBEDDINGS, USER_EMBEDDINGS
+from rec_lib.platform.io import read_table
+from rec_lib.platform.notebook import parameter, settings
+from rec_lib.platform.spark import get_spark
+from rec_lib.training.job import run_train_job
 
 CONF = parameter("conf", "conf/local.yaml", globals().get("dbutils"))
 WAREHOUSE = parameter("warehouse", "", globals().get("dbutils"))

@@ -2,7 +2,7 @@
 # MAGIC %md
 # MAGIC # Browse the recommendations
 # MAGIC The views analysts query (`recommendations_latest`, `recommendations_by_user`,
-# MAGIC `evaluation_summary`; see `rec_lib/sql/`), a user's history next to their list, and how the
+# MAGIC `evaluation_summary`; see `rec_lib/platform/sql/`), a user's history next to their list, and how the
 # MAGIC lists spread over the new items. Parameters (widgets on Databricks, `REC_CONF` /
 # MAGIC `REC_WAREHOUSE` / `REC_USER` elsewhere): the config file, the warehouse, a user to look at.
 
@@ -10,12 +10,12 @@
 
 from pyspark.sql import functions as F
 
-from rec_lib.config import ScoreJobConfig, load_config
-from rec_lib.io import read_table
-from rec_lib.notebook import parameter
-from rec_lib.schema import INTERACTIONS, ITEMS
-from rec_lib.spark import get_spark
-from rec_lib.sql_views import apply_views
+from rec_lib.core.config import ScoreJobConfig, load_config
+from rec_lib.core.schema import INTERACTIONS, ITEMS
+from rec_lib.platform.io import read_table
+from rec_lib.platform.notebook import parameter
+from rec_lib.platform.spark import get_spark
+from rec_lib.platform.sql_views import apply_views
 
 CONF = parameter("conf", "conf/local.yaml", globals().get("dbutils"))
 cfg = load_config(ScoreJobConfig, CONF)

@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rec_lib.cli import configure_logging  # noqa: E402
-from rec_lib.config import EmbedJobConfig, FeatureJobConfig, GenerateJobConfig, load_config  # noqa: E402
+from rec_lib.core.config import EmbedJobConfig, FeatureJobConfig, GenerateJobConfig, load_config  # noqa: E402
+from rec_lib.platform.cli import configure_logging  # noqa: E402
 
 
 def main() -> None:
@@ -32,13 +32,13 @@ def main() -> None:
     shop, warehouse = out / "shop", out / "warehouse"
     shutil.rmtree(warehouse, ignore_errors=True)
 
-    from rec_lib import io
-    from rec_lib.embed_job import item_text, run_embed_job
-    from rec_lib.encoder import TextEncoder
-    from rec_lib.feature_job import run_feature_job
-    from rec_lib.generator import generate_shop
-    from rec_lib.schema import ITEMS
-    from rec_lib.spark import get_spark
+    from rec_lib.core.schema import ITEMS
+    from rec_lib.demo.generator import generate_shop
+    from rec_lib.features.job import run_feature_job
+    from rec_lib.platform import io
+    from rec_lib.platform.spark import get_spark
+    from rec_lib.text.encoder import TextEncoder
+    from rec_lib.text.job import item_text, run_embed_job
 
     demo = load_config(GenerateJobConfig, args.conf_file).demo
     generate_shop(dataclasses.replace(demo, n_items=args.items, n_users=200, n_events=5000, dirty_fraction=0.0), shop)

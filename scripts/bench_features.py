@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rec_lib.cli import configure_logging  # noqa: E402
-from rec_lib.config import FeatureJobConfig, GenerateJobConfig, load_config  # noqa: E402
+from rec_lib.core.config import FeatureJobConfig, GenerateJobConfig, load_config  # noqa: E402
+from rec_lib.platform.cli import configure_logging  # noqa: E402
 
 
 def main() -> None:
@@ -33,14 +33,14 @@ def main() -> None:
     demo = load_config(GenerateJobConfig, args.conf_file).demo
     demo = dataclasses.replace(demo, n_events=args.events, n_users=max(2000, args.events // 50),
                                n_items=max(1000, args.events // 500), format="parquet", chunk_users=2000)
-    from rec_lib.generator import generate_shop
+    from rec_lib.demo.generator import generate_shop
 
     t0 = time.perf_counter()
     shop = generate_shop(demo, shop_dir)
     generate_s = time.perf_counter() - t0
 
-    from rec_lib.feature_job import run_feature_job
-    from rec_lib.spark import get_spark
+    from rec_lib.features.job import run_feature_job
+    from rec_lib.platform.spark import get_spark
 
     cfg = load_config(FeatureJobConfig, args.conf_file, [
         f"paths.input={shop_dir}", f"paths.warehouse={warehouse}", "run.now=2026-11-01T00:00:00Z"])
@@ -50,7 +50,7 @@ def main() -> None:
 
     from pyspark.sql import functions as F
 
-    from rec_lib.features import parse_timestamp
+    from rec_lib.features.transforms import parse_timestamp
 
     t0 = time.perf_counter()
     spark.read.parquet(str(shop_dir / "events")).write.parquet(str(plain_dir))

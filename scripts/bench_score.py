@@ -10,7 +10,7 @@ scratch warehouse (every item a candidate, no seen items), then timed in the sam
   write    the job's floor in Spark: the same users read and K rows each written to a
            `recommendations` table, without scoring
   product  the matrix product + bias alone, one numpy process (blocks of 4,096 users), no top-K
-  kernel   the job's top-K kernel alone (`rec_lib.scoring.top_k_augmented`), one process, same blocks
+  kernel   the job's top-K kernel alone (`rec_lib.scoring.kernel.top_k_augmented`), one process, same blocks
   als      Spark MLlib ALSModel `recommendForAllUsers(k)` on the same factors (no bias: ALS has none);
            --als-dims limits the widths
 Then --wide N: N x the candidates at the first width, scored in tiles of --items candidates, with
@@ -34,16 +34,23 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rec_lib.cli import configure_logging  # noqa: E402
-from rec_lib.config import ScoreJobConfig, load_config  # noqa: E402
+from rec_lib.core.config import ScoreJobConfig, load_config  # noqa: E402
+from rec_lib.platform.cli import configure_logging  # noqa: E402
 
 BLOCK = 4096
 
 
 def write_tables(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndarray) -> None:
-    from rec_lib import io
-    from rec_lib.schema import (INTERACTIONS, ITEM_EMBEDDINGS, ITEM_STATS, ITEMS, USER_EMBEDDINGS, USER_FEATURES,
-                                USERS)
+    from rec_lib.core.schema import (
+        INTERACTIONS,
+        ITEM_EMBEDDINGS,
+        ITEM_STATS,
+        ITEMS,
+        USER_EMBEDDINGS,
+        USER_FEATURES,
+        USERS,
+    )
+    from rec_lib.platform import io
 
     now = pd.Timestamp("2026-10-31")
     user_ids = [f"u{i:07d}" for i in range(len(U))]
@@ -70,8 +77,8 @@ def write_floor_time(spark, warehouse: str, item_ids: np.ndarray, k: int) -> flo
     their own, without scoring: what writing the lists costs (best of two runs)."""
     from pyspark.sql import functions as F
 
-    from rec_lib import io
-    from rec_lib.schema import RECOMMENDATIONS, USER_EMBEDDINGS
+    from rec_lib.core.schema import RECOMMENDATIONS, USER_EMBEDDINGS
+    from rec_lib.platform import io
 
     def rows(frames):
         for pdf in frames:
@@ -100,8 +107,8 @@ def exact_check(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndarr
     score gap between the items at the same rank (a float32 near-tie shows as ~1e-6)."""
     from pyspark.sql import functions as F
 
-    from rec_lib import io
-    from rec_lib.schema import RECOMMENDATIONS
+    from rec_lib.core.schema import RECOMMENDATIONS
+    from rec_lib.platform import io
 
     users = np.sort(np.random.default_rng(seed).choice(len(U), size=min(n, len(U)), replace=False))
     written = (io.read_table(spark, warehouse, RECOMMENDATIONS)
@@ -128,7 +135,7 @@ def product_time(U: np.ndarray, V: np.ndarray, b: np.ndarray) -> float:
 
 
 def kernel_time(U: np.ndarray, V: np.ndarray, b: np.ndarray, k: int) -> float:
-    from rec_lib.scoring import Rules, augment_candidates, augment_users, set_threads, top_k_augmented
+    from rec_lib.scoring.kernel import Rules, augment_candidates, augment_users, set_threads, top_k_augmented
 
     set_threads(os.cpu_count() or 1)
     start = time.perf_counter()
@@ -200,7 +207,7 @@ def worker_peak_rss_mb() -> float:
 
 
 def job_times(spark, cfg, expected_rows: int) -> Tuple[List[float], float]:
-    from rec_lib.score_job import run_score_job
+    from rec_lib.scoring.job import run_score_job
 
     times = []
     reset_peak_rss()
@@ -212,7 +219,7 @@ def job_times(spark, cfg, expected_rows: int) -> Tuple[List[float], float]:
     return times, worker_peak_rss_mb()
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=10_000)
@@ -223,12 +230,16 @@ def main() -> None:
     parser.add_argument("--naive-users", type=int, default=2000)
     parser.add_argument("--out", default="bench_out/score")
     parser.add_argument("--conf-file", default="conf/local.yaml")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _arguments()
     configure_logging()
     dims = [int(d) for d in args.dims.split(",")]
     als_dims = dims if args.als_dims is None else [int(d) for d in args.als_dims.split(",") if d]
     out = Path(args.out).resolve()
-    from rec_lib.spark import get_spark
+    from rec_lib.platform.spark import get_spark
 
     rng = np.random.default_rng(42)
     results: Dict[str, Dict[str, object]] = {}
@@ -260,6 +271,10 @@ def main() -> None:
     naive = naive_time(spark, U[:args.naive_users], V[:args.items], b[:args.items].astype(np.float64), args.k) \
         if args.naive_users else None
 
+    report(args, spark, results, naive, U)
+
+
+def report(args: argparse.Namespace, spark, results: Dict[str, Dict[str, object]], naive, U: np.ndarray) -> None:
     print(f"\nbench-score: {args.users:,} users, K={args.k}, Spark {spark.sparkContext.master}, {os.cpu_count()} CPUs; "
           "seconds (pairs scored per second)")
     print(f"  {'size':28s} {'job (1st / 2nd run)':>22s} {'write':>7s} {'product':>8s} {'kernel':>8s} {'ALS':>8s} "

@@ -22,9 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rec_lib.cli import configure_logging  # noqa: E402
-from rec_lib.config import (EmbedJobConfig, FeatureJobConfig, GenerateJobConfig, TrainJobConfig,  # noqa: E402
-                            load_config)
+from rec_lib.core.config import EmbedJobConfig, FeatureJobConfig, GenerateJobConfig, TrainJobConfig, load_config  # noqa: E402
+from rec_lib.platform.cli import configure_logging  # noqa: E402
 
 
 def steady_rate(results) -> float:
@@ -46,13 +45,14 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
 
 
-    from rec_lib.embed_job import run_embed_job
-    from rec_lib.feature_job import run_feature_job
-    from rec_lib.generator import generate_shop
-    from rec_lib.spark import get_spark
-    from rec_lib.train_job import _worker_spec, launch_workers, run_workers
-    from rec_lib.trainer import COLUMNS, InMemoryFeed
-    from rec_lib.training_data import build_training_data, write_examples
+    from rec_lib.demo.generator import generate_shop
+    from rec_lib.features.job import run_feature_job
+    from rec_lib.platform.spark import get_spark
+    from rec_lib.text.job import run_embed_job
+    from rec_lib.training.data import build_training_data, write_examples
+    from rec_lib.training.fit import _worker_spec, launch_workers, run_workers
+    from rec_lib.training.model_folder import ModelFolder
+    from rec_lib.training.worker import COLUMNS, InMemoryFeed
 
     demo = load_config(GenerateJobConfig, args.conf_file).demo
     generate_shop(dataclasses.replace(demo, n_items=2000, n_users=max(args.events // 50, 100), n_events=args.events,
@@ -67,7 +67,7 @@ def main() -> None:
     t = cfg.train
     data = build_training_data(spark, str(warehouse), None, t.history_length, t.min_item_interactions, t.price_buckets)
     examples = write_examples(data, str(warehouse), "bench", partitions=8)
-    spec = dataclasses.replace(_worker_spec(cfg, data, out / "models" / "bench"), checkpoint_dir="", weights_dir="")
+    spec = dataclasses.replace(_worker_spec(cfg, data, ModelFolder(out / "models" / "bench")), checkpoint_dir="", weights_dir="")
 
     pdf = examples.toPandas()
     columns = {c: (np.stack(pdf[c].map(lambda v: np.asarray(v)).to_list()) if c in ("history", "user_numeric")

@@ -3,10 +3,11 @@ packed environment for --archives.
 
     python scripts/package.py [--out dist] [--env]
 
-- dist/rec_lib-<version>-py3-none-any.whl: rec_lib + jobs with the console entry points
+- dist/rec_lib-<version>-py3-none-any.whl: rec_lib with the console entry points rec-*
   (the Databricks bundle installs it as the tasks' library);
-- dist/rec_lib-<version>.zip: the same Python packages, for `spark-submit --py-files` (the
-  driver and every executor import rec_lib from it);
+- dist/rec_lib-<version>.zip: the wheel's rec_lib plus the checkout's jobs/ entry files, for
+  `spark-submit --py-files` (the driver and every executor import rec_lib from it; `python -m
+  jobs.<name>` works with the zip on PYTHONPATH);
 - dist/rec_env-<version>.tar.gz (--env): a virtual environment with the pinned stack (pyspark,
   delta-spark, TensorFlow, Petastorm, Horovod, the encoder package) but not rec_lib, packed with
   venv-pack for `spark-submit --archives ...#environment`, so library updates ship as the small
@@ -26,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from rec_lib import __version__  # noqa: E402
 
-PACKAGES = ("rec_lib/", "jobs/")
+PACKAGES = ("rec_lib/",)
 
 
 def build_wheel(out: Path) -> Path:
@@ -42,12 +43,14 @@ def build_wheel(out: Path) -> Path:
 
 
 def build_zip(wheel: Path, out: Path) -> Path:
-    """The wheel's rec_lib/ and jobs/ (code and SQL files, no metadata) as a plain zip."""
+    """The wheel's rec_lib/ (code and SQL files, no metadata) and the checkout's jobs/*.py as a plain zip."""
     target = out / f"rec_lib-{__version__}.zip"
     with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
         for name in src.namelist():
             if name.startswith(PACKAGES):
                 dst.writestr(name, src.read(name))
+        for path in sorted((REPO / "jobs").glob("*.py")):
+            dst.write(path, f"jobs/{path.name}")
     return target
 
 

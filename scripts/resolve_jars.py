@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rec_lib.spark import DELTA_PACKAGES, DELTA_SESSION_CONF, delta_jar_names  # noqa: E402
+from rec_lib.platform.spark import DELTA_PACKAGES, DELTA_SESSION_CONF, delta_jar_names  # noqa: E402
 
 
 def _with_spark_resolver(jars_dir: Path) -> bool:

@@ -1,20 +1,69 @@
-"""One Spark fixture for the whole suite: local[2], few shuffle partitions, UI off, Delta on."""
+"""The suite's tiers and its shared fixtures.
+
+Tiers are folders, and each test gets its folder's marker (`-m unit`, `-m "not integration"`, ...):
+- unit: pure library code; no JVM, no TensorFlow (a unit-only session fails if either was imported)
+- tf: TensorFlow models and the text encoder, no JVM
+- spark: one stage's Spark code on small hand-made tables (one local[2] session for the suite)
+- integration: several stages, Horovod processes, command lines
+- packaging: the wheel, the --py-files zip, spark-submit, the Databricks bundle
+A test also gets the marker of each heavy fixture it uses (`spark`, `packaging`), and a unit test
+that asks for one is refused at collection.
+"""
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
+TIERS = ("unit", "tf", "spark", "integration", "packaging")
+# fixture -> the marker a test using it gets (the fixtures that start a JVM or build the package)
+FIXTURE_MARKERS = {"spark": "spark", "shop": "spark", "small_warehouse": "spark", "built_package": "packaging"}
+HEAVY_MODULES = ("pyspark", "tensorflow")
+
+
+def tier_of(path: Path) -> str:
+    parts = path.resolve().relative_to(REPO / "tests").parts
+    if len(parts) < 2 or parts[0] not in TIERS:
+        raise pytest.UsageError(f"{path}: a test module belongs in one of tests/{{{','.join(TIERS)}}}/")
+    return parts[0]
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = tier_of(Path(str(item.fspath)))
+        item.add_marker(tier)
+        heavy = sorted({mark for fixture, mark in FIXTURE_MARKERS.items() if fixture in item.fixturenames})
+        for mark in heavy:
+            item.add_marker(mark)
+        if tier == "unit" and heavy:
+            raise pytest.UsageError(f"{item.nodeid} uses a {'/'.join(heavy)} fixture: unit tests start no JVM and "
+                                    f"build nothing; move it to tests/{heavy[0]}/")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A session of unit tests only (`make test-fast`) must not have loaded Spark or TensorFlow."""
+    items = getattr(session, "items", None) or []
+    if not items or not all(item.get_closest_marker("unit") for item in items):
+        return
+    loaded = [name for name in HEAVY_MODULES if name in sys.modules]
+    if loaded:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"unit tier imported {', '.join(loaded)}: a unit test (or the library code it "
+                                "calls) pulled in Spark or TensorFlow; move the test to its tier or the import "
+                                "out of the pure module", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
 def spark():
-    from rec_lib.config import SparkSection
-    from rec_lib.spark import get_spark
+    from rec_lib.core.config import SparkSection
+    from rec_lib.platform.spark import get_spark
 
     warehouse = tempfile.mkdtemp(prefix="rec-test-spark-")
     section = SparkSection(
@@ -32,7 +81,7 @@ def spark():
 @pytest.fixture
 def feature_config(tmp_path):
     """The feature job's config from conf/local.yaml, pointed at a temporary input and warehouse."""
-    from rec_lib.config import FeatureJobConfig, load_config
+    from rec_lib.core.config import FeatureJobConfig, load_config
 
     (tmp_path / "input").mkdir()
     return load_config(FeatureJobConfig, REPO / "conf" / "local.yaml", [
@@ -47,10 +96,10 @@ def shop(spark, tmp_path_factory):
     """A small generated shop, its feature tables and real text embeddings, shared by the training
     and evaluation tests (each writes only its own tables and model folders): 400 users, 200 items
     (15% launched in the last 14 days), ~20k events. Returns (root folder, common settings)."""
-    from rec_lib import config as rc
-    from rec_lib.embed_job import run_embed_job
-    from rec_lib.feature_job import run_feature_job
-    from rec_lib.generator import generate_shop
+    from rec_lib.core import config as rc
+    from rec_lib.demo.generator import generate_shop
+    from rec_lib.features.job import run_feature_job
+    from rec_lib.text.job import run_embed_job
 
     root = tmp_path_factory.mktemp("shop")
     common = [f"paths.input={root / 'input'}", f"paths.warehouse={root / 'warehouse'}",
@@ -68,8 +117,8 @@ def shop(spark, tmp_path_factory):
 def small_warehouse(spark, feature_config):
     """The feature job's small example: interactions (u1, I1) view + purchase on 2026-10-01, (u2, I2)
     view at 2026-10-14T17:46:40 and (u3, I3) click on 2026-10-28."""
-    from rec_lib.feature_job import run_feature_job
-    from tests.test_feature_job import write_inputs
+    from rec_lib.features.job import run_feature_job
+    from tests.helpers import write_inputs
 
     write_inputs(Path(feature_config.paths.input))
     run_feature_job(spark, feature_config)

@@ -1,20 +1,127 @@
-"""Small builders shared by tests."""
+"""What the tests share: the repository root, the small hand-written inputs several tiers use, and
+builders of Spark test data. Spark is imported only inside the builders, so the unit tier can
+import this module without starting a JVM."""
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Optional
 
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
+from rec_lib.core.schema import InputContract
 
-from pyspark.sql import functions as F
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
 
-from rec_lib.io import bookkeeping
-from rec_lib.schema import InputContract
+REPO = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------------------------
+# The feature job's small example (every value below is worked through by hand in its tests)
+# --------------------------------------------------------------------------------------------
+
+ITEMS_CSV = """item_id,title,description,category,brand,price,launch_ts
+I1,Red Mug,"A mug
+for tea",kitchen,Cucina,9.5,2026-09-01T00:00:00Z
+I2,Blue Pan,Nonstick pan,kitchen,Cucina,25,2026-10-20T00:00:00Z
+I3,Crime Novel,A detective story,books,Inkwell,12,2026-10-25T00:00:00Z
+I4,Broken,Negative price,books,Inkwell,-3,2026-10-25T00:00:00Z
+"""
+USERS_CSV = """user_id,signup_ts,country
+u1,2026-01-01T00:00:00Z,DE
+u2,2026-02-01T00:00:00Z,FR
+"""
+EVENTS_CSV = """user_id,item_id,event_type,ts,value
+u1,I1,view,2026-10-01T10:00:00Z,
+u1,I1,purchase,2026-10-01T10:05:00Z,1
+u1,I1,purchase,2026-10-01T10:05:00Z,1
+u2,I2,view,1792000000,
+u3,I3,click,2026-10-28T09:00:00Z,
+u2,I4,view,2026-10-28T09:00:00Z,
+u2,I2,teleport,2026-10-28T09:00:00Z,
+u2,I2,view,not a time,
+,I2,view,2026-10-28T09:00:00Z,
+u2,I2,view,2026-10-28T09:00:00Z,,unexpected extra field
+"""
+
+
+def write_inputs(folder: Path, items=ITEMS_CSV, users=USERS_CSV, events=EVENTS_CSV):
+    for name, text in (("items", items), ("users", users), ("events", events)):
+        path = folder / f"{name}.csv"
+        if text is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(text, encoding="utf-8")
+
+
+# The training data's cutoff on that example: I1 and u2's view of I2 are before it, I3 after.
+CUTOFF = datetime(2026, 10, 20, tzinfo=timezone.utc)
+
+# --------------------------------------------------------------------------------------------
+# The scoring job's small shop: 30 items, 12 users, hand-made embeddings
+# --------------------------------------------------------------------------------------------
+
+N_ITEMS, N_USERS, DIM = 30, 12, 5
+
+SCORE_ITEMS = "item_id,title,category,brand,price,launch_ts\n" + "".join(
+    f"I{i:02d},Item {i},{'abc'[i % 3]},B,10,{'2026-10-25' if i % 2 else '2026-06-01'}T00:00:00Z\n" for i in range(N_ITEMS))
+# u00 saw I00 and I01; u01 saw I05; u99 is a user without an embedding whose top category is 'b'
+SCORE_EVENTS = ("user_id,item_id,event_type,ts,value\n"
+          "u00,I00,view,2026-10-26T00:00:00Z,\nu00,I01,view,2026-10-26T00:00:00Z,\n"
+          "u01,I05,view,2026-10-26T00:00:00Z,\nu99,I04,purchase,2026-10-27T00:00:00Z,\n"
+          "u99,I07,view,2026-10-27T00:00:00Z,\nu02,I07,view,2026-10-27T00:00:00Z,\n")
+SCORE_USERS = "user_id\n" + "".join(f"u{u:02d}\n" for u in range(N_USERS)) + "u99\n"
+
+
+def hand_made_embeddings(spark, warehouse, seed=0, version="v1"):
+    """user_embeddings and item_embeddings of the scoring shop, as the training job would write them:
+    seeded normal vectors U [N_USERS, DIM], V [N_ITEMS, DIM] and biases b (rounded to 1e-3)."""
+    import numpy as np
+    import pandas as pd
+
+    from rec_lib.core.schema import ITEM_EMBEDDINGS, USER_EMBEDDINGS
+    from rec_lib.platform import io
+
+    rng = np.random.default_rng(seed)
+    U = rng.normal(size=(N_USERS, DIM)).astype(np.float32)
+    V = rng.normal(size=(N_ITEMS, DIM)).astype(np.float32)
+    b = np.round(rng.normal(size=N_ITEMS), 3)
+    now = pd.Timestamp("2026-10-31")
+    users = pd.DataFrame({"user_id": [f"u{u:02d}" for u in range(N_USERS)], "model_version": version,
+                          "embedding": list(U), "source": "id+history", "n_history": np.int32(1), "created_at": now})
+    items = pd.DataFrame({"item_id": [f"I{i:02d}" for i in range(N_ITEMS)], "model_version": version,
+                          "embedding": list(V), "bias": b, "n_users": np.int64(0), "source": "trained", "created_at": now})
+    io.overwrite_table(spark.createDataFrame(users, USER_EMBEDDINGS.schema), USER_EMBEDDINGS, warehouse)
+    io.overwrite_table(spark.createDataFrame(items, ITEM_EMBEDDINGS.schema), ITEM_EMBEDDINGS, warehouse)
+    return U, V, b
+
+
+def lists(spark, warehouse, run_date="2026-10-31"):
+    """The recommendations table's lists of one run_date: user_id -> its rows in rank order."""
+    from rec_lib.core.schema import RECOMMENDATIONS
+    from rec_lib.platform import io
+
+    df = io.read_table(spark, warehouse, RECOMMENDATIONS).where(f"run_date = '{run_date}'").toPandas()
+    return {u: g.sort_values("rank") for u, g in df.groupby("user_id")}
+
+
+def brute(U, V, b, user, allowed, seen, k):
+    """The top k of `allowed` item rows for one user by U.V + b, seen rows left out, ties by row: by hand."""
+    scores = {i: float(U[user] @ V[i]) + b[i] for i in allowed if i not in seen}
+    return [f"I{i:02d}" for i, _ in sorted(scores.items(), key=lambda t: (-t[1], t[0]))[:k]]
+
+
+# --------------------------------------------------------------------------------------------
+# Spark builders
+# --------------------------------------------------------------------------------------------
 
 
 def raw_export(spark: SparkSession, contract: InputContract, rows: List[Dict[str, Optional[str]]],
                source_file: str = "file:/in/export.csv") -> DataFrame:
-    """Rows as `rec_lib.io.read_export` returns them: text columns plus bookkeeping columns."""
+    """Rows as `rec_lib.platform.io.read_export` returns them: text columns plus bookkeeping columns."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from rec_lib.platform.io import bookkeeping
+
     extra = sorted({k for r in rows for k in r} - set(contract.columns))
     columns = list(contract.columns) + extra
     schema = T.StructType([T.StructField(c, T.StringType()) for c in columns])
@@ -35,8 +142,8 @@ def fake_text_embeddings(spark: SparkSession, warehouse: str, item_ids: List[str
     """item_text_embeddings with the vector [i, 1] for the i-th item id."""
     from datetime import datetime
 
-    from rec_lib import io
-    from rec_lib.schema import ITEM_TEXT_EMBEDDINGS
+    from rec_lib.core.schema import ITEM_TEXT_EMBEDDINGS
+    from rec_lib.platform import io
 
     rows = [(item_id, "h", "m", "v", [float(i), 1.0], datetime(2026, 11, 1), "r") for i, item_id in enumerate(item_ids)]
     io.overwrite_table(spark.createDataFrame(rows, ITEM_TEXT_EMBEDDINGS.schema), ITEM_TEXT_EMBEDDINGS, warehouse)

@@ -1,0 +1,37 @@
+"""Time, and a run's identity: its 'now' (wall clock, or a replayed day) and its id, shared by every stage."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Optional, Tuple
+
+from rec_lib.core.config import RunSection
+from rec_lib.core.errors import ConfigError
+
+SECONDS_PER_DAY = 86400.0
+
+
+def new_run_id(now: datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def resolve_now(configured: Optional[str]) -> datetime:
+    if configured is None:
+        return datetime.now(timezone.utc).replace(microsecond=0)
+    try:
+        parsed = datetime.fromisoformat(configured.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"run.now must be ISO-8601 (e.g. 2026-11-01T00:00:00Z), got {configured!r}") from exc
+    return parsed.astimezone(timezone.utc) if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def utc_naive(ts: datetime) -> datetime:
+    """The UTC wall time without a zone, as Spark timestamps and the Delta tables hold it (the
+    sessions run in UTC); a naive value is taken as UTC already."""
+    return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def run_identity(run: RunSection) -> Tuple[datetime, str]:
+    """(now in UTC, run id): the configured values, else the wall clock and a fresh id."""
+    now = resolve_now(run.now)
+    return now, run.run_id or new_run_id(now)

@@ -1,0 +1,475 @@
+"""Typed configuration: YAML files in conf/, overridable with `key=value` settings.
+
+Each job declares the sections it reads as a dataclass (`FeatureJobConfig`, ...). Loading is
+strict: an unknown key (a typo) or a missing key stops the job with a message that names it,
+before any Spark work starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, TypeVar
+
+import yaml
+
+from rec_lib.core.errors import ConfigError
+from rec_lib.core.schema import EVENT_TYPES, INPUTS, TEXT_FIELDS
+
+C = TypeVar("C")
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparkSection:
+    master: str  # only used when no Spark session exists yet (never overrides spark-submit's)
+    app_name: str
+    shuffle_partitions: int
+    driver_memory: str
+    jars_dir: str  # Delta jars resolved at set-up; empty on Databricks (Delta is built in)
+    conf: Dict[str, str]  # any further spark.* settings
+
+
+@dataclass(frozen=True)
+class PathsSection:
+    input: str  # folder holding the items, events and (optional) users exports
+    warehouse: str  # folder (or URI) under which every Delta table lives, one folder a table
+
+
+@dataclass(frozen=True)
+class InputSection:
+    columns: Dict[str, Dict[str, str]]  # per export: contract column -> column in the file
+    multiline_csv: List[str]  # exports whose CSV fields may hold line breaks (slower to read)
+    max_future_hours: float  # timestamps later than now + this are quarantined
+
+
+@dataclass(frozen=True)
+class FeaturesSection:
+    event_weights: Dict[str, float]  # implicit-feedback weight of each event type
+    decay_half_life_days: float  # time decay of weights in item_stats and user_features
+    recent_items: int  # how many recent items user_features keeps per user
+
+
+@dataclass(frozen=True)
+class RunSection:
+    run_id: Optional[str]  # None: a new id per run
+    now: Optional[str]  # None: the wall clock; set it to replay a past day (ISO-8601)
+
+
+@dataclass(frozen=True)
+class DemoSection:
+    seed: int
+    n_users: int
+    n_items: int
+    n_events: int
+    start_date: str
+    end_date: str
+    new_item_days: int  # the final window in which the "new items" launch
+    new_item_fraction: float
+    dirty_fraction: float  # share of rows made invalid on purpose, to exercise the quarantine
+    format: str  # csv | parquet
+    chunk_users: int  # users generated per chunk; bounds the generator's memory
+
+
+@dataclass(frozen=True)
+class EncoderSection:
+    model: str  # package:<module with get_model_path()> or a BERT sentence-transformers folder
+    text_fields: List[str]  # item fields joined into the encoded text, in this order
+    batch_size: int
+    tf_threads: int  # TensorFlow threads per Spark worker; 0: TensorFlow's default
+    partitions: int  # Spark partitions (parallel encoders); 0: Spark's default parallelism
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    model_dir: str  # versioned models live in <model_dir>/<model_version>/ (a local or FUSE path)
+    cutoff: Optional[str]  # ISO-8601; only interactions before it train the model. None: run.now
+    num_proc: int  # Horovod workers (Spark tasks): 2 locally, executors x GPUs on a cluster
+    epochs: int
+    batch_size: int  # examples per worker per step; the global batch is batch_size x num_proc
+    learning_rate: float  # per worker; scaled by num_proc
+    embedding_dim: int
+    hidden_dim: int
+    temperature: float  # score = <user, item> / temperature + item bias
+    item_id_dropout: float  # share of steps an item's id embedding is hidden (DropoutNet)
+    text_dropout: float  # share of text-embedding dimensions hidden per item and step
+    text_weight: float  # score += text_weight * <user text profile, item text>; 0: off (else embeddings grow by text_dim)
+    text_in_item_tower: bool  # the item tower also reads the text embedding (else: category, brand, price)
+    user_id_dropout: float
+    extra_negatives: int  # uniformly sampled negatives added to the in-batch ones per step
+    min_item_interactions: int  # items with fewer users get no id embedding: content + few-shot
+    history_length: int  # recent items summarised by the user tower
+    price_buckets: int
+    seed: int
+    tf_threads: int  # TensorFlow threads per worker; 0: TensorFlow's default
+    petastorm_cache_dir: str  # Petastorm's Spark converter cache (a URL or folder)
+    start_timeout_s: int  # how long Horovod waits for all workers to start
+
+
+@dataclass(frozen=True)
+class FewShotSection:
+    method: str  # blend | none
+    prior_strength: float  # weight of the content vector, in interactions, when blending
+    pace: bool  # adjust an item's bias by how fast its first interactions arrived
+    pace_prior_strength: float  # pseudo-interactions behind the content-predicted rate
+    text_prior_strength: float  # weight of the item's own text, in users, when its text side is blended
+    max_k: int  # items with at most this many users are adapted (and counted as few-shot)
+
+
+@dataclass(frozen=True)
+class SqlSection:
+    database: Optional[str]  # the views' database (schema); None: the session's current one
+
+
+@dataclass(frozen=True)
+class MlflowSection:
+    tracking_uri: str  # sqlite:///mlflow.db locally; "databricks" in a workspace; "" turns it off
+    experiment: str
+
+
+@dataclass(frozen=True)
+class ScoreSection:
+    k: int  # recommendations per user
+    candidates: str  # new | all
+    new_item_days: int  # launched within this many days before run_date: a new item
+    max_new_item_users: int  # or fewer users than this so far: also a new item
+    run_date: Optional[str]  # YYYY-MM-DD; None: run.now's date (set it to replay a past day)
+    max_per_category: int  # 0: no limit
+    new_item_quota: int  # places kept for new items when established items compete; 0: none
+    max_tile_items: int  # candidates a task holds at once (one tile); more are scored tile by tile and merged
+    users_per_batch: int  # users scored per numpy block inside a Spark task
+    show_users: int  # users whose lists (with titles) the job prints at the end
+
+
+@dataclass(frozen=True)
+class EvaluateSection:
+    cutoff: Optional[str]  # ISO-8601; None: the newest interaction minus test_days
+    test_days: int  # the test window is [cutoff, cutoff + test_days)
+    ks: List[int]  # revealed interactions per new item, e.g. [0, 1, 3, 5, 10]
+    top_k: int  # K of Recall@K, NDCG@K, HitRate@K, MRR@K, coverage
+    methods: List[str]  # some of METHODS
+    max_users: int  # test users ranked (a seeded sample when there are more); 0: all
+    seed: int
+    ground_truth: Optional[str]  # folder of the generated shop's truth; None: <paths.input>/ground_truth if there
+    report_dir: str  # reports go to <report_dir>/<run_id>/
+    als_rank: int
+    als_reg: float
+    als_alpha: float
+    als_iterations: int
+
+
+METHODS = ("model", "random", "popular", "content_knn", "als", "oracle")
+
+
+def _at_least(section: str, values: Any, names: Sequence[str], minimum: int) -> None:
+    for name in names:
+        if getattr(values, name) < minimum:
+            raise ConfigError(f"{section}.{name} must be >= {minimum}, got {getattr(values, name)}")
+
+
+@dataclass(frozen=True)
+class FeatureJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    input: InputSection
+    features: FeaturesSection
+    run: RunSection
+
+    def validate(self) -> "FeatureJobConfig":
+        unknown_sources = set(self.input.columns) - set(INPUTS)
+        if unknown_sources:
+            raise ConfigError(
+                f"input.columns names unknown export(s) {sorted(unknown_sources)}; "
+                f"known: {sorted(INPUTS)}"
+            )
+        for source, mapping in self.input.columns.items():
+            unknown = set(mapping) - set(INPUTS[source].columns)
+            if unknown:
+                raise ConfigError(
+                    f"input.columns.{source} remaps unknown column(s) {sorted(unknown)}; "
+                    f"contract columns: {list(INPUTS[source].columns)}"
+                )
+        bad_ml = set(self.input.multiline_csv) - set(INPUTS)
+        if bad_ml:
+            raise ConfigError(f"input.multiline_csv names unknown export(s) {sorted(bad_ml)}")
+        unknown_types = set(self.features.event_weights) - set(EVENT_TYPES)
+        if unknown_types:
+            raise ConfigError(
+                f"features.event_weights has unknown event type(s) {sorted(unknown_types)}; "
+                f"known: {list(EVENT_TYPES)}"
+            )
+        negative = {k: v for k, v in self.features.event_weights.items() if v < 0}
+        if negative:
+            raise ConfigError(f"features.event_weights must be >= 0, got {negative}")
+        if self.features.decay_half_life_days <= 0:
+            raise ConfigError("features.decay_half_life_days must be > 0, "
+                              f"got {self.features.decay_half_life_days}")
+        _at_least("features", self.features, ("recent_items",), 1)
+        return self
+
+
+@dataclass(frozen=True)
+class GenerateJobConfig:
+    paths: PathsSection
+    demo: DemoSection
+
+    def validate(self) -> "GenerateJobConfig":
+        d = self.demo
+        _at_least("demo", d, ("n_users", "n_items", "n_events", "chunk_users"), 1)
+        if d.format not in ("csv", "parquet"):
+            raise ConfigError(f"demo.format must be csv or parquet, got {d.format!r}")
+        if not 0 <= d.dirty_fraction < 0.5:
+            raise ConfigError(f"demo.dirty_fraction must be in [0, 0.5), got {d.dirty_fraction}")
+        if not 0 < d.new_item_fraction < 1:
+            raise ConfigError(f"demo.new_item_fraction must be in (0, 1), got {d.new_item_fraction}")
+        return self
+
+
+@dataclass(frozen=True)
+class EmbedJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    encoder: EncoderSection
+    run: RunSection
+
+    def validate(self) -> "EmbedJobConfig":
+        e = self.encoder
+        unknown = [f for f in e.text_fields if f not in TEXT_FIELDS]
+        if unknown or not e.text_fields:
+            raise ConfigError(f"encoder.text_fields must name some of {list(TEXT_FIELDS)}, got {e.text_fields}")
+        _at_least("encoder", e, ("batch_size",), 1)
+        _at_least("encoder", e, ("tf_threads", "partitions"), 0)
+        return self
+
+
+@dataclass(frozen=True)
+class TrainJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    train: TrainSection
+    few_shot: FewShotSection
+    mlflow: MlflowSection
+    run: RunSection
+
+    def validate(self) -> "TrainJobConfig":
+        t, f = self.train, self.few_shot
+        _at_least("train", t, ("num_proc", "epochs", "batch_size", "embedding_dim", "hidden_dim",
+                               "min_item_interactions", "history_length", "price_buckets",
+                               "start_timeout_s"), 1)
+        _at_least("train", t, ("extra_negatives", "tf_threads"), 0)
+        if t.text_weight < 0:
+            raise ConfigError(f"train.text_weight must be >= 0, got {t.text_weight}")
+        for name in ("learning_rate", "temperature"):
+            if getattr(t, name) <= 0:
+                raise ConfigError(f"train.{name} must be > 0, got {getattr(t, name)}")
+        for name in ("item_id_dropout", "user_id_dropout", "text_dropout"):
+            if not 0 <= getattr(t, name) < 1:
+                raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(t, name)}")
+        if f.method not in ("blend", "none"):
+            raise ConfigError(f"few_shot.method must be blend or none, got {f.method!r}")
+        if f.prior_strength <= 0 or f.pace_prior_strength <= 0 or f.text_prior_strength <= 0:
+            raise ConfigError("few_shot.prior_strength, pace_prior_strength and text_prior_strength must be > 0")
+        _at_least("few_shot", f, ("max_k",), 0)
+        return self
+
+
+@dataclass(frozen=True)
+class ScoreJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    score: ScoreSection
+    sql: SqlSection
+    run: RunSection
+
+    def validate(self) -> "ScoreJobConfig":
+        sc = self.score
+        _at_least("score", sc, ("k", "new_item_days", "max_tile_items", "users_per_batch"), 1)
+        _at_least("score", sc, ("max_new_item_users", "max_per_category", "new_item_quota", "show_users"), 0)
+        if sc.candidates not in ("new", "all"):
+            raise ConfigError(f"score.candidates must be new or all, got {sc.candidates!r}")
+        if sc.new_item_quota > sc.k:
+            raise ConfigError(f"score.new_item_quota ({sc.new_item_quota}) cannot exceed score.k ({sc.k})")
+        return self
+
+
+@dataclass(frozen=True)
+class EvaluateJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    train: TrainSection
+    few_shot: FewShotSection
+    mlflow: MlflowSection
+    evaluate: EvaluateSection
+    sql: SqlSection
+    run: RunSection
+
+    def train_config(self, cutoff: str) -> TrainJobConfig:
+        """The training job's config for the evaluation's model: trained on what precedes `cutoff`."""
+        return TrainJobConfig(self.spark, self.paths, dataclasses.replace(self.train, cutoff=cutoff),
+                              self.few_shot, self.mlflow, self.run).validate()
+
+    def validate(self) -> "EvaluateJobConfig":
+        e = self.evaluate
+        self.train_config(self.train.cutoff)
+        _at_least("evaluate", e, ("test_days", "top_k", "als_rank", "als_iterations"), 1)
+        _at_least("evaluate", e, ("max_users",), 0)
+        if not e.ks or any(k < 0 for k in e.ks) or len(set(e.ks)) != len(e.ks):
+            raise ConfigError(f"evaluate.ks must be distinct whole numbers >= 0, got {e.ks}")
+        unknown = [m for m in e.methods if m not in METHODS]
+        if unknown or "model" not in e.methods:
+            raise ConfigError(f"evaluate.methods must include model and name only {list(METHODS)}, got {e.methods}")
+        if e.als_reg < 0 or e.als_alpha <= 0:
+            raise ConfigError("evaluate.als_reg must be >= 0 and evaluate.als_alpha > 0")
+        return self
+
+
+# Every top-level section any job knows: a file may hold sections for other jobs, but a
+# top-level key that no job knows is a typo.
+KNOWN_SECTIONS = {"sql", "spark", "paths", "input", "features", "run", "demo", "encoder", "train", "few_shot", "mlflow", "score",
+                  "evaluate"}
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def parse_overrides(settings: Sequence[str]) -> Dict[str, Any]:
+    """`["a.b=1", "c=x"]` -> `{"a.b": 1, "c": "x"}`; values are parsed as YAML scalars."""
+    parsed: Dict[str, Any] = {}
+    for setting in settings:
+        key, sep, raw = setting.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"setting {setting!r} is not of the form key=value (e.g. demo.seed=7)")
+        parsed[key] = yaml.safe_load(raw) if raw.strip() else None
+    return parsed
+
+
+def _apply_override(tree: Dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    node = tree
+    parts = dotted.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        if not isinstance(node.get(part), dict):
+            where = ".".join(parts[: depth + 1])
+            raise ConfigError(f"unknown config key {dotted!r} (no section {where!r} in {source})")
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """`value` (from YAML or a --set string) as the type `hint` of config key `key`."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        return _coerce(value, [a for a in args if a is not type(None)][0], key)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin in (dict, Dict):
+        return _coerce_mapping(value, args[1], key)
+    if origin in (list, List):
+        return _coerce_list(value, args[0], key)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key {key!r} must be true or false, got {value!r}")
+    if hint in (int, float):
+        return _coerce_number(value, hint, key)
+    if hint is str:
+        if value is None:
+            raise ConfigError(f"config key {key!r} must be text, got nothing")
+        return str(value)
+    raise TypeError(f"unsupported config type {hint!r} for {key!r}")
+
+
+def _coerce_mapping(value: Any, value_hint: Any, key: str) -> Dict[str, Any]:
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+    return {str(k): _coerce(v, value_hint, f"{key}.{k}") for k, v in value.items()}
+
+
+def _coerce_list(value: Any, element_hint: Any, key: str) -> List[Any]:
+    if value is None:
+        value = []
+    if isinstance(value, str):  # --set key=a,b,c
+        value = [v for v in value.split(",") if v]
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+    return [_coerce(v, element_hint, f"{key}[]") for v in value]
+
+
+def _coerce_number(value: Any, hint: type, key: str) -> Any:
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as text: accept it as a number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+    if hint is int and float(value) != int(value):
+        raise ConfigError(f"config key {key!r} must be a whole number, got {value!r}")
+    return hint(value)
+
+
+def _build(cls: Type[C], data: Any, prefix: str) -> C:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config section {prefix or '<root>'!r} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    dotted = (lambda k: f"{prefix}.{k}") if prefix else (lambda k: k)
+    if not prefix:
+        unknown = set(data) - KNOWN_SECTIONS
+    else:
+        unknown = set(data) - set(names)
+    if unknown:
+        known = sorted(KNOWN_SECTIONS) if not prefix else names
+        raise ConfigError(f"unknown config key {dotted(sorted(unknown)[0])!r}; known here: {known}")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise ConfigError(f"missing config key {dotted(missing[0])!r}")
+    return cls(**{n: _coerce(data[n], hints[n], dotted(n)) for n in names})
+
+
+def load_config(cls: Type[C], conf_file: str | Path, settings: Sequence[str] = ()) -> C:
+    """Load `cls` from a YAML file, then apply `key=value` settings; validate and return it."""
+    path = Path(conf_file)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found (e.g. --conf-file conf/local.yaml)")
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
+    for key, value in parse_overrides(settings).items():
+        _apply_override(tree, key, value, str(path))
+    config = _build(cls, tree, "")
+    validate = getattr(config, "validate", None)
+    return validate() if validate else config
+
+
+def replace(config: C, **sections: Any) -> C:
+    """A copy of a frozen config with some sections replaced (handy in tests)."""
+    return dataclasses.replace(config, **sections)
+
+
+@dataclass(frozen=True)
+class SqlJobConfig:
+    spark: SparkSection
+    paths: PathsSection
+    sql: SqlSection
+
+
+__all__ = [
+    "SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RunSection",
+    "DemoSection", "EncoderSection", "TrainSection", "FewShotSection", "MlflowSection", "FeatureJobConfig",
+    "GenerateJobConfig", "EmbedJobConfig", "TrainJobConfig", "ScoreSection", "ScoreJobConfig", "EvaluateSection",
+    "EvaluateJobConfig", "SqlSection", "SqlJobConfig", "METHODS", "load_config", "parse_overrides",
+    "replace",
+]

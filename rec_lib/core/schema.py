@@ -1,0 +1,367 @@
+"""The one place where column names, input contracts and Delta table schemas are declared.
+
+Every job, test and SQL view takes its names from here. Input contracts describe what a shop's
+exports must contain; table schemas describe what the pipeline writes to the warehouse.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Dict, Tuple
+
+if TYPE_CHECKING:
+    from pyspark.sql import types as T
+
+# ---------------------------------------------------------------------------------------------
+# Input contract: the exports a shop provides. All columns are read as text and parsed by the
+# feature job, so a value that does not parse becomes a quarantine row instead of a crash.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """Columns of one raw export: `required` must exist in the file, `optional` may."""
+
+    name: str
+    required: Tuple[str, ...]
+    optional: Tuple[str, ...]
+    mandatory_source: bool  # False: the export may be absent altogether
+
+    @property
+    def columns(self) -> Tuple[str, ...]:
+        return self.required + self.optional
+
+
+ITEMS_INPUT = InputContract(
+    name="items",
+    required=("item_id", "title"),
+    optional=("description", "category", "brand", "price", "launch_ts"),
+    mandatory_source=True,
+)
+USERS_INPUT = InputContract(
+    name="users",
+    required=("user_id",),
+    optional=("signup_ts",),  # any further column is kept as a categorical attribute
+    mandatory_source=False,
+)
+EVENTS_INPUT = InputContract(
+    name="events",
+    required=("user_id", "item_id", "event_type", "ts"),
+    optional=("value",),
+    mandatory_source=True,
+)
+INPUTS: Dict[str, InputContract] = {c.name: c for c in (ITEMS_INPUT, USERS_INPUT, EVENTS_INPUT)}
+
+EVENT_TYPES = ("view", "click", "add_to_cart", "purchase", "rating")
+
+# Bookkeeping columns a read export carries next to its own, so a rejected row can be quarantined
+# exactly as exported.
+SOURCE_FILE = "_source_file"
+RAW_ROW = "_raw_row"  # struct of the row's original columns, as text
+RAW_LINE = "_raw_line"  # the raw CSV line, only where the line is malformed
+BOOKKEEPING = (SOURCE_FILE, RAW_ROW, RAW_LINE)
+
+# The items columns the text encoder may read (encoder.text_fields names some of them, in order).
+TEXT_FIELDS = ("title", "category", "brand", "description")
+
+# ---------------------------------------------------------------------------------------------
+# Quarantine reasons: a closed vocabulary, so analysts can group by it.
+# ---------------------------------------------------------------------------------------------
+
+
+class Reason:
+    MALFORMED_LINE = "malformed_line"  # CSV line whose field count does not match the header
+    MISSING_ITEM_ID = "missing_item_id"
+    MISSING_USER_ID = "missing_user_id"
+    MISSING_TITLE = "missing_title"
+    MISSING_TS = "missing_ts"
+    BAD_TS = "unparseable_ts"
+    FUTURE_TS = "future_ts"
+    BAD_PRICE = "unparseable_price"
+    NEGATIVE_PRICE = "negative_price"
+    BAD_VALUE = "unparseable_value"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    UNKNOWN_ITEM = "unknown_item"
+    EXACT_DUPLICATE = "exact_duplicate"
+    DUPLICATE_KEY = "conflicting_duplicate_key"
+
+
+# ---------------------------------------------------------------------------------------------
+# Warehouse tables (Delta). Names are public: analysts and later stages query them.
+# ---------------------------------------------------------------------------------------------
+
+
+# Column types are written as Spark SQL type names (what `DESCRIBE TABLE` shows), so this module
+# needs no Spark: `TableSpec.schema` builds the Spark schema on first use.
+S, D, L, TS, DT, B, F32, I32 = "string", "double", "bigint", "timestamp", "date", "boolean", "float", "int"
+Field = Tuple[str, str, bool]  # name, type, nullable
+
+
+def array(element: str) -> str:
+    return f"array<{element}>"
+
+
+def map_of(key: str, value: str) -> str:
+    return f"map<{key},{value}>"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    fields: Tuple[Field, ...]
+    keys: Tuple[str, ...]
+    partition_by: Tuple[str, ...] = ()
+
+    @property
+    def columns(self) -> Tuple[str, ...]:
+        return tuple(name for name, _, _ in self.fields)
+
+    @property
+    def schema(self) -> "T.StructType":
+        """The table's Spark schema (pyspark is imported here, on first use, never by importing core)."""
+        return spark_struct(self.fields)
+
+
+def _struct(*fields: Field) -> Tuple[Field, ...]:
+    return tuple(fields)
+
+
+@lru_cache(maxsize=None)
+def spark_struct(fields: Tuple[Field, ...]) -> "T.StructType":
+    from pyspark.sql import types as T
+
+    simple = {S: T.StringType(), D: T.DoubleType(), L: T.LongType(), TS: T.TimestampType(), DT: T.DateType(),
+              B: T.BooleanType(), F32: T.FloatType(), I32: T.IntegerType()}
+
+    def spark_type(name: str) -> "T.DataType":
+        if name.startswith("array<"):
+            return T.ArrayType(spark_type(name[len("array<"):-1]))
+        if name.startswith("map<"):
+            key, value = name[len("map<"):-1].split(",", 1)
+            return T.MapType(spark_type(key), spark_type(value))
+        return simple[name]
+
+    return T.StructType([T.StructField(n, spark_type(t), nullable) for n, t, nullable in fields])
+
+ITEMS = TableSpec(
+    name="items",
+    fields=_struct(
+        ("item_id", S, False),
+        ("title", S, False),
+        ("description", S, True),
+        ("category", S, True),
+        ("brand", S, True),
+        ("price", D, True),
+        ("launch_ts", TS, True),
+        ("content_hash", S, False),  # changes when any descriptive field changes
+        ("source_file", S, True),
+        ("updated_run_id", S, False),
+    ),
+    keys=("item_id",),
+)
+
+USERS = TableSpec(
+    name="users",
+    fields=_struct(
+        ("user_id", S, False),
+        ("signup_ts", TS, True),
+        ("attributes", map_of(S, S), True),  # further export columns, as categorical text
+        ("derived_from_events", B, False),
+        ("updated_run_id", S, False),
+    ),
+    keys=("user_id",),
+)
+
+INTERACTIONS = TableSpec(
+    name="interactions",
+    fields=_struct(
+        ("user_id", S, False),
+        ("item_id", S, False),
+        ("event_type", S, False),
+        ("ts", TS, False),
+        ("value", D, True),
+        ("type_weight", D, False),  # configured weight of the event type
+        ("event_date", DT, False),
+        ("source_file", S, True),
+        ("run_id", S, False),
+    ),
+    keys=("user_id", "item_id", "event_type", "ts"),
+    partition_by=("event_date",),
+)
+
+ITEM_STATS = TableSpec(
+    name="item_stats",
+    fields=_struct(
+        ("item_id", S, False),
+        ("launch_ts", TS, True),
+        ("first_interaction_ts", TS, True),
+        ("last_interaction_ts", TS, True),
+        ("n_events", L, False),
+        ("n_users", L, False),
+        ("n_views", L, False),
+        ("n_clicks", L, False),
+        ("n_add_to_cart", L, False),
+        ("n_purchases", L, False),
+        ("n_ratings", L, False),
+        ("weighted_interactions", D, False),  # sum of type_weight x time decay at as_of_ts
+        ("age_days", D, True),  # as_of_ts - coalesce(launch_ts, first_interaction_ts)
+        ("as_of_ts", TS, False),
+    ),
+    keys=("item_id",),
+)
+
+USER_FEATURES = TableSpec(
+    name="user_features",
+    fields=_struct(
+        ("user_id", S, False),
+        ("n_events", L, False),
+        ("n_items", L, False),
+        ("n_purchases", L, False),
+        ("first_ts", TS, True),
+        ("last_ts", TS, True),
+        ("recency_days", D, True),
+        ("category_mix", map_of(S, D), True),  # share of time-decayed weight per category
+        ("top_category", S, True),
+        ("recent_items", array(S), True),  # newest first
+        ("as_of_ts", TS, False),
+    ),
+    keys=("user_id",),
+)
+
+QUARANTINE = TableSpec(
+    name="quarantine",
+    fields=_struct(
+        ("quarantine_id", S, False),  # hash of source, file, raw row, occurrence and reason
+        ("source", S, False),  # items | users | events
+        ("source_file", S, True),
+        ("raw_row", S, False),  # the row as the export had it, as JSON text or the raw CSV line
+        ("reason", S, False),
+        ("run_id", S, False),
+        ("quarantined_at", TS, False),
+    ),
+    keys=("quarantine_id",),
+)
+
+ITEM_TEXT_EMBEDDINGS = TableSpec(
+    name="item_text_embeddings",
+    fields=_struct(
+        ("item_id", S, False),
+        ("text_hash", S, False),  # SHA-256 of the encoded text; a change triggers re-encoding
+        ("model_name", S, False),
+        ("model_version", S, False),  # content hash of the model's weights and tokenizer
+        ("embedding", array(F32), False),  # unit vector [dim]
+        ("embedded_at", TS, False),
+        ("run_id", S, False),
+    ),
+    keys=("item_id",),
+)
+
+
+# The training stage's input, one row per (user, item) pair seen before the cutoff. Integer ids
+# index the model's vocabularies (models/<version>/); the table is rebuilt for every model.
+TRAINING_EXAMPLES = TableSpec(
+    name="training_examples",
+    fields=_struct(
+        ("user_slot", I32, False),  # the user's id-embedding row (1..n_users)
+        ("item_index", I32, False),  # the item's row in the model's catalogue (0..n_items-1)
+        ("history", array(I32), False),  # the user's latest items (catalogue rows), -1 padded
+        ("user_numeric", array(F32), False),  # log1p(events), log1p(items), log1p(days since last)
+        ("weight", F32, False),  # log1p(sum of event-type weights of the pair)
+    ),
+    keys=("user_slot", "item_index"),
+)
+
+# Trained embeddings, for every user and every catalogue item, new ones included.
+# score(user, item) = dot(user.embedding, item.embedding) + item.bias
+# (user embeddings: the user tower's unit vector, then sqrt(w) x the user's text profile; item
+# embeddings: the item's unit vector divided by the temperature, then sqrt(w) x its text embedding;
+# without the text-affinity term, the first parts alone).
+USER_EMBEDDINGS = TableSpec(
+    name="user_embeddings",
+    fields=_struct(
+        ("user_id", S, False),
+        ("model_version", S, False),
+        ("embedding", array(F32), False),
+        ("source", S, False),  # id+history | history | features_only
+        ("n_history", I32, False),  # items in the history the vector was built from
+        ("created_at", TS, False),
+    ),
+    keys=("user_id",),
+)
+
+ITEM_EMBEDDINGS = TableSpec(
+    name="item_embeddings",
+    fields=_struct(
+        ("item_id", S, False),
+        ("model_version", S, False),
+        ("embedding", array(F32), False),
+        ("bias", D, False),  # popularity prior: predicted from content, adapted by early pace
+        ("n_users", L, False),  # users who interacted before the cutoff
+        ("source", S, False),  # trained | few_shot | content
+        ("created_at", TS, False),
+    ),
+    keys=("item_id",),
+)
+
+
+# The output the business consumes: top-K per user and run date.
+RECOMMENDATIONS = TableSpec(
+    name="recommendations",
+    fields=_struct(
+        ("user_id", S, False),
+        ("rank", I32, False),  # 1 = best
+        ("item_id", S, False),
+        ("score", D, False),  # model score; for fallback rows the item's popularity among candidates
+        ("source", S, False),  # model | fallback_category | fallback_popular
+        ("model_version", S, False),
+        ("run_date", DT, False),
+        ("generated_at", TS, False),
+    ),
+    keys=("run_date", "user_id", "rank"),
+    partition_by=("run_date",),
+)
+RECOMMENDATIONS_LATEST_VIEW = "recommendations_latest"
+
+# Cold-start quality by k-shot: one row per evaluation run, k, method and metric.
+EVALUATION_METRICS = TableSpec(
+    name="evaluation_metrics",
+    fields=_struct(
+        ("run_id", S, False),
+        ("model_version", S, False),  # the model trained on what precedes the cutoff
+        ("k", I32, False),  # first interactions of each new item the methods could use
+        ("method", S, False),  # model | random | popular | content_knn | als | oracle
+        ("metric", S, False),  # recall@K, ndcg@K, hit_rate@K, mrr@K, coverage@K, mean_popularity@K, users, scorable_items
+        ("value", D, True),
+        ("cutoff", TS, False),
+        ("test_end", TS, False),
+        ("evaluated_at", TS, False),
+    ),
+    keys=("run_id", "k", "method", "metric"),
+)
+
+# The evaluation's own model input (same layout as training_examples, which stays the production
+# model's input).
+EVALUATION_TRAINING_EXAMPLES = dataclasses.replace(TRAINING_EXAMPLES, name="evaluation_training_examples")
+
+
+class RecommendationSource:
+    MODEL = "model"
+    FALLBACK_CATEGORY = "fallback_category"  # user without an embedding: popular new items of their top category
+    FALLBACK_POPULAR = "fallback_popular"  # ... or popular new items overall
+
+
+class EmbeddingSource:
+    TRAINED = "trained"  # item with an id embedding (enough interactions)
+    FEW_SHOT = "few_shot"  # content vector adapted from its first interactions
+    CONTENT = "content"  # no interactions yet: content alone
+    USER_ID = "id+history"
+    USER_HISTORY = "history"
+    USER_FEATURES_ONLY = "features_only"
+
+
+TABLES: Dict[str, TableSpec] = {
+    t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, ITEM_TEXT_EMBEDDINGS,
+                        TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS, RECOMMENDATIONS, EVALUATION_METRICS,
+                        EVALUATION_TRAINING_EXAMPLES)
+}

@@ -1,0 +1,431 @@
+"""A seeded demo shop with a known ground truth.
+
+The world: categories, each with three styles; every (category, style) has a point in a latent
+taste space and its own vocabulary, so an item's title and description say where it sits. Users
+have latent tastes (one or two favourite styles). An item's appeal to a user is
+
+    affinity(u, i) = beta * <taste_u, vec_i> + popularity_i
+
+where popularity comes partly from the brand's tier and the price (so it is partly predictable from
+content) and partly from noise. Each user's views are drawn with probability proportional to
+exp(affinity) among the items already launched at the view's time; clicks, add-to-carts and
+purchases follow a funnel whose conversion grows with affinity. A share of items launches in the
+final `new_item_days` (the new items the product recommends).
+
+Output, under the input folder: `items.csv`, `users.csv` and `events/part-*.csv` (or .parquet), the
+input contract's layout, plus `ground_truth/` (item vectors and popularity, user tastes, params)
+from which an oracle ranking is computed. Events are written one chunk of users at a time, so
+memory stays bounded at millions of events.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import numpy as np
+import pandas as pd
+
+from rec_lib.core.clock import SECONDS_PER_DAY
+from rec_lib.core.config import DemoSection
+
+log = logging.getLogger(__name__)
+
+LATENT_DIM = 16
+BETA = 4.0  # weight of taste match against popularity in the affinity
+
+# category -> (nouns, {style: (adjectives, phrases)}, category phrases, brands, price median)
+CATALOGUE_VOCABULARY: Dict[str, tuple] = {
+    "electronics": (
+        ["headphones", "speaker", "keyboard", "mouse", "monitor", "charger", "webcam", "router"],
+        {
+            "gaming": (["rgb", "gaming", "mechanical", "esports"],
+                       ["built for long gaming sessions", "low latency for competitive play",
+                        "customisable rgb lighting", "high refresh rate for fast shooters"]),
+            "audio": (["wireless", "noise-cancelling", "hi-fi", "bluetooth"],
+                      ["deep bass and clear highs", "active noise cancelling for commuting",
+                       "studio quality sound", "thirty hours of battery for music lovers"]),
+            "smart home": (["smart", "wifi", "voice-controlled", "connected"],
+                           ["works with your voice assistant", "control it from your phone app",
+                            "automate your home routines", "energy saving schedules"]),
+        },
+        ["usb-c connection", "two year warranty", "compact design"],
+        ["Voltix", "Nexora", "Soundwave", "Pixelcore", "Ampliq"], 80.0,
+    ),
+    "books": (
+        ["novel", "cookbook", "guide", "anthology", "biography", "handbook"],
+        {
+            "crime": (["gripping", "dark", "noir", "suspenseful"],
+                      ["a detective hunts a killer", "twists until the last page",
+                       "a murder in a quiet village", "a thriller you cannot put down"]),
+            "science": (["illustrated", "popular science", "astronomy", "evolutionary"],
+                        ["explains the universe in plain words", "from black holes to quantum physics",
+                         "the story of evolution and genes", "written by a leading scientist"]),
+            "children": (["picture", "bedtime", "illustrated kids", "rhyming"],
+                         ["colourful pictures for young readers", "a bedtime story for ages three to six",
+                          "funny animals learn to share", "perfect for reading aloud"]),
+        },
+        ["paperback edition", "bestseller", "new translation"],
+        ["Penfold Press", "Inkwell", "Marlow Books", "Bright Page"], 15.0,
+    ),
+    "kitchen": (
+        ["pan", "knife set", "blender", "kettle", "coffee grinder", "baking tray", "pot"],
+        {
+            "baking": (["nonstick", "silicone", "professional baking", "springform"],
+                       ["bake perfect cakes and bread", "even heat for pastry",
+                        "easy release for muffins", "for home bakers"]),
+            "coffee": (["espresso", "burr", "barista", "pour-over"],
+                       ["grind fresh beans every morning", "rich crema like a cafe",
+                        "precise brewing temperature", "for coffee lovers"]),
+            "cookware": (["cast iron", "stainless steel", "induction", "copper"],
+                         ["sear steak and roast vegetables", "works on every hob including induction",
+                          "oven safe to high temperature", "heavy base for slow cooking"]),
+        },
+        ["dishwasher safe", "easy to clean", "gift boxed"],
+        ["Cucina", "Ovenly", "Brewmaster", "Forgeware", "Kitchenly"], 45.0,
+    ),
+    "sports": (
+        ["shoes", "jacket", "mat", "bottle", "backpack", "watch", "shorts"],
+        {
+            "running": (["lightweight running", "breathable", "marathon", "trail"],
+                        ["cushioned for long distance runs", "grip on muddy trails",
+                         "track your pace and heart rate", "reflective for night runs"]),
+            "yoga": (["yoga", "eco cork", "stretch", "pilates"],
+                     ["non slip surface for every pose", "supports your balance and breathing",
+                      "soft and flexible for stretching", "for mindful practice"]),
+            "outdoor": (["waterproof", "hiking", "insulated", "alpine"],
+                        ["stays dry in heavy rain", "warm on cold mountain hikes",
+                         "rugged for camping trips", "packs small for the trail"]),
+        },
+        ["sweat resistant", "unisex fit", "machine washable"],
+        ["Stridex", "Peakline", "Zenflow", "Trailborn", "Kinetiq"], 60.0,
+    ),
+    "beauty": (
+        ["serum", "cream", "lipstick", "shampoo", "face mask", "perfume"],
+        {
+            "skincare": (["hydrating", "vitamin c", "retinol", "gentle"],
+                         ["reduces fine lines overnight", "hydrates dry and sensitive skin",
+                          "brightens dull complexion", "dermatologist tested"]),
+            "makeup": (["matte", "long-lasting", "shimmer", "velvet"],
+                       ["bold colour that lasts all day", "smudge proof finish",
+                        "blends easily for a natural look", "for evening glamour"]),
+            "haircare": (["repairing", "volumising", "argan oil", "curl defining"],
+                         ["repairs damaged and coloured hair", "adds volume to fine hair",
+                          "tames frizz and defines curls", "salon results at home"]),
+        },
+        ["cruelty free", "vegan formula", "travel size"],
+        ["Lumiere", "Bellis", "Aurea", "Glowlab"], 25.0,
+    ),
+    "toys": (
+        ["puzzle", "building set", "doll", "board game", "robot", "plush"],
+        {
+            "educational": (["stem", "coding", "science kit", "math"],
+                            ["teaches coding through play", "experiments for curious kids",
+                             "builds logic and problem solving", "learn numbers with fun"]),
+            "creative": (["craft", "painting", "modelling clay", "bead"],
+                         ["make your own jewellery", "paint and decorate at home",
+                          "hours of creative play", "for little artists"]),
+            "party": (["family", "party", "card", "strategy"],
+                      ["game night for the whole family", "quick rounds full of laughter",
+                       "plan your strategy to win", "for two to six players"]),
+        },
+        ["ages six and up", "safety tested", "batteries included"],
+        ["Playnest", "Brickly", "Wonderbox", "Tinytown"], 30.0,
+    ),
+    "garden": (
+        ["hose", "planter", "seed kit", "pruner", "lamp", "bird feeder"],
+        {
+            "vegetables": (["organic", "heirloom", "vegetable", "herb"],
+                           ["grow your own tomatoes and herbs", "harvest fresh salad all summer",
+                            "organic seeds for raised beds", "for kitchen gardeners"]),
+            "decor": (["solar", "ceramic", "rustic", "lantern"],
+                      ["lights up the patio at night", "rustic charm for your terrace",
+                       "weatherproof decoration", "cosy evenings outside"]),
+            "tools": (["heavy duty", "ergonomic", "telescopic", "steel"],
+                      ["cuts thick branches with ease", "comfortable grip for long jobs",
+                       "reaches high hedges", "built to last for years"]),
+        },
+        ["frost resistant", "easy assembly", "uv stable"],
+        ["Greenthumb", "Bloomfield", "Rootwise", "Terrace & Co"], 35.0,
+    ),
+    "fashion": (
+        ["dress", "sneakers", "scarf", "handbag", "sunglasses", "coat", "jeans"],
+        {
+            "streetwear": (["oversized", "graphic", "urban", "retro"],
+                           ["bold look for the city", "inspired by skate culture",
+                            "relaxed fit for everyday", "limited drop design"]),
+            "formal": (["tailored", "silk", "classic", "slim fit"],
+                       ["elegant for the office and weddings", "timeless cut",
+                        "fine fabric with a sharp finish", "for special occasions"]),
+            "summer": (["linen", "floral", "beach", "lightweight summer"],
+                       ["cool and airy on hot days", "bright prints for holidays",
+                        "perfect for the beach", "packs easily for travel"]),
+        },
+        ["sustainably made", "true to size", "free returns"],
+        ["Maison Rue", "Urbane", "Sunday Studio", "Norththread", "Vela"], 55.0,
+    ),
+}
+# A few titles in Chinese, so the pipeline meets non-Latin text as real shops do.
+CHINESE_NOUNS = {"electronics": "无线耳机", "books": "小说", "kitchen": "不粘锅", "sports": "跑步鞋",
+                 "beauty": "精华液", "toys": "拼图", "garden": "花盆", "fashion": "连衣裙"}
+GENERIC_PHRASES = ["a customer favourite", "great value", "new this season", "ships in two days"]
+COUNTRIES = ["DE", "FR", "GB", "NL", "ES", "IT", "PL", "SE"]
+AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55+"]
+
+
+@dataclass(frozen=True)
+class GeneratedShop:
+    input_dir: Path
+    n_items: int
+    n_users: int
+    n_events: int
+    n_dirty_rows: int
+    new_item_cutoff: datetime
+
+
+def _styles() -> List[Tuple[str, str]]:
+    return [(c, s) for c, (_, styles, *_rest) in CATALOGUE_VOCABULARY.items() for s in styles]
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _iso(ts: np.ndarray) -> np.ndarray:
+    """Epoch seconds -> ISO-8601 UTC text."""
+    return np.char.add(np.datetime_as_string(np.asarray(ts).astype("datetime64[s]"), unit="s"), "Z")
+
+
+def _epoch(d: str) -> float:
+    return datetime.fromisoformat(d).replace(tzinfo=timezone.utc).timestamp()
+
+
+def generate_items(cfg: DemoSection, rng: np.random.Generator):
+    """Catalogue rows (DataFrame) + ground truth (item vectors [n_items, LATENT_DIM], popularity)."""
+    styles = _styles()
+    categories = list(CATALOGUE_VOCABULARY)
+    cat_centre = {c: _unit(rng.normal(size=LATENT_DIM)) for c in categories}
+    style_vec = {cs: 0.9 * _unit(rng.normal(size=LATENT_DIM)) for cs in styles}
+    start, end = _epoch(cfg.start_date), _epoch(cfg.end_date)
+    new_from = end - cfg.new_item_days * SECONDS_PER_DAY
+
+    rows, vectors, popularity = [], [], []
+    brand_tier = {b: rng.normal(0, 0.6) for c in categories for b in CATALOGUE_VOCABULARY[c][3]}
+    for i in range(cfg.n_items):
+        category, style = styles[rng.integers(len(styles))]
+        nouns, style_map, cat_phrases, brands, median_price = CATALOGUE_VOCABULARY[category]
+        adjectives, phrases = style_map[style]
+        brand = brands[rng.integers(len(brands))]
+        noun = nouns[rng.integers(len(nouns))]
+        adjective = adjectives[rng.integers(len(adjectives))]
+        if rng.random() < 0.02:
+            title = f"{brand} {CHINESE_NOUNS[category]}"
+        else:
+            title = f"{brand} {adjective.title()} {noun.title()}"
+        picked = rng.choice(len(phrases), size=2, replace=False)
+        description = (f"{phrases[picked[0]].capitalize()}. {phrases[picked[1]].capitalize()}. "
+                       f"{cat_phrases[rng.integers(len(cat_phrases))].capitalize()}, "
+                       f"{GENERIC_PHRASES[rng.integers(len(GENERIC_PHRASES))]}.")
+        price = round(float(median_price * np.exp(rng.normal(0, 0.5))), 2)
+        launch = (rng.uniform(new_from, end) if rng.random() < cfg.new_item_fraction
+                  else rng.uniform(start - 180 * SECONDS_PER_DAY, new_from))
+        vec = _unit(cat_centre[category] + style_vec[(category, style)] + 0.35 * rng.normal(size=LATENT_DIM))
+        # appeal predictable from content (brand tier, cheaper is more popular) plus noise
+        pop = brand_tier[brand] - 0.4 * np.log(price / median_price) + rng.normal(0, 0.5)
+        rows.append({"item_id": f"I{i:06d}", "title": title, "description": description, "category": category,
+                     "brand": brand, "price": price, "launch_ts": float(launch), "style": style})
+        vectors.append(vec)
+        popularity.append(pop)
+    return pd.DataFrame(rows), np.stack(vectors), np.asarray(popularity), cat_centre, style_vec
+
+
+def generate_users(cfg: DemoSection, rng: np.random.Generator, cat_centre, style_vec
+                   ) -> Tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Users (DataFrame), tastes [n_users, LATENT_DIM] and activity weights [n_users]."""
+    styles = _styles()
+    end = _epoch(cfg.end_date)
+    tastes = np.empty((cfg.n_users, LATENT_DIM))
+    for u in range(cfg.n_users):
+        favourites = rng.choice(len(styles), size=1 + int(rng.random() < 0.5), replace=False)
+        mix = sum(_unit(cat_centre[styles[f][0]] + style_vec[styles[f]]) for f in favourites)
+        tastes[u] = _unit(mix + 0.3 * rng.normal(size=LATENT_DIM))
+    signup = rng.uniform(end - 540 * SECONDS_PER_DAY, end - 7 * SECONDS_PER_DAY, size=cfg.n_users)
+    users = pd.DataFrame({
+        "user_id": [f"U{u:07d}" for u in range(cfg.n_users)],
+        "signup_ts": _iso(signup),
+        "country": rng.choice(COUNTRIES, size=cfg.n_users),
+        "age_band": rng.choice(AGE_BANDS, size=cfg.n_users),
+    })
+    activity = np.exp(rng.normal(0, 0.8, size=cfg.n_users))
+    return users, tastes, activity
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def sample_events_for_users(
+    rng: np.random.Generator,
+    user_ids: np.ndarray,
+    tastes: np.ndarray,
+    n_views: np.ndarray,
+    signup: np.ndarray,
+    item_ids_by_launch: np.ndarray,
+    vectors_by_launch: np.ndarray,
+    pop_by_launch: np.ndarray,
+    launch_sorted: np.ndarray,
+    start: float,
+    end: float,
+) -> pd.DataFrame:
+    """Events of one chunk of users. Items are ordered by launch time, so the items available at
+    time t are a prefix; one cumulative sum per user then serves every one of its views."""
+    n_items = len(item_ids_by_launch)
+    affinity = BETA * tastes @ vectors_by_launch.T + pop_by_launch  # [users, items]
+    weights = np.exp(affinity - affinity.max(axis=1, keepdims=True))
+    cdf = np.cumsum(weights, axis=1)
+    total = cdf[:, -1:]
+    flat = (cdf / total + np.arange(len(user_ids))[:, None]).ravel()
+
+    owner = np.repeat(np.arange(len(user_ids)), n_views)
+    lo = np.maximum(start, signup[owner])
+    view_ts = lo + rng.random(len(owner)) * (end - lo)
+    n_avail = np.searchsorted(launch_sorted, view_ts, side="right")
+    has_items = n_avail > 0
+    owner, view_ts, n_avail = owner[has_items], view_ts[has_items], n_avail[has_items]
+    reach = cdf[owner, n_avail - 1] / total[owner, 0]
+    query = owner + rng.random(len(owner)) * reach
+    item_pos = np.minimum(np.searchsorted(flat, query, side="left") - owner * n_items, n_items - 1)
+
+    z = affinity[owner, item_pos]
+    clicked = rng.random(len(z)) < _sigmoid(0.6 * z - 1.0)
+    carted = clicked & (rng.random(len(z)) < _sigmoid(0.6 * z - 1.5))
+    bought = carted & (rng.random(len(z)) < _sigmoid(0.6 * z - 0.5))
+    click_ts = view_ts + rng.uniform(5, 120, len(z))
+    cart_ts = click_ts + rng.uniform(30, 600, len(z))
+    buy_ts = cart_ts + rng.uniform(60, 3600, len(z))
+
+    parts = []
+    for mask, ts, kind in ((np.ones_like(clicked), view_ts, "view"), (clicked, click_ts, "click"),
+                           (carted, cart_ts, "add_to_cart"), (bought, buy_ts, "purchase")):
+        idx = np.flatnonzero(mask)
+        parts.append(pd.DataFrame({
+            "user_id": user_ids[owner[idx]],
+            "item_id": item_ids_by_launch[item_pos[idx]],
+            "event_type": kind,
+            "ts": np.minimum(ts[idx], end),
+            "value": rng.integers(1, 4, len(idx)).astype(float) if kind == "purchase" else np.nan,
+        }))
+    events = pd.concat(parts, ignore_index=True).sort_values(["ts", "user_id"], kind="stable")
+    return events.reset_index(drop=True)
+
+
+def _format_ts(events: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Most timestamps as ISO-8601 text, one in ten as epoch seconds: both are in the contract."""
+    epoch_rows = rng.random(len(events)) < 0.1
+    text = _iso(events["ts"].to_numpy())
+    as_epoch = events["ts"].round().astype(np.int64).astype(str).to_numpy()
+    return events.assign(ts=np.where(epoch_rows, as_epoch, text))
+
+
+def _dirty_events(events: pd.DataFrame, fraction: float, rng: np.random.Generator) -> Tuple[pd.DataFrame, int]:
+    """Replace a share of rows with the faults real exports have, and add exact duplicates."""
+    n_bad = int(round(len(events) * fraction))
+    if n_bad == 0:
+        return events, 0
+    events = events.copy()
+    victims = rng.choice(len(events), size=n_bad, replace=False)
+    kinds = rng.integers(0, 5, size=n_bad)
+    for row, kind in zip(victims, kinds):
+        if kind == 0:
+            events.iat[row, events.columns.get_loc("user_id")] = ""
+        elif kind == 1:
+            events.iat[row, events.columns.get_loc("event_type")] = "wishlist"
+        elif kind == 2:
+            events.iat[row, events.columns.get_loc("ts")] = "yesterday"
+        elif kind == 3:
+            events.iat[row, events.columns.get_loc("ts")] = "2099-01-01T00:00:00Z"
+        else:
+            events.iat[row, events.columns.get_loc("item_id")] = "I999999"
+    duplicates = events.iloc[rng.choice(len(events), size=max(1, n_bad // 4), replace=False)]
+    return pd.concat([events, duplicates], ignore_index=True), n_bad + len(duplicates)
+
+
+def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+
+
+def generate_shop(cfg: DemoSection, input_dir: str | Path) -> GeneratedShop:
+    """Write the demo shop's exports and ground truth under `input_dir` (replacing what is there)."""
+    out = Path(input_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "events").mkdir(parents=True)
+    (out / "ground_truth").mkdir()
+    rng = np.random.default_rng(cfg.seed)
+    start, end = _epoch(cfg.start_date), _epoch(cfg.end_date)
+
+    items, vectors, popularity, cat_centre, style_vec = generate_items(cfg, rng)
+    users, tastes, activity = generate_users(cfg, rng, cat_centre, style_vec)
+    order = np.argsort(items["launch_ts"].to_numpy(), kind="stable")
+    launch_sorted = items["launch_ts"].to_numpy()[order]
+
+    # ~1.9 event rows per view on this funnel; views per user follow their activity
+    views_total = cfg.n_events / 1.9
+    n_views = rng.poisson(views_total * activity / activity.sum())
+    signup = np.asarray([_epoch(s[:-1]) for s in users["signup_ts"]])
+    user_ids = users["user_id"].to_numpy()
+
+    n_events, n_dirty = 0, 0
+    for chunk, lo in enumerate(range(0, cfg.n_users, cfg.chunk_users)):
+        hi = min(lo + cfg.chunk_users, cfg.n_users)
+        chunk_rng = np.random.default_rng([cfg.seed, chunk])
+        events = sample_events_for_users(
+            chunk_rng, user_ids[lo:hi], tastes[lo:hi], n_views[lo:hi], signup[lo:hi],
+            items["item_id"].to_numpy()[order], vectors[order], popularity[order], launch_sorted, start, end)
+        events = _format_ts(events, chunk_rng)
+        events, dirty = _dirty_events(events, cfg.dirty_fraction, chunk_rng)
+        _write(events, out / "events" / f"part-{chunk:05d}.{cfg.format}", cfg.format)
+        n_events += len(events)
+        n_dirty += dirty
+        log.info("generated events for users %d-%d (%d events so far)", lo, hi, n_events)
+
+    catalogue = items.drop(columns=["style"]).assign(launch_ts=_iso(items["launch_ts"].to_numpy()))
+    n_bad_items = int(round(len(catalogue) * cfg.dirty_fraction))
+    if n_bad_items:
+        bad = catalogue.sample(n=n_bad_items, random_state=cfg.seed).copy()
+        bad["item_id"] = [f"X{i:06d}" for i in range(n_bad_items)]
+        bad["price"] = -bad["price"]  # negative prices: quarantined, the real rows stay intact
+        catalogue = pd.concat([catalogue, bad, catalogue.iloc[:1]], ignore_index=True)  # + one exact duplicate
+        n_dirty += n_bad_items + 1
+    _write(catalogue, out / f"items.{cfg.format}", cfg.format)
+    _write(users, out / f"users.{cfg.format}", cfg.format)
+
+    truth_items = pd.DataFrame({"item_id": items["item_id"], "category": items["category"],
+                                "style": items["style"], "popularity": popularity,
+                                "vector": list(vectors.astype(np.float32))})
+    truth_users = pd.DataFrame({"user_id": users["user_id"], "taste": list(tastes.astype(np.float32))})
+    truth_items.to_parquet(out / "ground_truth" / "items.parquet", index=False)
+    truth_users.to_parquet(out / "ground_truth" / "users.parquet", index=False)
+    new_item_cutoff = datetime.fromtimestamp(end - cfg.new_item_days * SECONDS_PER_DAY, timezone.utc)
+    params = {"beta": BETA, "latent_dim": LATENT_DIM, "seed": cfg.seed,
+              "affinity": "beta * dot(taste_u, vector_i) + popularity_i",
+              "new_item_cutoff": new_item_cutoff.isoformat(), "end": cfg.end_date}
+    (out / "ground_truth" / "params.json").write_text(json.dumps(params, indent=2))
+    return GeneratedShop(out, len(items), cfg.n_users, n_events, n_dirty, new_item_cutoff)
+
+
+def oracle_affinity(truth_users: pd.DataFrame, truth_items: pd.DataFrame) -> np.ndarray:
+    """[n_users, n_items] ground-truth affinity, rows and columns in the frames' order."""
+    tastes = np.stack(truth_users["taste"].to_numpy())
+    vectors = np.stack(truth_items["vector"].to_numpy())
+    return BETA * tastes @ vectors.T + truth_items["popularity"].to_numpy()[None, :]
+
+
+__all__ = ["generate_shop", "oracle_affinity", "GeneratedShop"]

@@ -1,0 +1,415 @@
+"""The evaluation stage: cold-start quality by k-shot, the model against baselines and an oracle
+-> `evaluation_metrics` (Delta), a report folder (Markdown + PNG) and an MLflow run.
+
+The protocol and the rankers are in `rec_lib.evaluation.rankers`; this module gathers their inputs with
+Spark: the cutoff and test window, the new items and their users in the window, a model trained
+only on what precedes the cutoff (its own model version, its own `evaluation_training_examples`,
+so the production model and tables are untouched), ALS refitted at every k, and the generated
+shop's ground truth where there is one.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from rec_lib.core.clock import resolve_now, run_identity, utc_naive
+from rec_lib.core.config import EvaluateJobConfig, EvaluateSection
+from rec_lib.core.errors import ConfigError, RecError
+from rec_lib.core.progress import timed
+from rec_lib.core.schema import EVALUATION_METRICS, EVALUATION_TRAINING_EXAMPLES, INTERACTIONS, ITEMS
+from rec_lib.evaluation import report
+from rec_lib.evaluation.rankers import (
+    ContentKnnRanker,
+    FactorRanker,
+    MethodResult,
+    ModelInputs,
+    ModelRanker,
+    OracleRanker,
+    PopularRanker,
+    RandomRanker,
+    Ranker,
+    epoch_seconds,
+    evaluable,
+    evaluate,
+    held_out,
+    number_arrivals,
+    pick_users,
+    revealed,
+)
+from rec_lib.platform import io
+from rec_lib.platform.cli import run_spark_job
+from rec_lib.platform.columns import timestamp_lit
+from rec_lib.platform.sql_views import apply_views
+from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
+from rec_lib.training.data import TrainingData, before_cutoff, pair_weights
+from rec_lib.training.fit import FittedModel, few_shot_settings, fit_model
+from rec_lib.training.model_folder import ModelFolder
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationError(RecError):
+    """The evaluation cannot run on this data (no new items or no test interactions after the cutoff)."""
+
+
+def resolve_window(interactions: DataFrame, ev: EvaluateSection) -> Tuple[datetime, datetime]:
+    """(cutoff, end), UTC. Without a configured cutoff: the day after the newest interaction,
+    minus `test_days`."""
+    if ev.cutoff is not None:
+        try:
+            cutoff = resolve_now(ev.cutoff)
+        except ConfigError as exc:
+            raise ConfigError(f"evaluate.cutoff must be ISO-8601 (e.g. 2026-10-17T00:00:00Z), got {ev.cutoff!r}") from exc
+    else:
+        newest = interactions.agg(F.max("ts")).first()[0]
+        if newest is None:
+            raise EvaluationError("the interactions table is empty: nothing to evaluate")
+        day_after = datetime(newest.year, newest.month, newest.day, tzinfo=timezone.utc) + timedelta(days=1)
+        cutoff = day_after - timedelta(days=ev.test_days)
+    return cutoff, cutoff + timedelta(days=ev.test_days)
+
+
+def new_items(items: DataFrame, interactions: DataFrame, cutoff: datetime, end: datetime) -> DataFrame:
+    """item_id, launch_ts of the items nobody interacted with before the cutoff, launched (where
+    known) before the end of the test window."""
+    seen = before_cutoff(interactions, cutoff).select("item_id").distinct()
+    return (items.join(seen, "item_id", "left_anti")
+            .where(F.col("launch_ts").isNull() | (F.col("launch_ts") < timestamp_lit(end)))
+            .select("item_id", "launch_ts"))
+
+
+def window_pairs(interactions: DataFrame, new: DataFrame, cutoff: datetime, end: datetime) -> pd.DataFrame:
+    """user_id, item_id, first_ts, first_weight (event-type weight of the pair's first event) of
+    the new items in [cutoff, end), with each item's `arrival` order."""
+    in_window = interactions.where((F.col("ts") >= timestamp_lit(cutoff)) & (F.col("ts") < timestamp_lit(end)))
+    pairs = (in_window.join(F.broadcast(new.select("item_id")), "item_id")
+             .groupBy("user_id", "item_id")
+             .agg(F.min("ts").alias("first_ts"), F.min_by("type_weight", "ts").alias("first_weight"))
+             .toPandas())
+    return number_arrivals(pairs)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs of the rankers
+# --------------------------------------------------------------------------------------------
+
+
+def model_inputs(fitted: FittedModel, items: np.ndarray, launch_ts: np.ndarray, users: np.ndarray,
+                 cfg: EvaluateJobConfig) -> ModelInputs:
+    data = fitted.data
+    rows = np.searchsorted(data.catalogue.item_ids, items)
+    if data.catalogue.n_users[rows].any():
+        raise AssertionError("a new item has training interactions: the cutoff was not honoured")
+    wanted = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
+    wanted = wanted[wanted.index.isin(users)]
+    positions = wanted.to_numpy()
+    return ModelInputs(user_vectors=dict(zip(wanted.index, fitted.users_vec[positions])),
+                       content=fitted.content[0][rows], content_bias=fitted.content[1][rows], launch_ts=launch_ts,
+                       temperature=cfg.train.temperature, rate_scale=fitted.rate_scale,
+                       settings=few_shot_settings(cfg.few_shot),
+                       text_profiles=dict(zip(wanted.index, fitted.users_text[positions])),
+                       item_text=data.catalogue.text[rows], text_weight=fitted.text_weight)
+
+
+def history_profiles(data: TrainingData, users: np.ndarray) -> Dict[str, np.ndarray]:
+    """user_id -> mean text embedding of the items in the user's history before the cutoff (its
+    latest `train.history_length` items, what the model's user tower sees)."""
+    table = data.users[data.users["user_id"].astype(str).isin(users) & (data.users["n_history"] > 0)]
+    out = {}
+    for user_id, history in zip(table["user_id"].astype(str), table["history"]):
+        rows = np.asarray(history)[np.asarray(history) >= 0]
+        out[user_id] = data.catalogue.text[rows].mean(axis=0)
+    return out
+
+
+class AlsFitter:
+    """Spark MLlib ALS (implicit feedback) on the interactions before the cutoff plus the revealed
+    pairs of the new items, refitted for every k; returns the factors of the wanted users and items."""
+
+    def __init__(self, spark: SparkSession, interactions: DataFrame, cutoff: datetime, ev: EvaluateSection,
+                 user_ids: np.ndarray, item_ids: np.ndarray, users: np.ndarray, items: np.ndarray):
+        self.spark, self.ev = spark, ev
+        self.user_ids, self.item_ids = np.asarray(user_ids, str), np.asarray(item_ids, str)  # index order
+        self.users, self.items = set(users), set(items)
+        user_index = spark.createDataFrame(pd.DataFrame({"user_id": self.user_ids,
+                                                         "u": np.arange(len(self.user_ids), dtype=np.int32)}))
+        item_index = spark.createDataFrame(pd.DataFrame({"item_id": self.item_ids,
+                                                         "i": np.arange(len(self.item_ids), dtype=np.int32)}))
+        self.user_index, self.item_index = user_index, item_index
+        self.past = (pair_weights(before_cutoff(interactions, cutoff))
+                     .join(F.broadcast(user_index), "user_id").join(F.broadcast(item_index), "item_id")
+                     .select("u", "i", F.log1p("weight_sum").cast("float").alias("rating"))).cache()
+
+    def __call__(self, k: int, shown: pd.DataFrame) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
+        from pyspark.ml.recommendation import ALS
+
+        ratings = self.past
+        if len(shown):
+            extra = pd.DataFrame({"u": np.searchsorted(self.user_ids, shown["user_id"].to_numpy(str)).astype(np.int32),
+                                  "i": np.searchsorted(self.item_ids, shown["item_id"].to_numpy(str)).astype(np.int32),
+                                  "rating": np.log1p(shown["first_weight"].to_numpy(np.float64)).astype(np.float32)})
+            ratings = ratings.unionByName(self.spark.createDataFrame(extra, "u int, i int, rating float"))
+        ev = self.ev
+        als = ALS(rank=ev.als_rank, maxIter=ev.als_iterations, regParam=ev.als_reg, alpha=ev.als_alpha,
+                  implicitPrefs=True, userCol="u", itemCol="i", ratingCol="rating", seed=ev.seed)
+        with timed(log, f"fit ALS at k={k}"):
+            model = als.fit(ratings)
+        users = {self.user_ids[r["id"]]: np.asarray(r["features"]) for r in model.userFactors.collect()
+                 if self.user_ids[r["id"]] in self.users}
+        items = {self.item_ids[r["id"]]: np.asarray(r["features"]) for r in model.itemFactors.collect()
+                 if self.item_ids[r["id"]] in self.items}
+        return users, items
+
+    def close(self) -> None:
+        self.past.unpersist()
+
+
+def ground_truth_folder(spark: SparkSession, cfg: EvaluateJobConfig) -> Optional[str]:
+    configured = cfg.evaluate.ground_truth
+    if configured == "":
+        return None
+    folder = configured if configured is not None else io.join_path(cfg.paths.input, "ground_truth")
+    if io.path_exists(spark, io.join_path(folder, "users.parquet")):
+        return folder
+    if configured is not None:
+        raise ConfigError(f"evaluate.ground_truth {configured!r} has no users.parquet / items.parquet")
+    return None
+
+
+def oracle_affinity_rows(spark: SparkSession, folder: str, users: np.ndarray, items: np.ndarray) -> Dict[str, np.ndarray]:
+    """user_id -> ground-truth affinity with each new item (-inf where the truth lacks the item)."""
+    from rec_lib.demo.generator import oracle_affinity
+
+    truth_users = spark.read.parquet(io.join_path(folder, "users.parquet")).toPandas()
+    truth_items = spark.read.parquet(io.join_path(folder, "items.parquet")).toPandas()
+    truth_users = truth_users[truth_users["user_id"].astype(str).isin(users)].reset_index(drop=True)
+    truth_items = truth_items.set_index(truth_items["item_id"].astype(str))
+    known = np.isin(items, truth_items.index)
+    affinity = np.full((len(truth_users), len(items)), -np.inf)
+    if len(truth_users) and known.any():
+        affinity[:, known] = oracle_affinity(truth_users, truth_items.loc[items[known]].reset_index(drop=True))
+    return dict(zip(truth_users["user_id"].astype(str), affinity))
+
+
+# --------------------------------------------------------------------------------------------
+# The job
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvaluationRunSummary:
+    run_id: str
+    model_version: str
+    cutoff: datetime
+    end: datetime
+    n_items: int  # evaluated: new items with more than max(ks) users in the window
+    n_new_items: int
+    n_users: int
+    top_k: int
+    rows: pd.DataFrame  # k, method, metric, value
+    report: Dict[str, str] = field(default_factory=dict)
+    mlflow_run_id: Optional[str] = None
+    seconds: float = 0.0
+
+    def lines(self) -> List[str]:
+        table = report.metric_table(self.rows, f"recall@{self.top_k}")
+        ndcg = report.metric_table(self.rows, f"ndcg@{self.top_k}")
+        width = max(len(c) for c in table.columns)
+        out = [f"evaluation run {self.run_id}: model {self.model_version}, cutoff {self.cutoff:%Y-%m-%d %H:%M}, "
+               f"test until {self.end:%Y-%m-%d %H:%M}; {self.n_items} of {self.n_new_items} new items evaluated, "
+               f"{self.n_users:,} test users",
+               f"  Recall@{self.top_k} / NDCG@{self.top_k} by k (first interactions of each new item seen):",
+               "  " + "method".ljust(width) + "".join(f"{f'k={k}':>16}" for k in table.index)]
+        for method in table.columns:
+            cells = "".join(f"{report.fmt(table.at[k, method]) + ' / ' + report.fmt(ndcg.at[k, method]):>16}"
+                            for k in table.index)
+            out.append("  " + method.ljust(width) + cells)
+        losses = report.model_losses(self.rows, self.top_k)
+        out.append(f"  model beats {', '.join(report.BASELINES)} at every k: " + ("yes" if not losses else
+                                                                                 f"no ({len(losses)} losses)"))
+        ratios = report.oracle_ratios(self.rows, self.top_k)
+        if ratios:
+            out.append("  model / oracle Recall@%d: %s" % (self.top_k, ", ".join(f"k={k} {r:.2f}" for k, r in ratios.items())))
+        if self.report:
+            out.append(f"  report: {self.report['summary']}")
+        if self.mlflow_run_id:
+            out.append(f"  MLflow run {self.mlflow_run_id}")
+        out.append(f"  done in {self.seconds:.1f} s")
+        return out
+
+
+def metric_rows(results: List[MethodResult]) -> pd.DataFrame:
+    return pd.DataFrame([{"k": r.k, "method": r.method, "metric": name, "value": float(value)}
+                         for r in results for name, value in r.metrics.items()],
+                        columns=["k", "method", "metric", "value"])
+
+
+def write_metrics(spark: SparkSession, warehouse: str, rows: pd.DataFrame, run_id: str, version: str,
+                  cutoff: datetime, end: datetime, now: datetime) -> None:
+    """Replace this run's rows of `evaluation_metrics` (earlier runs stay) in one commit."""
+    table = rows.assign(run_id=run_id, model_version=version, k=rows["k"].astype(np.int32),
+                        cutoff=pd.Timestamp(utc_naive(cutoff)), test_end=pd.Timestamp(utc_naive(end)),
+                        evaluated_at=pd.Timestamp(utc_naive(now)))
+    df = spark.createDataFrame(table[list(EVALUATION_METRICS.columns)], schema=EVALUATION_METRICS.schema)
+    io.replace_partition(df, EVALUATION_METRICS, warehouse, "run_id", run_id, user_metadata=run_id)
+
+
+def log_evaluation(cfg: EvaluateJobConfig, run_id: str, version: str, rows: pd.DataFrame,
+                   report_folder: Path, model_folder: ModelFolder) -> Optional[str]:
+    """One MLflow run per evaluation: its and the model's parameters, every metric by step k, the
+    report and the evaluated model."""
+    with mlflow_run(cfg.mlflow, f"evaluate {run_id}") as mlflow:
+        if mlflow is None:
+            return None
+        mlflow.set_tags({"model_version": version, "run_id": run_id, "stage": "evaluate"})
+        mlflow.log_params(flat_params({"evaluate": cfg.evaluate, "train": cfg.train, "few_shot": cfg.few_shot}))
+        for r in rows.dropna(subset=["value"]).itertuples():
+            mlflow.log_metric(f"{r.method}.{r.metric.replace('@', '_at_')}", r.value, step=int(r.k))
+        mlflow.log_artifacts(str(report_folder), artifact_path="report")
+        log_model_folder(mlflow, model_folder.artifacts())
+        return mlflow.active_run().info.run_id
+
+
+@dataclass
+class EvaluationSet:
+    """What the protocol evaluates on: new items with more than max(ks) users in the window, their
+    pairs, and the users ranked."""
+
+    cutoff: datetime
+    end: datetime
+    window: str  # "[cutoff, end)" as text
+    n_new: int  # new items in the window, evaluated or not
+    pairs: pd.DataFrame  # user_id, item_id, first_ts of the evaluated items
+    items: np.ndarray  # evaluated item ids, sorted
+    launch_ts: np.ndarray  # their launch times, epoch seconds
+    test_pairs: pd.DataFrame  # each item's pairs after its first max(ks) users
+    n_test_users: int
+    users: np.ndarray  # test users ranked (a seeded sample when evaluate.max_users caps them)
+    needed: np.ndarray  # users whose vectors the rankers need: the ranked ones and the revealed ones
+
+
+def evaluation_set(spark: SparkSession, interactions: DataFrame, items_table: DataFrame, ev: EvaluateSection) -> EvaluationSet:
+    cutoff, end = resolve_window(interactions, ev)
+    new = new_items(items_table, interactions, cutoff, end).toPandas()
+    window = f"[{cutoff:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M})"
+    if new.empty:
+        raise EvaluationError(f"no new items: every item was seen before the cutoff {cutoff:%Y-%m-%d %H:%M} "
+                              "(set evaluate.cutoff earlier)")
+    all_pairs = window_pairs(interactions, spark.createDataFrame(new[["item_id"]]), cutoff, end)
+    max_k = max(ev.ks)
+    pairs = evaluable(all_pairs, max_k)
+    if pairs.empty:
+        most = int(all_pairs.groupby("item_id").size().max()) if len(all_pairs) else 0
+        raise EvaluationError(f"no new item has more than {max_k} users in the test window {window} (the most any "
+                              f"of the {len(new)} new items has is {most}); lower the largest of evaluate.ks, "
+                              "widen evaluate.test_days or move evaluate.cutoff")
+    items = np.unique(pairs["item_id"].to_numpy(str))
+    launch = new.set_index(new["item_id"].astype(str))["launch_ts"].reindex(items)
+    test_pairs = held_out(pairs, max_k)
+    users = pick_users(test_pairs["user_id"].to_numpy(str), ev.max_users, ev.seed)
+    needed = np.union1d(users, revealed(pairs, max_k)["user_id"].to_numpy(str))
+    return EvaluationSet(cutoff, end, window, len(new), pairs, items, epoch_seconds(launch), test_pairs,
+                   test_pairs["user_id"].nunique(), users, needed)
+
+
+def protocol_notes(ts: EvaluationSet, ev: EvaluateSection) -> List[str]:
+    max_k = max(ev.ks)
+    return [f"evaluated items: the {len(ts.items)} of {ts.n_new} new items with more than {max_k} users in the "
+            "test window; every one has exactly k users revealed at each k",
+            f"test interactions: each item's users after its first {max_k} ({len(ts.test_pairs):,} pairs), "
+            "the same at every k; a user is never shown an item among whose revealed users they are",
+            f"test users ranked: {len(ts.users):,} of {ts.n_test_users:,}"
+            + (f" (a seeded sample, evaluate.max_users={ev.max_users})" if len(ts.users) < ts.n_test_users else ""),
+            "popular ranks items by how fast their first k users came (users per day since launch); "
+            "at k=0 all are equal and its order is the seeded tie-break"]
+
+
+def build_rankers(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, ts: EvaluationSet,
+                  interactions: DataFrame, notes: List[str]) -> Tuple[List[Ranker], Optional[AlsFitter]]:
+    """One ranker per evaluate.methods entry (oracle only where the shop has a ground truth); what
+    each cannot do is added to `notes`. The ALS fitter holds a Spark model: close it after use."""
+    ev = cfg.evaluate
+    rankers: List[Ranker] = []
+    als: Optional[AlsFitter] = None
+    for method in ev.methods:
+        if method == "model":
+            rankers.append(ModelRanker(model_inputs(fitted, ts.items, ts.launch_ts, ts.needed, cfg), ts.items))
+        elif method == "random":
+            rankers.append(RandomRanker(len(ts.items), ev.seed))
+        elif method == "popular":
+            rankers.append(PopularRanker(ts.items, ts.launch_ts))
+        elif method == "content_knn":
+            catalogue = fitted.data.catalogue
+            rankers.append(ContentKnnRanker(history_profiles(fitted.data, ts.users),
+                                            catalogue.text[np.searchsorted(catalogue.item_ids, ts.items)]))
+        elif method == "als":
+            als = AlsFitter(spark, interactions, ts.cutoff, ev, fitted.data.users["user_id"].to_numpy(str),
+                            fitted.data.catalogue.item_ids, ts.users, ts.items)
+            rankers.append(FactorRanker(ts.items, als))
+            notes.append("als cannot score an item nobody interacted with: n/a at k=0 (scorable_items 0)")
+        elif method == "oracle":
+            folder = ground_truth_folder(spark, cfg)
+            if folder is None:
+                notes.append("oracle: no ground truth (only the generated shop has one)")
+                continue
+            rankers.append(OracleRanker(oracle_affinity_rows(spark, folder, ts.users, ts.items), len(ts.items)))
+            notes.append("oracle ranks by the generated shop's true affinity; users still choose at random, "
+                         "so it stays below 1.0")
+    return rankers, als
+
+
+def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig) -> EvaluationRunSummary:
+    start = time.perf_counter()
+    now, run_id = run_identity(cfg.run)
+    ev, warehouse = cfg.evaluate, cfg.paths.warehouse
+    interactions = io.read_table(spark, warehouse, INTERACTIONS)
+    ts = evaluation_set(spark, interactions, io.read_table(spark, warehouse, ITEMS), ev)
+    log.info("evaluation window %s: %d of %d new items have more than %d users; %d test pairs, %d test users "
+             "(%d ranked)", ts.window, len(ts.items), ts.n_new, max(ev.ks), len(ts.test_pairs), ts.n_test_users,
+             len(ts.users))
+
+    fitted = fit_model(spark, cfg.train_config(ts.cutoff.isoformat()), examples_table=EVALUATION_TRAINING_EXAMPLES)
+    notes = protocol_notes(ts, ev)
+    rankers, als = build_rankers(spark, cfg, fitted, ts, interactions, notes)
+    try:
+        with timed(log, f"evaluate {len(rankers)} methods at k = {ev.ks}"):
+            results = evaluate(ts.pairs, ts.items, rankers, list(ev.ks), ev.top_k, ts.users, ev.seed)
+    finally:
+        if als is not None:
+            als.close()
+    rows = metric_rows(results)
+    write_metrics(spark, warehouse, rows, run_id, fitted.version, ts.cutoff, ts.end, now)
+    apply_views(spark, warehouse, cfg.sql.database)
+
+    folder = Path(ev.report_dir) / run_id
+    header = {"run": run_id, "model version": fitted.version, "cutoff": f"{ts.cutoff:%Y-%m-%d %H:%M} UTC",
+              "test window": ts.window, "new items": f"{ts.n_new:,} ({len(ts.items):,} evaluated)",
+              "K": str(ev.top_k), "table": io.table_path(warehouse, EVALUATION_METRICS)}
+    paths = report.write_report(rows, ev.top_k, folder, header, notes)
+    summary = EvaluationRunSummary(run_id, fitted.version, ts.cutoff, ts.end, len(ts.items), ts.n_new, len(ts.users),
+                                   ev.top_k, rows, {name: str(p) for name, p in paths.items()})
+    summary.mlflow_run_id = log_evaluation(cfg, run_id, fitted.version, rows, folder, fitted.folder)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point: `rec-evaluate`, `python -m jobs.evaluate`, spark-submit jobs/evaluate.py
+# --------------------------------------------------------------------------------------------
+
+DESCRIPTION = """Evaluate cold-start quality by k-shot: the model against random, popular, content kNN, ALS and
+(on the generated shop) an oracle; write evaluation_metrics and a report."""
+CONFIG = EvaluateJobConfig  # the config this job reads
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_spark_job(argv, DESCRIPTION, CONFIG, run_evaluate_job)

@@ -1,0 +1,324 @@
+"""Cold-start evaluation by k-shot: the protocol and the rankers it compares (numpy only).
+
+Protocol (temporal). Interactions before `cutoff` are the past; the new items are the catalogue
+items with no interaction before it. Every (user, new item) pair first seen in the test window
+[cutoff, end) gets its item's `arrival` number: 0 for the item's first user, 1 for the second ...
+(by first interaction time, then user id). With ks = [0, 1, 3, 5, 10] and m = max(ks):
+
+- the evaluated items are the new items with more than m users in the window. Every one of them
+  then has exactly k revealed users at each k, so how many users an item has in the end cannot
+  leak through how many are revealed (an item showing 2 of 3 at k = 3 would be known to have ended);
+- revealed(k): pairs with arrival < k, each item's first k users. A method may use them (few-shot
+  adaptation, popularity, ALS training rows) and never recommends an item to its revealed users;
+- test: pairs with arrival >= m, the same at every k, so the curves over k show what k adds.
+  Every user with a test pair is ranked against all evaluated items.
+
+Nothing else after the cutoff reaches any method: the model is trained with `train.cutoff = cutoff`,
+and every ranker here is built from the past plus revealed(k) only.
+
+Rankers score a block of users [B] against the items [N]; higher is better, -inf means "cannot
+score this item" (ALS for items it never saw). Ties are broken by one seeded random order of the
+items, the same for every method, so no method gains from how item ids happen to sort.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+
+from rec_lib.core.clock import SECONDS_PER_DAY
+from rec_lib.evaluation.metrics import MetricAccumulator, top_k
+from rec_lib.training import few_shot
+
+MIN_EXPOSURE_DAYS = 1.0 / 24  # an hour: k users "at once" still have a finite pace
+
+
+def number_arrivals(pairs_after: pd.DataFrame) -> pd.DataFrame:
+    """Add `arrival` (0-based order of users per item by first_ts, then user_id) to pairs
+    (user_id, item_id, first_ts) of the test window; sorted by item, arrival."""
+    out = pairs_after.sort_values(["item_id", "first_ts", "user_id"], kind="stable").reset_index(drop=True)
+    out["arrival"] = out.groupby("item_id", sort=False).cumcount().astype(np.int64)
+    return out
+
+
+def evaluable(pairs: pd.DataFrame, max_k: int) -> pd.DataFrame:
+    """The pairs of the items with more than `max_k` users in the window."""
+    users = pairs.groupby("item_id")["user_id"].transform("size")
+    return pairs[users > max_k].reset_index(drop=True)
+
+
+def revealed(pairs: pd.DataFrame, k: int) -> pd.DataFrame:
+    return pairs[pairs["arrival"] < k]
+
+
+def held_out(pairs: pd.DataFrame, max_k: int) -> pd.DataFrame:
+    return pairs[pairs["arrival"] >= max_k]
+
+
+def epoch_seconds(timestamps) -> np.ndarray:
+    """Seconds since the epoch of each timestamp (naive ones read as UTC, as Spark writes them
+    here); NaN where missing."""
+    return np.array([t.timestamp() if pd.notna(t) else np.nan for t in timestamps], dtype=np.float64)
+
+
+def pace(shown: pd.DataFrame, items: np.ndarray, launch_ts: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(users so far [N], exposure days [N]) of each item after its revealed users: the time from
+    launch (where unknown, from its first user) to its latest revealed user, at least an hour;
+    NaN exposure for items with nobody revealed."""
+    counts = np.zeros(len(items))
+    exposure = np.full(len(items), np.nan)
+    if len(shown) == 0:
+        return counts, exposure
+    g = shown.groupby("item_id")["first_ts"].agg(["size", "min", "max"]).reindex(items)
+    seen = g["size"].notna().to_numpy()
+    counts[seen] = g["size"].to_numpy()[seen]
+    last, first = epoch_seconds(g["max"]), epoch_seconds(g["min"])
+    start = np.where(np.isfinite(launch_ts), launch_ts, first)
+    exposure[seen] = np.maximum((last[seen] - start[seen]) / SECONDS_PER_DAY, MIN_EXPOSURE_DAYS)
+    return counts, exposure
+
+
+def pick_users(user_ids: np.ndarray, max_users: int, seed: int) -> np.ndarray:
+    """All users (sorted), or a seeded sample of `max_users` of them when there are more."""
+    users = np.unique(np.asarray(user_ids, dtype=str))
+    if max_users <= 0 or len(users) <= max_users:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
+
+
+def pair_matrix(pairs: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """bool [len(users), len(items)] marking the pairs; users and items sorted str arrays."""
+    out = np.zeros((len(users), len(items)), dtype=bool)
+    if len(pairs) == 0:
+        return out
+    pair_users, pair_items = pairs["user_id"].to_numpy(str), pairs["item_id"].to_numpy(str)
+    u = np.minimum(np.searchsorted(users, pair_users), max(len(users) - 1, 0))
+    i = np.minimum(np.searchsorted(items, pair_items), max(len(items) - 1, 0))
+    ok = (users[u] == pair_users) & (items[i] == pair_items)
+    out[u[ok], i[ok]] = True
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Rankers
+# --------------------------------------------------------------------------------------------
+
+
+class Ranker:
+    """Scores users against the new items after seeing revealed(k)."""
+
+    name = ""
+
+    def prepare(self, k: int, shown: pd.DataFrame) -> None:
+        """Learn what revealed(k) (`shown`: user_id, item_id, first_ts, arrival) allows."""
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def scorable(self) -> np.ndarray:
+        """bool [N]: the items this ranker can score at the current k."""
+        return np.ones(self.n_items, dtype=bool)
+
+    n_items = 0
+
+
+class RandomRanker(Ranker):
+    name = "random"
+
+    def __init__(self, n_items: int, seed: int):
+        self.n_items, self.seed = n_items, seed
+        self.rng = np.random.default_rng(seed)
+
+    def prepare(self, k: int, shown: pd.DataFrame) -> None:
+        self.rng = np.random.default_rng([self.seed, k])
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return self.rng.random((len(users), self.n_items))
+
+
+class PopularRanker(Ranker):
+    """New items by how popular their first k users show them to be: every evaluated item has k,
+    so by how fast they came (users per day since launch). All equal at k = 0."""
+
+    name = "popular"
+
+    def __init__(self, items: np.ndarray, launch_ts: np.ndarray):
+        self.items, self.launch_ts, self.n_items = items, launch_ts, len(items)
+        self.rate = np.zeros(len(items))
+
+    def prepare(self, k: int, shown: pd.DataFrame) -> None:
+        counts, exposure = pace(shown, self.items, self.launch_ts)
+        self.rate = np.where(counts > 0, counts / np.where(counts > 0, exposure, 1.0), 0.0)
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.rate, (len(users), self.n_items))
+
+
+class ContentKnnRanker(Ranker):
+    """No training: a user's profile is the mean text embedding of the items they interacted with
+    before the cutoff; new items are scored by cosine similarity to it (0 for users without one)."""
+
+    name = "content_knn"
+
+    def __init__(self, profiles: Dict[str, np.ndarray], item_text: np.ndarray):
+        self.profiles = {u: few_shot.unit(np.asarray(p, np.float64)) for u, p in profiles.items()}
+        self.item_text = few_shot.unit(np.asarray(item_text, np.float64))
+        self.n_items = len(item_text)
+        self.zero = np.zeros(item_text.shape[1])
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        profile = np.stack([self.profiles.get(u, self.zero) for u in users]) if len(users) else \
+            np.zeros((0, self.item_text.shape[1]))
+        return profile @ self.item_text.T
+
+
+@dataclass
+class ModelInputs:
+    """What the trained two-tower model gives the evaluation, for the new items only."""
+
+    user_vectors: Dict[str, np.ndarray]  # user_id -> unit vector (as of the cutoff)
+    content: np.ndarray  # [N, d] unit content vectors of the new items
+    content_bias: np.ndarray  # [N]
+    launch_ts: np.ndarray  # float64 [N] epoch seconds; NaN: unknown (the first arrival is used)
+    temperature: float
+    rate_scale: float
+    settings: few_shot.FewShotSettings
+    text_profiles: Optional[Dict[str, np.ndarray]] = None  # user_id -> text profile (the text-affinity term)
+    item_text: Optional[np.ndarray] = None  # [N, text_dim]
+    text_weight: float = 0.0
+
+
+class ModelRanker(Ranker):
+    """The two-tower model: content vectors (and the text side) adapted from the first k users
+    (few-shot), scored as <u, v> / temperature + bias + w <text profile, item text>, as the
+    scoring job does."""
+
+    name = "model"
+
+    def __init__(self, inputs: ModelInputs, items: np.ndarray):
+        self.m, self.items, self.n_items = inputs, items, len(items)
+        self.dim = inputs.content.shape[1]
+        self.prepare(0, pd.DataFrame(columns=["item_id", "user_id", "arrival", "first_ts"]))
+
+    def prepare(self, k: int, shown: pd.DataFrame) -> None:
+        m = self.m
+        self.vectors, self.bias = m.content.copy(), m.content_bias.astype(np.float64).copy()
+        self.text = None if m.item_text is None else m.item_text.copy()
+        counts, exposure = pace(shown, self.items, m.launch_ts)
+        position = {item: i for i, item in enumerate(self.items)}
+        for item, group in shown.sort_values(["item_id", "arrival"]).groupby("item_id", sort=False):
+            i = position[item]
+            known = [m.user_vectors[u] for u in group["user_id"] if u in m.user_vectors]
+            users = np.stack(known) if known else np.zeros((0, self.dim), np.float32)
+            self.vectors[i], self.bias[i] = few_shot.adapt(m.content[i], float(m.content_bias[i]), users,
+                                                           float(exposure[i]), m.rate_scale, m.settings,
+                                                           k=int(counts[i]))
+            if self.text is not None and m.text_profiles:
+                profiles = [m.text_profiles[u] for u in group["user_id"] if u in m.text_profiles]
+                if profiles:
+                    self.text[i] = few_shot.adapt_text(m.item_text[i], np.stack(profiles), m.settings)
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        zero = np.zeros(self.dim, np.float32)
+        m = self.m
+        u = np.stack([m.user_vectors.get(x, zero) for x in users]) if len(users) else np.zeros((0, self.dim))
+        scores = (u @ self.vectors.T) / m.temperature + self.bias[None, :]
+        if m.text_weight > 0 and m.item_text is not None:
+            blank = np.zeros(m.item_text.shape[1])
+            p = np.stack([m.text_profiles.get(x, blank) for x in users]) if len(users) else np.zeros((0, len(blank)))
+            scores = scores + m.text_weight * (p @ self.text.T)
+        return scores
+
+
+class FactorRanker(Ranker):
+    """Scores from factor matrices, e.g. Spark MLlib ALS refitted at each k on the past plus
+    revealed(k): items without a factor (never seen) cannot be scored and rank last."""
+
+    name = "als"
+
+    def __init__(self, items: np.ndarray, fit):
+        self.items, self.n_items, self.fit = items, len(items), fit
+        self.user_factors: Dict[str, np.ndarray] = {}
+        self.item_factors: Optional[np.ndarray] = None
+        self.has_factor = np.zeros(len(items), dtype=bool)
+
+    def prepare(self, k: int, shown: pd.DataFrame) -> None:
+        users, items = self.fit(k, shown)  # {user_id: vector}, {item_id: vector}
+        self.user_factors = users
+        dim = len(next(iter(users.values()))) if users else 1
+        self.item_factors = np.zeros((self.n_items, dim))
+        self.has_factor = np.array([item in items for item in self.items], dtype=bool)
+        for i in np.flatnonzero(self.has_factor):
+            self.item_factors[i] = items[self.items[i]]
+
+    def scorable(self) -> np.ndarray:
+        return self.has_factor
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        dim = self.item_factors.shape[1]
+        zero = np.zeros(dim)
+        u = np.stack([self.user_factors.get(x, zero) for x in users]) if len(users) else np.zeros((0, dim))
+        return np.where(self.has_factor[None, :], u @ self.item_factors.T, -np.inf)
+
+
+class OracleRanker(Ranker):
+    """The generated shop's ground-truth affinity: what a perfect model of the users' tastes and
+    the items' appeal would rank (still short of 1.0: what users pick is drawn at random)."""
+
+    name = "oracle"
+
+    def __init__(self, affinity: Dict[str, np.ndarray], n_items: int):
+        self.affinity, self.n_items = affinity, n_items
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        missing = np.full(self.n_items, -np.inf)
+        return np.stack([self.affinity.get(u, missing) for u in users]) if len(users) else np.zeros((0, self.n_items))
+
+
+# --------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MethodResult:
+    k: int
+    method: str
+    metrics: Dict[str, float]
+
+
+def evaluate(pairs: pd.DataFrame, items: np.ndarray, rankers: List[Ranker], ks: List[int], top: int,
+             users: np.ndarray, seed: int, block: int = 2048) -> List[MethodResult]:
+    """Every ranker at every k. `pairs`: the evaluated items' pairs with their arrival numbers;
+    `items`: the evaluated items (sorted str); `users`: the test users to rank (sorted str).
+    Metrics: see `rec_lib.evaluation.metrics`, plus `scorable_items`, the share of items the ranker could score;
+    a ranker that can score none at some k gets only that."""
+    items = np.asarray(items, dtype=str)
+    tiebreak = np.argsort(np.random.default_rng(seed).permutation(len(items)))
+    popularity = pairs.groupby("item_id").size().reindex(items, fill_value=0).to_numpy(np.float64)
+    test = held_out(pairs, max(ks))
+    test = test[test["user_id"].isin(users)]
+    judged = np.intersect1d(users, test["user_id"].to_numpy(str))
+    results: List[MethodResult] = []
+    for k in ks:
+        shown = revealed(pairs, k)
+        shown_judged = shown[shown["user_id"].isin(judged)]
+        accumulators = {}
+        for ranker in rankers:
+            ranker.prepare(k, shown)
+            accumulators[ranker.name] = MetricAccumulator(len(items), top, popularity)
+        active = [r for r in rankers if r.scorable().any()]
+        for start in range(0, len(judged), block):
+            block_users = judged[start:start + block]
+            relevant = pair_matrix(test[test["user_id"].isin(block_users)], block_users, items)
+            exclude = pair_matrix(shown_judged[shown_judged["user_id"].isin(block_users)], block_users, items)
+            for ranker in active:
+                recommended = top_k(ranker.scores(block_users), top, exclude, tiebreak)
+                accumulators[ranker.name].add(recommended, relevant)
+        for ranker in rankers:
+            metrics = accumulators[ranker.name].result() if ranker in active else {}
+            metrics["scorable_items"] = float(ranker.scorable().mean()) if len(items) else float("nan")
+            results.append(MethodResult(k, ranker.name, metrics))
+    return results

@@ -1,0 +1,223 @@
+"""The feature stage: raw exports -> validated, deduplicated Delta tables + quarantine.
+
+Order of work, so that a bad file never leaves a half-written warehouse:
+1. locate and read every export, check required columns (InputError names file and column);
+2. validate every row and count accepted/quarantined rows (this reads every file in full, so an
+   unreadable file fails here, still before any write);
+3. MERGE items, users, interactions and quarantine rows by key (each MERGE is one Delta commit;
+   a re-run on the same input changes nothing);
+4. rebuild the derived tables item_stats and user_features from the merged tables.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Dict, Optional, Sequence, Tuple
+
+from py4j.protocol import Py4JJavaError
+from pyspark import StorageLevel
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from rec_lib.core.clock import run_identity
+from rec_lib.core.config import FeatureJobConfig
+from rec_lib.core.errors import InputError
+from rec_lib.core.progress import timed
+from rec_lib.core.schema import (
+    EVENTS_INPUT,
+    INTERACTIONS,
+    ITEM_STATS,
+    ITEMS,
+    ITEMS_INPUT,
+    QUARANTINE,
+    USER_FEATURES,
+    USERS,
+    USERS_INPUT,
+    InputContract,
+)
+from rec_lib.features import transforms as fx
+from rec_lib.platform import io
+from rec_lib.platform.cli import run_spark_job
+from rec_lib.platform.columns import timestamp_lit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SourceCounts:
+    accepted: int = 0
+    quarantined: Dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_quarantined(self) -> int:
+        return sum(self.quarantined.values())
+
+
+@dataclass
+class FeatureRunSummary:
+    run_id: str
+    sources: Dict[str, SourceCounts]
+    written: Dict[str, int]  # rows inserted or updated per table (rows already stored are skipped)
+    table_rows: Dict[str, int]
+
+    def lines(self):
+        yield f"feature job run {self.run_id}"
+        for source, c in self.sources.items():
+            reasons = ", ".join(f"{r}: {n}" for r, n in sorted(c.quarantined.items())) or "none"
+            yield f"  {source:<7} accepted {c.accepted:>10,}  quarantined {c.total_quarantined:>8,}  ({reasons})"
+        yield "  new or changed rows: " + ", ".join(f"{t}={n:,}" for t, n in self.written.items())
+        yield "  tables: " + ", ".join(f"{t}={n:,}" for t, n in self.table_rows.items())
+
+
+def _materialise(df: DataFrame, where: str) -> DataFrame:
+    """Persist validated rows and force a full read now, turning a read failure into an InputError."""
+    cached = df.persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        cached.count()
+    except Py4JJavaError as exc:
+        cached.unpersist()
+        reason = str(exc.java_exception).splitlines()[0] if exc.java_exception is not None else str(exc)
+        raise InputError(f"{where}: cannot be read: {reason}") from exc
+    return cached
+
+
+def _count(validated: DataFrame) -> SourceCounts:
+    by_reason = {r[fx.REASON]: r["count"] for r in validated.groupBy(fx.REASON).count().collect()}
+    accepted = by_reason.pop(None, 0)
+    return SourceCounts(accepted=accepted, quarantined=by_reason)
+
+
+def _read(spark: SparkSession, cfg: FeatureJobConfig, contract: InputContract):
+    loc = io.locate_export(spark, cfg.paths.input, contract)
+    if loc is None:
+        return None, None
+    df = io.read_export(spark, loc, contract, cfg.input.columns.get(contract.name, {}),
+                        multiline=contract.name in cfg.input.multiline_csv)
+    return loc, df
+
+
+@dataclass
+class _Validated:
+    """Each export's rows with their quarantine reason (None: accepted), persisted; users None
+    without a users export."""
+
+    items: DataFrame
+    users: Optional[DataFrame]
+    events: DataFrame
+
+    def by_source(self) -> Dict[str, DataFrame]:
+        return {name: v for name, v in (("items", self.items), ("users", self.users), ("events", self.events))
+                if v is not None}
+
+    def unpersist(self) -> None:
+        for v in self.by_source().values():
+            v.unpersist()
+
+
+def _validate(spark: SparkSession, cfg: FeatureJobConfig, now_ts: Column) -> Tuple[_Validated, Dict[str, SourceCounts]]:
+    """Locate and read every export before any work, then validate and count each. Events of items
+    neither in this export nor already stored are refused (unknown_item)."""
+    items_loc, raw_items = _read(spark, cfg, ITEMS_INPUT)
+    users_loc, raw_users = _read(spark, cfg, USERS_INPUT)
+    events_loc, raw_events = _read(spark, cfg, EVENTS_INPUT)
+    max_future = cfg.input.max_future_hours
+    with timed(log, "validate items"):
+        items_v = _materialise(fx.validate_items(raw_items, now_ts, max_future), items_loc.path)
+    known_items = fx.accepted(items_v).select("item_id")
+    stored_items = io.read_table_if_exists(spark, cfg.paths.warehouse, ITEMS)
+    if stored_items is not None:
+        known_items = known_items.unionByName(stored_items.select("item_id"))
+    users_v = None
+    if raw_users is not None:
+        with timed(log, "validate users"):
+            attrs = io.extra_columns(raw_users, USERS_INPUT)
+            users_v = _materialise(fx.validate_users(raw_users, attrs, now_ts, max_future), users_loc.path)
+    with timed(log, "validate events"):
+        events_v = _materialise(
+            fx.validate_events(raw_events, known_items, cfg.features.event_weights, now_ts, max_future),
+            events_loc.path)
+        counts = {"items": _count(items_v), "users": _count(users_v) if users_v is not None else SourceCounts(),
+                  "events": _count(events_v)}
+    if counts["items"].accepted == 0 and stored_items is None:
+        raise InputError(f"{items_loc.path}: no valid item rows (quarantine reasons: {counts['items'].quarantined})")
+    return _Validated(items_v, users_v, events_v), counts
+
+
+def _merge_base_tables(spark: SparkSession, validated: _Validated, warehouse: str, run_id: str,
+                       quarantined_at: Column) -> Dict[str, int]:
+    """MERGE the accepted rows into items, users and interactions and the rejected ones into the
+    quarantine; rows per table inserted or updated."""
+    accepted_events = fx.accepted(validated.events)
+    accepted_users = fx.accepted(validated.users) if validated.users is not None else spark.createDataFrame(
+        [], "user_id string, signup_ts timestamp, attributes map<string,string>")
+    stored_users = io.read_table_if_exists(spark, warehouse, USERS)
+    written: Dict[str, int] = {}
+    with timed(log, "merge items"):
+        written["items"] = io.merge_table(spark, fx.item_rows(fx.accepted(validated.items), run_id), ITEMS, warehouse,
+                                          compare=["content_hash"])
+    with timed(log, "merge users"):
+        written["users"] = io.merge_table(
+            spark, fx.user_rows(accepted_users, accepted_events, run_id, stored_users), USERS, warehouse,
+            compare=["signup_ts", "attributes", "derived_from_events"])
+    with timed(log, "merge interactions"):
+        written["interactions"] = io.merge_table(spark, fx.interaction_rows(accepted_events, run_id), INTERACTIONS,
+                                                 warehouse, compare=["value", "type_weight"])
+    with timed(log, "merge quarantine"):
+        rejected = [fx.quarantine_rows(fx.rejected(v), name, run_id, quarantined_at)
+                    for name, v in validated.by_source().items()]
+        written["quarantine"] = io.merge_table(spark, reduce(DataFrame.unionByName, rejected), QUARANTINE,
+                                               warehouse)  # insert-only: ids are stable across runs
+    return written
+
+
+def _rebuild_derived_tables(spark: SparkSession, cfg: FeatureJobConfig) -> None:
+    """item_stats and user_features from the merged state (so incremental runs see all history).
+    They are a function of the base tables' versions and two settings; when none changed they are kept."""
+    warehouse = cfg.paths.warehouse
+    fingerprint = json.dumps({"inputs": {spec.name: io.table_version(spark, warehouse, spec)
+                                         for spec in (ITEMS, USERS, INTERACTIONS)},
+                              "decay_half_life_days": cfg.features.decay_half_life_days,
+                              "recent_items": cfg.features.recent_items}, sort_keys=True)
+    if all(io.last_user_metadata(spark, warehouse, spec) == fingerprint for spec in (ITEM_STATS, USER_FEATURES)):
+        log.info("item_stats and user_features are up to date (same inputs and settings)")
+        return
+    items_t = io.read_table(spark, warehouse, ITEMS)
+    users_t = io.read_table(spark, warehouse, USERS)
+    interactions_t = io.read_table(spark, warehouse, INTERACTIONS)
+    newest = interactions_t.agg(F.max("ts")).first()[0]
+    as_of_ts = fx.as_of(newest)
+    pairs = fx.user_item_pairs(interactions_t, as_of_ts, cfg.features.decay_half_life_days).persist(
+        StorageLevel.MEMORY_AND_DISK)
+    with timed(log, "rebuild item_stats"):
+        io.overwrite_table(fx.item_stats(items_t, pairs, as_of_ts), ITEM_STATS, warehouse, fingerprint)
+    with timed(log, "rebuild user_features"):
+        io.overwrite_table(fx.user_features(users_t, items_t, pairs, as_of_ts, cfg.features.recent_items),
+                           USER_FEATURES, warehouse, fingerprint)
+    pairs.unpersist()
+
+
+def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSummary:
+    now, run_id = run_identity(cfg.run)
+    warehouse = cfg.paths.warehouse
+    log.info("feature job %s: input %s -> warehouse %s", run_id, cfg.paths.input, warehouse)
+    validated, counts = _validate(spark, cfg, timestamp_lit(now))
+    written = _merge_base_tables(spark, validated, warehouse, run_id, timestamp_lit(now))
+    _rebuild_derived_tables(spark, cfg)
+    validated.unpersist()
+    table_rows = {spec.name: io.read_table(spark, warehouse, spec).count()
+                  for spec in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE)}
+    return FeatureRunSummary(run_id=run_id, sources=counts, written=written, table_rows=table_rows)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point: `rec-build-features`, `python -m jobs.build_features`, spark-submit jobs/build_features.py
+# --------------------------------------------------------------------------------------------
+
+DESCRIPTION = """Build the feature tables (items, users, interactions, item_stats, user_features, quarantine)."""
+CONFIG = FeatureJobConfig  # the config this job reads
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_spark_job(argv, DESCRIPTION, CONFIG, run_feature_job)

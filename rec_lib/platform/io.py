@@ -1,0 +1,325 @@
+"""Reading the shop's exports and reading/writing Delta tables: the only module that touches storage.
+
+Paths go through Hadoop's FileSystem API, so the same code reads a local folder, `dbfs:/`, `s3a://`
+or `abfss://` locations.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import reduce
+from typing import Dict, List, Optional, Sequence
+
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.sql.utils import AnalysisException
+
+from rec_lib.core.errors import InputError
+from rec_lib.core.schema import BOOKKEEPING, RAW_LINE, RAW_ROW, SOURCE_FILE, InputContract, TableSpec
+
+log = logging.getLogger(__name__)
+
+_CORRUPT = "_corrupt_record"
+FORMATS = ("csv", "parquet")
+REPLACE_WHERE_CHECK = "spark.databricks.delta.replaceWhere.constraintCheck.enabled"
+
+
+# --------------------------------------------------------------------------------------------
+# File system helpers (Hadoop FS, so cloud URIs work as well as local folders)
+# --------------------------------------------------------------------------------------------
+
+
+def _fs_path(spark: SparkSession, path: str):
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def qualified_path(spark: SparkSession, path: str) -> str:
+    """The path with its scheme (file:/..., s3a://...), as SQL's delta.`...` needs: a relative
+    path there is not resolved as a Delta table."""
+    fs, hpath = _fs_path(spark, path)
+    return str(fs.makeQualified(hpath).toString())
+
+
+def path_exists(spark: SparkSession, path: str) -> bool:
+    fs, hpath = _fs_path(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def _is_dir(spark: SparkSession, path: str) -> bool:
+    fs, hpath = _fs_path(spark, path)
+    return bool(fs.exists(hpath) and fs.getFileStatus(hpath).isDirectory())
+
+
+def _list_names(spark: SparkSession, path: str) -> List[str]:
+    fs, hpath = _fs_path(spark, path)
+    return sorted(str(s.getPath().getName()) for s in fs.listStatus(hpath))
+
+
+def join_path(base: str, *parts: str) -> str:
+    return "/".join([base.rstrip("/")] + [p.strip("/") for p in parts])
+
+
+# --------------------------------------------------------------------------------------------
+# Exports
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportLocation:
+    source: str  # items | users | events
+    path: str  # <input>/<source>.csv, <input>/<source>.parquet or the folder <input>/<source>
+    fmt: str  # csv | parquet
+
+
+def locate_export(spark: SparkSession, input_dir: str, contract: InputContract) -> Optional[ExportLocation]:
+    """Find `<name>.csv`, `<name>.parquet` or a folder `<name>/` of such part files.
+
+    Returns None for an absent optional export; raises InputError for an absent mandatory one or an
+    ambiguous/unrecognised layout.
+    """
+    name = contract.name
+    if not _is_dir(spark, input_dir):
+        raise InputError(f"input folder {input_dir!r} does not exist (set INPUT=<folder> or paths.input)")
+    found = [ExportLocation(name, join_path(input_dir, f"{name}.{fmt}"), fmt)
+             for fmt in FORMATS if path_exists(spark, join_path(input_dir, f"{name}.{fmt}"))]
+    folder = join_path(input_dir, name)
+    if _is_dir(spark, folder):
+        names = [n for n in _list_names(spark, folder) if not n.startswith((".", "_"))]
+        formats = {fmt for fmt in FORMATS for n in names if n.endswith(f".{fmt}")}
+        if len(formats) != 1:
+            raise InputError(
+                f"export folder {folder!r} must hold .csv or .parquet part files (one kind), "
+                f"found: {names[:5]}"
+            )
+        found.append(ExportLocation(name, folder, formats.pop()))
+    if len(found) > 1:
+        raise InputError(f"export {name!r} is ambiguous in {input_dir!r}: {[f.path for f in found]}; keep one")
+    if not found:
+        if contract.mandatory_source:
+            raise InputError(
+                f"input folder {input_dir!r} has no {name} export "
+                f"(expected {name}.csv, {name}.parquet or a folder {name}/)"
+            )
+        return None
+    return found[0]
+
+
+def _csv_header(spark: SparkSession, loc: ExportLocation, multiline: bool) -> List[str]:
+    header_df = (spark.read.option("header", True).option("multiLine", multiline)
+                 .option("inferSchema", False).csv(loc.path))
+    return list(header_df.columns)
+
+
+def _as_text(field: T.StructField) -> Column:
+    if isinstance(field.dataType, (T.StructType, T.ArrayType, T.MapType)):
+        return F.to_json(F.col(field.name))
+    return F.col(field.name).cast("string")
+
+
+def read_export(
+    spark: SparkSession,
+    loc: ExportLocation,
+    contract: InputContract,
+    column_map: Dict[str, str],
+    multiline: bool,
+) -> DataFrame:
+    """Read one export with every column as text, renamed to the contract's names.
+
+    The result has the contract columns (absent optional ones as null), any further columns of the
+    file, and the bookkeeping columns (see `bookkeeping`). Raises InputError,
+    naming the file and column, when the file cannot be read or lacks a required column.
+    """
+    try:
+        if loc.fmt == "csv":
+            header = _csv_header(spark, loc, multiline)
+            schema = T.StructType([T.StructField(c, T.StringType()) for c in header]
+                                  + [T.StructField(_CORRUPT, T.StringType())])
+            df = (spark.read.schema(schema).option("header", True).option("multiLine", multiline)
+                  .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT)
+                  .option("encoding", "UTF-8").csv(loc.path))
+        else:
+            df = spark.read.parquet(loc.path)
+            header = list(df.columns)
+            df = df.select([_as_text(f).alias(f.name) for f in df.schema.fields]).withColumn(
+                _CORRUPT, F.lit(None).cast("string"))
+    except (AnalysisException, Py4JJavaError) as exc:
+        raise InputError(f"{loc.path}: cannot be read as {loc.fmt}: {str(exc).splitlines()[0]}") from exc
+
+    contract_file_cols = {column_map.get(c, c) for c in contract.columns}
+    for contract_col in contract.required:
+        file_col = column_map.get(contract_col, contract_col)
+        if file_col not in header:
+            hint = "" if file_col != contract_col else f"; remap with input.columns.{contract.name}.{contract_col}=<column>"
+            raise InputError(
+                f"{loc.path}: missing required column {file_col!r} (columns found: {header[:20]}){hint}"
+            )
+    selected = []
+    for contract_col in contract.columns:
+        file_col = column_map.get(contract_col, contract_col)
+        selected.append((F.col(f"`{file_col}`") if file_col in header else F.lit(None).cast("string")).alias(contract_col))
+    extra = [F.col(f"`{c}`").alias(c) for c in header if c not in contract_file_cols and c not in contract.columns]
+    return df.select(*selected, *extra, *bookkeeping(header, F.input_file_name(), F.col(_CORRUPT)))
+
+
+def bookkeeping(header: Sequence[str], source_file: Column, corrupt_line: Column) -> List[Column]:
+    """The columns that let a rejected row be quarantined exactly as exported: its source file, its
+    original columns as a struct (serialised to JSON only for rejected rows, which keeps the cost
+    off the accepted majority) and, for a malformed CSV line, the line itself."""
+    return [source_file.alias(SOURCE_FILE), F.struct(*[F.col(f"`{c}`") for c in header]).alias(RAW_ROW),
+            corrupt_line.alias(RAW_LINE)]
+
+
+def extra_columns(df: DataFrame, contract: InputContract) -> List[str]:
+    """Columns of a read export beyond the contract and bookkeeping columns."""
+    return [c for c in df.columns if c not in contract.columns and c not in BOOKKEEPING]
+
+
+# --------------------------------------------------------------------------------------------
+# Delta tables
+# --------------------------------------------------------------------------------------------
+
+
+def table_path(warehouse: str, spec: TableSpec) -> str:
+    return join_path(warehouse, spec.name)
+
+
+def delta_exists(spark: SparkSession, path: str) -> bool:
+    from delta.tables import DeltaTable
+
+    return path_exists(spark, path) and DeltaTable.isDeltaTable(spark, path)
+
+
+def read_table_if_exists(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[DataFrame]:
+    """The table, or None where no run has created it yet (a first run)."""
+    path = table_path(warehouse, spec)
+    return spark.read.format("delta").load(path) if delta_exists(spark, path) else None
+
+
+def read_table(spark: SparkSession, warehouse: str, spec: TableSpec) -> DataFrame:
+    path = table_path(warehouse, spec)
+    if not delta_exists(spark, path):
+        raise InputError(f"Delta table {spec.name!r} not found at {path}; run the stage that builds it first")
+    return spark.read.format("delta").load(path)
+
+
+def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
+    """Select the table's columns in order, cast to its declared types."""
+    missing = [c for c in spec.columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"rows for table {spec.name!r} lack column(s) {missing}")
+    return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.schema.fields])
+
+
+def _create(df: DataFrame, spec: TableSpec, path: str, mode: str, user_metadata: Optional[str] = None,
+            replace_where: Optional[str] = None) -> None:
+    if spec.partition_by and replace_where is None:
+        # one file per partition value rather than one per (task, value): far fewer small files
+        df = df.repartition(*spec.partition_by)
+    writer = df.write.format("delta").mode(mode)
+    if replace_where is not None:
+        writer = writer.option("replaceWhere", replace_where)
+    if user_metadata is not None:
+        writer = writer.option("userMetadata", user_metadata)
+    if spec.partition_by:
+        writer = writer.partitionBy(*spec.partition_by)
+    writer.save(path)
+
+
+def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str, user_metadata: Optional[str] = None) -> None:
+    """Replace a derived table in one Delta commit (readers see the old or the new version)."""
+    _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata)
+
+
+def replace_partition(df: DataFrame, spec: TableSpec, warehouse: str, column: str, value: str,
+                      user_metadata: Optional[str] = None, rows_match: bool = False) -> None:
+    """Replace the rows where `column = value` in one Delta commit (the table is created if
+    absent); other partitions are untouched. Every row of `df` must match the condition: Delta
+    checks each row, unless `rows_match` says the rows carry `value` by construction (a literal
+    column), which saves a pass over every row of a large write."""
+    spark = df.sparkSession
+    previous = spark.conf.get(REPLACE_WHERE_CHECK, "true")
+    if rows_match:
+        spark.conf.set(REPLACE_WHERE_CHECK, "false")
+    try:
+        _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata,
+                replace_where=f"{column} = '{value}'")
+    finally:
+        spark.conf.set(REPLACE_WHERE_CHECK, previous)
+
+
+def _last_commit(spark: SparkSession, warehouse: str, spec: TableSpec):
+    from delta.tables import DeltaTable
+
+    path = table_path(warehouse, spec)
+    return DeltaTable.forPath(spark, path).history(1).first() if delta_exists(spark, path) else None
+
+
+def table_version(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[int]:
+    commit = _last_commit(spark, warehouse, spec)
+    return None if commit is None else int(commit["version"])
+
+
+def last_user_metadata(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[str]:
+    """The userMetadata of the table's newest commit (what built it), or None."""
+    commit = _last_commit(spark, warehouse, spec)
+    return None if commit is None else commit["userMetadata"]
+
+
+def _comparable(spec: TableSpec, column: str, alias: str) -> Column:
+    # maps cannot be compared in a join condition; their JSON text can (keys are kept sorted)
+    data_type = spec.schema[column].dataType
+    col = F.col(f"{alias}.`{column}`")
+    return F.to_json(col) if isinstance(data_type, T.MapType) else col
+
+
+def merge_table(
+    spark: SparkSession,
+    df: DataFrame,
+    spec: TableSpec,
+    warehouse: str,
+    compare: Optional[Sequence[str]] = None,
+) -> int:
+    """Upsert rows by the table's keys (MERGE); returns how many rows were inserted or updated.
+
+    Rows that are already stored as they are (same key and, if `compare` is given, the same values in
+    those columns) are dropped first, with one anti-join against only the partitions the rows touch,
+    so loading rows already loaded makes no commit at all. The rest are MERGEd: a stored row with the
+    same key is updated when `compare` is given (insert-only otherwise), a new key is inserted. The
+    MERGE condition names the partition columns, so concurrent merges into different partitions do
+    not conflict. A missing table is created with the rows.
+    """
+    from delta.tables import DeltaTable
+
+    rows = conform(df, spec)
+    path = table_path(warehouse, spec)
+    if not delta_exists(spark, path):
+        rows = rows.persist()
+        try:
+            _create(rows, spec, path, "errorifexists")
+            return rows.count()
+        finally:
+            rows.unpersist()
+    stored = spark.read.format("delta").load(path)
+    for part in spec.partition_by:
+        touched = [r[0] for r in rows.select(part).distinct().collect()]
+        stored = stored.where(F.col(part).isin(touched))
+    same = list(spec.keys) + [c for c in (compare or ()) if c not in spec.keys]
+    identical = reduce(lambda a, b: a & b, [_comparable(spec, c, "s").eqNullSafe(_comparable(spec, c, "t")) for c in same])
+    changed = rows.alias("s").join(stored.alias("t"), identical, "left_anti").persist()
+    try:
+        n_changed = changed.count()
+        if n_changed == 0:
+            return 0
+        keys: Sequence[str] = tuple(spec.partition_by) + tuple(k for k in spec.keys if k not in spec.partition_by)
+        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        merge = DeltaTable.forPath(spark, path).alias("t").merge(changed.alias("s"), condition)
+        if compare:
+            merge = merge.whenMatchedUpdateAll()
+        merge.whenNotMatchedInsertAll().execute()
+        return n_changed
+    finally:
+        changed.unpersist()

@@ -1,0 +1,167 @@
+"""The SQL views downstream consumers query, kept as versioned files in `rec_lib/platform/sql/`.
+
+Each file `V<NNN>__<view>.sql` holds one `CREATE OR REPLACE VIEW {{view}} AS ...` statement and is
+applied in version order, so a view may read the views of lower versions. A published view keeps
+its name and columns; a change adds columns or a new file. Placeholders:
+
+- `{{view}}`: this file's view, in `sql.database` when one is set;
+- `{{view:<name>}}`: another view of a lower version;
+- `{{table:<name>}}`: a Delta table of the warehouse (schema.TABLES), as ``delta.`<path>` ``.
+
+A view whose tables do not exist yet (the evaluation has never run, say) is left out and reported,
+not an error: the job that writes the table applies it later. Locally the views live in the
+session's catalog; on Databricks in the workspace metastore, where analysts query them.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+from pyspark.sql import SparkSession
+
+from rec_lib.core.config import SqlJobConfig
+from rec_lib.core.errors import RecError
+from rec_lib.core.schema import TABLES
+from rec_lib.platform import io
+from rec_lib.platform.cli import run_spark_job
+
+log = logging.getLogger(__name__)
+
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+FILE_NAME = re.compile(r"^V(\d{3})__([a-z][a-z0-9_]*)\.sql$")
+PLACEHOLDER = re.compile(r"\{\{\s*(view|table)(?::([a-z0-9_]+))?\s*\}\}")
+
+
+class SqlViewError(RecError):
+    """A malformed view file: bad name, duplicate version, unknown table or view."""
+
+
+@dataclass(frozen=True)
+class ViewFile:
+    version: int
+    name: str  # the view's name
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return f"V{self.version:03d} {self.name}"
+
+
+@dataclass(frozen=True)
+class AppliedViews:
+    database: Optional[str]
+    applied: Tuple[ViewFile, ...]
+    waiting: Tuple[Tuple[ViewFile, Tuple[str, ...]], ...]  # views left out, with the missing tables
+
+    def lines(self) -> List[str]:
+        where = f"database {self.database}" if self.database else "the current database"
+        out = [f"SQL views in {where}: {len(self.applied)} applied, {len(self.waiting)} waiting"]
+        out += [f"  view {v.label}: applied" for v in self.applied]
+        out += [f"  view {v.label}: waiting for table(s) {', '.join(missing)}" for v, missing in self.waiting]
+        return out
+
+
+def view_files(folder: Path = SQL_DIR) -> List[ViewFile]:
+    """The folder's view files in version order; a misnamed .sql file or a repeated version or
+    view name is an error (a file silently skipped would be a view silently missing)."""
+    files = []
+    for path in sorted(Path(folder).glob("*.sql")):
+        match = FILE_NAME.match(path.name)
+        if not match:
+            raise SqlViewError(f"{path.name}: view files are named V<NNN>__<view_name>.sql")
+        files.append(ViewFile(int(match.group(1)), match.group(2), path))
+    for attr in ("version", "name"):
+        values = [getattr(f, attr) for f in files]
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise SqlViewError(f"view files in {folder} repeat the {attr} {repeated[0]}")
+    return sorted(files, key=lambda f: f.version)
+
+
+def qualified_view(name: str, database: Optional[str]) -> str:
+    return f"`{database}`.`{name}`" if database else f"`{name}`"
+
+
+def referenced_tables(view: ViewFile) -> List[str]:
+    return sorted({m.group(2) for m in PLACEHOLDER.finditer(view.path.read_text()) if m.group(1) == "table" and m.group(2)})
+
+
+def render(view: ViewFile, table_paths: dict, earlier: Iterable[str], database: Optional[str]) -> str:
+    """The file's statement with its placeholders replaced; `table_paths` maps table names to
+    qualified paths, `earlier` names the views of lower versions."""
+    earlier = set(earlier)
+
+    def substitute(match: re.Match) -> str:
+        kind, name = match.group(1), match.group(2)
+        if kind == "view" and name is None:
+            return qualified_view(view.name, database)
+        if kind == "view" and name in earlier:
+            return qualified_view(name, database)
+        if kind == "table" and name in table_paths:
+            return f"delta.`{table_paths[name]}`"
+        what = f"{kind}:{name}" if name else kind
+        raise SqlViewError(f"{view.path.name}: unknown placeholder {{{{{what}}}}}; tables: {sorted(TABLES)}, "
+                           f"earlier views: {sorted(earlier)}")
+
+    return PLACEHOLDER.sub(substitute, view.path.read_text()).strip().rstrip(";")
+
+
+def _views_read(view: ViewFile) -> set:
+    return {m.group(2) for m in PLACEHOLDER.finditer(view.path.read_text()) if m.group(1) == "view" and m.group(2)}
+
+
+def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = None,
+                folder: Path = SQL_DIR) -> AppliedViews:
+    """Create or replace every view whose tables exist, in version order, on the warehouse's
+    tables (cheap and idempotent: the jobs that write a table call it afterwards)."""
+    files = view_files(folder)
+    read = {t for f in files for t in referenced_tables(f)}
+    unknown = sorted(read - set(TABLES))
+    if unknown:
+        raise SqlViewError(f"view files read unknown table(s) {unknown}; tables: {sorted(TABLES)}")
+    for i, view in enumerate(files):
+        undefined = sorted(_views_read(view) - {f.name for f in files[:i]})
+        if undefined:
+            raise SqlViewError(f"{view.path.name}: unknown placeholder {{{{view:{undefined[0]}}}}}; a view may "
+                               f"read only views of lower versions: {[f.name for f in files[:i]]}")
+    paths = {name: io.table_path(warehouse, TABLES[name]) for name in sorted(read)}
+    present = {name: io.delta_exists(spark, path) for name, path in paths.items()}
+    qualified = {name: io.qualified_path(spark, path) for name, path in paths.items() if present[name]}
+    if database:
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+
+    applied, waiting, created = [], [], []
+    for view in files:
+        missing = tuple(t for t in referenced_tables(view) if not present[t])
+        blocked = tuple(f"view {v}" for v in sorted(_views_read(view) - set(created)))
+        if missing or blocked:
+            waiting.append((view, missing + blocked))
+            continue
+        spark.sql(render(view, qualified, created, database))
+        log.info("applied view %s", view.label)
+        applied.append(view)
+        created.append(view.name)
+    return AppliedViews(database, tuple(applied), tuple(waiting))
+
+
+def run_sql_job(spark: SparkSession, cfg: SqlJobConfig) -> AppliedViews:
+    """The SQL job: (re)create every view on the warehouse's current tables."""
+    return apply_views(spark, cfg.paths.warehouse, cfg.sql.database)
+
+
+__all__ = ["SQL_DIR", "SqlViewError", "ViewFile", "AppliedViews", "view_files", "render", "apply_views", "run_sql_job"]
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point: `rec-apply-sql`, `python -m jobs.apply_sql`, spark-submit jobs/apply_sql.py
+# --------------------------------------------------------------------------------------------
+
+DESCRIPTION = """Create or replace the SQL views downstream consumers query (rec_lib/platform/sql/V*.sql, in version order)."""
+CONFIG = SqlJobConfig  # the config this job reads
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_spark_job(argv, DESCRIPTION, CONFIG, run_sql_job)

@@ -1,0 +1,73 @@
+"""What a scoring task computes for a block of users, as rows of the recommendations table:
+the model's lists (the exact top-K kernel over the candidate tiles) and the fallback lists of
+users the model does not know. numpy and pandas only: the job runs it inside `mapInPandas`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from rec_lib.core.schema import RecommendationSource
+from rec_lib.scoring.kernel import Rules, fallback_pick, top_k_tiles
+
+
+@dataclass
+class Candidates:
+    item_ids: np.ndarray  # str [N], sorted
+    vectors: np.ndarray  # float32 [N, d]
+    bias: np.ndarray  # float64 [N]
+    category: np.ndarray  # int [N] (codes)
+    is_new: np.ndarray  # bool [N]
+    popularity: np.ndarray  # float64 [N]: weighted interactions so far
+    category_names: List[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+@dataclass(frozen=True)
+class FallbackLists:
+    """Lists for users the model does not know: per key (a category name, or '' for everyone),
+    candidate indices best first and their scores. Small: (categories + 1) x 2k entries."""
+    cands: Dict[str, np.ndarray]
+    scores: Dict[str, np.ndarray]
+
+
+def model_frame(user_ids: np.ndarray, users: np.ndarray, tiles: Sequence[Tuple[int, Callable[[], np.ndarray]]],
+                 seen: List[Optional[np.ndarray]], rules: Rules, category: np.ndarray, is_new: np.ndarray,
+                 item_ids: np.ndarray) -> pd.DataFrame:
+    idx, score = top_k_tiles(users, tiles, seen, rules, category, is_new)
+    rows, ranks = np.nonzero(idx >= 0)
+    return pd.DataFrame({"user_id": user_ids[rows], "rank": (ranks + 1).astype(np.int32),
+                         "item_id": item_ids[idx[rows, ranks]], "score": score[rows, ranks],
+                         "source": RecommendationSource.MODEL})
+
+
+def fallback_frame(user_ids: np.ndarray, top_category: np.ndarray, seen: List[Optional[np.ndarray]],
+                    lists: FallbackLists, k: int, item_ids: np.ndarray) -> pd.DataFrame:
+    keys = [c if isinstance(c, str) and c in lists.cands else "" for c in top_category]
+    picks = [fallback_pick(lists.cands[key], user_seen, k) for key, user_seen in zip(keys, seen)]
+    lengths = np.asarray([len(at) for at in picks], dtype=np.int64)
+    cands = np.concatenate([lists.cands[key][at] for key, at in zip(keys, picks)])
+    return pd.DataFrame({
+        "user_id": np.repeat(user_ids, lengths),
+        "rank": np.concatenate([np.arange(1, n + 1, dtype=np.int32) for n in lengths]),
+        "item_id": item_ids[cands], "score": np.concatenate([lists.scores[key][at] for key, at in zip(keys, picks)]),
+        "source": np.repeat([RecommendationSource.FALLBACK_CATEGORY if key else RecommendationSource.FALLBACK_POPULAR
+                             for key in keys], lengths)})
+
+
+def fallback_lists(cands: Candidates, k: int) -> FallbackLists:
+    """For each category its popular candidates first, then the most popular others; for '' the
+    most popular overall. 2k long, so that k remain after a user's seen items are removed in most
+    cases. Ties by candidate index."""
+    order = np.lexsort((np.arange(len(cands)), -cands.popularity))
+    length = min(2 * k, len(cands))
+    keyed = {"": order[:length]}
+    for code, name in enumerate(cands.category_names):
+        if name:
+            own = cands.category[order] == code
+            keyed[name] = np.concatenate([order[own], order[~own]])[:length]
+    return FallbackLists(cands=keyed, scores={key: cands.popularity[c] for key, c in keyed.items()})

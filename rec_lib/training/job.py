@@ -1,0 +1,161 @@
+"""The training stage: feature tables -> training_examples -> Horovod workers fed by Petastorm ->
+a versioned model folder (training.fit) -> new items adapted from their first users ->
+user_embeddings and item_embeddings (Delta) -> MLflow.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import SparkSession
+
+from rec_lib.core.clock import run_identity, utc_naive
+from rec_lib.core.config import MlflowSection, TrainJobConfig
+from rec_lib.core.progress import timed
+from rec_lib.core.schema import ITEM_EMBEDDINGS, USER_EMBEDDINGS
+from rec_lib.platform import io
+from rec_lib.platform.cli import run_spark_job
+from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
+from rec_lib.training.data import TrainingData
+from rec_lib.training.embed import ItemEmbeddings, adapt_catalogue, user_sources, with_text
+from rec_lib.training.fit import FittedModel, few_shot_settings, fit_model
+from rec_lib.training.model_folder import ModelFolder
+from rec_lib.training.worker import WorkerResult, run_worker
+
+log = logging.getLogger(__name__)
+
+
+def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_at: datetime, fitted: "FittedModel",
+                     items: ItemEmbeddings, temperature: float, tag: str) -> None:
+    """Overwrite both tables (one Delta commit each), users first: scoring checks that both carry
+    the same model_version."""
+    created = pd.Timestamp(utc_naive(created_at))
+    users, catalogue, w = fitted.data.users, fitted.data.catalogue, fitted.text_weight
+    user_rows = pd.DataFrame({
+        "user_id": users["user_id"].astype(str), "model_version": version,
+        "embedding": list(with_text(fitted.users_vec, fitted.users_text, w)), "source": user_sources(users),
+        "n_history": users["n_history"].astype(np.int32), "created_at": created})
+    item_rows = pd.DataFrame({
+        "item_id": catalogue.item_ids.astype(str), "model_version": version,
+        "embedding": list(with_text(items.vectors / temperature, items.text, w)), "bias": items.bias,
+        "n_users": catalogue.n_users.astype(np.int64), "source": items.source.astype(str), "created_at": created})
+    for spec, rows in ((USER_EMBEDDINGS, user_rows), (ITEM_EMBEDDINGS, item_rows)):
+        df = spark.createDataFrame(rows, schema=spec.schema)
+        io.overwrite_table(df, spec, warehouse, user_metadata=tag)
+
+
+# --------------------------------------------------------------------------------------------
+# MLflow
+# --------------------------------------------------------------------------------------------
+
+
+def log_to_mlflow(settings: MlflowSection, version: str, params: Dict[str, str], result: Optional[WorkerResult],
+                  metrics: Dict[str, float], model_folder: ModelFolder) -> Optional[str]:
+    """One MLflow run per training: parameters, loss and throughput per epoch, the model folder."""
+    with mlflow_run(settings, f"train {version}") as mlflow:
+        if mlflow is None:
+            return None
+        mlflow.set_tag("model_version", version)
+        mlflow.log_params(params)
+        if result is not None:
+            for i, (loss, rate) in enumerate(zip(result.epoch_loss, result.epoch_examples_per_s)):
+                epoch = result.start_epoch + i + 1
+                mlflow.log_metric("loss", loss, step=epoch)
+                mlflow.log_metric("examples_per_s", rate, step=epoch)
+        mlflow.log_metrics(metrics)
+        log_model_folder(mlflow, model_folder.artifacts())
+        return mlflow.active_run().info.run_id
+
+
+# --------------------------------------------------------------------------------------------
+# The job
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainRunSummary:
+    run_id: str
+    model_version: str
+    model_folder: str
+    trained: bool  # False: the version was complete already
+    n_examples: int
+    n_users: int
+    n_items: int
+    item_sources: Dict[str, int]
+    epoch_loss: List[float] = field(default_factory=list)
+    examples_per_s: float = 0.0
+    resumed_from_epoch: int = 0
+    weights_digests: List[str] = field(default_factory=list)
+    mlflow_run_id: Optional[str] = None
+    seconds: float = 0.0
+
+    def lines(self) -> List[str]:
+        out = [f"training job run {self.run_id}: model {self.model_version} in {self.model_folder}"]
+        if not self.trained:
+            out.append("  this model version was complete already: nothing retrained")
+        else:
+            losses = ", ".join(f"{x:.4f}" for x in self.epoch_loss) or "none left to run"
+            resumed = f" (resumed after epoch {self.resumed_from_epoch})" if self.resumed_from_epoch else ""
+            out.append(f"  {self.n_examples:,} examples; loss by epoch{resumed}: {losses}; "
+                       f"{self.examples_per_s:,.0f} examples/s per epoch")
+        sources = ", ".join(f"{k} {v:,}" for k, v in sorted(self.item_sources.items()))
+        out.append(f"  embeddings: {self.n_users:,} users, {self.n_items:,} items ({sources}) in {self.seconds:.1f} s")
+        if self.mlflow_run_id:
+            out.append(f"  MLflow run {self.mlflow_run_id}")
+        return out
+
+
+def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = run_worker) -> TrainRunSummary:
+    start = time.perf_counter()
+    now, run_id = run_identity(cfg.run)
+    fitted = fit_model(spark, cfg, worker_fn)
+    data, version, result = fitted.data, fitted.version, fitted.result
+    with timed(log, "adapt new items and write the embedding tables"):
+        first = _first_user_rows(data)
+        items = adapt_catalogue(data.catalogue, fitted.trained, fitted.content,
+                                {row: fitted.users_vec[users] for row, users in first.items()},
+                                few_shot_settings(cfg.few_shot), cfg.few_shot.max_k, fitted.rate_scale,
+                                {row: fitted.users_text[users] for row, users in first.items()})
+        write_embeddings(spark, cfg.paths.warehouse, version, now, fitted, items, cfg.train.temperature, tag=version)
+
+    sources = pd.Series(items.source).value_counts().to_dict()
+    summary = TrainRunSummary(
+        run_id=run_id, model_version=version, model_folder=str(fitted.folder), trained=result is not None,
+        n_examples=data.n_examples, n_users=len(data.users), n_items=len(data.catalogue), item_sources=sources,
+        epoch_loss=result.epoch_loss if result else [],
+        examples_per_s=float(np.mean(result.epoch_examples_per_s)) if result and result.epoch_loss else 0.0,
+        resumed_from_epoch=result.start_epoch if result else 0, weights_digests=fitted.digests)
+    if result is not None:
+        params = flat_params({"train": cfg.train, "few_shot": cfg.few_shot}, model_version=version,
+                             n_examples=data.n_examples, n_items=len(data.catalogue), n_users=len(data.users))
+        summary.mlflow_run_id = log_to_mlflow(cfg.mlflow, version, params, result,
+                                              {"final_loss": result.epoch_loss[-1] if result.epoch_loss else float("nan"),
+                                               "rate_scale": fitted.rate_scale, "text_weight": fitted.text_weight},
+                                              fitted.folder)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _first_user_rows(data: TrainingData) -> Dict[int, np.ndarray]:
+    """Catalogue row -> positions in `data.users` of the item's users before the cutoff, oldest
+    first, for items without an id (one grouping for both the vectors and the text profiles)."""
+    user_row = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
+    return {int(item_index): user_row[group["user_id"].astype(str)].to_numpy()
+            for item_index, group in data.first_users.groupby("item_index", sort=False)}
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point: `rec-train`, `python -m jobs.train`, spark-submit jobs/train.py
+# --------------------------------------------------------------------------------------------
+
+DESCRIPTION = """Train the two-tower model on Horovod workers fed by Petastorm; write user/item embeddings."""
+CONFIG = TrainJobConfig  # the config this job reads
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_spark_job(argv, DESCRIPTION, CONFIG, run_train_job)

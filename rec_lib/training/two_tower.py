@@ -1,0 +1,290 @@
+"""The two-tower model (TensorFlow 2.15 / Keras 2) and its loss.
+
+Item tower: category, brand and price-bucket embeddings (and, with `text_in_item_tower`, the
+frozen text embedding through a dense layer), through an MLP; plus an item-id embedding that is
+hidden at random during training (DropoutNet), so the content path alone must place an item well.
+A bias head on the same hidden layer predicts the item's popularity from content. The text enters
+the score through the text-affinity term below either way; read by the tower too, it is memorised
+per training item and places new items worse (on the demo shop the tower's bias then predicts new
+items' popularity worse as well), so the shipped configs leave it out.
+
+User tower: the mean of the item-tower vectors of the user's recent items (the item being scored
+left out), the normalised mean of those items' text embeddings, the user's numbers, through an
+MLP; plus a user-id embedding, also hidden at random, so a user with history but no trained id
+still gets a good vector. The text profile matters for new items: the item-tower vectors share a
+large common direction (they also carry popularity), so their mean says little about taste, while
+the raw text of what a user chose separates tastes well and is what a new item is made of.
+
+score(u, i) = <u, v_i> / temperature + b_i + w <p_u, t_i>, with u and v_i unit vectors, p_u the
+user's text profile, t_i the item's text embedding and w >= 0 a fixed prior weight (`text_weight`;
+0: no such term). The text term is what the towers cannot overfit: a learned content path sees
+each training item's exact text, which identifies the item as well as an id would, and so
+generalises to new items' texts less than the plain similarity of texts does. Learned jointly, w
+shrinks (on warm items ids and memorised texts explain the data better), which is why it is fixed;
+the towers learn the residual: popularity, ids, what text similarity misses. For scoring both
+parts go into one dot product: user [u, sqrt(w) p_u] . item [v / temperature, sqrt(w) t_i]. The loss is an in-batch
+softmax whose candidates are the batch's positives plus uniformly drawn items, each logit corrected
+by log E[times the item is a candidate] (logQ), so popular items are not punished for being
+sampled often.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from rec_lib.training.catalogue import Catalogue
+from rec_lib.training.model_folder import ModelFolder
+
+NEG_INF = -1e9
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    embedding_dim: int
+    hidden_dim: int
+    temperature: float
+    item_id_dropout: float
+    user_id_dropout: float
+    extra_negatives: int
+    n_user_slots: int
+    n_user_numeric: int
+    history_length: int
+    text_dropout: float = 0.0  # share of text-embedding dimensions hidden per item and step in training
+    text_weight: float = 0.0  # w of the text-affinity term w * <user text profile, item text>; 0: none
+    text_in_item_tower: bool = True  # the item tower's content path reads the text embedding
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelParams":
+        return cls(**json.loads(text))
+
+
+def _small() -> tf.keras.initializers.Initializer:
+    """Near-zero id embeddings at the start: content carries the first steps. Seeded by the global
+    seed (tf.random.set_seed), one initializer per layer."""
+    return tf.keras.initializers.RandomNormal(stddev=0.01)
+
+
+def l2_normalize(x: tf.Tensor) -> tf.Tensor:
+    return tf.math.l2_normalize(x, axis=-1, epsilon=1e-12)
+
+
+class TwoTower(tf.keras.Model):
+    def __init__(self, catalogue: Catalogue, params: ModelParams):
+        super().__init__(name="two_tower")
+        self.params = params
+        d, h = params.embedding_dim, params.hidden_dim
+        self.n_items = len(catalogue)
+        self.text = tf.constant(catalogue.text, tf.float32)
+        self.category = tf.constant(catalogue.category, tf.int32)
+        self.brand = tf.constant(catalogue.brand, tf.int32)
+        self.price = tf.constant(catalogue.price_bucket, tf.int32)
+        self.id_slot = tf.constant(catalogue.id_slot, tf.int32)
+        log_q = catalogue.train_log_q()
+        self.train_q = tf.constant(np.where(np.isfinite(log_q), np.exp(log_q), 0.0), tf.float32)
+
+        dense = tf.keras.layers.Dense
+        self.text_proj = dense(h, activation="relu", name="text_proj") if params.text_in_item_tower else None
+        self.category_emb = tf.keras.layers.Embedding(len(catalogue.categories) + 1, 16, name="category_emb")
+        self.brand_emb = tf.keras.layers.Embedding(len(catalogue.brands) + 1, 16, name="brand_emb")
+        self.price_emb = tf.keras.layers.Embedding(len(catalogue.price_edges) + 2, 8, name="price_emb")
+        self.item_hidden = dense(h, activation="relu", name="item_hidden")
+        self.item_out = dense(d, name="item_out")
+        self.item_bias_head = dense(1, name="item_bias_head")
+        self.item_id_emb = tf.keras.layers.Embedding(catalogue.n_id_slots + 1, d, embeddings_initializer=_small(),
+                                                     name="item_id_emb")
+        self.item_id_bias = tf.keras.layers.Embedding(catalogue.n_id_slots + 1, 1, embeddings_initializer="zeros",
+                                                      name="item_id_bias")
+        self.user_hidden = dense(h, activation="relu", name="user_hidden")
+        self.user_out = dense(d, name="user_out")
+        self.user_id_emb = tf.keras.layers.Embedding(params.n_user_slots + 1, d, embeddings_initializer=_small(),
+                                                     name="user_id_emb")
+
+    # -- text affinity ------------------------------------------------------------------------
+
+    def text_weight(self) -> tf.Tensor:
+        """w of the text-affinity term (a fixed prior weight; 0 when the model has none)."""
+        return tf.constant(float(self.params.text_weight))
+
+    def text_profile(self, history: tf.Tensor, exclude: Optional[tf.Tensor] = None) -> tf.Tensor:
+        """[B, text_dim]: the normalised mean text embedding of each user's history (catalogue
+        rows, -1 padded; `exclude` [B] left out); zeros for users without one."""
+        valid = history >= 0
+        if exclude is not None:
+            valid = tf.logical_and(valid, history != exclude[:, None])
+        text = tf.gather(self.text, tf.maximum(history, 0)) * tf.cast(valid, tf.float32)[:, :, None]
+        return l2_normalize(tf.reduce_sum(text, axis=1))
+
+    # -- item tower ---------------------------------------------------------------------------
+
+    def item_vectors(self, index: tf.Tensor, keep_id: tf.Tensor,
+                     text_mask: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
+        """Unit vectors [M, d] and biases [M] of catalogue rows `index`; `keep_id` [M] bool says
+        whether each item's id embedding may be used (items without one never use it);
+        `text_mask` [M, text_dim] (training only) scales the text embedding's dimensions."""
+        parts = [
+            self.category_emb(tf.gather(self.category, index)),
+            self.brand_emb(tf.gather(self.brand, index)),
+            self.price_emb(tf.gather(self.price, index)),
+        ]
+        if self.text_proj is not None:
+            text = tf.gather(self.text, index)
+            if text_mask is not None:
+                text = text * text_mask
+            parts.insert(0, self.text_proj(text))
+        content = tf.concat(parts, axis=-1)
+        hidden = self.item_hidden(content)
+        slot = tf.gather(self.id_slot, index)
+        keep = tf.cast(tf.logical_and(keep_id, slot > 0), tf.float32)[:, None]
+        vector = self.item_out(hidden) + self.item_id_emb(slot) * keep
+        bias = self.item_bias_head(hidden) + self.item_id_bias(slot) * keep
+        return l2_normalize(vector), bias[:, 0]
+
+    # -- user tower ---------------------------------------------------------------------------
+
+    def user_vectors(self, history_vectors: tf.Tensor, history_text: tf.Tensor, history_valid: tf.Tensor,
+                     user_numeric: tf.Tensor, user_slot: tf.Tensor, keep_id: tf.Tensor) -> tf.Tensor:
+        """history_vectors [B, H, d], history_text [B, H, text_dim], history_valid [B, H] bool,
+        user_numeric [B, F], user_slot [B] (0: none), keep_id [B] bool -> unit vectors [B, d]."""
+        valid = tf.cast(history_valid, tf.float32)
+        count = tf.reduce_sum(valid, axis=1, keepdims=True)
+        pooled = tf.reduce_sum(history_vectors * valid[:, :, None], axis=1) / tf.maximum(count, 1.0)
+        # the raw text of what the user chose: taste in the encoder's own terms, well separated
+        # even where the item tower's vectors (which also carry popularity) are not
+        text_profile = l2_normalize(tf.reduce_sum(history_text * valid[:, :, None], axis=1))
+        has_history = tf.cast(count > 0, tf.float32)
+        hidden = self.user_hidden(tf.concat([pooled, text_profile, user_numeric, has_history], axis=-1))
+        keep = tf.cast(tf.logical_and(keep_id, user_slot > 0), tf.float32)[:, None]
+        return l2_normalize(self.user_out(hidden) + self.user_id_emb(user_slot) * keep)
+
+    def encode_users(self, history: tf.Tensor, user_numeric: tf.Tensor, user_slot: tf.Tensor,
+                     keep_item_ids: Optional[Callable[[tf.Tensor], tf.Tensor]] = None,
+                     keep_user_ids: Optional[tf.Tensor] = None,
+                     exclude: Optional[tf.Tensor] = None,
+                     text_mask: Optional[Callable[[tf.Tensor], tf.Tensor]] = None) -> tf.Tensor:
+        """User vectors from history [B, H] (catalogue rows, -1 padded); `exclude` [B] (the item
+        being scored in training) is left out of each history. `keep_item_ids(unique rows)` and
+        `keep_user_ids` [B] draw the id dropout in training; by default every id is used."""
+        flat = tf.reshape(history, [-1])
+        unique, position = tf.unique(tf.maximum(flat, 0))
+        keep_items = tf.ones_like(unique, tf.bool) if keep_item_ids is None else keep_item_ids(unique)
+        vectors, _ = self.item_vectors(unique, keep_items, None if text_mask is None else text_mask(unique))
+        shape = tf.concat([tf.shape(history), [-1]], 0)
+        history_vectors = tf.reshape(tf.gather(vectors, position), shape)
+        history_text = tf.reshape(tf.gather(self.text, tf.gather(unique, position)), shape)
+        valid = history >= 0
+        if exclude is not None:
+            valid = tf.logical_and(valid, history != exclude[:, None])
+        keep_users = tf.ones_like(user_slot, tf.bool) if keep_user_ids is None else keep_user_ids
+        return self.user_vectors(history_vectors, history_text, valid, user_numeric, user_slot, keep_users)
+
+
+    # -- training loss ------------------------------------------------------------------------
+
+    def compute_loss(self, user_slot: tf.Tensor, item_index: tf.Tensor, history: tf.Tensor,
+                     user_numeric: tf.Tensor, weight: tf.Tensor, rng: tf.random.Generator,
+                     batch_size: int) -> tf.Tensor:
+        """The loss of one training batch (kept on the model, as TFRS does): each user's positive
+        against the batch's other positives and `extra_negatives` uniform items, logQ-corrected.
+        `rng` draws the id dropouts, the text dropout and the extra negatives."""
+        p = self.params
+
+        def keep_item_ids(unique: tf.Tensor) -> tf.Tensor:
+            return rng.uniform(tf.shape(unique)) >= p.item_id_dropout
+
+        def text_mask(index: tf.Tensor) -> Optional[tf.Tensor]:
+            # inverted dropout of the text embedding's dimensions: an item's exact text cannot be
+            # memorised as a second id, only what generalises (its style, its kind) is learned
+            if p.text_dropout <= 0:
+                return None
+            keep = rng.uniform([tf.shape(index)[0], self.text.shape[1]]) >= p.text_dropout
+            return tf.cast(keep, tf.float32) / (1.0 - p.text_dropout)
+
+        keep_users = rng.uniform(tf.shape(user_slot)) >= p.user_id_dropout
+        user = self.encode_users(history, user_numeric, user_slot, keep_item_ids, keep_users,
+                                 exclude=item_index, text_mask=text_mask)
+        negatives = rng.uniform([p.extra_negatives], 0, self.n_items, dtype=tf.int32)
+        cand_index = tf.concat([item_index, negatives], 0)
+        cand_vectors, cand_bias = self.item_vectors(cand_index, keep_item_ids(cand_index), text_mask(cand_index))
+        log_q = candidate_log_q(self.train_q, cand_index, batch_size, p.extra_negatives, self.n_items)
+        text_logits = None
+        if p.text_weight > 0:
+            profile = self.text_profile(history, exclude=item_index)
+            text_logits = self.text_weight() * tf.matmul(profile, tf.gather(self.text, cand_index), transpose_b=True)
+        return sampled_softmax_loss(user, cand_vectors, cand_bias, cand_index, item_index, log_q, weight,
+                                    p.temperature, text_logits)
+
+
+def sampled_softmax_loss(user: tf.Tensor, cand_vectors: tf.Tensor, cand_bias: tf.Tensor, cand_index: tf.Tensor,
+                         positive_index: tf.Tensor, cand_log_q: tf.Tensor, weight: tf.Tensor,
+                         temperature: float, extra_logits: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Weighted mean cross-entropy of each user's positive (candidate b for row b) against all
+    candidates. Candidates equal to a row's positive (the same item twice in a batch) are masked,
+    except on the diagonal. `extra_logits` [B, C] (the text affinity) is added to the scores."""
+    batch = tf.shape(user)[0]
+    logits = tf.matmul(user, cand_vectors, transpose_b=True) / temperature + cand_bias[None, :] - cand_log_q[None, :]
+    if extra_logits is not None:
+        logits = logits + extra_logits
+    same_item = tf.equal(positive_index[:, None], cand_index[None, :])
+    n_cand = tf.shape(cand_index)[0]
+    diagonal = tf.cast(tf.eye(batch, n_cand), tf.bool)
+    logits = tf.where(tf.logical_and(same_item, tf.logical_not(diagonal)), NEG_INF, logits)
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.range(batch), logits=logits)
+    return tf.reduce_sum(losses * weight) / tf.maximum(tf.reduce_sum(weight), 1e-12)
+
+
+def candidate_log_q(train_q: tf.Tensor, cand_index: tf.Tensor, batch_size: int, extra_negatives: int,
+                    n_items: int) -> tf.Tensor:
+    """log of the expected number of times each candidate appears among one step's candidates:
+    batch_size x its share of training examples (in-batch) + extra_negatives / n_items (uniform)."""
+    expected = batch_size * tf.gather(train_q, cand_index) + extra_negatives / float(max(n_items, 1))
+    return tf.math.log(tf.maximum(expected, 1e-12))
+
+
+# --------------------------------------------------------------------------------------------
+# The artifact: everything needed to load a trained model
+# --------------------------------------------------------------------------------------------
+
+def build(catalogue: Catalogue, params: ModelParams) -> TwoTower:
+    """A model with all its variables created (so checkpoints restore and broadcast immediately)."""
+    model = TwoTower(catalogue, params)
+    history = tf.fill([1, params.history_length], -1)
+    model.encode_users(history, tf.zeros([1, params.n_user_numeric]), tf.zeros([1], tf.int32))
+    model.item_vectors(tf.zeros([1], tf.int32), tf.ones([1], tf.bool))
+    return model
+
+
+def write_weights(model: TwoTower, folder: ModelFolder) -> None:
+    tf.train.Checkpoint(model=model).write(folder.weights)
+
+
+def read_weights(model: TwoTower, folder: ModelFolder) -> TwoTower:
+    """Restore the weights `write_weights` wrote (optimizer state in a checkpoint is ignored)."""
+    status = tf.train.Checkpoint(model=model).read(folder.weights)
+    status.expect_partial().assert_existing_objects_matched()
+    return model
+
+
+def write_description(catalogue: Catalogue, params: ModelParams, folder: ModelFolder) -> None:
+    """What `build` needs besides the weights: the catalogue, its vocabularies and the sizes."""
+    catalogue.save(folder)
+    folder.params.write_text(params.to_json())
+
+
+def save(model: TwoTower, catalogue: Catalogue, folder: ModelFolder, extra: Dict[str, object]) -> None:
+    write_description(catalogue, model.params, folder)
+    write_weights(model, folder)
+    folder.description.write_text(json.dumps(extra, indent=1, default=str))
+
+
+def load(folder: ModelFolder) -> Tuple[TwoTower, Catalogue, Dict[str, object]]:
+    catalogue = Catalogue.load(folder)
+    params = ModelParams.from_json(folder.params.read_text())
+    model = read_weights(build(catalogue, params), folder)
+    return model, catalogue, json.loads(folder.description.read_text())

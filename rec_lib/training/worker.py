@@ -1,0 +1,252 @@
+"""The training function every Horovod worker runs, and the feeds it reads from.
+
+One function, any launcher: `horovod.spark.run` starts it on Spark tasks (locally on the
+`local[n]` session, on a cluster on the executors), and `run_worker` also works under
+`horovodrun`. Each worker reads its shard, averages gradients with `hvd.DistributedGradientTape`,
+uses a learning rate scaled by the number of workers, starts from rank 0's variables, and resumes
+from the newest checkpoint. Only rank 0 writes checkpoints and the final weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from rec_lib.core.process import worker_setup
+from rec_lib.training.catalogue import Catalogue
+from rec_lib.training.model_folder import ModelFolder
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("user_slot", "item_index", "history", "user_numeric", "weight")
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised in a worker when the loss is not finite."""
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs, pickled to it by the launcher."""
+
+    catalogue: Catalogue
+    params: Any  # two_tower.ModelParams (kept untyped so the driver need not import TensorFlow)
+    n_examples: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    tf_threads: int
+    checkpoint_dir: str  # shared by all workers; empty: no checkpoints
+    weights_dir: str  # rank 0 writes the final weights here; empty: not written
+    log_every_s: float = 10.0
+
+
+class PetastormFeed:
+    """Batches from a Petastorm Spark converter, sharded by rank, deterministic given the seed."""
+
+    def __init__(self, converter):
+        self.converter = converter
+
+    def open(self, rank: int, size: int, batch_size: int, seed: int):
+        return self.converter.make_tf_dataset(
+            batch_size=batch_size, num_epochs=None, workers_count=1,
+            cur_shard=rank, shard_count=size, seed=seed,
+            shuffle_rows=True, shuffle_row_groups=True)
+
+
+class InMemoryFeed:
+    """The same rows from numpy arrays (`tf.data.Dataset.from_tensor_slices`): the benchmark's
+    yardstick, and a feed for tests that need no Spark."""
+
+    def __init__(self, columns: Dict[str, np.ndarray]):
+        self.columns = columns
+
+    def open(self, rank: int, size: int, batch_size: int, seed: int):
+        import contextlib
+
+        import tensorflow as tf
+
+        n = len(self.columns["item_index"])
+        rows = np.arange(rank, n, size)
+        data = {k: v[rows] for k, v in self.columns.items()}
+        dataset = (tf.data.Dataset.from_tensor_slices(data).repeat()
+                   .shuffle(min(len(rows), 100_000), seed=seed, reshuffle_each_iteration=True)
+                   .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+        return contextlib.nullcontext(dataset)
+
+
+def _field(batch, name: str):
+    return batch[name] if isinstance(batch, dict) else getattr(batch, name)
+
+
+def weights_digest(variables) -> str:
+    digest = hashlib.sha256()
+    for v in sorted(variables, key=lambda v: v.name):
+        digest.update(v.name.encode())
+        digest.update(np.ascontiguousarray(v.numpy()).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class WorkerResult:
+    rank: int
+    size: int
+    start_epoch: int  # > 0: resumed from a checkpoint
+    epoch_loss: List[float] = field(default_factory=list)  # mean loss of each epoch run here
+    epoch_examples_per_s: List[float] = field(default_factory=list)
+    epoch_seconds: List[float] = field(default_factory=list)
+    steps_per_epoch: int = 0
+    weights_digest: str = ""
+
+
+class ReportingWorker:
+    """Wraps a worker function so that an exception in a worker is written, with its rank, to
+    `report_dir` (a folder every worker and the driver can open) before the worker exits: the
+    launcher itself only learns an exit code."""
+
+    def __init__(self, fn, report_dir: str):
+        self.fn = fn
+        self.report_dir = report_dir
+
+    def __call__(self, spec: WorkerSpec, feed):
+        try:
+            return self.fn(spec, feed)
+        except BaseException as exc:
+            rank = os.environ.get("HOROVOD_RANK", "?")
+            Path(self.report_dir).mkdir(parents=True, exist_ok=True)
+            (Path(self.report_dir) / f"rank-{rank}.txt").write_text(f"{type(exc).__name__}: {exc}")
+            raise
+
+
+def read_reports(report_dir: str) -> Dict[str, str]:
+    """rank -> 'ExceptionType: message' for every worker that reported a failure."""
+    folder = Path(report_dir)
+    if not folder.is_dir():
+        return {}
+    return {p.stem.split("-", 1)[1]: p.read_text() for p in sorted(folder.glob("rank-*.txt"))}
+
+
+@dataclass
+class _Training:
+    """One worker's training state: the model, its optimizer and random generator, all in one
+    checkpoint with the number of epochs done."""
+
+    hvd: Any
+    model: Any
+    optimizer: Any
+    rng: Any
+    epoch: Any  # tf.Variable: epochs done
+    checkpoint: Any
+    manager: Optional[Any]  # tf.train.CheckpointManager; None: no checkpoints
+    rank: int
+    size: int
+    optimizer_synced: bool = False  # its slots exist (and are broadcast) after the first step
+
+
+def _start(spec: WorkerSpec) -> _Training:
+    """Join Horovod, build the model and restore the last checkpoint, if any."""
+    import horovod.tensorflow as hvd
+    import tensorflow as tf
+
+    from rec_lib.training import two_tower
+
+    hvd.init()
+    logging.getLogger("petastorm").setLevel(logging.WARNING)
+    tf.random.set_seed(spec.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = two_tower.build(spec.catalogue, spec.params)
+    optimizer = tf.keras.optimizers.Adam(spec.learning_rate * hvd.size())
+    rng = tf.random.Generator.from_seed(spec.seed * 1000 + hvd.rank())
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, rng=rng, epoch=epoch)
+    manager = None
+    if spec.checkpoint_dir:
+        manager = tf.train.CheckpointManager(checkpoint, spec.checkpoint_dir, max_to_keep=2)
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint)
+            if hvd.rank() == 0:
+                log.info("resuming from checkpoint %s (epoch %d of %d done)", manager.latest_checkpoint,
+                                int(epoch.numpy()), spec.epochs)
+    return _Training(hvd, model, optimizer, rng, epoch, checkpoint, manager, hvd.rank(), hvd.size())
+
+
+def _train_step(run: _Training, batch_size: int):
+    import tensorflow as tf
+
+    model, hvd = run.model, run.hvd
+
+    @tf.function(reduce_retracing=True)
+    def train_step(user_slot, item_index, history, user_numeric, weight):
+        with tf.GradientTape() as tape:
+            loss = model.compute_loss(user_slot, item_index, history, user_numeric, weight, run.rng, batch_size)
+        tape = hvd.DistributedGradientTape(tape)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        run.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return hvd.allreduce(loss, op=hvd.Average)
+
+    return train_step
+
+
+def _run_epoch(run: _Training, spec: WorkerSpec, train_step, batches, epoch: int, result: WorkerResult) -> None:
+    """`result.steps_per_epoch` steps; the epoch's mean loss and speed go into `result`; rank 0
+    checkpoints. A loss that is not finite stops training."""
+    import tensorflow as tf
+
+    steps = result.steps_per_epoch
+    start, last_log, total = time.perf_counter(), time.perf_counter(), 0.0
+    for step in range(steps):
+        loss = train_step(*(tf.convert_to_tensor(_field(next(batches), c)) for c in COLUMNS))
+        if not run.optimizer_synced:
+            run.hvd.broadcast_variables(run.optimizer.variables(), root_rank=0)
+            run.optimizer_synced = True
+        value = float(loss.numpy())
+        if not np.isfinite(value):
+            raise TrainingDiverged(f"loss became {value} at epoch {epoch + 1}, step {step + 1}; "
+                                   "lower train.learning_rate or check the inputs")
+        total += value
+        now = time.perf_counter()
+        if run.rank == 0 and now - last_log >= spec.log_every_s:
+            log.info("epoch %d/%d step %d/%d loss %.4f", epoch + 1, spec.epochs, step + 1, steps,
+                            total / (step + 1))
+            last_log = now
+    seconds = time.perf_counter() - start
+    run.epoch.assign(epoch + 1)
+    result.epoch_loss.append(total / steps)
+    result.epoch_seconds.append(seconds)
+    result.epoch_examples_per_s.append(steps * spec.batch_size * run.size / seconds)
+    if run.rank == 0:
+        if run.manager is not None:
+            run.manager.save(checkpoint_number=epoch + 1)
+        log.info("epoch %d/%d done: loss %.4f, %.0f examples/s over %d workers",
+                        epoch + 1, spec.epochs, result.epoch_loss[-1], result.epoch_examples_per_s[-1], run.size)
+
+
+def run_worker(spec: WorkerSpec, feed) -> WorkerResult:
+    """Train on this worker's shard; every worker returns its result (rank 0's is the one used)."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    worker_setup(spec.tf_threads)
+    from rec_lib.training import two_tower
+
+    run = _start(spec)
+    start_epoch = int(run.epoch.numpy())
+    steps = max(1, spec.n_examples // (spec.batch_size * run.size))
+    result = WorkerResult(rank=run.rank, size=run.size, start_epoch=start_epoch, steps_per_epoch=steps)
+    train_step = _train_step(run, spec.batch_size)
+    run.hvd.broadcast_variables(run.model.variables, root_rank=0)
+    with feed.open(run.rank, run.size, spec.batch_size, spec.seed + start_epoch) as dataset:
+        batches = iter(dataset)
+        for epoch in range(start_epoch, spec.epochs):
+            _run_epoch(run, spec, train_step, batches, epoch, result)
+    result.weights_digest = weights_digest(run.model.variables)
+    if run.rank == 0 and spec.weights_dir:
+        two_tower.write_weights(run.model, ModelFolder(Path(spec.weights_dir)))
+    return result

@@ -1,0 +1,194 @@
+"""The evaluation stage: no leakage past the cutoff (hand-made warehouse), and the whole job on a
+small generated shop with the real model, ALS and the ground-truth oracle."""
+from datetime import datetime, timezone
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import functions as F
+
+from jobs import evaluate as evaluate_entry
+from rec_lib.core import config as rc
+from rec_lib.core.config import EvaluateSection
+from rec_lib.core.schema import (
+    EVALUATION_METRICS,
+    EVALUATION_TRAINING_EXAMPLES,
+    INTERACTIONS,
+    ITEMS,
+    TRAINING_EXAMPLES,
+    USER_EMBEDDINGS,
+)
+from rec_lib.evaluation.job import (
+    AlsFitter,
+    history_profiles,
+    new_items,
+    resolve_window,
+    run_evaluate_job,
+    window_pairs,
+)
+from rec_lib.evaluation.rankers import revealed
+from rec_lib.platform import io
+from rec_lib.training.data import build_training_data
+from tests.helpers import CUTOFF, REPO, fake_text_embeddings
+
+
+def _plant(spark, warehouse, user_id, item_id, ts):
+    row = [(user_id, item_id, "purchase", ts, None, 8.0, ts.date(), "planted.csv", "planted")]
+    spark.createDataFrame(row, INTERACTIONS.schema).write.format("delta").mode("append").partitionBy(
+        "event_date").save(io.table_path(warehouse, INTERACTIONS))
+
+
+def test_no_event_after_the_cutoff_reaches_a_training_input(spark, small_warehouse):
+    """Before the cutoff: (u1, I1) and (u2, I2). After it: the warehouse's (u3, I3) click and a
+    planted purchase of the old item I2 by u1; neither may reach the model's training data, its
+    user histories, ALS's ratings or the content profiles; the new item I3 reaches the methods only
+    as a revealed first user at k >= 1."""
+    fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
+    _plant(spark, small_warehouse, "u1", "I2", datetime(2026, 10, 25, 12, 0))
+    interactions = io.read_table(spark, small_warehouse, INTERACTIONS)
+    cutoff = CUTOFF
+    end = datetime(2026, 11, 3, tzinfo=timezone.utc)
+
+    new = new_items(io.read_table(spark, small_warehouse, ITEMS), interactions, cutoff, end).toPandas()
+    assert list(new.item_id) == ["I3"]
+    pairs = window_pairs(interactions, spark.createDataFrame(new[["item_id"]]), cutoff, end)
+    assert list(zip(pairs.user_id, pairs.item_id, pairs.arrival)) == [("u3", "I3", 0)]
+    assert revealed(pairs, 0).empty and list(revealed(pairs, 1).user_id) == ["u3"]
+
+    data = build_training_data(spark, small_warehouse, cutoff, history_length=3, min_item_interactions=1,
+                               price_buckets=2)
+    slots = data.users.set_index("user_id")["user_slot"]
+    got = {(r.user_slot, r.item_index) for r in data.examples.collect()}
+    assert got == {(slots["u1"], 0), (slots["u2"], 1)}  # I1 is row 0, I2 row 1
+    users = data.users.set_index("user_id")
+    assert list(users.loc["u1", "history"]) == [0, -1, -1] and users.loc["u3", "n_history"] == 0
+    assert list(data.catalogue.n_users) == [1, 1, 0]
+
+    section = EvaluateSection(cutoff=None, test_days=14, ks=[0, 1], top_k=5, methods=["model"], max_users=0, seed=1,
+                              ground_truth=None, report_dir="r", als_rank=2, als_reg=0.1, als_alpha=1.0,
+                              als_iterations=2)
+    als = AlsFitter(spark, interactions, cutoff, section, data.users["user_id"].to_numpy(str),
+                    data.catalogue.item_ids, np.array(["u1"]), np.array(["I3"]))
+    ratings = {(data.users.user_id[r.u], data.catalogue.item_ids[r.i]) for r in als.past.collect()}
+    als.close()
+    assert ratings == {("u1", "I1"), ("u2", "I2")}
+    profiles = history_profiles(data, np.array(["u1", "u2", "u3"]))
+    assert set(profiles) == {"u1", "u2"}
+    np.testing.assert_array_equal(profiles["u1"], [0.0, 1.0])  # I1's text alone, not I2's [1, 1]
+
+    # the default window: the day after the newest interaction (the planted 2026-10-28 click) minus test_days
+    assert resolve_window(interactions, section) == (datetime(2026, 10, 15, tzinfo=timezone.utc),
+                                                     datetime(2026, 10, 29, tzinfo=timezone.utc))
+
+
+def evaluate_config(shop, *settings):
+    root, common = shop
+    return rc.load_config(rc.EvaluateJobConfig, REPO / "conf/local.yaml", common + [
+        f"train.model_dir={root / 'eval-models'}", f"train.petastorm_cache_dir={root / 'eval-petastorm'}",
+        f"mlflow.tracking_uri=sqlite:///{root / 'eval-mlflow.db'}", f"evaluate.report_dir={root / 'reports'}",
+        "evaluate.cutoff=2026-10-17T00:00:00Z", "evaluate.ks=[0,1,3]", "evaluate.top_k=5",
+        "train.epochs=12", "train.batch_size=64", "evaluate.als_iterations=5", *settings])
+
+
+@pytest.fixture(scope="module")
+def evaluated(spark, shop):
+    cfg = evaluate_config(shop, "run.run_id=eval-1")
+    warehouse = cfg.paths.warehouse
+    before = {spec.name: io.table_version(spark, warehouse, spec) for spec in (TRAINING_EXAMPLES, USER_EMBEDDINGS)}
+    summary = run_evaluate_job(spark, cfg)
+    after = {spec.name: io.table_version(spark, warehouse, spec) for spec in (TRAINING_EXAMPLES, USER_EMBEDDINGS)}
+    return cfg, summary, before, after
+
+
+def test_the_job_writes_every_method_and_k(spark, evaluated):
+    cfg, summary, before, after = evaluated
+    rows = io.read_table(spark, cfg.paths.warehouse, EVALUATION_METRICS).toPandas()
+    assert set(rows.run_id) == {"eval-1"} and set(rows.model_version) == {summary.model_version}
+    assert summary.model_version.startswith("20261017-")
+    assert set(rows.k) == {0, 1, 3}
+    assert set(rows.method) == {"model", "random", "popular", "content_knn", "als", "oracle"}
+    metrics = {"recall@5", "ndcg@5", "hit_rate@5", "mrr@5", "coverage@5", "mean_popularity@5", "users",
+               "scorable_items"}
+    for (k, method), group in rows.groupby(["k", "method"]):
+        if (k, method) == (0, "als"):  # ALS cannot score an item nobody interacted with
+            assert list(zip(group.metric, group.value)) == [("scorable_items", 0.0)]
+        else:
+            assert set(group.metric) == metrics, (k, method)
+    value = rows.set_index(["k", "method", "metric"])["value"]
+    assert value[(1, "als", "scorable_items")] == 1.0
+    for k in (0, 1, 3):
+        for method in ("model", "random", "popular", "content_knn", "oracle"):
+            assert 0.0 <= value[(k, method, "recall@5")] <= 1.0
+        # the same test users at every k, and the ground truth ranks far better than chance
+        assert value[(k, "model", "users")] == value[(0, "random", "users")] == summary.n_users > 0
+        # (about 10 items are evaluated on this small shop: random already finds half of them in a top 5)
+        assert value[(k, "oracle", "recall@5")] > 1.4 * value[(k, "random", "recall@5")]
+    # popular knows nothing at k = 0: its order is the tie-break, a ranking unrelated to the users
+    assert value[(0, "popular", "coverage@5")] == pytest.approx(5 / summary.n_items)
+    # the production model's input and embeddings were not touched; the evaluation's own input exists
+    assert before == after
+    assert io.delta_exists(spark, io.table_path(cfg.paths.warehouse, EVALUATION_TRAINING_EXAMPLES))
+
+
+def test_the_model_ranks_better_than_chance(spark, evaluated):
+    # a sanity check only: 12 items and 74 test users here (the demo shop's figures are in the README)
+    _, summary, _, _ = evaluated
+    recall = summary.rows[summary.rows.metric == "recall@5"].pivot(index="k", columns="method", values="value")
+    assert recall["model"].mean() > recall["random"].mean(), recall
+
+
+def test_report_summary_lines_and_mlflow(spark, evaluated):
+    cfg, summary, _, _ = evaluated
+    text = Path(summary.report["summary"]).read_text()
+    assert "Model beats random, popular, content_knn on Recall@5 and NDCG@5 at every k:" in text
+    assert "Model / oracle on Recall@5: k=0:" in text
+    for name in ("recall", "ndcg", "coverage"):
+        assert Path(summary.report[name]).read_bytes()[:4] == b"\x89PNG"
+    lines = "\n".join(summary.lines())
+    assert "model beats random, popular, content_knn at every k:" in lines and "report: " in lines
+    mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
+    run = mlflow.get_run(summary.mlflow_run_id)
+    assert run.data.tags["model_version"] == summary.model_version
+    model_recall = summary.rows.query("method == 'model' and metric == 'recall@5' and k == 3")["value"].iloc[0]
+    history = mlflow.tracking.MlflowClient().get_metric_history(summary.mlflow_run_id, "model.recall_at_5")
+    assert [m.value for m in history if m.step == 3] == [pytest.approx(model_recall)]
+    # parameters of the evaluation and of the model, the report and the evaluated model as artifacts
+    assert run.data.params["evaluate.top_k"] == "5" and run.data.params["train.text_weight"] == "20.0"
+    client = mlflow.tracking.MlflowClient()
+    logged = {a.path for a in client.list_artifacts(summary.mlflow_run_id, "model")}
+    assert {"model/model.json", "model/weights"} <= logged
+    assert "report/summary.md" in {a.path for a in client.list_artifacts(summary.mlflow_run_id, "report")}
+
+
+def test_a_rerun_replaces_its_own_rows_only(spark, shop, evaluated):
+    cfg, first, _, _ = evaluated
+    again = evaluate_config(shop, "run.run_id=eval-1", "evaluate.methods=[model,random]")
+    other = evaluate_config(shop, "run.run_id=eval-2", "evaluate.methods=[model]", "mlflow.tracking_uri=''")
+    run_evaluate_job(spark, again)  # the model version is complete: nothing is retrained
+    run_evaluate_job(spark, other)
+    rows = io.read_table(spark, cfg.paths.warehouse, EVALUATION_METRICS)
+    methods = {r.run_id: sorted(r.methods) for r in rows.groupBy("run_id").agg(
+        F.collect_set("method").alias("methods")).collect()}
+    assert methods == {"eval-1": ["model", "random"], "eval-2": ["model"]}
+    # the same model version (not retrained) gives the first run's figures
+    model = rows.where("run_id = 'eval-2' and method = 'model'").toPandas().astype({"k": "int64"})
+    model = model.set_index(["k", "metric"])["value"]
+    expected = first.rows.query("method == 'model'").astype({"k": "int64"}).set_index(["k", "metric"])["value"]
+    pd.testing.assert_series_equal(model.sort_index(), expected.sort_index(), check_names=False)
+
+
+def test_entry_point_errors_in_one_line(shop, capsys):
+    root, _ = shop
+    code = evaluate_entry.main(["--input", str(root / "input"), "--warehouse", str(root / "warehouse"),
+                                "--set", "evaluate.ks=[0,0,3]"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: evaluate.ks must be distinct whole numbers >= 0, got [0, 0, 3]")
+    code = evaluate_entry.main(["--input", str(root / "input"), "--warehouse", str(root / "warehouse"),
+                                "--set", "evaluate.cutoff=2026-10-17T00:00:00Z evaluate.ks=[0,500]"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: no new item has more than 500 users in the test window [2026-10-17 00:00, "
+                          "2026-10-31 00:00)"), err

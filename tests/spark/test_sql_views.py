@@ -1,0 +1,107 @@
+"""The versioned SQL views on Spark SQL: hand-made recommendation and metric rows, the rows each
+view must show worked out by hand; a view whose table is missing waits; malformed files fail."""
+from datetime import date, datetime
+
+import pandas as pd
+import pytest
+
+from jobs import apply_sql
+from rec_lib.core.schema import EVALUATION_METRICS, RECOMMENDATIONS
+from rec_lib.platform import io
+from rec_lib.platform.sql_views import SQL_DIR, SqlViewError, apply_views, view_files
+
+# items of the feature job's example: I1 Red Mug, I2 Blue Pan (kitchen), I3 Crime Novel (books)
+RECS = [  # run_date, user, rank, item
+    ("2026-10-30", "u1", 1, "I1"), ("2026-10-30", "u1", 2, "I2"),
+    ("2026-10-31", "u1", 1, "I2"), ("2026-10-31", "u1", 2, "I3"),
+    ("2026-10-31", "u2", 2, "I1"), ("2026-10-31", "u2", 1, "I3"),
+]
+METRICS = [  # run_id, evaluated_at, k, method, metric, value
+    ("r1", "2026-10-01", 0, "model", "recall@20", 0.3), ("r1", "2026-10-01", 0, "model", "ndcg@20", 0.1),
+    ("r1", "2026-10-01", 0, "model", "users", 50.0),
+    ("r2", "2026-11-01", 0, "model", "recall@20", 0.4), ("r2", "2026-11-01", 5, "popular", "recall@20", 0.2),
+    ("r2", "2026-11-01", 5, "popular", "coverage@20", 0.5), ("r2", "2026-11-01", 0, "als", "scorable_items", 0.0),
+]
+
+
+def write_recommendations(spark, warehouse):
+    rows = pd.DataFrame([{"user_id": u, "rank": r, "item_id": i, "score": 1.0 / r, "source": "model",
+                          "model_version": "v1", "run_date": date.fromisoformat(d),
+                          "generated_at": datetime(2026, 11, 1)} for d, u, r, i in RECS])
+    io.overwrite_table(spark.createDataFrame(rows, RECOMMENDATIONS.schema), RECOMMENDATIONS, warehouse)
+
+
+def write_metrics(spark, warehouse):
+    rows = pd.DataFrame([{"run_id": run, "model_version": "v1", "k": k, "method": method, "metric": metric,
+                          "value": value, "cutoff": datetime(2026, 9, 1), "test_end": datetime(2026, 9, 15),
+                          "evaluated_at": datetime.fromisoformat(at)} for run, at, k, method, metric, value in METRICS])
+    io.overwrite_table(spark.createDataFrame(rows, EVALUATION_METRICS.schema), EVALUATION_METRICS, warehouse)
+
+
+def test_view_files_are_numbered_in_order():
+    assert [(v.version, v.name) for v in view_files()] == [
+        (1, "recommendations_latest"), (2, "recommendations_by_user"), (3, "evaluation_summary"),
+        (4, "evaluation_latest")]
+    assert (SQL_DIR.name, SQL_DIR.parent.name, SQL_DIR.parent.parent.name) == ("sql", "platform", "rec_lib")  # in the package
+
+
+def test_views_show_the_newest_run_and_metrics_by_run(spark, small_warehouse):
+    write_recommendations(spark, small_warehouse)
+    write_metrics(spark, small_warehouse)
+    result = apply_views(spark, small_warehouse)
+    assert [v.name for v in result.applied] == [v.name for v in view_files()] and not result.waiting
+
+    latest = spark.sql("SELECT user_id, rank, item_id, title, category FROM recommendations_latest "
+                       "ORDER BY user_id, rank").collect()
+    assert [tuple(r) for r in latest] == [("u1", 1, "I2", "Blue Pan", "kitchen"), ("u1", 2, "I3", "Crime Novel", "books"),
+                                          ("u2", 1, "I3", "Crime Novel", "books"), ("u2", 2, "I1", "Red Mug", "kitchen")]
+
+    lists = {r.user_id: r for r in spark.sql("SELECT * FROM recommendations_by_user").collect()}
+    assert set(lists) == {"u1", "u2"}
+    assert lists["u2"].item_ids == ["I3", "I1"] and lists["u2"].n_items == 2  # rank order, not row order
+    assert [x.title for x in lists["u1"].items] == ["Blue Pan", "Crime Novel"]
+    assert lists["u1"].run_date == date(2026, 10, 31)
+
+    summary = {(r.run_id, r.k, r.method): r for r in spark.sql("SELECT * FROM evaluation_summary").collect()}
+    assert set(summary) == {("r1", 0, "model"), ("r2", 0, "model"), ("r2", 5, "popular"), ("r2", 0, "als")}
+    r1 = summary[("r1", 0, "model")]
+    assert (r1.recall, r1.ndcg, r1.top_k, r1.users, r1.coverage) == (0.3, 0.1, 20, 50.0, None)
+    assert (summary[("r2", 5, "popular")].recall, summary[("r2", 5, "popular")].coverage) == (0.2, 0.5)
+    assert summary[("r2", 0, "als")].scorable_items == 0.0 and summary[("r2", 0, "als")].recall is None
+    newest = spark.sql("SELECT DISTINCT run_id FROM evaluation_latest").collect()
+    assert [r.run_id for r in newest] == ["r2"]
+
+
+def test_views_wait_for_their_tables_and_go_to_the_configured_database(spark, small_warehouse, tmp_path, capsys):
+    write_recommendations(spark, small_warehouse)
+    result = apply_views(spark, small_warehouse, database="rec_views_test")
+    assert [v.name for v in result.applied] == ["recommendations_latest", "recommendations_by_user"]
+    assert {v.name: missing for v, missing in result.waiting} == {
+        "evaluation_summary": ("evaluation_metrics",), "evaluation_latest": ("view evaluation_summary",)}
+    assert spark.sql("SELECT count(*) FROM rec_views_test.recommendations_latest").first()[0] == 4
+
+    # the job, as users run it: its summary names what it applied and what waits
+    code = apply_sql.main(["--conf-file", "conf/local.yaml", "--warehouse", small_warehouse,
+                           "--set", "sql.database=rec_views_test"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "SQL views in database rec_views_test: 2 applied, 2 waiting" in out
+    assert "view V003 evaluation_summary: waiting for table(s) evaluation_metrics" in out
+
+
+def test_malformed_view_files_are_errors(spark, small_warehouse, tmp_path):
+    (tmp_path / "V001__a.sql").write_text("CREATE OR REPLACE VIEW {{view}} AS SELECT * FROM {{table:items}}")
+    (tmp_path / "notes.sql").write_text("SELECT 1")
+    with pytest.raises(SqlViewError, match="notes.sql: view files are named"):
+        view_files(tmp_path)
+    (tmp_path / "notes.sql").unlink()
+    (tmp_path / "V001__b.sql").write_text("SELECT 1")
+    with pytest.raises(SqlViewError, match="repeat the version 1"):
+        view_files(tmp_path)
+    (tmp_path / "V001__b.sql").rename(tmp_path / "V002__b.sql")
+    (tmp_path / "V002__b.sql").write_text("CREATE OR REPLACE VIEW {{view}} AS SELECT * FROM {{view:c}}")
+    with pytest.raises(SqlViewError, match=r"V002__b.sql: unknown placeholder \{\{view:c\}\}"):
+        apply_views(spark, small_warehouse, folder=tmp_path)
+    (tmp_path / "V002__b.sql").write_text("CREATE OR REPLACE VIEW {{view}} AS SELECT * FROM {{table:orders}}")
+    with pytest.raises(SqlViewError, match=r"unknown table\(s\) \['orders'\]"):
+        apply_views(spark, small_warehouse, folder=tmp_path)

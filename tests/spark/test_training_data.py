@@ -1,0 +1,61 @@
+"""The training data on the feature job's small example, worked out by hand; the cutoff holds."""
+import math
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+from pyspark.sql import functions as F
+
+from rec_lib.core.errors import RecError
+from rec_lib.training.data import build_training_data, price_bucket
+from tests.helpers import CUTOFF, fake_text_embeddings
+
+
+def test_training_data_by_hand_and_nothing_after_the_cutoff(spark, small_warehouse):
+    fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
+    data = build_training_data(spark, small_warehouse, CUTOFF, history_length=3, min_item_interactions=1,
+                               price_buckets=2)
+    cat = data.catalogue
+    assert list(cat.item_ids) == ["I1", "I2", "I3"]
+    assert cat.categories == ["books", "kitchen"] and cat.brands == ["Cucina", "Inkwell"]
+    assert list(cat.category) == [2, 2, 1] and list(cat.brand) == [1, 1, 2]
+    # prices 9.5, 25, 12: the median of log1p is log(13) -> I1 below, I2 and I3 at or above
+    assert cat.price_edges == pytest.approx([math.log(13)])
+    assert list(cat.price_bucket) == [1, 2, 2]
+    # the u3 click on I3 is after the cutoff: I3 has no users and no id embedding
+    assert list(cat.n_users) == [1, 1, 0] and list(cat.id_slot) == [1, 2, 0]
+    assert data.as_of == datetime(2026, 10, 14, 17, 46, 40)
+    # I1 launched 2026-09-01: 43.74 days before as_of; I2 and I3 launch after it: unknown exposure
+    assert cat.exposure_days[0] == pytest.approx(43.7407407, rel=1e-6)
+    assert np.isnan(cat.exposure_days[1]) and np.isnan(cat.exposure_days[2])
+    np.testing.assert_array_equal(cat.text, [[0, 1], [1, 1], [2, 1]])
+
+    examples = {(r.user_slot, r.item_index): r for r in data.examples.collect()}
+    assert data.n_examples == 2 and set(examples) == {(1, 0), (2, 1)}
+    u1 = examples[(1, 0)]
+    assert u1.weight == pytest.approx(math.log(1 + 1.0 + 8.0))  # view 1 + purchase 8
+    assert u1.history == [0, -1, -1]
+    # 2 events, 1 item, last at 2026-10-01T10:05, 13.3206 days before as_of
+    np.testing.assert_allclose(u1.user_numeric, [math.log(3), math.log(2), math.log1p(13.3206018)], rtol=1e-5)
+    assert examples[(2, 1)].weight == pytest.approx(math.log(2.0))
+
+    users = data.users.set_index("user_id")
+    assert users.loc["u3", "user_slot"] == 0 and users.loc["u3", "n_history"] == 0  # only post-cutoff
+    assert list(users.loc["u3", "history"]) == [-1, -1, -1]
+    assert list(users.loc["u1", "history"]) == [0, -1, -1] and users.loc["u1", "user_slot"] == 1
+
+
+def test_errors_for_an_empty_training_set_and_a_missing_text_embedding(spark, small_warehouse):
+    fake_text_embeddings(spark, small_warehouse, ["I1", "I2"])
+    with pytest.raises(RecError, match=r"1 item\(s\) have no text embedding \(e.g. 'I3'\)"):
+        build_training_data(spark, small_warehouse, CUTOFF, 3, 1, 2)
+    fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
+    early = datetime(2026, 9, 1, tzinfo=timezone.utc)
+    with pytest.raises(RecError, match="training table would be empty: no interactions before the cutoff 2026-09-01"):
+        build_training_data(spark, small_warehouse, early, 3, 1, 2)
+
+
+def test_price_bucket_edges(spark):
+    df = spark.createDataFrame([(None,), (0.5,), (1.0,), (2.5,), (3.0,)], "lp double")
+    got = [r[0] for r in df.select(price_bucket(F.col("lp"), [1.0, 3.0])).collect()]
+    assert got == [0, 1, 2, 2, 3]

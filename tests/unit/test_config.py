@@ -1,0 +1,88 @@
+"""Config loading is strict: unknown and missing keys are named; settings override the file."""
+
+import pytest
+
+from rec_lib.core.config import FeatureJobConfig, GenerateJobConfig, load_config, parse_overrides
+from rec_lib.core.errors import ConfigError
+from tests.helpers import REPO
+
+LOCAL = REPO / "conf" / "local.yaml"
+
+
+def test_local_and_cluster_files_load_for_every_job():
+    for conf in ("local.yaml", "cluster.yaml"):
+        assert load_config(FeatureJobConfig, REPO / "conf" / conf).features.recent_items == 20
+        assert load_config(GenerateJobConfig, REPO / "conf" / conf).demo.seed == 42
+
+
+def test_settings_override_with_typed_values():
+    cfg = load_config(FeatureJobConfig, LOCAL, ["features.event_weights.view=0.5", "paths.warehouse=/tmp/w",
+                                                "input.multiline_csv=items,users", "run.now=2026-01-01"])
+    assert cfg.features.event_weights["view"] == 0.5
+    assert cfg.features.event_weights["purchase"] == 8.0  # untouched keys keep the file's value
+    assert cfg.paths.warehouse == "/tmp/w"
+    assert cfg.input.multiline_csv == ["items", "users"]
+    assert cfg.run.now == "2026-01-01"  # YAML would read a date; config keeps the text
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("features.decay_halflife_days=3", "unknown config key 'features.decay_halflife_days'"),
+    ("featurez.recent_items=3", "unknown config key 'featurez.recent_items'"),
+    ("features.recent_items=many", "config key 'features.recent_items' must be a number"),
+    ("features.recent_items=2.5", "must be a whole number"),
+    ("features.event_weights.like=1", "unknown event type(s) ['like']"),
+    ("input.columns.items.sku=item_id", "remaps unknown column(s) ['sku']"),
+    ("demo.format=xml", "demo.format must be csv or parquet"),
+])
+def test_bad_settings_name_the_key(setting, message):
+    cls = GenerateJobConfig if setting.startswith("demo") else FeatureJobConfig
+    with pytest.raises(ConfigError) as err:
+        load_config(cls, LOCAL, [setting])
+    assert message in str(err.value)
+
+
+def test_missing_key_is_named(tmp_path):
+    text = LOCAL.read_text().replace("  recent_items: 20\n", "")
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="missing config key 'features.recent_items'"):
+        load_config(FeatureJobConfig, tmp_path / "c.yaml")
+
+
+def test_unknown_top_level_section_and_missing_file(tmp_path):
+    (tmp_path / "c.yaml").write_text(LOCAL.read_text() + "\nsparks: {}\n")
+    with pytest.raises(ConfigError, match="unknown config key 'sparks'"):
+        load_config(FeatureJobConfig, tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(FeatureJobConfig, tmp_path / "absent.yaml")
+
+
+def test_parse_overrides_rejects_settings_without_equals():
+    assert parse_overrides(["a.b=1", "c=x y"]) == {"a.b": 1, "c": "x y"}
+    with pytest.raises(ConfigError, match="not of the form key=value"):
+        parse_overrides(["features.recent_items"])
+
+
+def test_train_config_loads_and_accepts_exponent_numbers():
+    from rec_lib.core.config import TrainJobConfig
+
+    cfg = load_config(TrainJobConfig, LOCAL, ["train.learning_rate=1e-3", "train.epochs=3", "mlflow.tracking_uri=''"])
+    assert cfg.train.learning_rate == 0.001 and cfg.train.epochs == 3 and cfg.mlflow.tracking_uri == ""
+    with pytest.raises(ConfigError, match="train.item_id_dropout must be in"):
+        load_config(TrainJobConfig, LOCAL, ["train.item_id_dropout=1"])
+    with pytest.raises(ConfigError, match="few_shot.method must be blend or none"):
+        load_config(TrainJobConfig, LOCAL, ["few_shot.method=gradient"])
+    with pytest.raises(ConfigError, match="must be a whole number"):
+        load_config(TrainJobConfig, LOCAL, ["train.epochs=1e-3"])
+
+
+def test_run_now_with_an_offset_is_taken_to_utc():
+    from datetime import datetime, timezone
+
+    from rec_lib.core.clock import resolve_now, utc_naive
+
+    # 02:00 at +02:00 is midnight UTC; the tables hold naive UTC wall times
+    now = resolve_now("2026-11-01T02:00:00+02:00")
+    assert now == datetime(2026, 11, 1, tzinfo=timezone.utc) and now.utcoffset().total_seconds() == 0
+    assert utc_naive(now) == datetime(2026, 11, 1)
+    assert utc_naive(resolve_now("2026-11-01T00:00:00Z")) == datetime(2026, 11, 1)
+    assert utc_naive(datetime(2026, 11, 1, 5)) == datetime(2026, 11, 1, 5)  # naive: UTC already

@@ -1,0 +1,187 @@
+"""The k-shot protocol and the rankers on examples worked out by hand."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rec_lib.evaluation.metrics import top_k
+from rec_lib.evaluation.rankers import (
+    ContentKnnRanker,
+    FactorRanker,
+    ModelInputs,
+    ModelRanker,
+    PopularRanker,
+    Ranker,
+    evaluable,
+    evaluate,
+    held_out,
+    number_arrivals,
+    pace,
+    pair_matrix,
+    pick_users,
+    revealed,
+)
+from rec_lib.training import few_shot
+
+DAY = 86400.0
+T0 = pd.Timestamp("2026-10-20")
+
+
+def ts(days: float) -> pd.Timestamp:
+    return T0 + pd.Timedelta(days=days)
+
+
+def test_arrivals_by_time_then_user_and_the_evaluable_items():
+    pairs = pd.DataFrame({"user_id": ["u2", "u1", "u3", "u1"], "item_id": ["A", "A", "A", "B"],
+                          "first_ts": [ts(5), ts(5), ts(1), ts(2)]})
+    out = number_arrivals(pairs)
+    assert list(zip(out.item_id, out.user_id, out.arrival)) == [("A", "u3", 0), ("A", "u1", 1), ("A", "u2", 2),
+                                                                ("B", "u1", 0)]
+    # more than 1 user: A only; B's one user would show at k = 1 that it never gets another
+    assert set(evaluable(out, 1).item_id) == {"A"}
+    assert list(revealed(out, 2).user_id) == ["u3", "u1", "u1"]
+    assert list(held_out(out, 2).user_id) == ["u2"]
+
+
+def test_pace_counts_users_and_days_since_launch():
+    items = np.array(["A", "B", "C"])
+    launch = np.array([T0.timestamp(), np.nan, np.nan])
+    shown = pd.DataFrame({"user_id": ["u1", "u2", "u3"], "item_id": ["A", "A", "B"],
+                          "first_ts": [ts(1), ts(3), ts(2)]})
+    counts, exposure = pace(shown, items, launch)
+    np.testing.assert_array_equal(counts, [2, 1, 0])
+    # A: launched at T0, latest user at day 3; B: no launch date, one user: at least an hour; C: none
+    assert exposure[0] == pytest.approx(3.0) and exposure[1] == pytest.approx(1 / 24) and math.isnan(exposure[2])
+
+
+def test_top_k_excludes_and_breaks_ties_by_the_tiebreak_order():
+    scores = np.array([[1.0, 3.0, 3.0, 9.0]])
+    exclude = np.array([[False, False, False, True]])
+    tiebreak = np.array([0, 2, 1, 3])  # item 2 comes before item 1 when they tie
+    np.testing.assert_array_equal(top_k(scores, 4, exclude, tiebreak), [[2, 1, 0, 3]])
+    np.testing.assert_array_equal(top_k(scores, 2, exclude, tiebreak), [[2, 1]])
+
+
+def test_pair_matrix_ignores_unknown_users_and_items():
+    pairs = pd.DataFrame({"user_id": ["a", "b", "zz", "a"], "item_id": ["X", "Y", "X", "Q"]})
+    got = pair_matrix(pairs, np.array(["a", "b"]), np.array(["X", "Y"]))
+    np.testing.assert_array_equal(got, [[True, False], [False, True]])
+
+
+def test_pick_users_samples_with_a_seed():
+    users = np.array([f"u{i}" for i in range(10)])
+    assert list(pick_users(users[::-1], 0, 1)) == sorted(users)
+    a, b = pick_users(users, 4, 7), pick_users(users, 4, 7)
+    assert len(a) == 4 and list(a) == list(b) and list(a) == sorted(a)
+
+
+def test_popular_ranks_by_users_per_day():
+    items = np.array(["A", "B"])
+    ranker = PopularRanker(items, np.array([T0.timestamp(), T0.timestamp()]))
+    ranker.prepare(0, pd.DataFrame({"user_id": [], "item_id": [], "first_ts": []}))
+    np.testing.assert_array_equal(ranker.scores(np.array(["u"])), [[0.0, 0.0]])
+    shown = pd.DataFrame({"user_id": ["u1", "u2", "u1", "u3"], "item_id": ["A", "A", "B", "B"],
+                          "first_ts": [ts(1), ts(4), ts(0.5), ts(1)], "arrival": [0, 1, 0, 1]})
+    ranker.prepare(2, shown)
+    # A: 2 users in 4 days; B: 2 users in 1 day
+    np.testing.assert_allclose(ranker.scores(np.array(["u"])), [[0.5, 2.0]])
+
+
+def test_content_knn_scores_cosine_to_the_history_profile():
+    ranker = ContentKnnRanker({"u1": np.array([1.0, 1.0])}, np.array([[1.0, 0.0], [0.0, 2.0], [-1.0, 0.0]]))
+    got = ranker.scores(np.array(["u1", "nobody"]))
+    s = 1 / math.sqrt(2)
+    np.testing.assert_allclose(got, [[s, s, -s], [0, 0, 0]])
+
+
+def test_model_ranker_adapts_new_items_from_their_first_users():
+    settings = few_shot.FewShotSettings("blend", prior_strength=3.0, pace=True, pace_prior_strength=2.0)
+    inputs = ModelInputs(user_vectors={"u1": np.array([1.0, 0.0]), "u2": np.array([0.0, 1.0])},
+                         content=np.array([[1.0, 0.0], [0.0, 1.0]]), content_bias=np.array([0.0, 0.5]),
+                         launch_ts=np.array([T0.timestamp(), T0.timestamp()]), temperature=0.5, rate_scale=1.0,
+                         settings=settings)
+    ranker = ModelRanker(inputs, np.array(["A", "B"]))
+    ranker.prepare(0, pd.DataFrame({"user_id": [], "item_id": [], "first_ts": [], "arrival": []}))
+    # k = 0: content alone; u1 . A = 1 -> 1 / 0.5 + 0 = 2; u1 . B = 0 -> 0 + 0.5
+    np.testing.assert_allclose(ranker.scores(np.array(["u1"])), [[2.0, 0.5]])
+    ranker.prepare(1, pd.DataFrame({"user_id": ["u2"], "item_id": ["A"], "first_ts": [ts(0.5)], "arrival": [0]}))
+    # A after u2: unit(3 * [1, 0] + [0, 1]) = [3, 1] / sqrt(10); pace: r0 = 1, a = 2, k = 1 in half a day:
+    # bias 0 + log((2 + 1) / (2 + 0.5)) = log(1.2)
+    a = np.array([3.0, 1.0]) / math.sqrt(10)
+    np.testing.assert_allclose(ranker.vectors[0], a)
+    assert ranker.bias[0] == pytest.approx(math.log(1.2))
+    np.testing.assert_allclose(ranker.scores(np.array(["u2"])), [[a[1] / 0.5 + math.log(1.2), 1 / 0.5 + 0.5]])
+
+
+def test_factor_ranker_cannot_score_unseen_items():
+    fit = lambda k, shown: ({"u1": np.array([1.0, 2.0])}, {"B": np.array([3.0, 1.0])})
+    ranker = FactorRanker(np.array(["A", "B"]), fit)
+    ranker.prepare(1, pd.DataFrame())
+    np.testing.assert_array_equal(ranker.scorable(), [False, True])
+    np.testing.assert_array_equal(ranker.scores(np.array(["u1", "u9"])), [[-np.inf, 5.0], [-np.inf, 0.0]])
+
+
+class Fixed(Ranker):
+    name = "fixed"
+
+    def __init__(self, table):
+        self.table, self.n_items = table, 3
+
+    def scores(self, users):
+        return np.stack([self.table[u] for u in users])
+
+
+class Blind(Fixed):
+    name = "blind"
+
+    def scorable(self):
+        return np.zeros(3, dtype=bool)
+
+
+def test_evaluate_with_the_same_test_pairs_at_every_k_by_hand():
+    # items A, B, C with two users each; with ks [0, 1] the first is revealed at k = 1, the second is tested
+    pairs = number_arrivals(pd.DataFrame({
+        "user_id": ["u1", "u2", "u3", "u1", "u2", "u3"], "item_id": ["A", "A", "B", "B", "C", "C"],
+        "first_ts": [ts(1), ts(2), ts(1), ts(2), ts(1), ts(2)]}))
+    fixed = Fixed({"u1": np.array([3.0, 2.0, 1.0]), "u2": np.array([1.0, 2.0, 3.0]), "u3": np.array([3.0, 2.0, 1.0])})
+    results = evaluate(pairs, np.array(["A", "B", "C"]), [fixed, Blind({})], [0, 1], top=1,
+                       users=np.array(["u1", "u2", "u3"]), seed=0, block=2)
+    got = {(r.k, r.method): r.metrics for r in results}
+    # test pairs: (u2, A), (u1, B), (u3, C). k = 0: tops u1 -> A, u2 -> C, u3 -> A: no hit
+    assert got[(0, "fixed")]["recall@1"] == 0.0 and got[(0, "fixed")]["coverage@1"] == pytest.approx(2 / 3)
+    # k = 1: u1 may not get A (revealed), u2 not C, u3 not B: tops u1 -> B (hit), u2 -> B, u3 -> A
+    k1 = got[(1, "fixed")]
+    assert (k1["recall@1"], k1["ndcg@1"], k1["hit_rate@1"], k1["mrr@1"]) == pytest.approx((1 / 3,) * 4)
+    assert k1["coverage@1"] == pytest.approx(2 / 3) and k1["mean_popularity@1"] == 2.0 and k1["users"] == 3.0
+    assert k1["scorable_items"] == 1.0
+    # a ranker that can score nothing has only its scorable share
+    assert got[(1, "blind")] == {"scorable_items": 0.0}
+
+
+def test_model_ranker_adds_the_text_affinity_term():
+    settings = few_shot.FewShotSettings("none", prior_strength=3.0, pace=False, pace_prior_strength=2.0)
+    inputs = ModelInputs(user_vectors={"u1": np.array([1.0, 0.0])}, content=np.array([[1.0, 0.0], [0.0, 1.0]]),
+                         content_bias=np.array([0.0, 0.0]), launch_ts=np.array([np.nan, np.nan]), temperature=1.0,
+                         rate_scale=0.0, settings=settings, text_profiles={"u1": np.array([0.0, 1.0, 0.0])},
+                         item_text=np.array([[0.0, 0.6, 0.8], [1.0, 0.0, 0.0]]), text_weight=5.0)
+    ranker = ModelRanker(inputs, np.array(["A", "B"]))
+    # A: <u, v> 1 + 5 * 0.6 = 4; B: 0 + 5 * 0; a user without a profile gets no text term
+    np.testing.assert_allclose(ranker.scores(np.array(["u1", "u9"])), [[4.0, 0.0], [0.0, 0.0]])
+
+
+def test_model_ranker_blends_the_text_side_with_the_revealed_users_profiles():
+    settings = few_shot.FewShotSettings("blend", prior_strength=3.0, pace=False, pace_prior_strength=2.0,
+                                        text_prior_strength=3.0)
+    inputs = ModelInputs(user_vectors={"u1": np.array([1.0, 0.0])}, content=np.array([[1.0, 0.0]]),
+                         content_bias=np.array([0.0]), launch_ts=np.array([np.nan]), temperature=1.0, rate_scale=0.0,
+                         settings=settings, text_profiles={"u1": np.array([0.0, 1.0])},
+                         item_text=np.array([[1.0, 0.0]]), text_weight=2.0)
+    ranker = ModelRanker(inputs, np.array(["A"]))
+    ranker.prepare(1, pd.DataFrame({"user_id": ["u1"], "item_id": ["A"], "first_ts": [ts(1)], "arrival": [0]}))
+    # text side: unit(3 * [1, 0] + [0, 1]) = [3, 1] / sqrt 10; u1's text term 2 * 1 / sqrt 10, vector part 1
+    np.testing.assert_allclose(ranker.text[0], np.array([3.0, 1.0]) / math.sqrt(10))
+    np.testing.assert_allclose(ranker.scores(np.array(["u1"])), [[1.0 + 2.0 / math.sqrt(10)]])
+    # the original text is kept for the next k
+    ranker.prepare(0, pd.DataFrame({"user_id": [], "item_id": [], "first_ts": [], "arrival": []}))
+    np.testing.assert_allclose(ranker.text[0], [1.0, 0.0])

@@ -1,0 +1,69 @@
+"""Ranking metrics on hand-worked examples."""
+import math
+
+import numpy as np
+import pytest
+
+from rec_lib.evaluation.metrics import MetricAccumulator, per_user_metrics, recall_at_k, top_k
+
+
+def test_top_k_orders_breaks_ties_by_index_and_excludes():
+    scores = np.array([[0.1, 0.9, 0.5, 0.9], [3.0, 2.0, 1.0, 0.0]])
+    np.testing.assert_array_equal(top_k(scores, 3), [[1, 3, 2], [0, 1, 2]])
+    exclude = np.array([[False, True, False, False], [True, False, False, False]])
+    np.testing.assert_array_equal(top_k(scores, 2, exclude), [[3, 2], [1, 2]])
+
+
+def test_recall_at_k():
+    recommended = np.array([[1, 3, 2], [0, 1, 2], [5, 6, 7]])
+    # user 0: 1 of {1, 4} in the top 2 -> 1/2; user 1: {2} not in the top 2 -> 0; user 2: nothing relevant, skipped
+    assert recall_at_k(recommended, [{1, 4}, {2}, set()], 2) == 0.25
+    # top 3: user 0 still 1/2, user 1 finds 2 -> 1
+    assert recall_at_k(recommended, [{1, 4}, {2}, set()], 3) == 0.75
+    assert math.isnan(recall_at_k(recommended, [set(), set(), set()], 3))
+
+
+# user 0: relevant {0, 3}; user 1: relevant {2}; user 2: nothing relevant (not judged)
+RECOMMENDED = np.array([[2, 0, 1, 3], [1, 3, 0, 2], [0, 1, 2, 3]])
+RELEVANT = np.array([[True, False, False, True], [False, False, True, False], [False, False, False, False]])
+
+
+def test_per_user_metrics_by_hand():
+    m = per_user_metrics(RECOMMENDED, RELEVANT, 3)
+    # user 0, top 3 = [2, 0, 1]: one hit at rank 2 of 2 relevant
+    assert m["recall"][0] == 0.5
+    assert m["ndcg"][0] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))  # 0.386853
+    assert (m["hit_rate"][0], m["mrr"][0]) == (1.0, 0.5)
+    # user 1, top 3 = [1, 3, 0]: no hit
+    assert [m[name][1] for name in ("recall", "ndcg", "hit_rate", "mrr")] == [0.0, 0.0, 0.0, 0.0]
+    assert all(math.isnan(m[name][2]) for name in m)
+    # K = 4: user 1 finds item 2 at rank 4; the ideal list for one relevant item is 1
+    m4 = per_user_metrics(RECOMMENDED, RELEVANT, 4)
+    assert (m4["ndcg"][1], m4["mrr"][1]) == (pytest.approx(1 / math.log2(5)), 0.25)
+    # user 0 with both hits in the top 4 (ranks 2 and 4) against the ideal ranks 1 and 2
+    assert m4["ndcg"][0] == pytest.approx((1 / math.log2(3) + 1 / math.log2(5)) / (1 + 1 / math.log2(3)))
+
+
+def test_accumulator_over_blocks_equals_all_at_once():
+    popularity = np.array([10.0, 20.0, 30.0, 40.0])
+    whole = MetricAccumulator(4, 3, popularity)
+    whole.add(RECOMMENDED, RELEVANT)
+    blocks = MetricAccumulator(4, 3, popularity)
+    blocks.add(RECOMMENDED[:2], RELEVANT[:2])
+    blocks.add(RECOMMENDED[2:], RELEVANT[2:])
+    expected = {
+        "recall@3": 0.25, "ndcg@3": pytest.approx(0.193426, rel=1e-5), "hit_rate@3": 0.5, "mrr@3": 0.25,
+        # the top-3 lists show items {2, 0, 1} + {1, 3, 0} + {0, 1, 2}: all 4
+        "coverage@3": 1.0,
+        # (30 + 10 + 20) + (20 + 40 + 10) + (10 + 20 + 30) over 9 places
+        "mean_popularity@3": pytest.approx(190 / 9), "users": 2.0,
+    }
+    assert whole.result() == expected
+    assert blocks.result() == expected
+
+
+def test_accumulator_without_judged_users_gives_nan():
+    acc = MetricAccumulator(4, 2)
+    acc.add(RECOMMENDED[2:], RELEVANT[2:])
+    out = acc.result()
+    assert math.isnan(out["recall@2"]) and out["coverage@2"] == 0.5 and out["users"] == 0.0

@@ -1,0 +1,49 @@
+"""The evaluation report from metric rows chosen by hand."""
+import pandas as pd
+import pytest
+
+from rec_lib.evaluation import report
+
+
+def rows():
+    data = []
+    for k, values in {0: {"model": 0.30, "random": 0.10, "popular": 0.10, "content_knn": 0.30, "oracle": 0.60},
+                      5: {"model": 0.50, "random": 0.10, "popular": 0.40, "content_knn": 0.30, "oracle": 0.80,
+                          "als": 0.20}}.items():
+        for method, value in values.items():
+            data.append({"k": k, "method": method, "metric": "recall@20", "value": value})
+            data.append({"k": k, "method": method, "metric": "ndcg@20", "value": value / 2})
+            data.append({"k": k, "method": method, "metric": "coverage@20", "value": 1.0})
+    data.append({"k": 0, "method": "als", "metric": "scorable_items", "value": 0.0})
+    return pd.DataFrame(data)
+
+
+def test_metric_table_orders_methods_and_leaves_gaps():
+    table = report.metric_table(rows(), "recall@20")
+    assert list(table.columns) == ["model", "random", "popular", "content_knn", "als", "oracle"]
+    assert pd.isna(table.at[0, "als"]) and table.at[5, "als"] == 0.2
+
+
+def test_wins_lists_every_tie_or_loss_against_a_baseline():
+    # a tie counts as not beating: content_knn equals the model at k = 0 on both metrics
+    assert report.model_losses(rows(), 20) == ["recall@20 at k=0: content_knn 0.3000 >= model 0.3000",
+                                       "ndcg@20 at k=0: content_knn 0.1500 >= model 0.1500"]
+    better = rows()
+    better.loc[(better.method == "content_knn") & (better.k == 0), "value"] = 0.01
+    assert report.model_losses(better, 20) == []
+
+
+def test_oracle_ratios_and_markdown():
+    assert report.oracle_ratios(rows(), 20) == {0: pytest.approx(0.5), 5: pytest.approx(0.625)}
+    text = report.markdown(rows(), 20, {"run": "r1"}, ["a note"])
+    assert "- run: r1" in text and "- a note" in text
+    assert "**Model beats random, popular, content_knn on Recall@20 and NDCG@20 at every k: no**" in text
+    assert "Model / oracle on Recall@20: k=0: 0.50, k=5: 0.62" in text
+    assert "| 0 | 0.3000 | 0.1000 | 0.1000 | 0.3000 | n/a | 0.6000 |" in text
+
+
+def test_write_report_makes_the_summary_and_png_plots(tmp_path):
+    paths = report.write_report(rows(), 20, tmp_path / "r", {"run": "r1"})
+    assert paths["summary"].read_text().startswith("# Cold-start evaluation")
+    for name in ("recall", "ndcg", "coverage"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
