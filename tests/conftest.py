@@ -93,24 +93,13 @@ def feature_config(tmp_path):
 
 @pytest.fixture(scope="session")
 def shop(spark, tmp_path_factory):
-    """A small generated shop, its feature tables and real text embeddings, shared by the training
-    and evaluation tests (each writes only its own tables and model folders): 400 users, 200 items
-    (15% launched in the last 14 days), ~20k events. Returns (root folder, common settings)."""
-    from rec_lib.core import config as rc
-    from rec_lib.demo.generator import generate_shop
-    from rec_lib.features.job import run_feature_job
-    from rec_lib.text.job import run_embed_job
+    """The small generated shop of `tests.helpers.build_small_shop`, shared by the training and
+    evaluation tests (each writes only its own tables and model folders). Returns (root folder,
+    common settings)."""
+    from tests.helpers import build_small_shop
 
     root = tmp_path_factory.mktemp("shop")
-    common = [f"paths.input={root / 'input'}", f"paths.warehouse={root / 'warehouse'}",
-              "run.now=2026-11-01T00:00:00Z", "run.run_id=test-run"]
-    demo = rc.load_config(rc.GenerateJobConfig, REPO / "conf/local.yaml", common + [
-        "demo.n_users=400", "demo.n_items=200", "demo.n_events=20000", "demo.chunk_users=200",
-        "demo.dirty_fraction=0"])
-    generate_shop(demo.demo, demo.paths.input)
-    run_feature_job(spark, rc.load_config(rc.FeatureJobConfig, REPO / "conf/local.yaml", common))
-    run_embed_job(spark, rc.load_config(rc.EmbedJobConfig, REPO / "conf/local.yaml", common))
-    return root, common
+    return root, build_small_shop(spark, root)
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ from rec_lib.evaluation.rankers import (
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
+from rec_lib.platform.spark import index_frame
 from rec_lib.platform.sql_views import apply_views
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
 from rec_lib.training.data import TrainingData, before_cutoff, pair_weights
@@ -140,10 +141,8 @@ class AlsFitter:
         self.spark, self.ev = spark, ev
         self.user_ids, self.item_ids = np.asarray(user_ids, str), np.asarray(item_ids, str)  # index order
         self.users, self.items = set(users), set(items)
-        user_index = spark.createDataFrame(pd.DataFrame({"user_id": self.user_ids,
-                                                         "u": np.arange(len(self.user_ids), dtype=np.int32)}))
-        item_index = spark.createDataFrame(pd.DataFrame({"item_id": self.item_ids,
-                                                         "i": np.arange(len(self.item_ids), dtype=np.int32)}))
+        user_index = index_frame(spark, self.user_ids, "user_id", "u")
+        item_index = index_frame(spark, self.item_ids, "item_id", "i")
         self.user_index, self.item_index = user_index, item_index
         self.past = (pair_weights(before_cutoff(interactions, cutoff))
                      .join(F.broadcast(user_index), "user_id").join(F.broadcast(item_index), "item_id")

@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 from typing import List
 
-from pyspark.sql import SparkSession
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
 
 from rec_lib.core.config import SparkSection
 from rec_lib.core.errors import EnvironmentSetupError
@@ -110,3 +112,11 @@ def get_spark(cfg: SparkSection) -> SparkSession:
     spark.sparkContext.setLogLevel("WARN")
     log.info("local Spark %s on %s with Delta %s", spark.version, cfg.master, DELTA_VERSION)
     return spark
+
+
+def index_frame(spark: SparkSession, ids: np.ndarray, id_column: str, index_column: str) -> DataFrame:
+    """A small frame (id_column string, index_column int): row i of `ids` -> i. What a driver-side
+    array's order looks like to a join (broadcast it)."""
+    return spark.createDataFrame(pd.DataFrame({id_column: np.asarray(ids, dtype=str),
+                                               index_column: np.arange(len(ids), dtype=np.int32)}),
+                                 f"{id_column} string, {index_column} int")

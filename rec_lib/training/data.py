@@ -27,6 +27,7 @@ from rec_lib.core.errors import RecError
 from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES, USERS, TableSpec
 from rec_lib.platform import io
 from rec_lib.platform.columns import days_between, timestamp_lit
+from rec_lib.platform.spark import index_frame
 from rec_lib.training.catalogue import USER_NUMERIC, Catalogue
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,7 @@ def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[da
     _check_text_embeddings(items, text)
     catalogue = _catalogue(items, text, pairs, as_of_ts, min_item_interactions, price_buckets)
 
-    index = spark.createDataFrame(pd.DataFrame({"item_id": catalogue.item_ids,
-                                                "item_index": np.arange(len(catalogue), dtype=np.int32)}))
-    pairs_indexed = pairs.join(F.broadcast(index), "item_id")
+    pairs_indexed = pairs.join(F.broadcast(index_frame(spark, catalogue.item_ids, "item_id", "item_index")), "item_id")
     with_history = user_inputs(pairs_indexed, as_of_ts, history_length)
     slotted = with_history.withColumn("user_slot", F.row_number().over(Window.orderBy("user_id")).cast("int"))
     all_users = (users.select("user_id").union(pairs.select("user_id")).distinct()
