@@ -128,7 +128,7 @@ def build_small_shop(spark: "SparkSession", root: Path) -> List[str]:
     demo = rc.load_config(rc.GenerateJobConfig, REPO / "conf/local.yaml", common + [
         "demo.n_users=400", "demo.n_items=200", "demo.n_events=20000", "demo.chunk_users=200",
         "demo.dirty_fraction=0"])
-    generate_shop(demo.demo, demo.paths.input)
+    generate_shop(demo.demo, demo.paths.input, now=datetime(2026, 11, 1, tzinfo=timezone.utc))
     run_feature_job(spark, rc.load_config(rc.FeatureJobConfig, REPO / "conf/local.yaml", common))
     run_embed_job(spark, rc.load_config(rc.EmbedJobConfig, REPO / "conf/local.yaml", common))
     return common

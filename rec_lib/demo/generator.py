@@ -1,16 +1,32 @@
-"""A seeded demo shop with a known ground truth.
+"""A seeded demo shop with a known ground truth, in one of several worlds (regimes).
 
 The world: categories, each with three styles; every (category, style) has a point in a latent
-taste space and its own vocabulary, so an item's title and description say where it sits. Users
-have latent tastes (one or two favourite styles). An item's appeal to a user is
+taste space. Items also carry structured attributes (`material`, multi-valued; `colour`; `year`,
+numeric), each value with a latent vector of its own. Users have latent tastes (one or two
+favourite styles). An item's appeal to a user is
 
     affinity(u, i) = beta * <taste_u, vec_i> + popularity_i
 
-where popularity comes partly from the brand's tier and the price (so it is partly predictable from
+with vec_i built from the item's category, style and attribute values plus noise, and
+popularity partly from the brand's tier, the price and the model year (so partly predictable from
 content) and partly from noise. Each user's views are drawn with probability proportional to
 exp(affinity) among the items already launched at the view's time; clicks, add-to-carts and
-purchases follow a funnel whose conversion grows with affinity. A share of items launches in the
-final `new_item_days` (the new items the product recommends).
+purchases follow a funnel whose conversion grows with affinity. Launches: each of the final
+`launch_windows` windows of `new_item_days` launches `new_item_fraction` of the catalogue (the last
+window's are the new items the product recommends; the windows before it hold the evaluation's
+validation window and the launches the model's blend is fitted on), the rest launched earlier.
+
+Where taste shows is the regime (`demo.regime`), so one configuration can be checked against
+worlds it was not tuned on:
+- `text`: titles and descriptions quote the item's style; attributes are drawn regardless of it.
+- `attributes`: titles are names (brand, noun, model code) and descriptions generic; the style
+  shows only in the attributes (each style favours some materials and colours), which also weigh
+  more in the item's vector.
+- `popularity`: as `text`, but taste matters less (beta 1.5) and popularity twice as much.
+`demo.noise` scales the random parts of every item's vector and popularity (1.0: the default).
+
+The clock: without `demo.end_date` the shop ends the day before `run.now` (today by default), so
+the pipeline run on it that day recommends the items launched in its final days.
 
 Output, under the input folder: `items.csv`, `users.csv` and `events/part-*.csv` (or .parquet), the
 input contract's layout, plus `ground_truth/` (item vectors and popularity, user tastes, params)
@@ -23,9 +39,9 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -36,7 +52,29 @@ from rec_lib.core.config import DemoSection
 log = logging.getLogger(__name__)
 
 LATENT_DIM = 16
-BETA = 4.0  # weight of taste match against popularity in the affinity
+HISTORY_DAYS = 183  # without demo.start_date the shop covers this many days before its end
+
+
+@dataclass(frozen=True)
+class Regime:
+    """Where a world's taste shows (see the module doc)."""
+
+    beta: float  # weight of taste match against popularity in the affinity
+    popularity_scale: float
+    informative_text: bool  # titles and descriptions quote the style
+    attribute_weight: float  # weight of the attribute values' vectors in an item's vector
+    style_attributes: bool  # attribute values are drawn by style (else regardless of it)
+
+
+REGIMES: Dict[str, Regime] = {
+    "text": Regime(beta=4.0, popularity_scale=1.0, informative_text=True, attribute_weight=0.25,
+                   style_attributes=False),
+    "attributes": Regime(beta=4.0, popularity_scale=1.0, informative_text=False, attribute_weight=0.8,
+                         style_attributes=True),
+    "popularity": Regime(beta=1.5, popularity_scale=2.0, informative_text=True, attribute_weight=0.25,
+                         style_attributes=False),
+}
+BETA = REGIMES["text"].beta  # the default world's taste weight
 
 # category -> (nouns, {style: (adjectives, phrases)}, category phrases, brands, price median)
 CATALOGUE_VOCABULARY: Dict[str, tuple] = {
@@ -173,6 +211,18 @@ CATALOGUE_VOCABULARY: Dict[str, tuple] = {
 CHINESE_NOUNS = {"electronics": "无线耳机", "books": "小说", "kitchen": "不粘锅", "sports": "跑步鞋",
                  "beauty": "精华液", "toys": "拼图", "garden": "花盆", "fashion": "连衣裙"}
 GENERIC_PHRASES = ["a customer favourite", "great value", "new this season", "ships in two days"]
+MATERIALS = {
+    "electronics": ["aluminium", "plastic", "glass", "rubber", "steel", "fabric"],
+    "books": ["paper", "hardcover", "cloth", "recycled paper", "board", "leather"],
+    "kitchen": ["steel", "cast iron", "ceramic", "wood", "silicone", "copper"],
+    "sports": ["mesh", "nylon", "cork", "rubber", "merino", "polyester"],
+    "beauty": ["glass", "aluminium", "bamboo", "plastic", "paper", "ceramic"],
+    "toys": ["wood", "plastic", "plush", "cardboard", "felt", "rubber"],
+    "garden": ["steel", "terracotta", "wood", "plastic", "ceramic", "rattan"],
+    "fashion": ["cotton", "linen", "silk", "denim", "wool", "leather"],
+}
+COLOURS = ["black", "white", "red", "blue", "green", "grey", "beige", "pink"]
+YEARS = (2019, 2026)  # model years, newer ones a little more popular
 COUNTRIES = ["DE", "FR", "GB", "NL", "ES", "IT", "PL", "SE"]
 AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55+"]
 
@@ -185,6 +235,7 @@ class GeneratedShop:
     n_events: int
     n_dirty_rows: int
     new_item_cutoff: datetime
+    end: datetime  # events happen before this instant (the end of demo.end_date)
 
 
 def _styles() -> List[Tuple[str, str]]:
@@ -204,50 +255,124 @@ def _epoch(d: str) -> float:
     return datetime.fromisoformat(d).replace(tzinfo=timezone.utc).timestamp()
 
 
-def generate_items(cfg: DemoSection, rng: np.random.Generator):
-    """Catalogue rows (DataFrame) + ground truth (item vectors [n_items, LATENT_DIM], popularity)."""
+def regime_of(cfg: DemoSection) -> Regime:
+    return REGIMES[cfg.regime]
+
+
+def shop_dates(cfg: DemoSection, now: datetime) -> Tuple[str, str]:
+    """(start, end) dates of the shop: as configured, else it ends the day before `now` and starts
+    HISTORY_DAYS earlier."""
+    end = cfg.end_date or (now.date() - timedelta(days=1)).isoformat()
+    start = cfg.start_date or (date.fromisoformat(end) - timedelta(days=HISTORY_DAYS)).isoformat()
+    return start, end
+
+
+@dataclass(frozen=True)
+class _World:
+    """The latent structure the catalogue and the users are drawn from."""
+
+    cat_centre: Dict[str, np.ndarray]
+    style_vec: Dict[Tuple[str, str], np.ndarray]
+    material_vec: Dict[Tuple[str, str], np.ndarray]
+    colour_vec: Dict[str, np.ndarray]
+    favoured_materials: Dict[Tuple[str, str], np.ndarray]  # indices into MATERIALS[category]
+    favoured_colours: Dict[Tuple[str, str], np.ndarray]  # indices into COLOURS
+
+
+def _world(rng: np.random.Generator) -> _World:
     styles = _styles()
-    categories = list(CATALOGUE_VOCABULARY)
-    cat_centre = {c: _unit(rng.normal(size=LATENT_DIM)) for c in categories}
+    cat_centre = {c: _unit(rng.normal(size=LATENT_DIM)) for c in CATALOGUE_VOCABULARY}
     style_vec = {cs: 0.9 * _unit(rng.normal(size=LATENT_DIM)) for cs in styles}
-    start, end = _epoch(cfg.start_date), _epoch(cfg.end_date)
-    new_from = end - cfg.new_item_days * SECONDS_PER_DAY
+    material_vec = {(c, m): _unit(rng.normal(size=LATENT_DIM)) for c in CATALOGUE_VOCABULARY for m in MATERIALS[c]}
+    colour_vec = {c: _unit(rng.normal(size=LATENT_DIM)) for c in COLOURS}
+    favoured_materials = {cs: rng.choice(len(MATERIALS[cs[0]]), size=2, replace=False) for cs in styles}
+    favoured_colours = {cs: rng.choice(len(COLOURS), size=2, replace=False) for cs in styles}
+    return _World(cat_centre, style_vec, material_vec, colour_vec, favoured_materials, favoured_colours)
+
+
+def _pick(rng: np.random.Generator, n: int, favoured: np.ndarray, by_style: bool, size: int) -> np.ndarray:
+    """`size` distinct indices of n: by style, each is one of the favoured ones three times in four."""
+    if not by_style:
+        return rng.choice(n, size=size, replace=False)
+    picked: List[int] = []
+    while len(picked) < size:
+        candidate = int(favoured[rng.integers(len(favoured))]) if rng.random() < 0.75 else int(rng.integers(n))
+        if candidate not in picked:
+            picked.append(candidate)
+    return np.asarray(picked)
+
+
+def _model_code(rng: np.random.Generator) -> str:
+    letters = "".join(chr(ord("A") + int(x)) for x in rng.integers(0, 26, size=2))
+    return f"{letters}-{int(rng.integers(100, 1000))}"
+
+
+def _texts(rng: np.random.Generator, regime: Regime, category: str, style: str, brand: str) -> Tuple[str, str]:
+    """(title, description): quoting the style where the regime's text is informative, else a
+    name (brand, noun, model code) and a generic description."""
+    nouns, style_map, cat_phrases, _, _ = CATALOGUE_VOCABULARY[category]
+    adjectives, phrases = style_map[style]
+    noun = nouns[rng.integers(len(nouns))]
+    adjective = adjectives[rng.integers(len(adjectives))]
+    cat_phrase = cat_phrases[rng.integers(len(cat_phrases))].capitalize()
+    generic = GENERIC_PHRASES[rng.integers(len(GENERIC_PHRASES))]
+    if not regime.informative_text:
+        code = _model_code(rng)
+        title = f"{brand} {CHINESE_NOUNS[category]} {code}" if rng.random() < 0.02 else f"{brand} {noun.title()} {code}"
+        return title, f"{cat_phrase}, {generic}. Model {code}."
+    title = f"{brand} {CHINESE_NOUNS[category]}" if rng.random() < 0.02 else f"{brand} {adjective.title()} {noun.title()}"
+    picked = rng.choice(len(phrases), size=2, replace=False)
+    return title, (f"{phrases[picked[0]].capitalize()}. {phrases[picked[1]].capitalize()}. "
+                   f"{cat_phrase}, {generic}.")
+
+
+def generate_items(cfg: DemoSection, rng: np.random.Generator, start: float, end: float):
+    """Catalogue rows (DataFrame) + ground truth (item vectors [n_items, LATENT_DIM], popularity)
+    and the world the users are drawn from."""
+    regime = regime_of(cfg)
+    styles = _styles()
+    world = _world(rng)
+    window = cfg.new_item_days * SECONDS_PER_DAY
+    season_from = end - cfg.launch_windows * window
 
     rows, vectors, popularity = [], [], []
-    brand_tier = {b: rng.normal(0, 0.6) for c in categories for b in CATALOGUE_VOCABULARY[c][3]}
+    brand_tier = {b: rng.normal(0, 0.6) for c in CATALOGUE_VOCABULARY for b in CATALOGUE_VOCABULARY[c][3]}
     for i in range(cfg.n_items):
         category, style = styles[rng.integers(len(styles))]
-        nouns, style_map, cat_phrases, brands, median_price = CATALOGUE_VOCABULARY[category]
-        adjectives, phrases = style_map[style]
+        brands, median_price = CATALOGUE_VOCABULARY[category][3], CATALOGUE_VOCABULARY[category][4]
         brand = brands[rng.integers(len(brands))]
-        noun = nouns[rng.integers(len(nouns))]
-        adjective = adjectives[rng.integers(len(adjectives))]
-        if rng.random() < 0.02:
-            title = f"{brand} {CHINESE_NOUNS[category]}"
-        else:
-            title = f"{brand} {adjective.title()} {noun.title()}"
-        picked = rng.choice(len(phrases), size=2, replace=False)
-        description = (f"{phrases[picked[0]].capitalize()}. {phrases[picked[1]].capitalize()}. "
-                       f"{cat_phrases[rng.integers(len(cat_phrases))].capitalize()}, "
-                       f"{GENERIC_PHRASES[rng.integers(len(GENERIC_PHRASES))]}.")
+        title, description = _texts(rng, regime, category, style, brand)
+        materials = _pick(rng, len(MATERIALS[category]), world.favoured_materials[(category, style)],
+                          regime.style_attributes, size=1 + int(rng.integers(3)))
+        colour = int(_pick(rng, len(COLOURS), world.favoured_colours[(category, style)], regime.style_attributes, 1)[0])
+        year = int(rng.integers(YEARS[0], YEARS[1] + 1))
         price = round(float(median_price * np.exp(rng.normal(0, 0.5))), 2)
-        launch = (rng.uniform(new_from, end) if rng.random() < cfg.new_item_fraction
-                  else rng.uniform(start - 180 * SECONDS_PER_DAY, new_from))
-        vec = _unit(cat_centre[category] + style_vec[(category, style)] + 0.35 * rng.normal(size=LATENT_DIM))
-        # appeal predictable from content (brand tier, cheaper is more popular) plus noise
-        pop = brand_tier[brand] - 0.4 * np.log(price / median_price) + rng.normal(0, 0.5)
+        draw = rng.random()
+        if draw < cfg.new_item_fraction * cfg.launch_windows:  # the launch season: each window its share
+            launch = rng.uniform(season_from, end)
+        else:
+            launch = rng.uniform(start - 180 * SECONDS_PER_DAY, season_from)
+        attribute_part = (np.mean([world.material_vec[(category, MATERIALS[category][m])] for m in materials], axis=0)
+                          + 0.5 * world.colour_vec[COLOURS[colour]])
+        vec = _unit(world.cat_centre[category] + world.style_vec[(category, style)]
+                    + regime.attribute_weight * attribute_part + cfg.noise * 0.35 * rng.normal(size=LATENT_DIM))
+        # appeal predictable from content (brand tier, cheaper and newer models are more popular) plus noise
+        pop = regime.popularity_scale * (brand_tier[brand] - 0.4 * np.log(price / median_price)
+                                         + 0.1 * (year - np.mean(YEARS)) + cfg.noise * rng.normal(0, 0.5))
         rows.append({"item_id": f"I{i:06d}", "title": title, "description": description, "category": category,
-                     "brand": brand, "price": price, "launch_ts": float(launch), "style": style})
+                     "brand": brand, "price": price, "launch_ts": float(launch),
+                     "material": "|".join(MATERIALS[category][m] for m in materials), "colour": COLOURS[colour],
+                     "year": year, "style": style})
         vectors.append(vec)
         popularity.append(pop)
-    return pd.DataFrame(rows), np.stack(vectors), np.asarray(popularity), cat_centre, style_vec
+    return pd.DataFrame(rows), np.stack(vectors), np.asarray(popularity), world
 
 
-def generate_users(cfg: DemoSection, rng: np.random.Generator, cat_centre, style_vec
+def generate_users(cfg: DemoSection, rng: np.random.Generator, world: _World, end: float
                    ) -> Tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Users (DataFrame), tastes [n_users, LATENT_DIM] and activity weights [n_users]."""
     styles = _styles()
-    end = _epoch(cfg.end_date)
+    cat_centre, style_vec = world.cat_centre, world.style_vec
     tastes = np.empty((cfg.n_users, LATENT_DIM))
     for u in range(cfg.n_users):
         favourites = rng.choice(len(styles), size=1 + int(rng.random() < 0.5), replace=False)
@@ -280,11 +405,12 @@ def sample_events_for_users(
     launch_sorted: np.ndarray,
     start: float,
     end: float,
+    beta: float = BETA,
 ) -> pd.DataFrame:
     """Events of one chunk of users. Items are ordered by launch time, so the items available at
     time t are a prefix; one cumulative sum per user then serves every one of its views."""
     n_items = len(item_ids_by_launch)
-    affinity = BETA * tastes @ vectors_by_launch.T + pop_by_launch  # [users, items]
+    affinity = beta * tastes @ vectors_by_launch.T + pop_by_launch  # [users, items]
     weights = np.exp(affinity - affinity.max(axis=1, keepdims=True))
     cdf = np.cumsum(weights, axis=1)
     total = cdf[:, -1:]
@@ -316,7 +442,7 @@ def sample_events_for_users(
             "user_id": user_ids[owner[idx]],
             "item_id": item_ids_by_launch[item_pos[idx]],
             "event_type": kind,
-            "ts": np.minimum(ts[idx], end),
+            "ts": np.minimum(ts[idx], end - 1.0),
             "value": rng.integers(1, 4, len(idx)).astype(float) if kind == "purchase" else np.nan,
         }))
     events = pd.concat(parts, ignore_index=True).sort_values(["ts", "user_id"], kind="stable")
@@ -361,18 +487,21 @@ def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
         df.to_parquet(path, index=False)
 
 
-def generate_shop(cfg: DemoSection, input_dir: str | Path) -> GeneratedShop:
-    """Write the demo shop's exports and ground truth under `input_dir` (replacing what is there)."""
+def generate_shop(cfg: DemoSection, input_dir: str | Path, now: Optional[datetime] = None) -> GeneratedShop:
+    """Write the demo shop's exports and ground truth under `input_dir` (replacing what is there).
+    The shop covers start_date through end_date (see `shop_dates`: `now` is the pipeline's run.now)."""
     out = Path(input_dir)
     if out.exists():
         shutil.rmtree(out)
     (out / "events").mkdir(parents=True)
     (out / "ground_truth").mkdir()
     rng = np.random.default_rng(cfg.seed)
-    start, end = _epoch(cfg.start_date), _epoch(cfg.end_date)
+    start_date, end_date = shop_dates(cfg, now or datetime.now(timezone.utc))
+    start, end = _epoch(start_date), _epoch(end_date) + SECONDS_PER_DAY  # through the end of end_date
+    regime = regime_of(cfg)
 
-    items, vectors, popularity, cat_centre, style_vec = generate_items(cfg, rng)
-    users, tastes, activity = generate_users(cfg, rng, cat_centre, style_vec)
+    items, vectors, popularity, world = generate_items(cfg, rng, start, end)
+    users, tastes, activity = generate_users(cfg, rng, world, end)
     order = np.argsort(items["launch_ts"].to_numpy(), kind="stable")
     launch_sorted = items["launch_ts"].to_numpy()[order]
 
@@ -388,7 +517,8 @@ def generate_shop(cfg: DemoSection, input_dir: str | Path) -> GeneratedShop:
         chunk_rng = np.random.default_rng([cfg.seed, chunk])
         events = sample_events_for_users(
             chunk_rng, user_ids[lo:hi], tastes[lo:hi], n_views[lo:hi], signup[lo:hi],
-            items["item_id"].to_numpy()[order], vectors[order], popularity[order], launch_sorted, start, end)
+            items["item_id"].to_numpy()[order], vectors[order], popularity[order], launch_sorted, start, end,
+            beta=regime.beta)
         events = _format_ts(events, chunk_rng)
         events, dirty = _dirty_events(events, cfg.dirty_fraction, chunk_rng)
         _write(events, out / "events" / f"part-{chunk:05d}.{cfg.format}", cfg.format)
@@ -414,18 +544,20 @@ def generate_shop(cfg: DemoSection, input_dir: str | Path) -> GeneratedShop:
     truth_items.to_parquet(out / "ground_truth" / "items.parquet", index=False)
     truth_users.to_parquet(out / "ground_truth" / "users.parquet", index=False)
     new_item_cutoff = datetime.fromtimestamp(end - cfg.new_item_days * SECONDS_PER_DAY, timezone.utc)
-    params = {"beta": BETA, "latent_dim": LATENT_DIM, "seed": cfg.seed,
-              "affinity": "beta * dot(taste_u, vector_i) + popularity_i",
-              "new_item_cutoff": new_item_cutoff.isoformat(), "end": cfg.end_date}
+    params = {"beta": regime.beta, "latent_dim": LATENT_DIM, "seed": cfg.seed, "regime": cfg.regime,
+              "noise": cfg.noise, "affinity": "beta * dot(taste_u, vector_i) + popularity_i",
+              "new_item_cutoff": new_item_cutoff.isoformat(), "start": start_date, "end": end_date}
     (out / "ground_truth" / "params.json").write_text(json.dumps(params, indent=2))
-    return GeneratedShop(out, len(items), cfg.n_users, n_events, n_dirty, new_item_cutoff)
+    return GeneratedShop(out, len(items), cfg.n_users, n_events, n_dirty, new_item_cutoff,
+                         datetime.fromtimestamp(end, timezone.utc))
 
 
-def oracle_affinity(truth_users: pd.DataFrame, truth_items: pd.DataFrame) -> np.ndarray:
-    """[n_users, n_items] ground-truth affinity, rows and columns in the frames' order."""
+def oracle_affinity(truth_users: pd.DataFrame, truth_items: pd.DataFrame, beta: float = BETA) -> np.ndarray:
+    """[n_users, n_items] ground-truth affinity, rows and columns in the frames' order (`beta`: the
+    world's, from ground_truth/params.json)."""
     tastes = np.stack(truth_users["taste"].to_numpy())
     vectors = np.stack(truth_items["vector"].to_numpy())
-    return BETA * tastes @ vectors.T + truth_items["popularity"].to_numpy()[None, :]
+    return beta * tastes @ vectors.T + truth_items["popularity"].to_numpy()[None, :]
 
 
-__all__ = ["generate_shop", "oracle_affinity", "GeneratedShop"]
+__all__ = ["generate_shop", "oracle_affinity", "shop_dates", "GeneratedShop", "REGIMES", "Regime"]

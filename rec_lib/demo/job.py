@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from rec_lib.core.clock import resolve_now
 from rec_lib.core.config import GenerateJobConfig
 from rec_lib.demo.generator import generate_shop
 from rec_lib.platform.cli import job_parser, load_job_config, parse, run_job
@@ -17,9 +18,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     def body() -> None:
         cfg = load_job_config(CONFIG, args)
-        shop = generate_shop(cfg.demo, cfg.paths.input)
-        print(f"demo shop in {shop.input_dir}: {shop.n_items:,} items, {shop.n_users:,} users, "
-              f"{shop.n_events:,} event rows ({shop.n_dirty_rows:,} made invalid on purpose); "
-              f"new items launch after {shop.new_item_cutoff:%Y-%m-%d}")
+        shop = generate_shop(cfg.demo, cfg.paths.input, now=resolve_now(cfg.run.now))
+        print(f"demo shop ({cfg.demo.regime} regime) in {shop.input_dir}: {shop.n_items:,} items, "
+              f"{shop.n_users:,} users, {shop.n_events:,} event rows ({shop.n_dirty_rows:,} made invalid on purpose); "
+              f"events until {shop.end:%Y-%m-%d %H:%M} UTC; new items launch after {shop.new_item_cutoff:%Y-%m-%d}")
 
     return run_job(body)

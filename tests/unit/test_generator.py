@@ -1,24 +1,35 @@
 """The demo shop: seeded, structured as the input contract, and carrying the planted signal."""
 import dataclasses
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from rec_lib.core.config import GenerateJobConfig, load_config
-from rec_lib.demo.generator import CATALOGUE_VOCABULARY, generate_shop, oracle_affinity
+from rec_lib.core.config import DEMO_REGIMES, GenerateJobConfig, load_config
+from rec_lib.demo.generator import CATALOGUE_VOCABULARY, REGIMES, generate_shop, oracle_affinity, shop_dates
 from tests.helpers import REPO
 
 
 @pytest.fixture(scope="module")
 def demo():
     cfg = load_config(GenerateJobConfig, REPO / "conf" / "local.yaml").demo
-    return dataclasses.replace(cfg, n_users=300, n_items=150, n_events=12000, chunk_users=100, dirty_fraction=0.0)
+    return dataclasses.replace(cfg, n_users=300, n_items=150, n_events=12000, chunk_users=100, dirty_fraction=0.0,
+                               start_date="2026-05-01", end_date="2026-10-31")
 
 
 def _events(folder: Path) -> pd.DataFrame:
     return pd.concat([pd.read_csv(p, dtype={"ts": str}) for p in sorted((folder / "events").glob("*.csv"))])
+
+
+def _timestamps(events: pd.DataFrame) -> pd.Series:
+    """ISO text or epoch seconds -> UTC timestamps (only the digit rows go through unit="s": pandas
+    2.2 reads uninitialised memory for NaN there)."""
+    digits = events["ts"].str.isdigit()
+    text = events["ts"].copy()
+    text[digits] = pd.to_datetime(events.loc[digits, "ts"].astype("int64"), unit="s", utc=True).astype(str)
+    return pd.to_datetime(text, utc=True, format="mixed")
 
 
 def test_same_seed_same_shop_other_seed_other_shop(demo, tmp_path):
@@ -39,17 +50,16 @@ def test_events_follow_launches_and_the_funnel(demo, tmp_path):
     events = _events(tmp_path)
     assert set(events["event_type"]) == {"view", "click", "add_to_cart", "purchase"}
     # timestamps are ISO text or epoch seconds, as the contract allows
-    # (only the digit rows go through unit="s": pandas 2.2 reads uninitialised memory for NaN there)
-    digits = events["ts"].str.isdigit()
-    text = events["ts"].copy()
-    text[digits] = pd.to_datetime(events.loc[digits, "ts"].astype("int64"), unit="s", utc=True).astype(str)
-    ts = pd.to_datetime(text, utc=True, format="mixed")
+    ts = _timestamps(events)
     launch = pd.to_datetime(events["item_id"].map(items.set_index("item_id")["launch_ts"]), utc=True)
     assert (ts >= launch).all(), "no item is interacted with before it launches"
     counts = events["event_type"].value_counts()
     assert counts["view"] > counts["click"] > counts["add_to_cart"] > counts["purchase"] > 0
     # new items: launched within new_item_days of the end, about new_item_fraction of the catalogue
-    new = pd.to_datetime(items["launch_ts"], utc=True) > pd.Timestamp(demo.end_date, tz="UTC") - pd.Timedelta(days=demo.new_item_days)
+    # (the shop covers end_date whole: it ends at the midnight after it)
+    end = pd.Timestamp(demo.end_date, tz="UTC") + pd.Timedelta(days=1)
+    assert ts.max() < end
+    new = pd.to_datetime(items["launch_ts"], utc=True) > end - pd.Timedelta(days=demo.new_item_days)
     assert 0.05 < new.mean() < 0.3
 
 
@@ -83,3 +93,65 @@ def test_dirty_fraction_adds_invalid_rows(demo, tmp_path):
     assert events.duplicated().sum() > 0
     assert shop.n_dirty_rows > 0.01 * demo.n_events * 0.9
     assert np.isfinite(shop.n_events)
+
+
+def test_without_dates_the_shop_ends_the_day_before_now(demo, tmp_path):
+    """run.now 2026-12-02 02:00: the shop's last day is 2026-12-01 (events before 2026-12-02
+    00:00), its first 183 days earlier (2026-06-01), so a pipeline run that day scores the day after it."""
+    undated = dataclasses.replace(demo, start_date=None, end_date=None)
+    now = datetime(2026, 12, 2, 2, 0, tzinfo=timezone.utc)
+    assert shop_dates(undated, now) == ("2026-06-01", "2026-12-01")
+    shop = generate_shop(undated, tmp_path, now=now)
+    assert shop.end == datetime(2026, 12, 2, tzinfo=timezone.utc)
+    ts = _timestamps(_events(tmp_path))
+    assert ts.max() < pd.Timestamp("2026-12-02", tz="UTC") and ts.max() > pd.Timestamp("2026-11-30", tz="UTC")
+    assert ts.min() >= pd.Timestamp("2026-06-01", tz="UTC")
+
+
+def test_items_carry_structured_attributes(demo, tmp_path):
+    generate_shop(demo, tmp_path)
+    items = pd.read_csv(tmp_path / "items.csv")
+    assert {"material", "colour", "year"} <= set(items.columns)
+    assert items["material"].str.contains("|", regex=False).any()  # multi-valued
+    assert items["year"].between(2019, 2026).all()
+
+
+def _style_share_of_top_material(items: pd.DataFrame, truth: pd.DataFrame) -> float:
+    """Mean over (category, style) of the share of its items listing the group's most common material."""
+    merged = items.merge(truth[["item_id", "style"]], on="item_id")
+    shares = []
+    for _, group in merged.groupby(["category", "style"]):
+        values = group["material"].str.split("|").explode()
+        shares.append(values.value_counts().iloc[0] / len(group))
+    return float(np.mean(shares))
+
+
+def test_regimes_move_the_signal_between_text_and_attributes(demo, tmp_path):
+    """attributes: titles are names and descriptions quote no style phrase, while each style's
+    favoured materials dominate its items (text: materials regardless of style, 1 to 3 of 6 each)."""
+    assert set(REGIMES) == set(DEMO_REGIMES)
+    generate_shop(dataclasses.replace(demo, regime="attributes", n_items=600), tmp_path / "a")
+    generate_shop(dataclasses.replace(demo, regime="text", n_items=600), tmp_path / "t")
+    shares = {}
+    for name in ("a", "t"):
+        items = pd.read_csv(tmp_path / name / "items.csv")
+        truth = pd.read_parquet(tmp_path / name / "ground_truth" / "items.parquet")
+        shares[name] = _style_share_of_top_material(items, truth)
+        quoting = [any(p.capitalize() in row.description
+                       for p in CATALOGUE_VOCABULARY[row.category][1][style][1])
+                   for row, style in zip(items.itertuples(), truth.set_index("item_id").loc[items.item_id, "style"])]
+        if name == "a":
+            assert not any(quoting)
+            assert items["title"].str.match(r"^.+ [A-Z]{2}-\d{3}$").all()
+        else:
+            assert all(quoting)
+    # uniform: about 2 of 6 materials per item -> top share ~0.45; by style: 3 in 4 picks favoured -> > 0.6
+    assert shares["a"] > 0.6 > shares["t"]
+
+
+def test_popularity_regime_weighs_taste_less(demo, tmp_path):
+    generate_shop(dataclasses.replace(demo, regime="popularity"), tmp_path)
+    import json
+
+    params = json.loads((tmp_path / "ground_truth" / "params.json").read_text())
+    assert params["beta"] == REGIMES["popularity"].beta == 1.5 and params["regime"] == "popularity"
