@@ -36,7 +36,7 @@ class InputContract:
 ITEMS_INPUT = InputContract(
     name="items",
     required=("item_id", "title"),
-    optional=("description", "category", "brand", "price", "launch_ts"),
+    optional=("description", "category", "brand", "price", "launch_ts"),  # any further column: an attribute
     mandatory_source=True,
 )
 USERS_INPUT = InputContract(
@@ -154,6 +154,7 @@ ITEMS = TableSpec(
         ("brand", S, True),
         ("price", D, True),
         ("launch_ts", TS, True),
+        ("attributes", map_of(S, S), True),  # further export columns, as text (the model reads them)
         ("content_hash", S, False),  # changes when any descriptive field changes
         ("source_file", S, True),
         ("updated_run_id", S, False),
@@ -340,6 +341,31 @@ EVALUATION_METRICS = TableSpec(
     keys=("run_id", "k", "method", "metric"),
 )
 
+# What the served lists look like beyond accuracy (rec_lib.scoring.list_metrics): one row per
+# figure of one set of lists, written by every scoring run (source 'production') and by the
+# evaluation's backtest of the scoring code (sources 'backtest', 'backtest_no_floor', with its
+# recall and ndcg on the test window).
+LIST_METRICS = TableSpec(
+    name="list_metrics",
+    fields=_struct(
+        ("run_id", S, False),
+        ("run_date", DT, False),  # the lists' run date
+        ("source", S, False),  # production | backtest | backtest_no_floor
+        ("model_version", S, False),
+        ("metric", S, False),  # candidate_coverage, top3_first_share, exposure_gini, mean_pairwise_overlap, ...
+        ("value", D, True),
+        ("computed_at", TS, False),
+    ),
+    keys=("run_id", "source", "metric"),
+)
+
+
+class ListSource:
+    PRODUCTION = "production"
+    BACKTEST = "backtest"
+    BACKTEST_NO_FLOOR = "backtest_no_floor"
+
+
 # The evaluation's own model input (same layout as training_examples, which stays the production
 # model's input).
 EVALUATION_TRAINING_EXAMPLES = dataclasses.replace(TRAINING_EXAMPLES, name="evaluation_training_examples")
@@ -363,5 +389,5 @@ class EmbeddingSource:
 TABLES: Dict[str, TableSpec] = {
     t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, ITEM_TEXT_EMBEDDINGS,
                         TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS, RECOMMENDATIONS, EVALUATION_METRICS,
-                        EVALUATION_TRAINING_EXAMPLES)
+                        EVALUATION_TRAINING_EXAMPLES, LIST_METRICS)
 }

@@ -94,7 +94,8 @@ def _read(spark: SparkSession, cfg: FeatureJobConfig, contract: InputContract):
     if loc is None:
         return None, None
     df = io.read_export(spark, loc, contract, cfg.input.columns.get(contract.name, {}),
-                        multiline=contract.name in cfg.input.multiline_csv)
+                        multiline=contract.name in cfg.input.multiline_csv, encoding=cfg.input.encoding,
+                        delimiter=cfg.input.csv_delimiter)
     return loc, df
 
 
@@ -124,7 +125,8 @@ def _validate(spark: SparkSession, cfg: FeatureJobConfig, now_ts: Column) -> Tup
     events_loc, raw_events = _read(spark, cfg, EVENTS_INPUT)
     max_future = cfg.input.max_future_hours
     with timed(log, "validate items"):
-        items_v = _materialise(fx.validate_items(raw_items, now_ts, max_future), items_loc.path)
+        items_v = _materialise(fx.validate_items(raw_items, now_ts, max_future,
+                                                 io.extra_columns(raw_items, ITEMS_INPUT)), items_loc.path)
     known_items = fx.accepted(items_v).select("item_id")
     stored_items = io.read_table_if_exists(spark, cfg.paths.warehouse, ITEMS)
     if stored_items is not None:

@@ -92,8 +92,21 @@ def _future(ts: Column, now_ts: Column, max_future_hours: float) -> Column:
 # --------------------------------------------------------------------------------------------
 
 
-def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float) -> DataFrame:
-    """Raw items -> parsed items + `reason`. Columns: items' contract columns parsed, plus bookkeeping."""
+def attribute_map(attribute_columns: Sequence[str]) -> Column:
+    """The export's further columns as one map (name -> cleaned text), keys sorted, blank values
+    left out, so the map compares equal across exports."""
+    attrs = sorted(attribute_columns)
+    attributes = F.map_from_arrays(
+        F.array(*[F.lit(a) for a in attrs]) if attrs else F.array().cast("array<string>"),
+        F.array(*[clean_text(F.col(f"`{a}`")) for a in attrs]) if attrs else F.array().cast("array<string>"),
+    )
+    return F.map_filter(attributes, lambda k, v: v.isNotNull())
+
+
+def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float,
+                   attribute_columns: Sequence[str] = ()) -> DataFrame:
+    """Raw items -> parsed items + `reason`. Columns: items' contract columns parsed, `attributes`
+    (the export's further columns, see `attribute_map`), plus bookkeeping."""
     parsed = raw_items.select(
         clean_id(F.col("item_id")).alias("item_id"),
         clean_text(F.col("title")).alias("title"),
@@ -104,6 +117,7 @@ def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float
         parse_number(F.col("price")).alias("price"),
         F.col("launch_ts").alias("_launch_raw"),
         parse_timestamp(F.col("launch_ts")).alias("launch_ts"),
+        attribute_map(attribute_columns).alias("attributes"),
         SOURCE_FILE, RAW_ROW, RAW_LINE,
     )
     rules = [
@@ -120,17 +134,11 @@ def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float
 def validate_users(raw_users: DataFrame, attribute_columns: Sequence[str], now_ts: Column,
                    max_future_hours: float) -> DataFrame:
     """Raw users -> user_id, signup_ts, attributes (map of further columns, sorted by name) + `reason`."""
-    attrs = sorted(attribute_columns)
-    attributes = F.map_from_arrays(
-        F.array(*[F.lit(a) for a in attrs]) if attrs else F.array().cast("array<string>"),
-        F.array(*[clean_text(F.col(f"`{a}`")) for a in attrs]) if attrs else F.array().cast("array<string>"),
-    )
     parsed = raw_users.select(
         clean_id(F.col("user_id")).alias("user_id"),
         F.col("signup_ts").alias("_signup_raw"),
         parse_timestamp(F.col("signup_ts")).alias("signup_ts"),
-        # null attribute values are left out, so the map compares equal across exports
-        F.map_filter(attributes, lambda k, v: v.isNotNull()).alias("attributes"),
+        attribute_map(attribute_columns).alias("attributes"),
         SOURCE_FILE, RAW_ROW, RAW_LINE,
     )
     rules = [
@@ -188,16 +196,18 @@ def rejected(validated: DataFrame) -> DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def content_hash(cols: Iterable[str]) -> Column:
-    """SHA-256 over the given columns as text (null-safe), to detect changed rows cheaply."""
-    return F.sha2(F.concat_ws("\u001f", *[F.coalesce(F.col(c).cast("string"), F.lit("\u0000")) for c in cols]), 256)
+def content_hash(cols: Iterable[str], maps: Iterable[str] = ()) -> Column:
+    """SHA-256 over the given columns as text (null-safe; `maps` as JSON), to detect changed rows cheaply."""
+    maps = set(maps)
+    text = [F.to_json(F.col(c)) if c in maps else F.col(c).cast("string") for c in cols]
+    return F.sha2(F.concat_ws("\u001f", *[F.coalesce(t, F.lit("\u0000")) for t in text]), 256)
 
 
-ITEM_CONTENT = ("title", "description", "category", "brand", "price", "launch_ts")
+ITEM_CONTENT = ("title", "description", "category", "brand", "price", "launch_ts", "attributes")
 
 
 def item_rows(accepted_items: DataFrame, run_id: str) -> DataFrame:
-    return (accepted_items.withColumn("content_hash", content_hash(ITEM_CONTENT))
+    return (accepted_items.withColumn("content_hash", content_hash(ITEM_CONTENT, maps=["attributes"]))
             .withColumn("source_file", F.col(SOURCE_FILE)).withColumn("updated_run_id", F.lit(run_id)))
 
 
@@ -346,4 +356,5 @@ __all__: List[str] = [
     "validate_items", "validate_users", "validate_events", "accepted", "rejected", "item_rows",
     "user_rows", "interaction_rows", "quarantine_rows", "item_stats", "user_features", "as_of",
     "decay", "user_item_pairs", "parse_timestamp", "parse_number", "clean_text", "clean_id", "mark_duplicates",
+    "attribute_map",
 ]

@@ -59,6 +59,11 @@ def _list_names(spark: SparkSession, path: str) -> List[str]:
     return sorted(str(s.getPath().getName()) for s in fs.listStatus(hpath))
 
 
+def read_text(spark: SparkSession, path: str) -> str:
+    """A small text file's whole content (local or cloud paths)."""
+    return "".join(r[0] for r in spark.read.text(path, wholetext=True).collect())
+
+
 def join_path(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/")] + [p.strip("/") for p in parts])
 
@@ -108,9 +113,13 @@ def locate_export(spark: SparkSession, input_dir: str, contract: InputContract) 
     return found[0]
 
 
-def _csv_header(spark: SparkSession, loc: ExportLocation, multiline: bool) -> List[str]:
-    header_df = (spark.read.option("header", True).option("multiLine", multiline)
-                 .option("inferSchema", False).csv(loc.path))
+def _csv_reader(spark: SparkSession, multiline: bool, encoding: str, delimiter: str):
+    return (spark.read.option("header", True).option("multiLine", multiline).option("encoding", encoding)
+            .option("sep", delimiter))
+
+
+def _csv_header(spark: SparkSession, loc: ExportLocation, multiline: bool, encoding: str, delimiter: str) -> List[str]:
+    header_df = _csv_reader(spark, multiline, encoding, delimiter).option("inferSchema", False).csv(loc.path)
     return list(header_df.columns)
 
 
@@ -126,6 +135,8 @@ def read_export(
     contract: InputContract,
     column_map: Dict[str, str],
     multiline: bool,
+    encoding: str = "UTF-8",
+    delimiter: str = ",",
 ) -> DataFrame:
     """Read one export with every column as text, renamed to the contract's names.
 
@@ -135,12 +146,11 @@ def read_export(
     """
     try:
         if loc.fmt == "csv":
-            header = _csv_header(spark, loc, multiline)
+            header = _csv_header(spark, loc, multiline, encoding, delimiter)
             schema = T.StructType([T.StructField(c, T.StringType()) for c in header]
                                   + [T.StructField(_CORRUPT, T.StringType())])
-            df = (spark.read.schema(schema).option("header", True).option("multiLine", multiline)
-                  .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT)
-                  .option("encoding", "UTF-8").csv(loc.path))
+            df = (_csv_reader(spark, multiline, encoding, delimiter).schema(schema)
+                  .option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", _CORRUPT).csv(loc.path))
         else:
             df = spark.read.parquet(loc.path)
             header = list(df.columns)
@@ -214,13 +224,31 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
     return df.select([F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.schema.fields])
 
 
+def add_missing_columns(spark: SparkSession, path: str, spec: TableSpec) -> List[str]:
+    """Columns the table's spec declares and a stored table (written by an earlier release) lacks
+    are added, null in old rows (one ALTER TABLE commit); returns their names. Columns are only ever
+    added: published names and types do not change."""
+    if not delta_exists(spark, path):
+        return []
+    stored = set(spark.read.format("delta").load(path).columns)
+    missing = [f for f in spec.schema.fields if f.name not in stored]
+    if missing:
+        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE delta.`{qualified_path(spark, path)}` ADD COLUMNS ({columns})")
+        log.info("table %s: added column(s) %s", spec.name, [f.name for f in missing])
+    return [f.name for f in missing]
+
+
 def _create(df: DataFrame, spec: TableSpec, path: str, mode: str, user_metadata: Optional[str] = None,
             replace_where: Optional[str] = None) -> None:
     if spec.partition_by and replace_where is None:
         # one file per partition value rather than one per (task, value): far fewer small files
         df = df.repartition(*spec.partition_by)
     writer = df.write.format("delta").mode(mode)
+    if mode == "overwrite" and replace_where is None:
+        writer = writer.option("overwriteSchema", "true")  # a derived table is replaced whole, schema included
     if replace_where is not None:
+        add_missing_columns(df.sparkSession, path, spec)
         writer = writer.option("replaceWhere", replace_where)
     if user_metadata is not None:
         writer = writer.option("userMetadata", user_metadata)
@@ -234,19 +262,26 @@ def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str, user_metadat
     _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata)
 
 
+def sql_literal(value: str) -> str:
+    """A SQL string literal of `value` (quotes and backslashes escaped), for a replaceWhere condition."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def replace_partition(df: DataFrame, spec: TableSpec, warehouse: str, column: str, value: str,
-                      user_metadata: Optional[str] = None, rows_match: bool = False) -> None:
-    """Replace the rows where `column = value` in one Delta commit (the table is created if
-    absent); other partitions are untouched. Every row of `df` must match the condition: Delta
-    checks each row, unless `rows_match` says the rows carry `value` by construction (a literal
-    column), which saves a pass over every row of a large write."""
+                      user_metadata: Optional[str] = None, rows_match: bool = False,
+                      also: Optional[Dict[str, str]] = None) -> None:
+    """Replace the rows where `column = value` (and each `also` column = its value) in one Delta
+    commit (the table is created if absent); other rows are untouched. Every row of `df` must
+    match the condition: Delta checks each row, unless `rows_match` says the rows carry the
+    values by construction (literal columns), which saves a pass over every row of a large write."""
     spark = df.sparkSession
     previous = spark.conf.get(REPLACE_WHERE_CHECK, "true")
     if rows_match:
         spark.conf.set(REPLACE_WHERE_CHECK, "false")
+    condition = " AND ".join(f"`{c}` = {sql_literal(v)}" for c, v in {column: value, **(also or {})}.items())
     try:
         _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata,
-                replace_where=f"{column} = '{value}'")
+                replace_where=condition)
     finally:
         spark.conf.set(REPLACE_WHERE_CHECK, previous)
 
@@ -261,6 +296,18 @@ def _last_commit(spark: SparkSession, warehouse: str, spec: TableSpec):
 def table_version(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[int]:
     commit = _last_commit(spark, warehouse, spec)
     return None if commit is None else int(commit["version"])
+
+
+def table_identity(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[List]:
+    """[Delta table id, version] of a table (None where absent): the id is created with the table,
+    so equal versions of two tables (two warehouses, or a table dropped and re-created) differ."""
+    from delta.tables import DeltaTable
+
+    path = table_path(warehouse, spec)
+    if not delta_exists(spark, path):
+        return None
+    table = DeltaTable.forPath(spark, path)
+    return [str(table.detail().first()["id"]), int(table.history(1).first()["version"])]
 
 
 def last_user_metadata(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[str]:
@@ -303,6 +350,7 @@ def merge_table(
             return rows.count()
         finally:
             rows.unpersist()
+    add_missing_columns(spark, path, spec)
     stored = spark.read.format("delta").load(path)
     for part in spec.partition_by:
         touched = [r[0] for r in rows.select(part).distinct().collect()]

@@ -1,4 +1,5 @@
 """The feature job end to end on small files: counts, idempotency, upserts, bad files."""
+
 import json
 from pathlib import Path
 
