@@ -31,6 +31,11 @@ def utc_naive(ts: datetime) -> datetime:
     return ts.astimezone(timezone.utc).replace(tzinfo=None) if ts.tzinfo else ts
 
 
+def epoch_s(ts: datetime) -> float:
+    """Seconds since the epoch; a naive value is taken as UTC (as Spark hands timestamps back here)."""
+    return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def run_identity(run: RunSection) -> Tuple[datetime, str]:
     """(now in UTC, run id): the configured values, else the wall clock and a fresh id."""
     now = resolve_now(run.now)

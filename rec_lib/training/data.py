@@ -7,6 +7,10 @@
   `items` table, new ones included: its text embedding, category, brand and price bucket, whether it
   has an id embedding, and how often it appears in training (for the logQ correction).
 - User inputs (pandas): the same history and numbers for every user in `users`, to embed them all.
+- The launch prior (training.prior) fitted on the launches whose first `train.launch_days` lie
+  before the cutoff, and the launch cohorts (`train.launch_cohorts` windows of `launch_days` before
+  the cutoff): each window's launches and a seeded sample of the users who came to them, with their
+  history as of the window's start: what the blend of the score's parts is fitted on (training.blend).
 
 Nothing dated at or after the cutoff is read: interactions are filtered before anything is
 aggregated, and item popularity, user history and recency are computed from what is left.
@@ -14,26 +18,54 @@ aggregated, and item popularity, user history and recency are computed from what
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from rec_lib.core.clock import SECONDS_PER_DAY, epoch_s, utc_naive
 from rec_lib.core.errors import RecError
 from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES, USERS, TableSpec
 from rec_lib.platform import io
 from rec_lib.platform.columns import days_between, timestamp_lit
 from rec_lib.platform.spark import index_frame
-from rec_lib.training.catalogue import USER_NUMERIC, Catalogue
+from rec_lib.training.catalogue import (
+    USER_NUMERIC,
+    Catalogue,
+    CatalogueSettings,
+    ItemContent,
+    assemble,
+)
+from rec_lib.training.prior import prior_as_of
+
+if TYPE_CHECKING:
+    from rec_lib.core.config import TrainSection
 
 log = logging.getLogger(__name__)
 
 class TrainingDataError(RecError):
     """The feature tables cannot make a training set (empty, or an item lacks its text embedding)."""
+
+
+@dataclass
+class LaunchCohort:
+    """One launch window before the cutoff, as the blend sees it (training.blend)."""
+
+    index: int  # 0: the window just before the cutoff
+    start_s: float  # the window's start (epoch seconds): users and the prior are taken as of then
+    launches: np.ndarray  # int32 [L]: catalogue rows launched in the window
+    user_ids: np.ndarray  # str [U]: the sampled users who came to a launch, and each launch's first users
+    history: np.ndarray  # int32 [U, H]: their latest items before the start (-1 padded)
+    user_numeric: np.ndarray  # float32 [U, F]: their numbers as of the start
+    positives: np.ndarray  # bool [U, L]: which launch each sampled user came to within the window
+    sampled: np.ndarray  # bool [U]: in the sample (rows the blend is fitted on)
+    first: np.ndarray  # int64 [L, max_k]: rows (in user_ids) of each launch's first users, by arrival; -1 pads
+    first_s: np.ndarray  # float64 [L, max_k]: when each of them came (epoch seconds)
+    n_came: np.ndarray  # int64 [L]: users who came to each launch within the window (all, not only sampled)
 
 
 @dataclass
@@ -46,6 +78,9 @@ class TrainingData:
     cutoff: datetime
     as_of: datetime  # newest interaction used (the 'now' of the training data)
     first_users: pd.DataFrame  # item_index, user_id: users of items without an id slot, oldest first
+    content: Optional[ItemContent] = None  # what the catalogue was assembled from (the prior refits on it)
+    data_start: Optional[datetime] = None  # the oldest interaction used
+    cohorts: List[LaunchCohort] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,16 +105,19 @@ def pair_weights(interactions: DataFrame) -> DataFrame:
     )
 
 
-def user_inputs(pairs_indexed: DataFrame, as_of_ts: Column, history_length: int) -> DataFrame:
+def user_inputs(pairs_indexed: DataFrame, as_of_ts: Column, history_length: int,
+                carry: Sequence[str] = ()) -> DataFrame:
     """Per user with history: history (latest `history_length` items, newest first, -1 padded),
-    n_history and user_numeric. `pairs_indexed` has user_id, item_index, n_events, last_ts."""
+    n_history and user_numeric. `pairs_indexed` has user_id, item_index, n_events, last_ts (and the
+    `carry` columns, constant per user, which `as_of_ts` may read)."""
     newest_first = Window.partitionBy("user_id").orderBy(F.col("last_ts").desc(), F.col("item_index"))
     ranked = pairs_indexed.withColumn("_rank", F.row_number().over(newest_first))
     recent = (ranked.where(F.col("_rank") <= history_length)
               .groupBy("user_id")
               .agg(F.sort_array(F.collect_list(F.struct("_rank", "item_index"))).alias("_recent")))
     totals = pairs_indexed.groupBy("user_id").agg(
-        F.sum("n_events").alias("_events"), F.count(F.lit(1)).alias("_items"), F.max("last_ts").alias("_last"))
+        F.sum("n_events").alias("_events"), F.count(F.lit(1)).alias("_items"), F.max("last_ts").alias("_last"),
+        *[F.first(c).alias(c) for c in carry])
     history = F.transform(F.col("_recent"), lambda s: s["item_index"])
     padded = F.concat(history, F.array_repeat(F.lit(-1), F.lit(history_length) - F.size(history)))
     numeric = F.array(
@@ -92,44 +130,50 @@ def user_inputs(pairs_indexed: DataFrame, as_of_ts: Column, history_length: int)
                     F.size(history).cast("int").alias("n_history"), numeric.alias("user_numeric")))
 
 
-def price_bucket(log_price: Column, edges: List[float]) -> Column:
-    """0 for a missing price, else 1 + the number of edges at or below log1p(price)."""
-    bucket = F.lit(1)
-    for edge in edges:
-        bucket = bucket + F.when(log_price >= F.lit(edge), 1).otherwise(0)
-    return F.when(log_price.isNull(), F.lit(0)).otherwise(bucket).cast("int")
-
-
-def vocabulary(df: DataFrame, column: str) -> List[str]:
-    """Distinct non-empty values, sorted; value i gets index i + 1 (0 is 'unknown')."""
-    rows = df.where(F.col(column).isNotNull() & (F.col(column) != "")).select(column).distinct().collect()
-    return sorted(r[0] for r in rows)
-
-
-def _index_of(column: str, vocab: List[str]) -> Column:
-    if not vocab:
-        return F.lit(0)
-    mapping = F.create_map(*[x for i, v in enumerate(vocab) for x in (F.lit(v), F.lit(i + 1))])
-    return F.coalesce(mapping[F.col(column)], F.lit(0)).cast("int")
-
-
 # --------------------------------------------------------------------------------------------
 # The builder
 # --------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class DataSettings:
+    history_length: int = 20
+    catalogue: CatalogueSettings = CatalogueSettings()
+    launch_cohorts: int = 4  # launch windows before the cutoff the blend is fitted on (0: none)
+    blend_max_users: int = 20000  # users sampled over all launch cohorts
+    blend_ks: Tuple[int, ...] = (0, 1, 3, 10)  # revealed first users at which the blend is fitted
+    seed: int = 7
+
+    @classmethod
+    def from_train(cls, t: "TrainSection") -> "DataSettings":
+        return cls(history_length=t.history_length,
+                   catalogue=CatalogueSettings(min_item_interactions=t.min_item_interactions,
+                                               price_buckets=t.price_buckets, launch_days=t.launch_days,
+                                               attribute_types=dict(t.attribute_types),
+                                               attribute_slots=t.attribute_slots, attribute_dims=t.attribute_dims,
+                                               held_out_days=(t.launch_days * t.launch_cohorts
+                                                              if t.blend == "learned" and t.hold_out_launches else 0)),
+                   launch_cohorts=t.launch_cohorts if t.blend == "learned" else 0,
+                   blend_max_users=t.blend_max_users, blend_ks=tuple(t.blend_ks), seed=t.seed)
+
+
 def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[datetime],
-                        history_length: int, min_item_interactions: int, price_buckets: int) -> TrainingData:
+                        settings: DataSettings = DataSettings()) -> TrainingData:
     interactions = before_cutoff(io.read_table(spark, warehouse, INTERACTIONS), cutoff)
     items = io.read_table(spark, warehouse, ITEMS)
     text = io.read_table(spark, warehouse, ITEM_TEXT_EMBEDDINGS)
     users = io.read_table(spark, warehouse, USERS)
+    history_length = settings.history_length
 
     pairs = pair_weights(interactions).cache()
-    n_examples, as_of = _count_and_as_of(pairs, cutoff)
+    n_examples, as_of, data_start = _count_and_as_of(pairs, cutoff)
     as_of_ts = F.lit(as_of).cast("timestamp")
     _check_text_embeddings(items, text)
-    catalogue = _catalogue(items, text, pairs, as_of_ts, min_item_interactions, price_buckets)
+    cutoff_at = cutoff or as_of
+    catalogue, content = _catalogue(items, text, pairs, settings.catalogue, utc_naive(cutoff_at), as_of)
+    prior = prior_as_of(catalogue.launched_s, content.tokens, content.fields, content.numeric, content.early_users,
+                        epoch_s(as_of), epoch_s(data_start), settings.catalogue.launch_days)
+    catalogue.prior, catalogue.rate_offset = prior.values, prior.rate_offset
 
     pairs_indexed = pairs.join(F.broadcast(index_frame(spark, catalogue.item_ids, "item_id", "item_index")), "item_id")
     with_history = user_inputs(pairs_indexed, as_of_ts, history_length)
@@ -141,24 +185,33 @@ def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[da
     examples = (pairs_indexed.join(slotted, "user_id")
                 .select("user_slot", F.col("item_index").cast("int").alias("item_index"), "history", "user_numeric",
                         F.log1p(F.col("weight_sum")).cast("float").alias("weight")))
+    held_out = np.flatnonzero(~catalogue.in_training).astype(np.int32)
+    if len(held_out):  # the launch cohorts' items train no tower: the blend judges the tower on them
+        examples = examples.join(F.broadcast(spark.createDataFrame(pd.DataFrame({"item_index": held_out}),
+                                                                   "item_index int")), "item_index", "left_anti")
+        n_examples -= int(catalogue.n_users[held_out].sum())
     first_users = _first_users(spark, pairs_indexed, catalogue)
+    cohorts = launch_cohorts(spark, interactions, pairs, catalogue, content, utc_naive(cutoff_at), settings)
     pairs.unpersist()
-    log.info("training data: %d examples, %d items (%d with an id embedding), %d users (%d with history), as of %s",
-             n_examples, len(catalogue), catalogue.n_id_slots, len(users_pdf), int((users_pdf.user_slot > 0).sum()), as_of)
+    log.info("training data: %d examples, %d items (%d with an id embedding), %d users (%d with history), as of %s; "
+             "%d launch cohort(s) with %d positive pairs", n_examples, len(catalogue), catalogue.n_id_slots,
+             len(users_pdf), int((users_pdf.user_slot > 0).sum()), as_of, len(cohorts),
+             sum(int(c.positives.sum()) for c in cohorts))
     return TrainingData(examples=examples, n_examples=n_examples, catalogue=catalogue, users=users_pdf,
-                        n_user_slots=int(users_pdf.user_slot.max()), cutoff=cutoff or as_of, as_of=as_of,
-                        first_users=first_users)
+                        n_user_slots=int(users_pdf.user_slot.max()), cutoff=cutoff_at, as_of=as_of,
+                        first_users=first_users, content=content, data_start=data_start, cohorts=cohorts)
 
 
-def _count_and_as_of(pairs: DataFrame, cutoff: Optional[datetime]) -> Tuple[int, datetime]:
-    """(training pairs, the newest interaction among them): the training data's 'now' (the cutoff
-    when nothing is dated)."""
-    stats = pairs.agg(F.count(F.lit(1)).alias("n"), F.max("last_ts").alias("as_of")).first()
+def _count_and_as_of(pairs: DataFrame, cutoff: Optional[datetime]) -> Tuple[int, datetime, datetime]:
+    """(training pairs, the newest interaction among them, the oldest): the training data's 'now'
+    (the cutoff when nothing is dated) and where the record starts."""
+    stats = pairs.agg(F.count(F.lit(1)).alias("n"), F.max("last_ts").alias("as_of"),
+                      F.min("first_ts").alias("start")).first()
     if not stats["n"]:
         where = f"before the cutoff {cutoff.isoformat()}" if cutoff else "in the interactions table"
         raise TrainingDataError(f"the training table would be empty: no interactions {where}")
     as_of = stats["as_of"]
-    return int(stats["n"]), (cutoff if cutoff is not None and as_of is None else as_of)
+    return int(stats["n"]), (cutoff if cutoff is not None and as_of is None else as_of), stats["start"]
 
 
 def _check_text_embeddings(items: DataFrame, text: DataFrame) -> None:
@@ -170,43 +223,31 @@ def _check_text_embeddings(items: DataFrame, text: DataFrame) -> None:
                                 "run the embedding job first (make embed)")
 
 
-def _catalogue(items: DataFrame, text: DataFrame, pairs: DataFrame, as_of_ts: Column, min_item_interactions: int,
-               price_buckets: int) -> Catalogue:
-    """Every item in item_id order with its text, vocabulary indices, price bucket, id slot (items
-    with at least `min_item_interactions` users get one) and exposure so far."""
-    categories, brands = vocabulary(items, "category"), vocabulary(items, "brand")
-    log_price = F.log1p(F.when(F.col("price") >= 0, F.col("price")))
-    quantiles = [i / price_buckets for i in range(1, price_buckets)]
-    edges = (items.select(log_price.alias("lp")).where(F.col("lp").isNotNull())
-             .approxQuantile("lp", quantiles, 0.001) if quantiles else [])
-    edges = sorted(set(edges))
+def _epoch_col(col: Column) -> Column:
+    return col.cast("double")
 
+
+def _catalogue(items: DataFrame, text: DataFrame, pairs: DataFrame, settings: CatalogueSettings,
+               cutoff: datetime, as_of: datetime) -> Tuple[Catalogue, ItemContent]:
+    """Every item in item_id order, one row each (catalogue-sized), assembled by
+    `training.catalogue.assemble`: users before the cutoff, first interaction, users within the
+    launch window of the launch (launch_ts, else the first interaction)."""
     per_item = pairs.groupBy("item_id").agg(F.count(F.lit(1)).alias("n_users"), F.min("first_ts").alias("first_ts"))
-    launched = F.coalesce(F.col("launch_ts"), F.col("first_ts"))
-    has_slot = F.col("n_users") >= min_item_interactions
-    slot_order = Window.partitionBy(has_slot).orderBy("item_id")
-    catalogue_df = (items.join(text.select("item_id", "embedding"), "item_id")
-                    .join(per_item, "item_id", "left")
-                    .withColumn("n_users", F.coalesce(F.col("n_users"), F.lit(0)))
-                    .select(
-                        "item_id", "embedding", "n_users",
-                        (F.row_number().over(Window.orderBy("item_id")) - 1).cast("int").alias("item_index"),
-                        _index_of("category", categories).alias("category"),
-                        _index_of("brand", brands).alias("brand"),
-                        price_bucket(log_price, edges).alias("price_bucket"),
-                        F.when(has_slot, F.row_number().over(slot_order)).otherwise(0).cast("int").alias("id_slot"),
-                        F.when(launched <= as_of_ts, days_between(as_of_ts, launched)).alias("exposure_days"),
-                    ))
-    cat = catalogue_df.orderBy("item_index").toPandas()
-    return Catalogue(
-        item_ids=cat["item_id"].to_numpy(dtype=str),
-        text=np.stack(cat["embedding"].map(lambda v: np.asarray(v, dtype=np.float32)).to_list()),
-        category=cat["category"].to_numpy(np.int32), brand=cat["brand"].to_numpy(np.int32),
-        price_bucket=cat["price_bucket"].to_numpy(np.int32), id_slot=cat["id_slot"].to_numpy(np.int32),
-        n_users=cat["n_users"].to_numpy(np.int64),
-        exposure_days=cat["exposure_days"].astype("float64").to_numpy(),
-        categories=categories, brands=brands, price_edges=[float(e) for e in edges],
-    )
+    launched = (items.select("item_id", "launch_ts").join(per_item, "item_id", "left")
+                .select("item_id", F.coalesce("launch_ts", "first_ts").alias("_launched")))
+    window_s = settings.launch_days * SECONDS_PER_DAY
+    early = (pairs.join(launched, "item_id")
+             .where(_epoch_col(F.col("first_ts")) < _epoch_col(F.col("_launched")) + F.lit(window_s))
+             .groupBy("item_id").agg(F.count(F.lit(1)).alias("early_users")))
+    frame = (items.select("item_id", "category", "brand", "price", "launch_ts", "attributes")
+             .join(text.select("item_id", "embedding"), "item_id")
+             .join(per_item, "item_id", "left").join(early, "item_id", "left")
+             .select("item_id", "embedding", F.coalesce("n_users", F.lit(0)).alias("n_users"),
+                     _epoch_col(F.col("first_ts")).alias("first_s"), _epoch_col(F.col("launch_ts")).alias("launch_s"),
+                     F.coalesce("early_users", F.lit(0)).alias("early_users"), "category", "brand",
+                     F.when(F.col("price") >= 0, F.col("price")).alias("price"), "attributes")
+             .orderBy("item_id").toPandas())
+    return assemble(frame, settings, epoch_s(cutoff), epoch_s(as_of))
 
 
 def _first_users(spark: SparkSession, pairs_indexed: DataFrame, catalogue: Catalogue) -> pd.DataFrame:
@@ -217,6 +258,115 @@ def _first_users(spark: SparkSession, pairs_indexed: DataFrame, catalogue: Catal
     return (pairs_indexed.join(F.broadcast(wanted), "item_index")
             .select("item_index", "user_id", "first_ts")
             .orderBy("item_index", "first_ts", "user_id").toPandas()[["item_index", "user_id"]])
+
+
+# --------------------------------------------------------------------------------------------
+# Launch cohorts: what the blend of the score's parts is fitted on
+# --------------------------------------------------------------------------------------------
+
+
+def cohort_windows(cutoff_s: float, launch_days: int, n: int) -> List[Tuple[float, float]]:
+    """[start, end) of the n launch windows before the cutoff, newest first, each launch_days long."""
+    width = launch_days * SECONDS_PER_DAY
+    return [(cutoff_s - (j + 1) * width, cutoff_s - j * width) for j in range(n)]
+
+
+def cohort_items(catalogue: Catalogue, content: ItemContent, start_s: float, end_s: float) -> np.ndarray:
+    """Catalogue rows launched in [start, end) that nobody interacted with before start."""
+    launched = catalogue.launched_s
+    first = content.first_s
+    inside = np.isfinite(launched) & (launched >= start_s) & (launched < end_s)
+    untouched = ~np.isfinite(first) | (first >= start_s)
+    return np.flatnonzero(inside & untouched).astype(np.int32)
+
+
+def launch_cohorts(spark: SparkSession, interactions: DataFrame, pairs: DataFrame, catalogue: Catalogue,
+                   content: ItemContent, cutoff: datetime, settings: DataSettings) -> List[LaunchCohort]:
+    """Per launch window before the cutoff: its launches, a seeded sample of the users who came to
+    them in the window (at most blend_max_users over all windows), each launch's first
+    `max(blend_ks)` users (over all users: whom k-shot adaptation reads), and all of these users'
+    history and numbers as of the window's start. Three Spark jobs whatever the number of windows."""
+    windows = cohort_windows(epoch_s(cutoff), settings.catalogue.launch_days, settings.launch_cohorts)
+    rows = {j: cohort_items(catalogue, content, lo, hi) for j, (lo, hi) in enumerate(windows)}
+    rows = {j: r for j, r in rows.items() if len(r)}
+    if not rows:
+        return []
+    launch_index = pd.DataFrame([(int(r), j, windows[j][0], windows[j][1]) for j, rs in rows.items() for r in rs],
+                                columns=["item_index", "cohort", "start_s", "end_s"])
+    spark_index = spark.createDataFrame(launch_index.assign(item_id=catalogue.item_ids[launch_index.item_index]),
+                                        "item_index int, cohort int, start_s double, end_s double, item_id string")
+    first_s = _epoch_col(F.col("first_ts"))
+    came = (pairs.join(F.broadcast(spark_index), "item_id")
+            .where((first_s >= F.col("start_s")) & (first_s < F.col("end_s")))
+            .select("user_id", "cohort", "item_index", first_s.alias("first_s")))
+    per_cohort = max(1, settings.blend_max_users // max(len(rows), 1))
+    counts = {r["cohort"]: r["n"] for r in came.groupBy("cohort").agg(F.countDistinct("user_id").alias("n")).collect()}
+    share = F.lit(1.0)
+    for cohort, n in counts.items():
+        share = F.when(F.col("cohort") == cohort, F.lit(min(1.0, per_cohort / n))).otherwise(share)
+    # a seeded hash of (user, cohort) in [0, 1): the same sample on every run with the same seed
+    draw = (F.abs(F.xxhash64("user_id", "cohort", F.lit(settings.seed))) % 1_000_000) / 1_000_000.0
+    item_window = Window.partitionBy("cohort", "item_index")
+    kept = (came.withColumn("arrival", F.row_number().over(item_window.orderBy("first_s", "user_id")) - 1)
+            .withColumn("n_came", F.count(F.lit(1)).over(item_window))
+            .withColumn("sampled", draw < share)
+            .where(F.col("sampled") | (F.col("arrival") < max(settings.blend_ks, default=0))).toPandas())
+    if not kept["sampled"].any():
+        return []
+    users = kept[["user_id", "cohort"]].drop_duplicates().assign(
+        start_s=lambda d: d["cohort"].map({j: w[0] for j, w in enumerate(windows)}))
+    past = _cohort_user_inputs(spark, interactions, catalogue, users, settings.history_length)
+    max_k = max(settings.blend_ks, default=0)
+    return [_cohort(j, windows[j][0], rows[j], kept[kept.cohort == j], past[past.cohort == j],
+                    settings.history_length, max_k) for j in sorted(rows) if kept[kept.cohort == j]["sampled"].any()]
+
+
+def _cohort_user_inputs(spark: SparkSession, interactions: DataFrame, catalogue: Catalogue, users: pd.DataFrame,
+                        history_length: int) -> pd.DataFrame:
+    """cohort, user_id, history, user_numeric of the sampled users as of their cohort's start."""
+    wanted = spark.createDataFrame(users, "user_id string, cohort int, start_s double")
+    before = (interactions.join(F.broadcast(wanted), "user_id")
+              .where(_epoch_col(F.col("ts")) < F.col("start_s")))
+    pairs = before.groupBy("cohort", "start_s", "user_id", "item_id").agg(
+        F.sum("type_weight").alias("weight_sum"), F.count(F.lit(1)).alias("n_events"),
+        F.min("ts").alias("first_ts"), F.max("ts").alias("last_ts"))
+    indexed = pairs.join(F.broadcast(index_frame(spark, catalogue.item_ids, "item_id", "item_index")), "item_id")
+    keyed = indexed.withColumn("user_id", F.concat_ws("\u001f", F.col("cohort").cast("string"), F.col("user_id")))
+    as_of = F.timestamp_seconds(F.first("start_s").over(Window.partitionBy("user_id")))
+    with_start = keyed.withColumn("_as_of", as_of)
+    inputs = user_inputs(with_start, F.col("_as_of"), history_length, carry=["_as_of"]).toPandas()
+    split = inputs["user_id"].str.split("\u001f", n=1, expand=True)
+    return inputs.assign(cohort=split[0].astype(int), user_id=split[1])
+
+
+def _cohort(j: int, start_s: float, launches: np.ndarray, came: pd.DataFrame, past: pd.DataFrame,
+            history_length: int, max_k: int) -> LaunchCohort:
+    """One cohort's arrays from its rows (user_id, item_index, first_s, arrival, n_came, sampled)."""
+    users = np.sort(came["user_id"].unique().astype(str))
+    history = np.full((len(users), history_length), -1, np.int32)
+    numeric = np.zeros((len(users), len(USER_NUMERIC)), np.float32)
+    if len(past):
+        at = np.searchsorted(users, past["user_id"].to_numpy(str))
+        history[at] = np.stack(past["history"].map(lambda h: np.asarray(h, np.int32)).to_list())
+        numeric[at] = np.stack(past["user_numeric"].map(lambda v: np.asarray(v, np.float32)).to_list())
+    column = {int(r): i for i, r in enumerate(launches)}
+    user_at = np.searchsorted(users, came["user_id"].to_numpy(str))
+    item_at = np.asarray([column[int(r)] for r in came["item_index"]], np.int64)
+    sampled = came["sampled"].to_numpy(bool)
+    positives = np.zeros((len(users), len(launches)), bool)
+    positives[user_at[sampled], item_at[sampled]] = True
+    first = np.full((len(launches), max_k), -1, np.int64)
+    first_s = np.full((len(launches), max_k), np.nan)
+    early = came["arrival"].to_numpy() < max_k
+    first[item_at[early], came["arrival"].to_numpy()[early]] = user_at[early]
+    first_s[item_at[early], came["arrival"].to_numpy()[early]] = came["first_s"].to_numpy()[early]
+    n_came = np.zeros(len(launches), np.int64)
+    n_came[item_at] = came["n_came"].to_numpy()
+    is_sampled = np.zeros(len(users), bool)
+    is_sampled[user_at[sampled]] = True
+    return LaunchCohort(index=j, start_s=start_s, launches=launches, user_ids=users, history=history,
+                        user_numeric=numeric, positives=positives, sampled=is_sampled, first=first, first_s=first_s,
+                        n_came=n_came)
 
 
 def _fill_users_without_history(users_pdf: pd.DataFrame, history_length: int) -> pd.DataFrame:

@@ -1,16 +1,23 @@
-"""Every user's and item's vectors from a trained model, and new items adapted from their first users
-(numpy and TensorFlow; no Spark)."""
+"""Every user's and item's vectors from a trained model, the blend of the score's parts fitted on
+the launch cohorts, and new items adapted from their first users (numpy and TensorFlow; no Spark)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Tuple
 
 import numpy as np
 import pandas as pd
 
+from rec_lib.core.clock import SECONDS_PER_DAY, epoch_s
 from rec_lib.core.schema import EmbeddingSource
-from rec_lib.training import few_shot
+from rec_lib.training import attributes, few_shot
+from rec_lib.training.blend import Blend, BlendWeights, fit_weights
 from rec_lib.training.catalogue import Catalogue
+from rec_lib.training.prior import prior_as_of
+from rec_lib.training.serving import UserSides, adapt_item, take
+
+if TYPE_CHECKING:
+    from rec_lib.training.data import LaunchCohort, TrainingData
 
 EMBED_BATCH = 4096
 
@@ -28,6 +35,25 @@ def user_vectors(model, users: pd.DataFrame) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, model.params.embedding_dim), np.float32)
 
 
+def history_matrix(users: pd.DataFrame) -> np.ndarray:
+    return np.stack(users["history"].to_list()).astype(np.int32) if len(users) else np.zeros((0, 0), np.int32)
+
+
+def attribute_profiles(history: np.ndarray, catalogue: Catalogue) -> np.ndarray:
+    """[U, attribute_dims]: each user's attribute profile (training.attributes.profiles), in blocks."""
+    dims = catalogue.attr_vectors.shape[1]
+    out = np.zeros((len(history), dims), np.float32)
+    for start in range(0, len(history), EMBED_BATCH):
+        out[start:start + EMBED_BATCH] = attributes.profiles(history[start:start + EMBED_BATCH], catalogue.attr_vectors)
+    return out
+
+
+def user_sides(model, users: pd.DataFrame, catalogue: Catalogue) -> UserSides:
+    """Every user's parts of the score (tower vector, text profile, attribute profile)."""
+    return UserSides(user_vectors(model, users), user_text_profiles(model, users),
+                     attribute_profiles(history_matrix(users), catalogue))
+
+
 def user_text_profiles(model, users: pd.DataFrame) -> np.ndarray:
     """[n_users, text_dim]: each user's normalised mean history text (zeros without a history)."""
     import tensorflow as tf
@@ -36,14 +62,6 @@ def user_text_profiles(model, users: pd.DataFrame) -> np.ndarray:
                                           tf.int32)).numpy()
            for start in range(0, len(users), EMBED_BATCH)]
     return np.concatenate(out) if out else np.zeros((0, int(model.text.shape[1])), np.float32)
-
-
-def with_text(vectors: np.ndarray, text: Optional[np.ndarray], text_weight: float) -> np.ndarray:
-    """The vectors the embedding tables hold: [vectors, sqrt(w) * text] with the text-affinity
-    term (so one dot product gives both parts of the score), the vectors alone without it."""
-    if text is None or text_weight <= 0:
-        return vectors.astype(np.float32)
-    return np.concatenate([vectors, np.sqrt(text_weight) * text], axis=1).astype(np.float32)
 
 
 def item_vectors(model, n_items: int, use_ids: bool) -> Tuple[np.ndarray, np.ndarray]:
@@ -59,31 +77,93 @@ def item_vectors(model, n_items: int, use_ids: bool) -> Tuple[np.ndarray, np.nda
 
 
 @dataclass
-class ItemEmbeddings:
-    vectors: np.ndarray  # unit [N, d]
-    bias: np.ndarray  # [N]
-    source: np.ndarray  # str [N]
-    text: np.ndarray  # [N, text_dim]: the text side of the text-affinity term
+class _CohortState:
+    """What a launch cohort's blend fit reads, computed once for every k."""
+
+    cohort: "LaunchCohort"
+    users: UserSides  # every cohort user's sides as of the cohort's start (no user id embedding)
+    content: np.ndarray  # [L, d] the launches' content vectors
+    prior: np.ndarray  # [L] the prior as fitted at the cohort's start
 
 
-def adapt_catalogue(catalogue: Catalogue, trained: Tuple[np.ndarray, np.ndarray],
-                    content: Tuple[np.ndarray, np.ndarray], first_users: Dict[int, np.ndarray],
-                    settings: few_shot.FewShotSettings, max_k: int, rate_scale: float,
-                    first_profiles: Optional[Dict[int, np.ndarray]] = None) -> ItemEmbeddings:
-    """Items with an id embedding keep their trained vector; the others start from content and are
-    adapted from their users so far (`first_users`: catalogue row -> user vectors, oldest first;
-    `first_profiles`: the same users' text profiles, which move the item's text side alike)."""
-    vectors, bias, text = trained[0].copy(), trained[1].copy(), catalogue.text.copy()
-    source = np.full(len(catalogue), EmbeddingSource.TRAINED, dtype=object)
-    for row in np.flatnonzero(catalogue.id_slot == 0):
-        users = first_users.get(int(row), np.zeros((0, vectors.shape[1]), np.float32))[:max_k]
-        vectors[row], bias[row] = few_shot.adapt(content[0][row], float(content[1][row]), users,
-                                                 float(catalogue.exposure_days[row]), rate_scale, settings)
-        adapted = len(users) > 0 and settings.method != "none"
-        if adapted and first_profiles and int(row) in first_profiles:
-            text[row] = few_shot.adapt_text(catalogue.text[row], first_profiles[int(row)][:max_k], settings)
-        source[row] = EmbeddingSource.FEW_SHOT if adapted else EmbeddingSource.CONTENT
-    return ItemEmbeddings(vectors, bias, source, text)
+def _cohort_state(model, data: "TrainingData", cohort: "LaunchCohort", launch_days: int) -> _CohortState:
+    import tensorflow as tf
+
+    catalogue, content = data.catalogue, data.content
+    history = tf.constant(cohort.history, tf.int32)
+    tower = model.encode_users(history, tf.constant(cohort.user_numeric, tf.float32),
+                               tf.zeros([len(cohort.user_ids)], tf.int32)).numpy()
+    users = UserSides(tower, model.text_profile(history).numpy(),
+                      attributes.profiles(cohort.history, catalogue.attr_vectors))
+    vectors, _ = model.item_vectors(tf.constant(cohort.launches, tf.int32), tf.zeros([len(cohort.launches)], tf.bool))
+    prior = prior_as_of(catalogue.launched_s, content.tokens, content.fields, content.numeric, content.early_users,
+                        cohort.start_s, epoch_s(data.data_start), launch_days).values
+    return _CohortState(cohort, users, vectors.numpy(), prior[cohort.launches])
+
+
+def cohort_components(state: _CohortState, catalogue: Catalogue, k: int, temperature: float,
+                      settings: few_shot.FewShotSettings, rate_offset: float):
+    """(components name -> [U, L'], positives [U, L'], valid [U, L']) of a cohort at k revealed
+    users per launch: its launches with more than k users in the window, each adapted from its
+    first k (training.serving.adapt_item, as served), against the sampled users; a user is never
+    asked about a launch among whose revealed users they are, nor counted for it."""
+    c = state.cohort
+    keep = np.flatnonzero(c.n_came > k)
+    rows = np.flatnonzero(c.sampled)
+    names = ["tower", "text", "prior"] + (["attributes"] if catalogue.attr_vectors.shape[1] else [])
+    sides = {n: [] for n in ("tower", "text", "attributes", "prior")}
+    revealed = np.zeros((len(rows), len(keep)), bool)
+    position = {int(r): i for i, r in enumerate(rows)}
+    for j, launch in enumerate(keep):
+        row = int(c.launches[launch])
+        first = c.first[launch, :k]
+        first = first[first >= 0]
+        exposure = (np.nan if not len(first) else
+                    max((c.first_s[launch, len(first) - 1] - catalogue.launched_s[row]) / SECONDS_PER_DAY, 1.0 / 24))
+        t, x, a, p = adapt_item(state.content[launch], catalogue.text[row], catalogue.attr_vectors[row],
+                                float(state.prior[launch]), take(state.users, first), len(first), exposure,
+                                catalogue.rate_offset if rate_offset is None else rate_offset, settings)
+        for name, value in (("tower", t), ("text", x), ("attributes", a), ("prior", p)):
+            sides[name].append(value)
+        for u in first:
+            if int(u) in position:
+                revealed[position[int(u)], j] = True
+    users = take(state.users, rows)
+    items = {n: np.asarray(v) for n, v in sides.items()}
+    components = {"tower": users.tower @ items["tower"].T / temperature, "text": users.text @ items["text"].T,
+                  "prior": np.broadcast_to(items["prior"], (len(rows), len(keep))).copy()}
+    if "attributes" in names:
+        components["attributes"] = users.attributes @ items["attributes"].T
+    positives = c.positives[rows][:, keep] & ~revealed
+    return components, positives, ~revealed
+
+
+def fit_blend(model, data: "TrainingData", launch_days: int, temperature: float, ks, settings: few_shot.FewShotSettings,
+              fallback: BlendWeights) -> Blend:
+    """The blend's weights at each k of `ks`, fitted on every launch cohort at once (training.blend):
+    the cohorts' rows stacked, each over its own launches (padded to a common width)."""
+    if not data.cohorts:
+        return Blend.single(BlendWeights(fallback.weights, False, "no launch cohort before the cutoff"))
+    states = [_cohort_state(model, data, c, launch_days) for c in data.cohorts]
+    by_k = {}
+    for k in sorted(ks):
+        parts = [cohort_components(st, data.catalogue, k, temperature, settings, None) for st in states]
+        parts = [p for p in parts if p[1].shape[1]]
+        if not parts:
+            by_k[k] = BlendWeights(fallback.weights, False, f"no launch with more than {k} users in a cohort")
+            continue
+        width = max(p[1].shape[1] for p in parts)
+
+        def pad(matrix: np.ndarray, fill) -> np.ndarray:
+            return np.pad(matrix, ((0, 0), (0, width - matrix.shape[1])), constant_values=fill)
+
+        names = sorted(set.intersection(*[set(p[0]) for p in parts]))
+        components = {n: np.concatenate([pad(np.asarray(p[0][n], np.float64), 0.0) for p in parts]) for n in names}
+        positives = np.concatenate([pad(p[1], False) for p in parts])
+        valid = np.concatenate([pad(p[2], False) for p in parts])
+        by_k[k] = fit_weights(components, positives, fallback, valid=valid,
+                              n_launches=sum(p[1].shape[1] for p in parts))
+    return Blend(by_k)
 
 
 def user_sources(users: pd.DataFrame) -> np.ndarray:

@@ -16,9 +16,10 @@ import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
+import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from rec_lib.core.clock import resolve_now
@@ -27,11 +28,13 @@ from rec_lib.core.errors import ConfigError, RecError
 from rec_lib.core.progress import timed
 from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES, USERS, TableSpec
 from rec_lib.platform import io
-from rec_lib.training import few_shot
+from rec_lib.training import few_shot, serving
+from rec_lib.training.blend import Blend, default_weights
 from rec_lib.training.catalogue import USER_NUMERIC
-from rec_lib.training.data import TrainingData, build_training_data, write_examples
-from rec_lib.training.embed import item_vectors, user_text_profiles, user_vectors
+from rec_lib.training.data import DataSettings, TrainingData, build_training_data, write_examples
+from rec_lib.training.embed import fit_blend, item_vectors, user_sides
 from rec_lib.training.model_folder import ModelFolder
+from rec_lib.training.serving import ItemSides, UserSides
 from rec_lib.training.worker import PetastormFeed, ReportingWorker, WorkerResult, WorkerSpec, read_reports, run_worker
 
 log = logging.getLogger(__name__)
@@ -49,13 +52,15 @@ class TrainingError(RecError):
 _NOT_IN_VERSION = ("model_dir", "petastorm_cache_dir", "start_timeout_s", "tf_threads")
 # Part of the model version: changes whenever the model's layers change, so a model folder is
 # never loaded by code that builds a different model.
-ARCHITECTURE = "two-tower/4: text profile in the user tower, text dropout, fixed text-affinity term"
+ARCHITECTURE = ("two-tower/5: centred text, attribute bag in the item tower, launches without id embeddings, "
+                "launch prior and a blend fitted on launch cohorts")
 
 
 def model_version(spark: SparkSession, cfg: TrainJobConfig, cutoff: Optional[datetime]) -> str:
-    """`<cutoff or 'all'>-<hash>` of the input tables' Delta versions, the cutoff and the settings."""
+    """`<cutoff or 'all'>-<hash>` of the input tables' identities (Delta table id and version: two
+    warehouses, or a table re-created in one, never share a version), the cutoff and the settings."""
     warehouse = cfg.paths.warehouse
-    inputs = {spec.name: io.table_version(spark, warehouse, spec)
+    inputs = {spec.name: io.table_identity(spark, warehouse, spec)
               for spec in (INTERACTIONS, ITEMS, ITEM_TEXT_EMBEDDINGS, USERS)}
     settings = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_IN_VERSION}
     blob = json.dumps({"inputs": inputs, "cutoff": cutoff.isoformat() if cutoff else None, "train": settings,
@@ -169,27 +174,41 @@ class FittedModel:
     version: str
     folder: ModelFolder
     data: TrainingData
-    trained: Tuple[np.ndarray, np.ndarray]  # unit vectors, bias: with id embeddings where items have one
-    content: Tuple[np.ndarray, np.ndarray]  # the same from content alone
-    users_vec: np.ndarray  # unit [n_users, d]
-    users_text: np.ndarray  # [n_users, text_dim] text profiles (the text-affinity term's user side)
-    text_weight: float  # w of the text-affinity term (0: none)
-    rate_scale: float
+    trained: np.ndarray  # unit [n_items, d]: with id embeddings where items have one
+    content: np.ndarray  # unit [n_items, d]: from content alone
+    users: UserSides  # every user's parts of the score
+    blend: Blend  # how much each part counts, by k (training.blend)
+    temperature: float
     result: Optional[WorkerResult]  # None: the version was complete already
     digests: List[str]
+
+
+    def item_sides(self, settings: few_shot.FewShotSettings, max_k: int) -> ItemSides:
+        """Every catalogue item's sides of the served score, new ones adapted from their users
+        before the cutoff (training.serving.item_sides)."""
+        first = {row: serving.take(self.users, users) for row, users in first_user_rows(self.data).items()}
+        return serving.item_sides(self.data.catalogue, self.trained, self.content, first, settings, max_k)
+
+
+def first_user_rows(data: TrainingData) -> Dict[int, np.ndarray]:
+    """Catalogue row -> positions in `data.users` of the item's users before the cutoff, oldest
+    first, for items without an id (one grouping for every side of the score)."""
+    user_row = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
+    return {int(item_index): user_row[group["user_id"].astype(str)].to_numpy()
+            for item_index, group in data.first_users.groupby("item_index", sort=False)}
 
 
 def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = run_worker,
               examples_table: TableSpec = TRAINING_EXAMPLES) -> FittedModel:
     """Build the training data (honouring `train.cutoff`), train the model version unless it is
-    complete already (resuming from its last checkpoint), and embed every user and item."""
+    complete already (resuming from its last checkpoint), embed every user and item, and fit the
+    score's blend on the launch cohorts (kept in the model folder)."""
     cutoff = parse_cutoff(cfg.train.cutoff)
     check_task_slots(spark, cfg.train.num_proc)
     warehouse = cfg.paths.warehouse
-    with timed(log, "build the training data"):
-        data = build_training_data(spark, warehouse, cutoff, cfg.train.history_length,
-                                   cfg.train.min_item_interactions, cfg.train.price_buckets)
     version = model_version(spark, cfg, cutoff)
+    with timed(log, "build the training data"):
+        data = build_training_data(spark, warehouse, cutoff, DataSettings.from_train(cfg.train))
     folder = ModelFolder.of(cfg.train.model_dir, version)
     spec = _worker_spec(cfg, data, folder)
     result: Optional[WorkerResult] = None
@@ -210,18 +229,36 @@ def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = ru
         two_tower.write_description(data.catalogue, spec.params, folder)
     model = two_tower.read_weights(two_tower.build(data.catalogue, spec.params), folder)
     with timed(log, "embed every user and item"):
-        trained = item_vectors(model, len(data.catalogue), use_ids=True)
-        content = item_vectors(model, len(data.catalogue), use_ids=False)
-        users_vec = user_vectors(model, data.users)
-        users_text = user_text_profiles(model, data.users)
-    text_weight = float(model.text_weight().numpy())
-    rate_scale = few_shot.fit_rate_scale(content[1], data.catalogue.n_users, data.catalogue.exposure_days)
+        trained = item_vectors(model, len(data.catalogue), use_ids=True)[0]
+        content = item_vectors(model, len(data.catalogue), use_ids=False)[0]
+        users = user_sides(model, data.users, data.catalogue)
+    blend = _blend(model, data, cfg, folder)
     if result is not None:
         info = {"model_version": version, "cutoff": data.cutoff, "as_of": data.as_of,
-                "rate_scale": rate_scale, "text_weight": text_weight, "epoch_loss": result.epoch_loss,
+                "blend": blend.to_dict(), "rate_offset": data.catalogue.rate_offset, "epoch_loss": result.epoch_loss,
                 "examples_per_s": result.epoch_examples_per_s, "n_examples": data.n_examples,
                 "num_proc": result.size, "train": asdict(cfg.train), "few_shot": asdict(cfg.few_shot)}
         folder.description.write_text(json.dumps(info, indent=1, default=str))
         shutil.rmtree(folder.checkpoints, ignore_errors=True)
-    return FittedModel(version, folder, data, trained, content, users_vec, users_text, text_weight, rate_scale,
-                       result, digests)
+    return FittedModel(version, folder, data, trained, content, users, blend, cfg.train.temperature, result, digests)
+
+
+def _blend(model, data: TrainingData, cfg: TrainJobConfig, folder: ModelFolder) -> Blend:
+    """The folder's blend when it has one (a complete version), else fitted on the launch cohorts
+    at each of `train.blend_ks` (`train.blend: learned`) or the training loss's own weights
+    (`fixed`), and written there."""
+    if folder.blend.exists():
+        return Blend.from_dict(json.loads(folder.blend.read_text()))
+    t = cfg.train
+    fallback = default_weights(t.text_weight, "train.blend is fixed")
+    if t.blend == "learned":
+        with timed(log, f"fit the blend on {len(data.cohorts)} launch cohort(s) at k = {t.blend_ks}"):
+            blend = fit_blend(model, data, t.launch_days, t.temperature, t.blend_ks, few_shot_settings(cfg.few_shot),
+                              fallback)
+    else:
+        blend = Blend.single(fallback)
+    for k, w in sorted(blend.by_k.items()):
+        log.info("blend at k=%d %s: %s%s", k, "fitted" if w.fitted else "default",
+                 ", ".join(f"{n} {v:.3g}" for n, v in w.weights.items()), f" ({w.reason})" if w.reason else "")
+    folder.blend.write_text(json.dumps(blend.to_dict(), indent=1))
+    return blend

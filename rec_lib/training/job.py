@@ -21,28 +21,30 @@ from rec_lib.core.schema import ITEM_EMBEDDINGS, USER_EMBEDDINGS
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
-from rec_lib.training.data import TrainingData
-from rec_lib.training.embed import ItemEmbeddings, adapt_catalogue, user_sources, with_text
+from rec_lib.training import serving
+from rec_lib.training.blend import Blend
+from rec_lib.training.embed import user_sources
 from rec_lib.training.fit import FittedModel, few_shot_settings, fit_model
 from rec_lib.training.model_folder import ModelFolder
+from rec_lib.training.serving import ItemSides
 from rec_lib.training.worker import WorkerResult, run_worker
 
 log = logging.getLogger(__name__)
 
 
 def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_at: datetime, fitted: "FittedModel",
-                     items: ItemEmbeddings, temperature: float, tag: str) -> None:
+                     items: ItemSides, tag: str) -> None:
     """Overwrite both tables (one Delta commit each), users first: scoring checks that both carry
-    the same model_version."""
+    the same model_version. The rows are the served score's (training.serving)."""
     created = pd.Timestamp(utc_naive(created_at))
-    users, catalogue, w = fitted.data.users, fitted.data.catalogue, fitted.text_weight
+    users, catalogue = fitted.data.users, fitted.data.catalogue
     user_rows = pd.DataFrame({
         "user_id": users["user_id"].astype(str), "model_version": version,
-        "embedding": list(with_text(fitted.users_vec, fitted.users_text, w)), "source": user_sources(users),
-        "n_history": users["n_history"].astype(np.int32), "created_at": created})
+        "embedding": list(serving.user_rows(fitted.users, fitted.blend, fitted.temperature)),
+        "source": user_sources(users), "n_history": users["n_history"].astype(np.int32), "created_at": created})
     item_rows = pd.DataFrame({
         "item_id": catalogue.item_ids.astype(str), "model_version": version,
-        "embedding": list(with_text(items.vectors / temperature, items.text, w)), "bias": items.bias,
+        "embedding": list(serving.item_rows(items, fitted.blend)), "bias": serving.item_bias(items, fitted.blend),
         "n_users": catalogue.n_users.astype(np.int64), "source": items.source.astype(str), "created_at": created})
     for spec, rows in ((USER_EMBEDDINGS, user_rows), (ITEM_EMBEDDINGS, item_rows)):
         df = spark.createDataFrame(rows, schema=spec.schema)
@@ -91,6 +93,7 @@ class TrainRunSummary:
     examples_per_s: float = 0.0
     resumed_from_epoch: int = 0
     weights_digests: List[str] = field(default_factory=list)
+    blend: Optional[Blend] = None
     mlflow_run_id: Optional[str] = None
     seconds: float = 0.0
 
@@ -105,6 +108,8 @@ class TrainRunSummary:
                        f"{self.examples_per_s:,.0f} examples/s per epoch")
         sources = ", ".join(f"{k} {v:,}" for k, v in sorted(self.item_sources.items()))
         out.append(f"  embeddings: {self.n_users:,} users, {self.n_items:,} items ({sources}) in {self.seconds:.1f} s")
+        if self.blend is not None:
+            out.append("  score blend by k (first users of an item known): " + self.blend.describe())
         if self.mlflow_run_id:
             out.append(f"  MLflow run {self.mlflow_run_id}")
         return out
@@ -116,12 +121,8 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     fitted = fit_model(spark, cfg, worker_fn)
     data, version, result = fitted.data, fitted.version, fitted.result
     with timed(log, "adapt new items and write the embedding tables"):
-        first = _first_user_rows(data)
-        items = adapt_catalogue(data.catalogue, fitted.trained, fitted.content,
-                                {row: fitted.users_vec[users] for row, users in first.items()},
-                                few_shot_settings(cfg.few_shot), cfg.few_shot.max_k, fitted.rate_scale,
-                                {row: fitted.users_text[users] for row, users in first.items()})
-        write_embeddings(spark, cfg.paths.warehouse, version, now, fitted, items, cfg.train.temperature, tag=version)
+        items = fitted.item_sides(few_shot_settings(cfg.few_shot), cfg.few_shot.max_k)
+        write_embeddings(spark, cfg.paths.warehouse, version, now, fitted, items, tag=version)
 
     sources = pd.Series(items.source).value_counts().to_dict()
     summary = TrainRunSummary(
@@ -129,24 +130,16 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
         n_examples=data.n_examples, n_users=len(data.users), n_items=len(data.catalogue), item_sources=sources,
         epoch_loss=result.epoch_loss if result else [],
         examples_per_s=float(np.mean(result.epoch_examples_per_s)) if result and result.epoch_loss else 0.0,
-        resumed_from_epoch=result.start_epoch if result else 0, weights_digests=fitted.digests)
+        resumed_from_epoch=result.start_epoch if result else 0, weights_digests=fitted.digests, blend=fitted.blend)
     if result is not None:
         params = flat_params({"train": cfg.train, "few_shot": cfg.few_shot}, model_version=version,
                              n_examples=data.n_examples, n_items=len(data.catalogue), n_users=len(data.users))
         summary.mlflow_run_id = log_to_mlflow(cfg.mlflow, version, params, result,
                                               {"final_loss": result.epoch_loss[-1] if result.epoch_loss else float("nan"),
-                                               "rate_scale": fitted.rate_scale, "text_weight": fitted.text_weight},
+                                               **fitted.blend.flat()},
                                               fitted.folder)
     summary.seconds = time.perf_counter() - start
     return summary
-
-
-def _first_user_rows(data: TrainingData) -> Dict[int, np.ndarray]:
-    """Catalogue row -> positions in `data.users` of the item's users before the cutoff, oldest
-    first, for items without an id (one grouping for both the vectors and the text profiles)."""
-    user_row = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
-    return {int(item_index): user_row[group["user_id"].astype(str)].to_numpy()
-            for item_index, group in data.first_users.groupby("item_index", sort=False)}
 
 
 # --------------------------------------------------------------------------------------------

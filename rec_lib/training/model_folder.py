@@ -4,6 +4,7 @@
         catalogue.npz, vocab.json   the items the model scores and its vocabularies (training.catalogue)
         params.json                 the model's sizes and settings (training.two_tower.ModelParams)
         weights/model.*             the trained weights (a TensorFlow checkpoint without optimizer state)
+        blend.json                  how much each part of the score counts (training.blend)
         model.json                  what was trained and how it went; written last, so it marks a complete model
         checkpoints/                per-epoch training state while training runs (deleted once complete)
         failures/                   the workers' error reports of the last failed attempt
@@ -38,6 +39,10 @@ class ModelFolder:
     def weights(self) -> str:
         """The weights' checkpoint prefix (TensorFlow adds .index / .data-* to it)."""
         return str(self.root / "weights" / "model")
+
+    @property
+    def blend(self) -> Path:
+        return self.root / "blend.json"
 
     @property
     def description(self) -> Path:

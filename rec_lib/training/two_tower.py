@@ -1,6 +1,7 @@
 """The two-tower model (TensorFlow 2.15 / Keras 2) and its loss.
 
-Item tower: category, brand and price-bucket embeddings (and, with `text_in_item_tower`, the
+Item tower: category, brand and price-bucket embeddings, a weighted bag of the item's attribute
+tokens (training.attributes: every further items column) (and, with `text_in_item_tower`, the
 frozen text embedding through a dense layer), through an MLP; plus an item-id embedding that is
 hidden at random during training (DropoutNet), so the content path alone must place an item well.
 A bias head on the same hidden layer predicts the item's popularity from content. The text enters
@@ -86,6 +87,8 @@ class TwoTower(tf.keras.Model):
         self.brand = tf.constant(catalogue.brand, tf.int32)
         self.price = tf.constant(catalogue.price_bucket, tf.int32)
         self.id_slot = tf.constant(catalogue.id_slot, tf.int32)
+        self.attr_ids = tf.constant(catalogue.attr_ids, tf.int32)
+        self.attr_weights = tf.constant(catalogue.attr_weights, tf.float32)
         log_q = catalogue.train_log_q()
         self.train_q = tf.constant(np.where(np.isfinite(log_q), np.exp(log_q), 0.0), tf.float32)
 
@@ -94,6 +97,8 @@ class TwoTower(tf.keras.Model):
         self.category_emb = tf.keras.layers.Embedding(len(catalogue.categories) + 1, 16, name="category_emb")
         self.brand_emb = tf.keras.layers.Embedding(len(catalogue.brands) + 1, 16, name="brand_emb")
         self.price_emb = tf.keras.layers.Embedding(len(catalogue.price_edges) + 2, 8, name="price_emb")
+        self.attr_emb = (tf.keras.layers.Embedding(catalogue.attribute_slots + 1, 16, name="attr_emb")
+                         if catalogue.attribute_slots > 0 else None)
         self.item_hidden = dense(h, activation="relu", name="item_hidden")
         self.item_out = dense(d, name="item_out")
         self.item_bias_head = dense(1, name="item_bias_head")
@@ -133,6 +138,8 @@ class TwoTower(tf.keras.Model):
             self.brand_emb(tf.gather(self.brand, index)),
             self.price_emb(tf.gather(self.price, index)),
         ]
+        if self.attr_emb is not None:
+            parts.append(self.attribute_bag(index))
         if self.text_proj is not None:
             text = tf.gather(self.text, index)
             if text_mask is not None:
@@ -145,6 +152,12 @@ class TwoTower(tf.keras.Model):
         vector = self.item_out(hidden) + self.item_id_emb(slot) * keep
         bias = self.item_bias_head(hidden) + self.item_id_bias(slot) * keep
         return l2_normalize(vector), bias[:, 0]
+
+    def attribute_bag(self, index: tf.Tensor) -> tf.Tensor:
+        """[M, 16]: the weighted mean of the embeddings of the items' attribute tokens (zeros without any)."""
+        ids, weights = tf.gather(self.attr_ids, index), tf.gather(self.attr_weights, index)
+        summed = tf.reduce_sum(self.attr_emb(ids) * weights[:, :, None], axis=1)
+        return summed / tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1.0)
 
     # -- user tower ---------------------------------------------------------------------------
 

@@ -1,0 +1,213 @@
+"""How much each part of the score counts, learned per data set on launches (numpy only).
+
+The score of user u for item i is a weighted sum of components, each a dot product or an item term:
+    tower       <u, v_i> / temperature     the two-tower model (content path for a new item)
+    text        <p_u, t_i>                 text profile x the item's text embedding (both centred, unit)
+    attributes  <a_u, h_i>                 attribute profile x the item's attribute vector
+    prior       pi_i                       the launch popularity prior (log users/day), paced by early users
+Fixed weights tuned on one shop do not carry to another (titles that name rather than describe,
+attributes that say more or less, popularity that matters more or less). So the weights are
+fitted where the product meets them: on the launches of the last `train.launch_days` before the
+training cutoff, scored from what was known when they launched (user histories and the prior as
+of the launch window's start), by the same softmax over those launches that the evaluation's
+recall rewards: each pair (u, i) of a launch i and a user u who came to it is a positive, and
+    loss = mean over positives of -log( exp(s(u, i)) / sum_j exp(s(u, j)) ),   j over the launches.
+Components are scaled to unit standard deviation first, so a small L2 penalty treats them alike,
+and weights are kept >= 0 (each component is built so that higher means more likely), found by
+projected Newton steps (four parameters: a few dozen steps).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+COMPONENTS = ("tower", "text", "attributes", "prior")
+L2 = 1e-3
+MAX_STEPS = 50
+MIN_POSITIVES = 50  # fewer positive pairs on the launch split: the default weights are kept
+MIN_LAUNCHES = 3
+NEG_INF = -1e9  # the logit of a padded (not a candidate) entry
+
+
+@dataclass(frozen=True)
+class BlendWeights:
+    """Weights of the raw components (already divided by their scales) and how they were found."""
+
+    weights: Dict[str, float]
+    fitted: bool  # False: the defaults (too little launch data), see `reason`
+    reason: str = ""
+    n_users: int = 0
+    n_launches: int = 0
+    n_positives: int = 0
+    loss: float = float("nan")  # mean loss on the launch split with these weights
+    loss_uniform: float = float("nan")  # ... with all scores equal: log(launches)
+    scales: Dict[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> float:
+        return float(self.weights.get(name, 0.0))
+
+    def to_dict(self) -> dict:
+        return {"weights": self.weights, "fitted": self.fitted, "reason": self.reason, "n_users": self.n_users,
+                "n_launches": self.n_launches, "n_positives": self.n_positives, "loss": self.loss,
+                "loss_uniform": self.loss_uniform, "scales": self.scales}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "BlendWeights":
+        return cls(weights={k: float(v) for k, v in data["weights"].items()}, fitted=bool(data["fitted"]),
+                   reason=str(data.get("reason", "")), n_users=int(data.get("n_users", 0)),
+                   n_launches=int(data.get("n_launches", 0)), n_positives=int(data.get("n_positives", 0)),
+                   loss=float(data.get("loss", float("nan"))), loss_uniform=float(data.get("loss_uniform", float("nan"))),
+                   scales={k: float(v) for k, v in data.get("scales", {}).items()})
+
+
+def default_weights(text_weight: float, reason: str) -> BlendWeights:
+    """The fixed blend (the training loss's own score): tower, text at the training's text weight,
+    the prior; no attribute term."""
+    return BlendWeights({"tower": 1.0, "text": float(text_weight), "attributes": 0.0, "prior": 1.0}, False, reason)
+
+
+def softmax_loss(logits: np.ndarray, positives: np.ndarray) -> float:
+    """Mean over positives of -log softmax(logits row)[positive]; rows without a positive count
+    nothing (a logit of NEG_INF leaves its entry out)."""
+    n_pos = positives.sum(axis=1)
+    top = logits.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(logits - top).sum(axis=1)) + top[:, 0]
+    return float((n_pos * lse - (logits * positives).sum(axis=1)).sum() / max(n_pos.sum(), 1))
+
+
+def _logits(w: np.ndarray, x: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    return np.tensordot(w, x, axes=1) + offset
+
+
+def _gradient_hessian(w: np.ndarray, x: np.ndarray, positives: np.ndarray, offset: np.ndarray
+                      ) -> Tuple[np.ndarray, np.ndarray]:
+    """x [C, U, L]: gradient [C] and Hessian [C, C] of softmax_loss(sum_c w_c x_c + offset) + L2 |w|^2."""
+    logits = _logits(w, x, offset)
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    n_pos = positives.sum(axis=1).astype(np.float64)
+    total = max(n_pos.sum(), 1.0)
+    mean_x = (x * p[None]).sum(axis=2)  # [C, U]: E_p[x_c] per user
+    grad = ((n_pos[None] * mean_x).sum(axis=1) - (x * positives[None]).sum(axis=(1, 2))) / total + 2 * L2 * w
+    centred = x - mean_x[:, :, None]
+    weighted = centred * (p * n_pos[:, None])[None]
+    hess = np.einsum("cul,dul->cd", weighted, centred) / total + 2 * L2 * np.eye(len(w))
+    return grad, hess
+
+
+def fit_weights(components: Mapping[str, np.ndarray], positives: np.ndarray, fallback: BlendWeights,
+                valid: Optional[np.ndarray] = None, n_launches: Optional[int] = None) -> BlendWeights:
+    """Weights of `components` (name -> scores [U, L] of sampled users x the launches) that minimise
+    the softmax loss of `positives` [U, L] (see the module doc); `fallback` where the launch split is
+    too small to learn from. `valid` [U, L] (default all) marks each row's candidates: several
+    launch cohorts stack as rows, each over its own launches padded to a common width;
+    `n_launches` counts them (default L)."""
+    positives = np.asarray(positives, bool)
+    valid = np.ones_like(positives) if valid is None else np.asarray(valid, bool)
+    n_users = positives.shape[0]
+    n_launches = positives.shape[1] if n_launches is None else n_launches
+    n_pos = int(positives.sum())
+    if n_launches < MIN_LAUNCHES or n_pos < MIN_POSITIVES:
+        reason = f"launch split too small: {n_launches} launches, {n_pos} positive pairs"
+        return BlendWeights(fallback.weights, False, reason, n_users, n_launches, n_pos)
+    names = [c for c in COMPONENTS if c in components]
+    scales = {c: float(np.std(np.asarray(components[c])[valid])) for c in names}
+    used = [c for c in names if scales[c] > 1e-9]
+    x = np.stack([np.where(valid, components[c], 0.0) / scales[c] for c in used]).astype(np.float64)
+    offset = np.where(valid, 0.0, NEG_INF)
+    w = np.ones(len(used))
+    loss = softmax_loss(_logits(w, x, offset), positives) + L2 * w @ w
+    for _ in range(MAX_STEPS):
+        grad, hess = _gradient_hessian(w, x, positives, offset)
+        step = np.linalg.solve(hess, grad)
+        scale, improved = 1.0, False
+        while scale > 1e-4:
+            trial = np.maximum(w - scale * step, 0.0)
+            trial_loss = softmax_loss(_logits(trial, x, offset), positives) + L2 * trial @ trial
+            if trial_loss < loss - 1e-10:
+                w, loss, improved = trial, trial_loss, True
+                break
+            scale /= 2
+        if not improved:
+            break
+    weights = {c: 0.0 for c in COMPONENTS}
+    weights.update({c: float(wc / scales[c]) for c, wc in zip(used, w)})
+    final = softmax_loss(_logits(w, x, offset), positives)
+    uniform = softmax_loss(offset, positives)
+    return BlendWeights(weights, True, "", n_users, n_launches, n_pos, final, uniform, scales)
+
+
+def combine(components: Mapping[str, np.ndarray], weights: BlendWeights) -> np.ndarray:
+    """sum_c weight_c * component_c (components absent count 0)."""
+    total: Optional[np.ndarray] = None
+    for name, values in components.items():
+        term = weights[name] * np.asarray(values, np.float64)
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("no component to combine")
+    return total
+
+
+
+
+@dataclass(frozen=True)
+class Blend:
+    """Weights by the number of an item's first users known (k): a launch nobody has seen is placed
+    by content and its prior, one with ten users by who they were and how fast they came, so the
+    parts weigh differently. An item takes the weights of the largest fitted k at or below its own."""
+
+    by_k: Dict[int, BlendWeights]
+
+    def at(self, k: int) -> BlendWeights:
+        keys = sorted(self.by_k)
+        chosen = keys[0]
+        for key in keys:
+            if key <= k:
+                chosen = key
+        return self.by_k[chosen]
+
+    def weights_for(self, ks: np.ndarray) -> Dict[str, np.ndarray]:
+        """part -> weight [N] of items whose k are `ks`."""
+        keys = np.asarray(sorted(self.by_k))
+        position = np.searchsorted(keys, np.asarray(ks), side="right") - 1
+        chosen = keys[np.maximum(position, 0)]
+        return {name: np.asarray([self.by_k[int(k)][name] for k in keys])[np.searchsorted(keys, chosen)]
+                for name in COMPONENTS}
+
+    def __getitem__(self, name: str) -> float:
+        """A part's weight at k = 0 (what a launch nobody has seen gets)."""
+        return self.at(0)[name]
+
+    @property
+    def fitted(self) -> bool:
+        return any(w.fitted for w in self.by_k.values())
+
+    def to_dict(self) -> dict:
+        return {"by_k": {str(k): w.to_dict() for k, w in sorted(self.by_k.items())}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Blend":
+        return cls({int(k): BlendWeights.from_dict(w) for k, w in data["by_k"].items()})
+
+    @classmethod
+    def single(cls, weights: BlendWeights) -> "Blend":
+        return cls({0: weights})
+
+    def describe(self) -> str:
+        """One line: the weights at each k, and what they were fitted on (or why they are defaults)."""
+        parts = []
+        for k, w in sorted(self.by_k.items()):
+            weights = ", ".join(f"{n} {v:.3g}" for n, v in w.weights.items())
+            where = (f"{w.n_launches} launches, {w.n_positives:,} pairs, loss {w.loss:.3f} vs {w.loss_uniform:.3f}"
+                     if w.fitted else f"default: {w.reason}")
+            parts.append(f"k>={k}: {weights} ({where})")
+        return "; ".join(parts)
+
+    def flat(self) -> Dict[str, float]:
+        """blend_k<k>_<part> -> weight (for a tracking server's metrics)."""
+        return {f"blend_k{k}_{n}": v for k, w in self.by_k.items() for n, v in w.weights.items()}
+
+
+__all__: List[str] = ["Blend", "BlendWeights", "COMPONENTS", "fit_weights", "combine", "default_weights", "softmax_loss"]

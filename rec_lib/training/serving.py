@@ -1,0 +1,146 @@
+"""The served score, assembled once for every path that ranks (numpy only): the embedding tables the
+scoring job reads, and the evaluation, which scores its new items through the same functions.
+
+    score(u, i) = user_row(u) . item_row(i) + bias(i)
+    user_row = [u / temperature,        p_u,           a_u]
+    item_row = [w_tower(k_i) * v_i,     w_text(k_i) * t_i,  w_attributes(k_i) * h_i]
+    bias     = w_prior(k_i) * pi_i
+
+with the weights of training.blend at the item's k (its first users known), u / v the towers'
+unit vectors, p / t the text profile and the item's (centred) text embedding, a / h the attribute
+profile and vector, pi the launch prior after the item's own users so far (the pace). The weights
+ride on the item side, so each item can have its own k; a part whose weight is 0 at every k is
+left out of the rows.
+
+A new item (no id embedding) is placed from its content and moved by its first users: each side
+blends with the same side of those users (few_shot.blend_vector: the tower vector counting
+`prior_strength` users, the text and attribute sides `text_prior_strength`), and its prior follows
+how fast they came (few_shot.pace_bias, on the absolute rate exp(pi + rate_offset)). An item with
+an id embedding keeps its trained vector and its own sides; its prior is paced by all its users
+before the cutoff, which for a well-known item is its observed rate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from rec_lib.core.schema import EmbeddingSource
+from rec_lib.training import few_shot
+from rec_lib.training.blend import Blend
+from rec_lib.training.catalogue import Catalogue
+
+
+@dataclass
+class ItemSides:
+    """Every item's parts of the score before weighting (rows in catalogue order)."""
+
+    tower: np.ndarray  # unit [N, d]
+    text: np.ndarray  # unit [N, text_dim] (centred text)
+    attributes: np.ndarray  # unit [N, attribute_dims]
+    prior: np.ndarray  # [N]: relative log users/day, paced
+    source: np.ndarray  # str [N]: trained | few_shot | content
+    k: np.ndarray = None  # int [N]: first users the item was adapted from (the blend's k); trained: many
+
+    def __post_init__(self) -> None:
+        if self.k is None:
+            self.k = np.zeros(len(self.prior), np.int64)
+
+
+@dataclass
+class UserSides:
+    """Users' parts of the score before weighting (rows in the users' order)."""
+
+    tower: np.ndarray  # unit [U, d]
+    text: np.ndarray  # [U, text_dim]: text profile (unit, zeros without history)
+    attributes: np.ndarray  # [U, attribute_dims]: attribute profile (unit, zeros without history)
+
+
+TRAINED_K = 1_000_000  # the k of an item with an id embedding: the blend's last weights
+
+
+def parts(blend: Blend) -> List[str]:
+    """The parts the rows hold: those with a weight at some k."""
+    return [name for name in ("tower", "text", "attributes") if any(w[name] != 0.0 for w in blend.by_k.values())]
+
+
+def user_rows(users: UserSides, blend: Blend, temperature: float) -> np.ndarray:
+    """float32 [U, width]: what `user_embeddings.embedding` holds."""
+    scale = {"tower": 1.0 / temperature, "text": 1.0, "attributes": 1.0}
+    blocks = [scale[name] * getattr(users, name) for name in parts(blend)]
+    return _concat(blocks, len(users.tower))
+
+
+def item_rows(items: ItemSides, blend: Blend) -> np.ndarray:
+    """float32 [N, width]: what `item_embeddings.embedding` holds (weighted at each item's k)."""
+    weights = blend.weights_for(items.k)
+    return _concat([weights[name][:, None] * getattr(items, name) for name in parts(blend)], len(items.tower))
+
+
+def item_bias(items: ItemSides, blend: Blend) -> np.ndarray:
+    return (blend.weights_for(items.k)["prior"] * items.prior).astype(np.float64)
+
+
+def _concat(blocks: List[np.ndarray], n: int) -> np.ndarray:
+    if not blocks:
+        return np.zeros((n, 0), np.float32)
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def scores(users: UserSides, items: ItemSides, blend: Blend, temperature: float) -> np.ndarray:
+    """[U, N]: the served score (the same product the scoring job's kernel ranks)."""
+    return (user_rows(users, blend, temperature).astype(np.float64) @ item_rows(items, blend).T.astype(np.float64)
+            + item_bias(items, blend)[None, :])
+
+
+def adapt_item(content: np.ndarray, text: np.ndarray, attributes: np.ndarray, prior: float,
+               first: Optional[UserSides], k: int, exposure_days: float, rate_offset: float,
+               settings: few_shot.FewShotSettings):
+    """(tower, text, attributes, prior) of one new item after its first k users, of whom `first`
+    holds the sides known (oldest first; None or empty: none known)."""
+    tower_v, text_v, attr_v = content.copy(), text.copy(), attributes.copy()
+    if settings.method == "blend" and first is not None and len(first.tower):
+        tower_v = few_shot.blend_vector(content, first.tower, settings.prior_strength)
+        text_v = few_shot.blend_vector(text, first.text, settings.text_prior_strength)
+        if attributes.size:
+            attr_v = few_shot.blend_vector(attributes, first.attributes, settings.text_prior_strength)
+    paced = prior
+    if settings.pace:
+        paced = few_shot.pace_bias(prior, k, exposure_days, float(np.exp(rate_offset)), settings.pace_prior_strength)
+    return tower_v, text_v, attr_v, paced
+
+
+def item_sides(catalogue: Catalogue, trained: np.ndarray, content: np.ndarray,
+               first_users: Dict[int, UserSides], settings: few_shot.FewShotSettings, max_k: int) -> ItemSides:
+    """Every catalogue item's sides: trained items keep their trained vector, the others start
+    from content and are adapted from their first users (`first_users`: catalogue row -> their
+    sides, oldest first; the first `max_k` are blended, all of them pace the prior)."""
+    n = len(catalogue)
+    tower_v, text_v, attr_v = trained.copy(), catalogue.text.copy(), catalogue.attr_vectors.copy()
+    prior = catalogue.prior.astype(np.float64).copy()
+    source = np.full(n, EmbeddingSource.TRAINED, dtype=object)
+    k = np.where(catalogue.id_slot > 0, TRAINED_K, catalogue.n_users).astype(np.int64)
+    for row in range(n):
+        exposure = float(catalogue.exposure_days[row])
+        if catalogue.id_slot[row] > 0:
+            if settings.pace:
+                prior[row] = few_shot.pace_bias(prior[row], int(catalogue.n_users[row]), exposure,
+                                                float(np.exp(catalogue.rate_offset)), settings.pace_prior_strength)
+            continue
+        first = first_users.get(row)
+        known = None if first is None else UserSides(first.tower[:max_k], first.text[:max_k], first.attributes[:max_k])
+        tower_v[row], text_v[row], attr_v[row], prior[row] = adapt_item(
+            content[row], catalogue.text[row], catalogue.attr_vectors[row], float(catalogue.prior[row]), known,
+            int(catalogue.n_users[row]), exposure, catalogue.rate_offset, settings)
+        adapted = known is not None and len(known.tower) > 0 and settings.method != "none"
+        source[row] = EmbeddingSource.FEW_SHOT if adapted else EmbeddingSource.CONTENT
+    return ItemSides(tower_v, text_v, attr_v, prior, source, k)
+
+
+def take(users: UserSides, rows: np.ndarray) -> UserSides:
+    return UserSides(users.tower[rows], users.text[rows], users.attributes[rows])
+
+
+__all__ = ["ItemSides", "UserSides", "user_rows", "item_rows", "item_bias", "scores", "adapt_item", "item_sides",
+           "parts", "take", "TRAINED_K"]

@@ -1,0 +1,69 @@
+"""The blend of the score's parts: its loss by hand, what the fit finds, and weights by k."""
+import math
+
+import numpy as np
+import pytest
+
+from rec_lib.training.blend import Blend, BlendWeights, default_weights, fit_weights, softmax_loss
+
+
+def test_softmax_loss_by_hand():
+    # one user, two launches, the second positive: -log(3 / (1 + 3)); a row without positive counts nothing
+    logits = np.array([[0.0, math.log(3.0)], [5.0, 0.0]])
+    positives = np.array([[False, True], [False, False]])
+    assert softmax_loss(logits, positives) == pytest.approx(-math.log(0.75))
+
+
+def _world(seed, n_users=400, n_launches=12):
+    """Users pick the launch with the best signal + noise; 'noise_part' is unrelated to the pick."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=(n_users, n_launches))
+    noise_part = rng.normal(size=(n_users, n_launches))
+    pick = np.argmax(signal + 0.5 * rng.gumbel(size=signal.shape), axis=1)
+    positives = np.zeros_like(signal, dtype=bool)
+    positives[np.arange(n_users), pick] = True
+    return {"text": signal * 3.0, "attributes": noise_part}, positives
+
+
+def test_the_fit_weights_what_predicts_the_launches_chosen():
+    components, positives = _world(0)
+    fallback = default_weights(20.0, "x")
+    blend = fit_weights(components, positives, fallback)
+    assert blend.fitted and blend.n_positives == 400 and blend.n_launches == 12
+    # the informative part gets the weight; the unrelated one next to none; all >= 0
+    assert blend["text"] > 0.5 and 0.0 <= blend["attributes"] < 0.1 * blend["text"]
+    assert blend.loss < blend.loss_uniform == pytest.approx(math.log(12))
+    # weights are on the raw components: scaling a component by 3 divides its weight by 3
+    scaled = fit_weights({"text": components["text"] * 3.0, "attributes": components["attributes"]}, positives, fallback)
+    assert scaled["text"] == pytest.approx(blend["text"] / 3.0, rel=1e-6)
+
+
+def test_padded_entries_are_not_candidates():
+    components, positives = _world(1, n_users=200, n_launches=6)
+    fallback = default_weights(1.0, "x")
+    plain = fit_weights(components, positives, fallback)
+    # the same rows padded with two fake launches of huge scores, marked invalid: the same fit
+    pad = np.full((200, 2), 50.0)
+    padded = {name: np.concatenate([values, pad], axis=1) for name, values in components.items()}
+    valid = np.concatenate([np.ones((200, 6), bool), np.zeros((200, 2), bool)], axis=1)
+    got = fit_weights(padded, np.concatenate([positives, np.zeros((200, 2), bool)], axis=1), fallback, valid=valid,
+                      n_launches=6)
+    assert got["text"] == pytest.approx(plain["text"], rel=1e-6) and got.loss == pytest.approx(plain.loss, rel=1e-9)
+
+
+def test_too_small_a_launch_split_keeps_the_defaults_and_says_why():
+    components, positives = _world(2, n_users=20, n_launches=5)
+    got = fit_weights(components, positives, default_weights(20.0, "x"))
+    assert not got.fitted and got["text"] == 20.0 and got["tower"] == 1.0
+    assert got.reason == "launch split too small: 5 launches, 20 positive pairs"
+
+
+def test_an_item_takes_the_weights_of_its_k():
+    at0 = BlendWeights({"tower": 0.0, "text": 1.0, "attributes": 0.0, "prior": 2.0}, True)
+    at3 = BlendWeights({"tower": 1.0, "text": 0.5, "attributes": 0.0, "prior": 4.0}, True)
+    blend = Blend({0: at0, 3: at3})
+    assert blend.at(0) is at0 and blend.at(2) is at0 and blend.at(3) is at3 and blend.at(50) is at3
+    w = blend.weights_for(np.array([0, 1, 3, 9]))
+    np.testing.assert_allclose(w["prior"], [2.0, 2.0, 4.0, 4.0])
+    np.testing.assert_allclose(w["tower"], [0.0, 0.0, 1.0, 1.0])
+    assert Blend.from_dict(blend.to_dict()).at(4).weights == at3.weights

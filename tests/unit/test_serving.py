@@ -1,0 +1,67 @@
+"""The served score's rows, and new items adapted from their first users, by hand."""
+import math
+
+import numpy as np
+import pytest
+
+from rec_lib.core.schema import EmbeddingSource
+from rec_lib.training import few_shot
+from rec_lib.training.blend import Blend, BlendWeights
+from rec_lib.training.catalogue import Catalogue
+from rec_lib.training.serving import ItemSides, UserSides, item_bias, item_rows, item_sides, parts, scores, user_rows
+
+
+def _weights(**w):
+    return BlendWeights({"tower": 0.0, "text": 0.0, "attributes": 0.0, "prior": 0.0, **w}, True)
+
+
+def test_rows_carry_the_weights_of_each_items_k():
+    users = UserSides(tower=np.array([[1.0, 0.0]]), text=np.array([[0.0, 1.0]]), attributes=np.array([[1.0]]))
+    items = ItemSides(tower=np.array([[1.0, 0.0], [0.0, 1.0]]), text=np.array([[0.6, 0.8], [1.0, 0.0]]),
+                      attributes=np.array([[0.5], [1.0]]), prior=np.array([1.0, -1.0]),
+                      source=np.array(["content", "few_shot"], dtype=object), k=np.array([0, 4]))
+    blend = Blend({0: _weights(tower=1.0, text=2.0, prior=0.5), 3: _weights(tower=3.0, prior=1.0)})
+    # attributes weigh 0 at every k: left out of the rows
+    assert parts(blend) == ["tower", "text"]
+    np.testing.assert_allclose(user_rows(users, blend, temperature=0.5), [[2.0, 0.0, 0.0, 1.0]])
+    # item 0 (k 0): [1 * v, 2 * t]; item 1 (k 4 -> the weights fitted at k 3): [3 * v, 0 * t]
+    np.testing.assert_allclose(item_rows(items, blend), [[1.0, 0.0, 1.2, 1.6], [0.0, 3.0, 0.0, 0.0]])
+    np.testing.assert_allclose(item_bias(items, blend), [0.5, -1.0])
+    # user . item + bias = w_tower <u, v> / T + w_text <p, t> + w_prior pi:
+    # item 0: 1 * 1 / 0.5 + 2 * 0.8 + 0.5 = 4.1; item 1: 3 * 0 / 0.5 + 0 - 1 = -1
+    np.testing.assert_allclose(scores(users, items, blend, temperature=0.5), [[4.1, -1.0]])
+
+
+def _catalogue():
+    # three items: 0 has an id embedding (8 users in 4 days), 1 is new with 2 users in 1 day, 2 new, nobody
+    return Catalogue(item_ids=np.array(["a", "b", "c"]), text=np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]),
+                     category=np.zeros(3, np.int32), brand=np.zeros(3, np.int32), price_bucket=np.zeros(3, np.int32),
+                     id_slot=np.array([1, 0, 0], np.int32), n_users=np.array([8, 2, 0]),
+                     exposure_days=np.array([4.0, 1.0, 2.0]), attr_vectors=np.zeros((3, 0), np.float32),
+                     prior=np.array([0.0, math.log(2.0), 0.0]), rate_offset=0.0)
+
+
+def test_new_items_are_adapted_and_every_prior_is_paced():
+    catalogue = _catalogue()
+    trained = np.array([[0.0, 1.0], [9.0, 9.0], [9.0, 9.0]])  # only row 0's is used
+    content = np.array([[5.0, 5.0], [1.0, 0.0], [0.6, 0.8]])
+    first = {1: UserSides(tower=np.array([[0.0, 1.0], [0.0, 1.0]]), text=np.array([[0.0, 1.0], [0.0, 1.0]]),
+                          attributes=np.zeros((2, 0)))}
+    settings = few_shot.FewShotSettings("blend", prior_strength=2.0, pace=True, pace_prior_strength=2.0,
+                                        text_prior_strength=2.0)
+    sides = item_sides(catalogue, trained, content, first, settings, max_k=10)
+    assert list(sides.source) == [EmbeddingSource.TRAINED, EmbeddingSource.FEW_SHOT, EmbeddingSource.CONTENT]
+    assert sides.k[1] == 2 and sides.k[2] == 0 and sides.k[0] > 1000
+    # b: tower unit(2 [1, 0] + [0, 2]) = [1, 1] / sqrt 2, text the same blend
+    s = 1 / math.sqrt(2)
+    np.testing.assert_allclose(sides.tower[1], [s, s])
+    np.testing.assert_allclose(sides.text[1], [s, s])
+    np.testing.assert_allclose(sides.tower[0], [0.0, 1.0])  # trained: kept
+    np.testing.assert_allclose(sides.tower[2], [0.6, 0.8])  # nobody yet: content
+    # pace, a = 2, r0 = exp(prior + offset 0): a: r0 1, 8 users in 4 days -> log((2 + 8) / (2 + 4)) = log(5/3);
+    # b: r0 2, 2 users in 1 day -> log 2 + log(4 / 4) = log 2; c: r0 1, nobody in 2 days -> log(2 / 4)
+    np.testing.assert_allclose(sides.prior, [math.log(5 / 3), math.log(2.0), math.log(0.5)])
+    # max_k limits the users blended, not the users that pace the prior
+    capped = item_sides(catalogue, trained, content, first, settings, max_k=1)
+    np.testing.assert_allclose(capped.tower[1], np.array([2.0, 1.0]) / math.sqrt(5))
+    assert capped.prior[1] == pytest.approx(math.log(2.0))
