@@ -1,37 +1,26 @@
 """The scoring stage: every user against the candidate items -> `recommendations` (Delta, one
-partition per run_date) and the SQL view `recommendations_latest`.
+partition per run_date), its figures in `list_metrics` and the SQL view `recommendations_latest`.
 
-No cross join, one pass: every user (with an embedding, or new since training) streams through
-`mapInPandas` in blocks. The candidates reach the executors as files (`SparkContext.addFile`) in
-tiles of `score.max_tile_items`, read by memory map one tile at a time, so a worker holds one tile
-whatever the catalogue's size; the exact top-K kernel (`rec_lib.scoring.kernel`, faiss) keeps a running
-top list across tiles. Users without an embedding get a fallback list of popular candidates, by
-their favourite category where known, in the same pass. The table is written once; the summary's
-counts are observed during that write, not read back.
-
-What the driver holds: the candidates (catalogue-sized: ids, vectors while the tile files are
-written, categories, popularity), never users or interactions.
+The lists come from `rec_lib.scoring.serve` (one distributed pass over the users, plus one for the
+exposure floor); the table is written once, and the summary's counts are observed during that
+write. The driver holds the candidates and one floor threshold per new candidate, never users or
+interactions.
 """
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from datetime import date
+from typing import Dict, List, Optional, Sequence
 
-import numpy as np
-import pandas as pd
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from rec_lib.core.clock import run_identity
-from rec_lib.core.config import ScoreJobConfig, ScoreSection
-from rec_lib.core.errors import ConfigError, RecError
+from rec_lib.core.config import ScoreJobConfig
 from rec_lib.core.progress import timed
 from rec_lib.core.schema import (
     INTERACTIONS,
@@ -43,142 +32,26 @@ from rec_lib.core.schema import (
     USER_EMBEDDINGS,
     USER_FEATURES,
     USERS,
+    ListSource,
     RecommendationSource,
 )
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
 from rec_lib.platform.sql_views import apply_views
-from rec_lib.scoring.kernel import (
-    Rules,
-    augment_candidates,
-    augment_users,
-    kernel,
-    set_threads,
+from rec_lib.scoring.kernel import kernel
+from rec_lib.scoring.serve import (
+    ScoringError,
+    candidate_frame,
+    collect_candidates,
+    lists_figures,
+    resolve_run_date,
+    seen_candidates,
+    served_rows,
+    write_list_metrics,
 )
-from rec_lib.scoring.lists import Candidates, FallbackLists, fallback_frame, fallback_lists, model_frame
 
 log = logging.getLogger(__name__)
-
-TOP_SCHEMA = "user_id string, rank int, item_id string, score double, source string"
-
-
-class ScoringError(RecError):
-    """Scoring cannot start: embeddings missing or from different models, or no candidates."""
-
-
-def resolve_run_date(score: ScoreSection, now: datetime) -> date:
-    if score.run_date is None:
-        return now.date()
-    try:
-        return date.fromisoformat(score.run_date)
-    except ValueError as exc:
-        raise ConfigError(f"score.run_date must be YYYY-MM-DD, got {score.run_date!r}") from exc
-
-
-def candidate_frame(items: DataFrame, item_emb: DataFrame, stats: DataFrame, score: ScoreSection,
-                    run_date: date) -> DataFrame:
-    """item_id, embedding, bias, category, is_new, popularity of the items that may be recommended
-    on run_date: launched by then (items not launched yet are not active), and, unless
-    score.candidates is 'all', new (launched within new_item_days, or fewer users than
-    max_new_item_users)."""
-    day_end = F.lit(datetime.combine(run_date + timedelta(days=1), datetime.min.time())).cast("timestamp")
-    window_start = F.lit(datetime.combine(run_date - timedelta(days=score.new_item_days - 1),
-                                          datetime.min.time())).cast("timestamp")
-    n_users = F.coalesce(F.col("n_users"), F.lit(0))
-    is_new = (F.col("launch_ts") >= window_start) | (n_users < score.max_new_item_users)
-    frame = (items.select("item_id", "category", "launch_ts")
-             .join(item_emb.select("item_id", "embedding", "bias"), "item_id")
-             .join(stats.select("item_id", "n_users", "weighted_interactions"), "item_id", "left")
-             .where(F.col("launch_ts").isNull() | (F.col("launch_ts") < day_end))
-             .select("item_id", "embedding", "bias", F.coalesce("category", F.lit("")).alias("category"),
-                     is_new.alias("is_new"),
-                     F.coalesce("weighted_interactions", F.lit(0.0)).alias("popularity")))
-    return frame if score.candidates == "all" else frame.where("is_new")
-
-
-def collect_candidates(frame: DataFrame) -> Candidates:
-    pdf = frame.orderBy("item_id").toPandas()
-    names = sorted(set(pdf["category"]))
-    codes = {c: i for i, c in enumerate(names)}
-    return Candidates(
-        item_ids=pdf["item_id"].to_numpy(dtype=str),
-        vectors=np.stack([np.asarray(v, np.float32) for v in pdf["embedding"]]) if len(pdf) else np.zeros((0, 0), np.float32),
-        bias=pdf["bias"].to_numpy(np.float64), category=pdf["category"].map(codes).to_numpy(np.int64),
-        is_new=pdf["is_new"].to_numpy(bool), popularity=pdf["popularity"].to_numpy(np.float64), category_names=names)
-
-
-@dataclass(frozen=True)
-class TileFiles:
-    """The candidates as files shipped to every executor (`SparkContext.addFile`), read by memory
-    map: a task maps one tile at a time, so its memory holds one tile whatever the catalogue's size.
-    `tiles`: (first candidate index, file name) per tile of augmented vectors [n, d + 1]."""
-    tiles: Tuple[Tuple[int, str], ...]
-    item_ids: str  # str [N]
-    category: str  # int32 [N]
-    is_new: str  # bool [N]
-
-
-def ship_candidates(spark: SparkSession, cands: Candidates, max_tile_items: int, folder: str) -> TileFiles:
-    """Write the candidate files under `folder` (names unique to this call) and add them to the job."""
-    prefix = f"rec-candidates-{uuid.uuid4().hex[:12]}"
-
-    def save(name: str, array: np.ndarray) -> str:
-        path = os.path.join(folder, f"{prefix}-{name}.npy")
-        np.save(path, array)
-        spark.sparkContext.addFile(path)
-        return os.path.basename(path)
-
-    tiles = tuple((lo, save(f"tile{lo}", augment_candidates(cands.vectors[lo:lo + max_tile_items],
-                                                             cands.bias[lo:lo + max_tile_items])))
-                  for lo in range(0, len(cands), max_tile_items))
-    return TileFiles(tiles=tiles, item_ids=save("ids", cands.item_ids.astype(str)),
-                     category=save("category", cands.category.astype(np.int32)), is_new=save("new", cands.is_new))
-
-
-def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int):
-    """mapInPandas function: users (user_id, embedding or null, seen, top_category) -> their list:
-    the model's top k where they have an embedding, else a fallback list."""
-
-    def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from pyspark import SparkFiles, TaskContext
-
-        task = TaskContext.get()
-        set_threads(task.cpus() if task is not None else 1)
-
-        def mapped(name: str) -> np.ndarray:
-            return np.load(SparkFiles.get(name), mmap_mode="r")
-
-        item_ids, category, is_new = mapped(files.item_ids), mapped(files.category), mapped(files.is_new)
-        # one tile stays mapped for the whole task; several are mapped in turn for each block of users
-        tiles = ([(files.tiles[0][0], (lambda tile=mapped(files.tiles[0][1]): tile))] if len(files.tiles) == 1
-                 else [(start, (lambda name=name: mapped(name))) for start, name in files.tiles])
-        for pdf in frames:
-            for lo in range(0, len(pdf), batch):
-                part = pdf.iloc[lo:lo + batch]
-                seen = [None if s is None else np.asarray(s, np.int64) for s in part["seen"]]
-                known = part["embedding"].notna().to_numpy()
-                user_ids = part["user_id"].to_numpy()
-                if known.any():
-                    users = augment_users(np.stack(part["embedding"].to_numpy()[known]))
-                    yield model_frame(user_ids[known], users, tiles, [s for s, m in zip(seen, known) if m], rules,
-                                       category, is_new, item_ids)
-                if not known.all():
-                    yield fallback_frame(user_ids[~known], part["top_category"].to_numpy()[~known],
-                                          [s for s, m in zip(seen, known) if not m], lists, rules.k, item_ids)
-
-    return run
-
-
-def score_users(spark: SparkSession, users: DataFrame, cands: Candidates, rules: Rules, max_tile_items: int,
-                users_per_batch: int, folder: str) -> DataFrame:
-    """users (user_id, embedding or null, seen: candidate indices, top_category) -> user_id, rank,
-    item_id, score, source: one list per user in one pass. The candidate files go under `folder`,
-    which must outlive the returned frame's evaluation."""
-    files = ship_candidates(spark, cands, max_tile_items, folder)
-    lists = fallback_lists(cands, rules.k)
-    return users.mapInPandas(_score_partition(files, rules, lists, users_per_batch), TOP_SCHEMA)
-
 
 @dataclass
 class ScoreRunSummary:
@@ -192,13 +65,21 @@ class ScoreRunSummary:
     rows: int
     seconds: float
     examples: Dict[str, List[str]] = field(default_factory=dict)
+    figures: Dict[str, float] = field(default_factory=dict)
 
     def lines(self) -> List[str]:
         out = [f"scoring job run {self.run_id}: run_date {self.run_date}, model {self.model_version}",
                f"  candidates {self.n_candidates:,} ({self.n_new_candidates:,} new); users {self.n_model_users:,} "
                f"scored by the model, {self.n_fallback_users:,} on a fallback list; {self.rows:,} rows "
-               f"in {self.seconds:.1f} s",
-               f"  query it: SELECT * FROM {RECOMMENDATIONS_LATEST_VIEW} WHERE user_id = '...' ORDER BY rank"]
+               f"in {self.seconds:.1f} s"]
+        f = self.figures
+        if f:
+            out.append(f"  lists: {f['candidate_coverage']:.0%} of candidates shown"
+                       + (f", {f['floor_reached']:.0%} of new ones at the exposure floor" if "floor_reached" in f else "")
+                       + f"; the 3 items most often first hold {f['top3_first_share']:.0%} of first places "
+                       f"({f['distinct_first_items']:.0f} distinct); exposure Gini {f['exposure_gini']:.2f}; "
+                       f"mean overlap of two lists {f['mean_pairwise_overlap']:.0%} (table list_metrics)")
+        out.append(f"  query it: SELECT * FROM {RECOMMENDATIONS_LATEST_VIEW} WHERE user_id = '...' ORDER BY rank")
         for user, titles in self.examples.items():
             out.append(f"  {user}: " + " | ".join(titles))
         return out
@@ -220,7 +101,20 @@ def _check_embeddings(spark: SparkSession, warehouse: str) -> str:
     return next(iter(versions["user_embeddings"]))
 
 
-def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
+@dataclass
+class NoCandidates:
+    """A scoring run with nothing to recommend on its run date (nothing launched recently)."""
+
+    run_id: str
+    run_date: date
+    reason: str
+
+    def lines(self) -> List[str]:
+        return [f"scoring job run {self.run_id}: run_date {self.run_date}: nothing written: {self.reason}",
+                "  (score.required is false, so the run goes on; set it to true to make this an error)"]
+
+
+def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     start = time.perf_counter()
     now, run_id = run_identity(cfg.run)
     sc, warehouse = cfg.score, cfg.paths.warehouse
@@ -232,16 +126,16 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
                             io.read_table(spark, warehouse, ITEM_STATS), sc, run_date)
     cands = collect_candidates(frame)
     if not len(cands):
-        raise ScoringError(f"no candidate items on {run_date}: nothing launched within {sc.new_item_days} days "
-                           f"or with fewer than {sc.max_new_item_users} users (score.candidates={sc.candidates})")
-    rules = Rules(k=sc.k, max_per_category=sc.max_per_category, new_item_quota=sc.new_item_quota)
-    index = spark.createDataFrame(pd.DataFrame({"item_id": cands.item_ids, "cand": np.arange(len(cands), dtype=np.int32)}))
-    seen = (io.read_table(spark, warehouse, INTERACTIONS).select("user_id", "item_id").distinct()
-            .join(F.broadcast(index), "item_id").groupBy("user_id").agg(F.collect_list("cand").alias("seen")))
+        reason = (f"no candidate items on {run_date}: nothing launched within {sc.new_item_days} days "
+                  f"(score.candidates={sc.candidates}, score.long_tail={sc.long_tail})")
+        if sc.required:
+            raise ScoringError(reason)
+        log.warning("%s", reason)
+        return NoCandidates(run_id, run_date, reason)
+    seen = seen_candidates(io.read_table(spark, warehouse, INTERACTIONS), cands, spark)
     folder = tempfile.mkdtemp(prefix="rec-score-")
     try:
-        rows = (score_users(spark, _users_to_score(spark, warehouse, seen), cands, rules, sc.max_tile_items,
-                            sc.users_per_batch, folder)
+        rows = (served_rows(spark, _users_to_score(spark, warehouse, seen), cands, sc, folder)
                 .select("user_id", "rank", "item_id", "score", "source", F.lit(version).alias("model_version"),
                         F.lit(run_date).alias("run_date"), timestamp_lit(now).alias("generated_at")))
         # the summary's counts come from the write itself: each user's list has one rank 1
@@ -256,13 +150,16 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig) -> ScoreRunSummary:
                                  rows_match=True)  # run_date is the literal above on every row
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    written = io.read_table(spark, warehouse, RECOMMENDATIONS).where(F.col("run_date") == F.lit(run_date))
+    figures = lists_figures(written, cands, sc.k, sc.min_new_item_exposure)
+    write_list_metrics(spark, warehouse, figures, run_id, run_date, ListSource.PRODUCTION, version, now)
     apply_views(spark, warehouse, cfg.sql.database)
     counts = observed.get
     examples = _examples(spark, warehouse, run_date, sc.show_users)
     return ScoreRunSummary(run_id=run_id, run_date=run_date, model_version=version, n_candidates=len(cands),
                            n_new_candidates=int(cands.is_new.sum()), n_model_users=int(counts["model_users"] or 0),
                            n_fallback_users=int(counts["fallback_users"] or 0), rows=int(counts["rows"]),
-                           seconds=time.perf_counter() - start, examples=examples)
+                           seconds=time.perf_counter() - start, examples=examples, figures=figures)
 
 
 def _users_to_score(spark: SparkSession, warehouse: str, seen: DataFrame) -> DataFrame:

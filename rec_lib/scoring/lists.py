@@ -4,13 +4,13 @@ users the model does not know. numpy and pandas only: the job runs it inside `ma
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from rec_lib.core.schema import RecommendationSource
-from rec_lib.scoring.kernel import Rules, fallback_pick, top_k_tiles
+from rec_lib.scoring.kernel import fallback_pick
 
 
 @dataclass
@@ -35,10 +35,19 @@ class FallbackLists:
     scores: Dict[str, np.ndarray]
 
 
-def model_frame(user_ids: np.ndarray, users: np.ndarray, tiles: Sequence[Tuple[int, Callable[[], np.ndarray]]],
-                 seen: List[Optional[np.ndarray]], rules: Rules, category: np.ndarray, is_new: np.ndarray,
-                 item_ids: np.ndarray) -> pd.DataFrame:
-    idx, score = top_k_tiles(users, tiles, seen, rules, category, is_new)
+def personal_order(idx: np.ndarray, score: np.ndarray, bias: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """The lists [B, k] (candidate index, -1 padded; score) re-ordered by the personal part of the
+    score (score - the item's bias), ties by index: which items make a list is the score's
+    choice, which one opens it goes to what is most this user's rather than to the few launches
+    the popularity prior puts first for everyone."""
+    live = idx >= 0
+    personal = np.where(live, score - bias[np.maximum(idx, 0)], -np.inf)
+    order = np.lexsort((np.where(live, idx, np.iinfo(np.int64).max), -personal), axis=-1)
+    return np.take_along_axis(idx, order, axis=1), np.take_along_axis(score, order, axis=1)
+
+
+def model_frame(user_ids: np.ndarray, idx: np.ndarray, score: np.ndarray, item_ids: np.ndarray) -> pd.DataFrame:
+    """The rows of the model's lists (candidate index [B, k], -1 padded; score) of a block of users."""
     rows, ranks = np.nonzero(idx >= 0)
     return pd.DataFrame({"user_id": user_ids[rows], "rank": (ranks + 1).astype(np.int32),
                          "item_id": item_ids[idx[rows, ranks]], "score": score[rows, ranks],

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from rec_lib.core import config as rc
-from rec_lib.core.schema import ITEM_EMBEDDINGS, RECOMMENDATIONS
+from rec_lib.core.schema import ITEM_EMBEDDINGS, LIST_METRICS, RECOMMENDATIONS
 from rec_lib.features.job import run_feature_job
 from rec_lib.platform import io
-from rec_lib.scoring.job import ScoringError, run_score_job
+from rec_lib.scoring.job import NoCandidates, ScoringError, run_score_job
 from tests.helpers import (
     N_ITEMS,
     N_USERS,
@@ -33,9 +33,11 @@ def scored_shop(spark, feature_config):
 
 
 def score_config(feature_config, *settings):
+    """The scoring job's config on the small shop: lists of 4 by score, no floor or quota (unless set)."""
     return rc.load_config(rc.ScoreJobConfig, REPO / "conf/local.yaml", [
         f"paths.warehouse={feature_config.paths.warehouse}", "run.now=2026-10-31T12:00:00Z", "run.run_id=score-test",
-        "score.k=4", "score.show_users=2", *settings])
+        "score.k=4", "score.show_users=2", "score.min_new_item_exposure=0", "score.order=score",
+        "score.new_item_quota=0", *settings])
 
 
 def test_model_lists_equal_brute_force_and_skip_seen_items(spark, scored_shop):
@@ -52,12 +54,17 @@ def test_model_lists_equal_brute_force_and_skip_seen_items(spark, scored_shop):
     assert set(got["u00"].source) == {"model"} and summary.n_model_users == N_USERS
     assert summary.n_candidates == N_ITEMS and summary.n_fallback_users == 1
     assert summary.rows == (N_USERS + 1) * 4  # 12 model lists and u99's fallback list, 4 each
-    # new items only (odd ids launched 2026-10-25, within 14 days; even ones have under 10 users so
-    # also count as new by default): set max_new_item_users=0 to keep just the launches
-    run_score_job(spark, score_config(scored_shop, "score.max_new_item_users=0"))
+    # by default the launches only: odd ids launched 2026-10-25, within 14 days of the run date (even
+    # ones on 2026-06-01 are established, even with fewer than max_new_item_users users: no long tail)
+    summary = run_score_job(spark, score_config(scored_shop))
     got = lists(spark, scored_shop.paths.warehouse)
+    assert summary.n_candidates == summary.n_new_candidates == N_ITEMS // 2
     for u in range(N_USERS):
         assert got[f"u{u:02d}"].item_id.tolist() == brute(U, V, b, u, range(1, N_ITEMS, 2), seen.get(u, set()), 4)
+    # the long-tail pool adds the established items with fewer than max_new_item_users users (all even
+    # ones here: at most 2 users each), not as new
+    summary = run_score_job(spark, score_config(scored_shop, "score.long_tail=true"))
+    assert summary.n_candidates == N_ITEMS and summary.n_new_candidates == N_ITEMS // 2
 
 
 def test_fallback_for_users_without_an_embedding(spark, scored_shop):
@@ -75,7 +82,7 @@ def test_rules_hold_and_rerun_replaces_the_run_date_only(spark, scored_shop):
     hand_made_embeddings(spark, scored_shop.paths.warehouse)
     # in tiles of 7 candidates: each tile keeps its groups' best, the rules pick from their union
     cfg = score_config(scored_shop, "score.candidates=all", "score.max_per_category=1", "score.k=3",
-                       "score.max_new_item_users=0", "score.new_item_quota=2", "score.max_tile_items=7")
+                       "score.new_item_quota=2", "score.max_tile_items=7")
     run_score_job(spark, cfg)
     got = lists(spark, scored_shop.paths.warehouse)
     for u in range(N_USERS):
@@ -101,10 +108,56 @@ def test_missing_or_mismatched_embeddings_and_no_candidates(spark, scored_shop):
     with pytest.raises(ScoringError, match="table user_embeddings not found"):
         run_score_job(spark, score_config(scored_shop))
     hand_made_embeddings(spark, scored_shop.paths.warehouse)
+    # a day with nothing launched is reported, and the run goes on, unless score.required says otherwise
+    skipped = run_score_job(spark, score_config(scored_shop, "score.run_date=2026-05-01"))
+    assert isinstance(skipped, NoCandidates) and "no candidate items on 2026-05-01" in skipped.lines()[0]
     with pytest.raises(ScoringError, match="no candidate items on 2026-05-01"):
-        run_score_job(spark, score_config(scored_shop, "score.run_date=2026-05-01"))
+        run_score_job(spark, score_config(scored_shop, "score.run_date=2026-05-01", "score.required=true"))
     items = io.read_table(spark, scored_shop.paths.warehouse, ITEM_EMBEDDINGS)
     io.overwrite_table(items.withColumn("model_version", items.model_version.substr(1, 0)), ITEM_EMBEDDINGS,
                        scored_shop.paths.warehouse)
     with pytest.raises(ScoringError, match="different models"):
         run_score_job(spark, score_config(scored_shop))
+
+
+def test_the_exposure_floor_gives_every_launch_its_users_at_the_lowest_places(spark, scored_shop):
+    U, V, b = hand_made_embeddings(spark, scored_shop.paths.warehouse)
+    seen = {0: {0, 1}, 1: {5}, 2: {7}}
+    launches = range(1, N_ITEMS, 2)
+    summary = run_score_job(spark, score_config(scored_shop, "score.min_new_item_exposure=2", "score.max_floor_slots=2"))
+    got = lists(spark, scored_shop.paths.warehouse)
+    shown = {}
+    for u in range(N_USERS):
+        rows = got[f"u{u:02d}"]
+        expected = brute(U, V, b, u, launches, seen.get(u, set()), 4)
+        inserted = [i for i in rows.item_id if i not in expected]
+        # a list keeps its own top 4 but for at most 2 places given to floor items (each taking the
+        # place of the lowest entry that is not itself another launch's floor pair)
+        assert len(inserted) <= 2 and len(rows) == 4 and len(set(rows.item_id)) == 4
+        assert list(rows.score) == sorted(rows.score, reverse=True)  # still in score order
+        for i in rows.item_id:
+            shown[i] = shown.get(i, 0) + 1
+    # every launch is in at least 2 of the 12 model lists (u99 has a fallback list)
+    assert all(shown.get(f"I{i:02d}", 0) >= 2 for i in launches), str(sorted(shown.items()))
+    assert summary.figures["floor_reached"] == 1.0
+    # the figures are in list_metrics, from the written lists
+    figures = {r.metric: r.value for r in io.read_table(spark, scored_shop.paths.warehouse, LIST_METRICS)
+               .where("run_id = 'score-test' AND source = 'production'").collect()}
+    assert figures["floor_reached"] == 1.0 and figures["lists"] == N_USERS + 1
+    assert figures["candidate_coverage"] == 1.0 and figures["candidates"] == N_ITEMS // 2
+    # and without the floor, some launches reach fewer: the floor did this
+    run_score_job(spark, score_config(scored_shop))
+    plain = lists(spark, scored_shop.paths.warehouse)
+    assert min(sum(f"I{i:02d}" in set(plain[f"u{u:02d}"].item_id) for u in range(N_USERS)) for i in launches) < 2
+
+
+def test_personal_order_opens_each_list_with_its_most_personal_item(spark, scored_shop):
+    U, V, b = hand_made_embeddings(spark, scored_shop.paths.warehouse)
+    seen = {0: {0, 1}, 1: {5}, 2: {7}}
+    run_score_job(spark, score_config(scored_shop, "score.order=personal"))
+    got = lists(spark, scored_shop.paths.warehouse)
+    for u in range(N_USERS):
+        # the same 4 items as by score, ordered by U . V alone (the score minus the item's bias)
+        chosen = brute(U, V, b, u, range(1, N_ITEMS, 2), seen.get(u, set()), 4)
+        by_personal = sorted(chosen, key=lambda i: (-float(U[u] @ V[int(i[1:])]), i))
+        assert got[f"u{u:02d}"].item_id.tolist() == by_personal

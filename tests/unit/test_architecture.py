@@ -36,6 +36,7 @@ SPARK_SIDE = {
     "rec_lib.features.transforms": "the validation and feature transforms are Spark column expressions",
     "rec_lib.training.data": "builds the training table and the catalogue from the Delta tables",
     "rec_lib.training.fit": "fits a model through Horovod on Spark tasks; the training and evaluation jobs share it",
+    "rec_lib.scoring.serve": "serves the lists in Spark tasks; the scoring job and the evaluation's backtest share it",
 }
 # Spark-side modules that only build plans (DataFrame -> DataFrame, columns): the job decides what runs.
 LAZY = {"rec_lib.features.transforms", "rec_lib.platform.columns"}
