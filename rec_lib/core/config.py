@@ -7,6 +7,7 @@ before any Spark work starts.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ class InputSection:
     columns: Dict[str, Dict[str, str]]  # per export: contract column -> column in the file
     multiline_csv: List[str]  # exports whose CSV fields may hold line breaks (slower to read)
     max_future_hours: float  # timestamps later than now + this are quarantined
+    encoding: str  # of the CSV exports, e.g. UTF-8 or ISO-8859-1
+    csv_delimiter: str  # field separator of the CSV exports, e.g. "," or ";"
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,16 @@ class RunSection:
 @dataclass(frozen=True)
 class DemoSection:
     seed: int
+    regime: str  # text | attributes | popularity: where the world's taste shows (rec_lib.demo.generator)
+    noise: float  # scales the random parts of item vectors and popularity (1.0: default)
     n_users: int
     n_items: int
     n_events: int
-    start_date: str
-    end_date: str
+    start_date: Optional[str]  # YYYY-MM-DD; None: end_date minus 183 days
+    end_date: Optional[str]  # the shop's last day, YYYY-MM-DD; None: the day before run.now
     new_item_days: int  # the final window in which the "new items" launch
-    new_item_fraction: float
+    new_item_fraction: float  # of the catalogue, launched in each of the final launch_windows windows
+    launch_windows: int  # windows of new_item_days at the end with new_item_fraction launches each
     dirty_fraction: float  # share of rows made invalid on purpose, to exercise the quarantine
     format: str  # csv | parquet
     chunk_users: int  # users generated per chunk; bounds the generator's memory
@@ -105,6 +111,15 @@ class TrainSection:
     min_item_interactions: int  # items with fewer users get no id embedding: content + few-shot
     history_length: int  # recent items summarised by the user tower
     price_buckets: int
+    launch_days: int  # an item's first days: the launch prior's target; launches this recent get no id embedding
+    launch_cohorts: int  # launch windows before the cutoff the score's blend is fitted on
+    blend: str  # learned: weights of the score's parts fitted on the launch cohorts | fixed: the training loss's
+    blend_max_users: int  # users sampled over all launch cohorts to fit the blend (bounds the driver's sample)
+    blend_ks: List[int]  # first users revealed per launch at which the blend is fitted (an item uses its k's)
+    hold_out_launches: bool  # the launch cohorts' items train no tower, so the blend judges the tower on unseen items
+    attribute_types: Dict[str, str]  # item field -> categorical | multi | numeric | ignore (default: detected)
+    attribute_slots: int  # ids of the item tower's attribute bag (the most frequent values exact, the rest hashed)
+    attribute_dims: int  # width of the attribute-profile term in the embedding tables (0: none)
     seed: int
     tf_threads: int  # TensorFlow threads per worker; 0: TensorFlow's default
     petastorm_cache_dir: str  # Petastorm's Spark converter cache (a URL or folder)
@@ -137,19 +152,27 @@ class ScoreSection:
     k: int  # recommendations per user
     candidates: str  # new | all
     new_item_days: int  # launched within this many days before run_date: a new item
-    max_new_item_users: int  # or fewer users than this so far: also a new item
+    long_tail: bool  # candidates also take the long-tail pool: established items with few users (not new)
+    max_new_item_users: int  # the long-tail pool: items with fewer users than this so far
     run_date: Optional[str]  # YYYY-MM-DD; None: run.now's date (set it to replay a past day)
     max_per_category: int  # 0: no limit
     new_item_quota: int  # places kept for new items when established items compete; 0: none
+    min_new_item_exposure: int  # the exposure floor: each new item reaches at least this many users; 0: off
+    max_floor_slots: int  # places of a list the floor may take
+    order: str  # score: each list by score | personal: by score minus the item's bias (who opens the list)
     max_tile_items: int  # candidates a task holds at once (one tile); more are scored tile by tile and merged
     users_per_batch: int  # users scored per numpy block inside a Spark task
     show_users: int  # users whose lists (with titles) the job prints at the end
+    required: bool  # false: a run date without candidates (nothing launched) is reported, and the run goes on
 
 
 @dataclass(frozen=True)
 class EvaluateSection:
     cutoff: Optional[str]  # ISO-8601; None: the newest interaction minus test_days
     test_days: int  # the test window is [cutoff, cutoff + test_days)
+    window: str  # test | validation: the test_days before the test window (tune there; read test once)
+    required: bool  # false: a shop that cannot be evaluated today is reported, and the run goes on
+    backtest: bool  # also serve the lists of the cutoff day with the scoring code and score them on the window
     ks: List[int]  # revealed interactions per new item, e.g. [0, 1, 3, 5, 10]
     top_k: int  # K of Recall@K, NDCG@K, HitRate@K, MRR@K, coverage
     methods: List[str]  # some of METHODS
@@ -163,7 +186,7 @@ class EvaluateSection:
     als_iterations: int
 
 
-METHODS = ("model", "random", "popular", "content_knn", "als", "oracle")
+METHODS = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle")
 
 
 def _at_least(section: str, values: Any, names: Sequence[str], minimum: int) -> None:
@@ -194,6 +217,13 @@ class FeatureJobConfig:
                     f"input.columns.{source} remaps unknown column(s) {sorted(unknown)}; "
                     f"contract columns: {list(INPUTS[source].columns)}"
                 )
+        if len(self.input.csv_delimiter) != 1:
+            raise ConfigError(f"input.csv_delimiter must be one character, got {self.input.csv_delimiter!r}")
+        try:
+            "".encode(self.input.encoding)
+        except LookupError as exc:
+            raise ConfigError(f"input.encoding {self.input.encoding!r} is not a known encoding "
+                              "(e.g. UTF-8, ISO-8859-1)") from exc
         bad_ml = set(self.input.multiline_csv) - set(INPUTS)
         if bad_ml:
             raise ConfigError(f"input.multiline_csv names unknown export(s) {sorted(bad_ml)}")
@@ -213,20 +243,44 @@ class FeatureJobConfig:
         return self
 
 
+DEMO_REGIMES = ("text", "attributes", "popularity")
+ATTRIBUTE_TYPES = ("categorical", "multi", "numeric", "ignore")
+
+
+def _check_date(key: str, value: Optional[str]) -> None:
+    if value is None:
+        return
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(f"{key} must be YYYY-MM-DD, got {value!r}") from exc
+
+
 @dataclass(frozen=True)
 class GenerateJobConfig:
     paths: PathsSection
     demo: DemoSection
+    run: RunSection
 
     def validate(self) -> "GenerateJobConfig":
         d = self.demo
         _at_least("demo", d, ("n_users", "n_items", "n_events", "chunk_users"), 1)
+        if d.regime not in DEMO_REGIMES:
+            raise ConfigError(f"demo.regime must be one of {list(DEMO_REGIMES)}, got {d.regime!r}")
+        if not 0 <= d.noise <= 5:
+            raise ConfigError(f"demo.noise must be in [0, 5], got {d.noise}")
+        _check_date("demo.start_date", d.start_date)
+        _check_date("demo.end_date", d.end_date)
+        if d.start_date and d.end_date and d.start_date >= d.end_date:
+            raise ConfigError(f"demo.start_date ({d.start_date}) must be before demo.end_date ({d.end_date})")
         if d.format not in ("csv", "parquet"):
             raise ConfigError(f"demo.format must be csv or parquet, got {d.format!r}")
         if not 0 <= d.dirty_fraction < 0.5:
             raise ConfigError(f"demo.dirty_fraction must be in [0, 0.5), got {d.dirty_fraction}")
-        if not 0 < d.new_item_fraction < 1:
-            raise ConfigError(f"demo.new_item_fraction must be in (0, 1), got {d.new_item_fraction}")
+        _at_least("demo", d, ("launch_windows",), 1)
+        if not 0 < d.new_item_fraction * d.launch_windows < 1:
+            raise ConfigError(f"demo.new_item_fraction x demo.launch_windows must be in (0, 1), got "
+                              f"{d.new_item_fraction} x {d.launch_windows}")
         return self
 
 
@@ -261,7 +315,15 @@ class TrainJobConfig:
         _at_least("train", t, ("num_proc", "epochs", "batch_size", "embedding_dim", "hidden_dim",
                                "min_item_interactions", "history_length", "price_buckets",
                                "start_timeout_s"), 1)
-        _at_least("train", t, ("extra_negatives", "tf_threads"), 0)
+        _at_least("train", t, ("extra_negatives", "tf_threads", "launch_cohorts", "attribute_dims"), 0)
+        _at_least("train", t, ("launch_days", "blend_max_users", "attribute_slots"), 1)
+        if not t.blend_ks or 0 not in t.blend_ks or any(k < 0 for k in t.blend_ks):
+            raise ConfigError(f"train.blend_ks must hold 0 and whole numbers >= 0, got {t.blend_ks}")
+        if t.blend not in ("learned", "fixed"):
+            raise ConfigError(f"train.blend must be learned or fixed, got {t.blend!r}")
+        bad_types = {k: v for k, v in t.attribute_types.items() if v not in ATTRIBUTE_TYPES}
+        if bad_types:
+            raise ConfigError(f"train.attribute_types must map fields to one of {list(ATTRIBUTE_TYPES)}, got {bad_types}")
         if t.text_weight < 0:
             raise ConfigError(f"train.text_weight must be >= 0, got {t.text_weight}")
         for name in ("learning_rate", "temperature"):
@@ -289,11 +351,12 @@ class ScoreJobConfig:
     def validate(self) -> "ScoreJobConfig":
         sc = self.score
         _at_least("score", sc, ("k", "new_item_days", "max_tile_items", "users_per_batch"), 1)
-        _at_least("score", sc, ("max_new_item_users", "max_per_category", "new_item_quota", "show_users"), 0)
+        _at_least("score", sc, ("max_new_item_users", "max_per_category", "new_item_quota", "show_users",
+                                "min_new_item_exposure", "max_floor_slots"), 0)
+        if sc.order not in ("score", "personal"):
+            raise ConfigError(f"score.order must be score or personal, got {sc.order!r}")
         if sc.candidates not in ("new", "all"):
             raise ConfigError(f"score.candidates must be new or all, got {sc.candidates!r}")
-        if sc.new_item_quota > sc.k:
-            raise ConfigError(f"score.new_item_quota ({sc.new_item_quota}) cannot exceed score.k ({sc.k})")
         return self
 
 
@@ -305,6 +368,7 @@ class EvaluateJobConfig:
     few_shot: FewShotSection
     mlflow: MlflowSection
     evaluate: EvaluateSection
+    score: ScoreSection  # the backtest serves lists with the scoring job's settings
     sql: SqlSection
     run: RunSection
 
@@ -323,6 +387,9 @@ class EvaluateJobConfig:
         unknown = [m for m in e.methods if m not in METHODS]
         if unknown or "model" not in e.methods:
             raise ConfigError(f"evaluate.methods must include model and name only {list(METHODS)}, got {e.methods}")
+        if e.window not in ("test", "validation"):
+            raise ConfigError(f"evaluate.window must be test or validation, got {e.window!r}")
+        ScoreJobConfig(self.spark, self.paths, self.score, self.sql, self.run).validate()
         if e.als_reg < 0 or e.als_alpha <= 0:
             raise ConfigError("evaluate.als_reg must be >= 0 and evaluate.als_alpha > 0")
         return self
@@ -470,6 +537,6 @@ __all__ = [
     "SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RunSection",
     "DemoSection", "EncoderSection", "TrainSection", "FewShotSection", "MlflowSection", "FeatureJobConfig",
     "GenerateJobConfig", "EmbedJobConfig", "TrainJobConfig", "ScoreSection", "ScoreJobConfig", "EvaluateSection",
-    "EvaluateJobConfig", "SqlSection", "SqlJobConfig", "METHODS", "load_config", "parse_overrides",
+    "EvaluateJobConfig", "SqlSection", "SqlJobConfig", "METHODS", "DEMO_REGIMES", "load_config", "parse_overrides",
     "replace",
 ]

@@ -9,10 +9,14 @@ shop's ground truth where there is one.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -25,9 +29,17 @@ from rec_lib.core.clock import resolve_now, run_identity, utc_naive
 from rec_lib.core.config import EvaluateJobConfig, EvaluateSection
 from rec_lib.core.errors import ConfigError, RecError
 from rec_lib.core.progress import timed
-from rec_lib.core.schema import EVALUATION_METRICS, EVALUATION_TRAINING_EXAMPLES, INTERACTIONS, ITEMS
+from rec_lib.core.schema import (
+    EVALUATION_METRICS,
+    EVALUATION_TRAINING_EXAMPLES,
+    INTERACTIONS,
+    ITEM_TEXT_EMBEDDINGS,
+    ITEMS,
+    ListSource,
+)
 from rec_lib.evaluation import report
 from rec_lib.evaluation.rankers import (
+    AttributeProfileRanker,
     ContentKnnRanker,
     FactorRanker,
     MethodResult,
@@ -51,9 +63,19 @@ from rec_lib.platform.columns import timestamp_lit
 from rec_lib.platform.spark import index_frame
 from rec_lib.platform.sql_views import apply_views
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
+from rec_lib.scoring.serve import (
+    candidate_frame,
+    collect_candidates,
+    lists_figures,
+    seen_candidates,
+    served_rows,
+    write_list_metrics,
+)
+from rec_lib.training import serving
 from rec_lib.training.data import TrainingData, before_cutoff, pair_weights
 from rec_lib.training.fit import FittedModel, few_shot_settings, fit_model
 from rec_lib.training.model_folder import ModelFolder
+from rec_lib.training.serving import ItemSides, take
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +86,8 @@ class EvaluationError(RecError):
 
 def resolve_window(interactions: DataFrame, ev: EvaluateSection) -> Tuple[datetime, datetime]:
     """(cutoff, end), UTC. Without a configured cutoff: the day after the newest interaction,
-    minus `test_days`."""
+    minus `test_days`. The validation window (`evaluate.window: validation`) is the test_days
+    before that: settings are chosen there, and the test window is read once."""
     if ev.cutoff is not None:
         try:
             cutoff = resolve_now(ev.cutoff)
@@ -76,6 +99,8 @@ def resolve_window(interactions: DataFrame, ev: EvaluateSection) -> Tuple[dateti
             raise EvaluationError("the interactions table is empty: nothing to evaluate")
         day_after = datetime(newest.year, newest.month, newest.day, tzinfo=timezone.utc) + timedelta(days=1)
         cutoff = day_after - timedelta(days=ev.test_days)
+    if ev.window == "validation":
+        cutoff = cutoff - timedelta(days=ev.test_days)
     return cutoff, cutoff + timedelta(days=ev.test_days)
 
 
@@ -107,29 +132,37 @@ def window_pairs(interactions: DataFrame, new: DataFrame, cutoff: datetime, end:
 def model_inputs(fitted: FittedModel, items: np.ndarray, launch_ts: np.ndarray, users: np.ndarray,
                  cfg: EvaluateJobConfig) -> ModelInputs:
     data = fitted.data
-    rows = np.searchsorted(data.catalogue.item_ids, items)
-    if data.catalogue.n_users[rows].any():
+    catalogue = data.catalogue
+    rows = np.searchsorted(catalogue.item_ids, items)
+    if catalogue.n_users[rows].any():
         raise AssertionError("a new item has training interactions: the cutoff was not honoured")
     wanted = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
     wanted = wanted[wanted.index.isin(users)]
-    positions = wanted.to_numpy()
-    return ModelInputs(user_vectors=dict(zip(wanted.index, fitted.users_vec[positions])),
-                       content=fitted.content[0][rows], content_bias=fitted.content[1][rows], launch_ts=launch_ts,
-                       temperature=cfg.train.temperature, rate_scale=fitted.rate_scale,
-                       settings=few_shot_settings(cfg.few_shot),
-                       text_profiles=dict(zip(wanted.index, fitted.users_text[positions])),
-                       item_text=data.catalogue.text[rows], text_weight=fitted.text_weight)
+    content = ItemSides(fitted.content[rows], catalogue.text[rows], catalogue.attr_vectors[rows],
+                        catalogue.prior[rows].astype(np.float64), np.full(len(rows), "content", dtype=object))
+    return ModelInputs(users=take(fitted.users, wanted.to_numpy()), user_row={u: i for i, u in enumerate(wanted.index)},
+                       content=content, launch_ts=launch_ts, rate_offset=catalogue.rate_offset, weights=fitted.blend,
+                       temperature=cfg.train.temperature, settings=few_shot_settings(cfg.few_shot))
 
 
-def history_profiles(data: TrainingData, users: np.ndarray) -> Dict[str, np.ndarray]:
-    """user_id -> mean text embedding of the items in the user's history before the cutoff (its
-    latest `train.history_length` items, what the model's user tower sees)."""
+def user_histories(data: TrainingData, users: np.ndarray) -> Dict[str, np.ndarray]:
+    """user_id -> catalogue rows of the user's latest items before the cutoff (what the model's
+    user tower sees); users without history are left out."""
     table = data.users[data.users["user_id"].astype(str).isin(users) & (data.users["n_history"] > 0)]
-    out = {}
-    for user_id, history in zip(table["user_id"].astype(str), table["history"]):
-        rows = np.asarray(history)[np.asarray(history) >= 0]
-        out[user_id] = data.catalogue.text[rows].mean(axis=0)
-    return out
+    return {u: np.asarray(h)[np.asarray(h) >= 0] for u, h in zip(table["user_id"].astype(str), table["history"])}
+
+
+def raw_text(spark: SparkSession, warehouse: str, item_ids: np.ndarray) -> np.ndarray:
+    """[len(item_ids), text_dim]: the items' text embeddings as the encoder wrote them (not centred)."""
+    wanted = index_frame(spark, item_ids, "item_id", "row")
+    rows = (io.read_table(spark, warehouse, ITEM_TEXT_EMBEDDINGS).join(F.broadcast(wanted), "item_id")
+            .select("row", "embedding").toPandas().sort_values("row"))
+    return np.stack(rows["embedding"].map(lambda v: np.asarray(v, np.float32)).to_list())
+
+
+def history_profiles(data: TrainingData, users: np.ndarray, text: np.ndarray) -> Dict[str, np.ndarray]:
+    """user_id -> mean of `text` [n_items, dim] over the user's history (see `user_histories`)."""
+    return {u: text[rows].mean(axis=0) for u, rows in user_histories(data, users).items()}
 
 
 class AlsFitter:
@@ -190,13 +223,102 @@ def oracle_affinity_rows(spark: SparkSession, folder: str, users: np.ndarray, it
 
     truth_users = spark.read.parquet(io.join_path(folder, "users.parquet")).toPandas()
     truth_items = spark.read.parquet(io.join_path(folder, "items.parquet")).toPandas()
+    beta = float(json.loads(io.read_text(spark, io.join_path(folder, "params.json")))["beta"])
     truth_users = truth_users[truth_users["user_id"].astype(str).isin(users)].reset_index(drop=True)
     truth_items = truth_items.set_index(truth_items["item_id"].astype(str))
     known = np.isin(items, truth_items.index)
     affinity = np.full((len(truth_users), len(items)), -np.inf)
     if len(truth_users) and known.any():
-        affinity[:, known] = oracle_affinity(truth_users, truth_items.loc[items[known]].reset_index(drop=True))
+        affinity[:, known] = oracle_affinity(truth_users, truth_items.loc[items[known]].reset_index(drop=True), beta)
     return dict(zip(truth_users["user_id"].astype(str), affinity))
+
+
+# --------------------------------------------------------------------------------------------
+# The backtest: the scoring code itself on the cutoff model
+# --------------------------------------------------------------------------------------------
+
+
+def backtest_run_date(cutoff: datetime) -> date:
+    """The run date whose lists were served just before the cutoff (the day that ends at it)."""
+    return (utc_naive(cutoff) - timedelta(seconds=1)).date()
+
+
+def _served_inputs(spark: SparkSession, fitted: FittedModel, cfg: EvaluateJobConfig, before: DataFrame,
+                   run_date: date):
+    """(candidates, users frame) as the scoring job would see them on `run_date` with the cutoff
+    model's tables: item sides adapted from the users before the cutoff, stats before it."""
+    data, blend = fitted.data, fitted.blend
+    items = fitted.item_sides(few_shot_settings(cfg.few_shot), cfg.few_shot.max_k)
+    item_frame = spark.createDataFrame(pd.DataFrame({
+        "item_id": data.catalogue.item_ids.astype(str), "embedding": list(serving.item_rows(items, blend)),
+        "bias": serving.item_bias(items, blend)}), "item_id string, embedding array<float>, bias double")
+    stats = before.groupBy("item_id").agg(F.countDistinct("user_id").alias("n_users"),
+                                          F.min("ts").alias("first_interaction_ts"),
+                                          F.sum("type_weight").alias("weighted_interactions"))
+    cands = collect_candidates(candidate_frame(io.read_table(spark, cfg.paths.warehouse, ITEMS), item_frame, stats,
+                                               cfg.score, run_date))
+    user_frame = spark.createDataFrame(pd.DataFrame({
+        "user_id": data.users["user_id"].astype(str),
+        "embedding": list(serving.user_rows(fitted.users, blend, fitted.temperature))}),
+        "user_id string, embedding array<float>")
+    return cands, user_frame
+
+
+def accuracy(lists: DataFrame, test: DataFrame, ks: Sequence[int]) -> Dict[str, float]:
+    """recall@k and ndcg@k (binary relevance) of written lists (user_id, rank, item_id) over the
+    users with a test pair (user_id, item_id), as evaluation.metrics defines them; one aggregate row
+    back to the driver."""
+    per_user = test.groupBy("user_id").agg(F.count(F.lit(1)).alias("relevant"))
+    hits = lists.join(test, ["user_id", "item_id"])
+    out: Dict[str, float] = {}
+    discount = [0.0] + list(np.cumsum(1.0 / np.log2(np.arange(2, max(ks) + 2))))
+    for k in ks:
+        got = (hits.where(F.col("rank") <= k).groupBy("user_id")
+               .agg(F.count(F.lit(1)).alias("hits"), F.sum(1.0 / F.log2(F.col("rank") + 1.0)).alias("dcg")))
+        ideal = F.element_at(F.array(*[F.lit(float(v)) for v in discount]),
+                             (F.least(F.col("relevant"), F.lit(k)) + 1).cast("int"))
+        row = (per_user.join(got, "user_id", "left").na.fill(0, ["hits", "dcg"])
+               .agg(F.avg(F.col("hits") / F.col("relevant")).alias("recall"), F.avg(F.col("dcg") / ideal).alias("ndcg"),
+                    F.count(F.lit(1)).alias("users")).first())
+        out[f"recall@{k}"], out[f"ndcg@{k}"] = float(row["recall"] or 0.0), float(row["ndcg"] or 0.0)
+        out["test_users"] = float(row["users"])
+    return out
+
+
+def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, ts: "EvaluationSet",
+             interactions: DataFrame, run_id: str, now: datetime) -> Dict[str, Dict[str, float]]:
+    """The lists the scoring job would have served the day before the cutoff with the cutoff
+    model (the same code: candidates, rules, exposure floor), with the floor and without, scored on
+    the test window: its users' first interactions with those candidates. Written to
+    `list_metrics` (sources backtest, backtest_no_floor); source -> figures."""
+    run_date = backtest_run_date(ts.cutoff)
+    before = before_cutoff(interactions, ts.cutoff)
+    cands, user_frame = _served_inputs(spark, fitted, cfg, before, run_date)
+    if not len(cands):
+        log.warning("backtest: no candidates on %s (nothing launched within %d days)", run_date, cfg.score.new_item_days)
+        return {}
+    seen = seen_candidates(before, cands, spark)
+    users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left")
+    index = index_frame(spark, cands.item_ids, "item_id", "cand")
+    window = interactions.where((F.col("ts") >= timestamp_lit(ts.cutoff)) & (F.col("ts") < timestamp_lit(ts.end)))
+    test = (window.join(F.broadcast(index), "item_id").select("user_id", "item_id").distinct()
+            .join(before.select("user_id", "item_id").distinct(), ["user_id", "item_id"], "left_anti")).cache()
+    ks = sorted({10, cfg.score.k})
+    out: Dict[str, Dict[str, float]] = {}
+    folder = tempfile.mkdtemp(prefix="rec-backtest-")
+    try:
+        for source, sc in ((ListSource.BACKTEST, cfg.score),
+                           (ListSource.BACKTEST_NO_FLOOR, dataclasses.replace(cfg.score, min_new_item_exposure=0))):
+            with timed(log, f"backtest: serve the lists of {run_date} ({source})"):
+                lists = served_rows(spark, users, cands, sc, folder).persist()
+                figures = {**lists_figures(lists, cands, sc.k, sc.min_new_item_exposure), **accuracy(lists, test, ks)}
+                lists.unpersist()
+            write_list_metrics(spark, cfg.paths.warehouse, figures, run_id, run_date, source, fitted.version, now)
+            out[source] = figures
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        test.unpersist()
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,6 +338,9 @@ class EvaluationRunSummary:
     top_k: int
     rows: pd.DataFrame  # k, method, metric, value
     report: Dict[str, str] = field(default_factory=dict)
+    served: Dict[str, Dict[str, float]] = field(default_factory=dict)  # list_metrics source -> figures
+    window: str = "test"
+    blend: str = ""
     mlflow_run_id: Optional[str] = None
     seconds: float = 0.0
 
@@ -223,7 +348,8 @@ class EvaluationRunSummary:
         table = report.metric_table(self.rows, f"recall@{self.top_k}")
         ndcg = report.metric_table(self.rows, f"ndcg@{self.top_k}")
         width = max(len(c) for c in table.columns)
-        out = [f"evaluation run {self.run_id}: model {self.model_version}, cutoff {self.cutoff:%Y-%m-%d %H:%M}, "
+        out = [f"evaluation run {self.run_id} ({self.window} window): model {self.model_version}, "
+               f"cutoff {self.cutoff:%Y-%m-%d %H:%M}, "
                f"test until {self.end:%Y-%m-%d %H:%M}; {self.n_items} of {self.n_new_items} new items evaluated, "
                f"{self.n_users:,} test users",
                f"  Recall@{self.top_k} / NDCG@{self.top_k} by k (first interactions of each new item seen):",
@@ -238,6 +364,9 @@ class EvaluationRunSummary:
         ratios = report.oracle_ratios(self.rows, self.top_k)
         if ratios:
             out.append("  model / oracle Recall@%d: %s" % (self.top_k, ", ".join(f"k={k} {r:.2f}" for k, r in ratios.items())))
+        if self.blend:
+            out.append(f"  score blend: {self.blend}")
+        out += ["  " + line for line in report.served_lines(self.served)]
         if self.report:
             out.append(f"  report: {self.report['summary']}")
         if self.mlflow_run_id:
@@ -348,8 +477,13 @@ def build_rankers(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedMod
             rankers.append(PopularRanker(ts.items, ts.launch_ts))
         elif method == "content_knn":
             catalogue = fitted.data.catalogue
-            rankers.append(ContentKnnRanker(history_profiles(fitted.data, ts.users),
-                                            catalogue.text[np.searchsorted(catalogue.item_ids, ts.items)]))
+            text = raw_text(spark, cfg.paths.warehouse, catalogue.item_ids)
+            rankers.append(ContentKnnRanker(history_profiles(fitted.data, ts.users, text),
+                                            text[np.searchsorted(catalogue.item_ids, ts.items)]))
+        elif method == "attribute_profile":
+            catalogue = fitted.data.catalogue
+            rankers.append(AttributeProfileRanker(user_histories(fitted.data, ts.users), catalogue.attr_ids,
+                                                  catalogue.attr_weights, np.searchsorted(catalogue.item_ids, ts.items)))
         elif method == "als":
             als = AlsFitter(spark, interactions, ts.cutoff, ev, fitted.data.users["user_id"].to_numpy(str),
                             fitted.data.catalogue.item_ids, ts.users, ts.items)
@@ -366,12 +500,37 @@ def build_rankers(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedMod
     return rankers, als
 
 
-def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig) -> EvaluationRunSummary:
-    start = time.perf_counter()
+@dataclass
+class SkippedEvaluation:
+    """An evaluation that could not run on this shop today, and why (the run goes on)."""
+
+    run_id: str
+    reason: str
+
+    def lines(self) -> List[str]:
+        return [f"evaluation run {self.run_id}: nothing evaluated: {self.reason}",
+                "  (evaluate.required is false, so the run goes on; set it to true to make this an error)"]
+
+
+def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig):
+    """The evaluation's summary, or a SkippedEvaluation where the shop cannot be evaluated today
+    (no new items, too few users on them) unless `evaluate.required` makes that an error."""
     now, run_id = run_identity(cfg.run)
+    interactions = io.read_table(spark, cfg.paths.warehouse, INTERACTIONS)
+    try:
+        ts = evaluation_set(spark, interactions, io.read_table(spark, cfg.paths.warehouse, ITEMS), cfg.evaluate)
+    except EvaluationError as exc:
+        if cfg.evaluate.required:
+            raise
+        log.warning("nothing evaluated: %s", exc)
+        return SkippedEvaluation(run_id, str(exc))
+    return _evaluate(spark, cfg, now, run_id, interactions, ts)
+
+
+def _evaluate(spark: SparkSession, cfg: EvaluateJobConfig, now: datetime, run_id: str, interactions: DataFrame,
+              ts: "EvaluationSet") -> EvaluationRunSummary:
+    start = time.perf_counter()
     ev, warehouse = cfg.evaluate, cfg.paths.warehouse
-    interactions = io.read_table(spark, warehouse, INTERACTIONS)
-    ts = evaluation_set(spark, interactions, io.read_table(spark, warehouse, ITEMS), ev)
     log.info("evaluation window %s: %d of %d new items have more than %d users; %d test pairs, %d test users "
              "(%d ranked)", ts.window, len(ts.items), ts.n_new, max(ev.ks), len(ts.test_pairs), ts.n_test_users,
              len(ts.users))
@@ -387,15 +546,18 @@ def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig) -> EvaluationR
             als.close()
     rows = metric_rows(results)
     write_metrics(spark, warehouse, rows, run_id, fitted.version, ts.cutoff, ts.end, now)
+    served = backtest(spark, cfg, fitted, ts, interactions, run_id, now) if ev.backtest else {}
     apply_views(spark, warehouse, cfg.sql.database)
 
     folder = Path(ev.report_dir) / run_id
-    header = {"run": run_id, "model version": fitted.version, "cutoff": f"{ts.cutoff:%Y-%m-%d %H:%M} UTC",
-              "test window": ts.window, "new items": f"{ts.n_new:,} ({len(ts.items):,} evaluated)",
-              "K": str(ev.top_k), "table": io.table_path(warehouse, EVALUATION_METRICS)}
-    paths = report.write_report(rows, ev.top_k, folder, header, notes)
+    header = {"run": run_id, "model version": fitted.version, "window": f"{ev.window} {ts.window}",
+              "cutoff": f"{ts.cutoff:%Y-%m-%d %H:%M} UTC", "new items": f"{ts.n_new:,} ({len(ts.items):,} evaluated)",
+              "K": str(ev.top_k), "score blend": fitted.blend.describe(),
+              "table": io.table_path(warehouse, EVALUATION_METRICS)}
+    paths = report.write_report(rows, ev.top_k, folder, header, notes, served)
     summary = EvaluationRunSummary(run_id, fitted.version, ts.cutoff, ts.end, len(ts.items), ts.n_new, len(ts.users),
-                                   ev.top_k, rows, {name: str(p) for name, p in paths.items()})
+                                   ev.top_k, rows, {name: str(p) for name, p in paths.items()}, served=served,
+                                   window=ev.window, blend=fitted.blend.describe())
     summary.mlflow_run_id = log_evaluation(cfg, run_id, fitted.version, rows, folder, fitted.folder)
     summary.seconds = time.perf_counter() - start
     return summary

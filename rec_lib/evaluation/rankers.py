@@ -31,6 +31,9 @@ import pandas as pd
 from rec_lib.core.clock import SECONDS_PER_DAY
 from rec_lib.evaluation.metrics import MetricAccumulator, top_k
 from rec_lib.training import few_shot
+from rec_lib.training.blend import Blend
+from rec_lib.training.serving import ItemSides, UserSides, adapt_item, take
+from rec_lib.training.serving import scores as served_scores
 
 MIN_EXPOSURE_DAYS = 1.0 / 24  # an hour: k users "at once" still have a finite pace
 
@@ -176,60 +179,86 @@ class ContentKnnRanker(Ranker):
 
 @dataclass
 class ModelInputs:
-    """What the trained two-tower model gives the evaluation, for the new items only."""
+    """What the trained two-tower model gives the evaluation: the users' and the new items' parts of
+    the served score as of the cutoff (training.serving), its blend and its few-shot settings."""
 
-    user_vectors: Dict[str, np.ndarray]  # user_id -> unit vector (as of the cutoff)
-    content: np.ndarray  # [N, d] unit content vectors of the new items
-    content_bias: np.ndarray  # [N]
+    users: UserSides  # rows of the users the rankers need
+    user_row: Dict[str, int]  # user_id -> row in `users`
+    content: ItemSides  # the new items from content alone (their users before the cutoff: none)
     launch_ts: np.ndarray  # float64 [N] epoch seconds; NaN: unknown (the first arrival is used)
+    rate_offset: float
+    weights: Blend  # the score's blend by k (an item takes the weights of its revealed users' count)
     temperature: float
-    rate_scale: float
     settings: few_shot.FewShotSettings
-    text_profiles: Optional[Dict[str, np.ndarray]] = None  # user_id -> text profile (the text-affinity term)
-    item_text: Optional[np.ndarray] = None  # [N, text_dim]
-    text_weight: float = 0.0
 
 
 class ModelRanker(Ranker):
-    """The two-tower model: content vectors (and the text side) adapted from the first k users
-    (few-shot), scored as <u, v> / temperature + bias + w <text profile, item text>, as the
-    scoring job does."""
+    """The two-tower model as it is served: each new item's sides adapted from its first k users
+    and its prior paced by them (training.serving.adapt_item, what the training job writes to
+    `item_embeddings`), scored by the served formula (training.serving.scores)."""
 
     name = "model"
 
     def __init__(self, inputs: ModelInputs, items: np.ndarray):
         self.m, self.items, self.n_items = inputs, items, len(items)
-        self.dim = inputs.content.shape[1]
         self.prepare(0, pd.DataFrame(columns=["item_id", "user_id", "arrival", "first_ts"]))
 
     def prepare(self, k: int, shown: pd.DataFrame) -> None:
-        m = self.m
-        self.vectors, self.bias = m.content.copy(), m.content_bias.astype(np.float64).copy()
-        self.text = None if m.item_text is None else m.item_text.copy()
+        m, base = self.m, self.m.content
         counts, exposure = pace(shown, self.items, m.launch_ts)
+        sides = ItemSides(base.tower.copy(), base.text.copy(), base.attributes.copy(), base.prior.copy(),
+                          base.source.copy(), counts.astype(np.int64))
         position = {item: i for i, item in enumerate(self.items)}
         for item, group in shown.sort_values(["item_id", "arrival"]).groupby("item_id", sort=False):
             i = position[item]
-            known = [m.user_vectors[u] for u in group["user_id"] if u in m.user_vectors]
-            users = np.stack(known) if known else np.zeros((0, self.dim), np.float32)
-            self.vectors[i], self.bias[i] = few_shot.adapt(m.content[i], float(m.content_bias[i]), users,
-                                                           float(exposure[i]), m.rate_scale, m.settings,
-                                                           k=int(counts[i]))
-            if self.text is not None and m.text_profiles:
-                profiles = [m.text_profiles[u] for u in group["user_id"] if u in m.text_profiles]
-                if profiles:
-                    self.text[i] = few_shot.adapt_text(m.item_text[i], np.stack(profiles), m.settings)
+            rows = np.asarray([m.user_row[u] for u in group["user_id"] if u in m.user_row], np.int64)
+            sides.tower[i], sides.text[i], sides.attributes[i], sides.prior[i] = adapt_item(
+                base.tower[i], base.text[i], base.attributes[i], float(base.prior[i]), take(m.users, rows),
+                int(counts[i]), float(exposure[i]), m.rate_offset, m.settings)
+        self.sides = sides
 
     def scores(self, users: np.ndarray) -> np.ndarray:
-        zero = np.zeros(self.dim, np.float32)
-        m = self.m
-        u = np.stack([m.user_vectors.get(x, zero) for x in users]) if len(users) else np.zeros((0, self.dim))
-        scores = (u @ self.vectors.T) / m.temperature + self.bias[None, :]
-        if m.text_weight > 0 and m.item_text is not None:
-            blank = np.zeros(m.item_text.shape[1])
-            p = np.stack([m.text_profiles.get(x, blank) for x in users]) if len(users) else np.zeros((0, len(blank)))
-            scores = scores + m.text_weight * (p @ self.text.T)
-        return scores
+        rows = np.asarray([self.m.user_row.get(u, -1) for u in users], np.int64)
+        known = take(self.m.users, np.maximum(rows, 0))
+        unknown = rows < 0
+        for block in (known.tower, known.text, known.attributes):
+            block[unknown] = 0.0
+        return served_scores(known, self.sides, self.m.weights, self.m.temperature)
+
+
+class AttributeProfileRanker(Ranker):
+    """The heuristic an analyst writes in SQL: the user's share of each attribute value in their
+    history (latest items before the cutoff), dotted with the item's values:
+        score(u, i) = sum_t share_u(t) * w_i(t),  share_u(t) = sum over history items of w_j(t) / |history|
+    with w the tokens' weights (training.attributes: each field's values share 1)."""
+
+    name = "attribute_profile"
+
+    def __init__(self, history: Dict[str, np.ndarray], token_ids: np.ndarray, token_weights: np.ndarray,
+                 item_rows: np.ndarray):
+        self.n_items = len(item_rows)
+        wanted = np.unique(token_ids[item_rows][token_ids[item_rows] > 0])
+        self.column = {int(t): c for c, t in enumerate(wanted)}
+        self.token_ids, self.token_weights = token_ids, token_weights
+        self.item_matrix = self._matrix(item_rows)  # [N, R]
+        self.history = history
+
+    def _matrix(self, rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(rows), len(self.column)))
+        for i, row in enumerate(rows):
+            for token, weight in zip(self.token_ids[row], self.token_weights[row]):
+                c = self.column.get(int(token))
+                if c is not None:
+                    out[i, c] += weight
+        return out
+
+    def scores(self, users: np.ndarray) -> np.ndarray:
+        shares = np.zeros((len(users), len(self.column)))
+        for u, user in enumerate(users):
+            rows = self.history.get(user)
+            if rows is not None and len(rows):
+                shares[u] = self._matrix(rows).sum(axis=0) / len(rows)
+        return shares @ self.item_matrix.T
 
 
 class FactorRanker(Ranker):

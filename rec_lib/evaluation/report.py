@@ -11,8 +11,8 @@ from typing import Dict, List, Optional, Sequence
 import pandas as pd
 
 # What the model has to beat at every k (on Recall@K and NDCG@K) for the verdict line.
-BASELINES = ("random", "popular", "content_knn")
-METHOD_ORDER = ("model", "random", "popular", "content_knn", "als", "oracle")
+BASELINES = ("random", "popular", "content_knn", "attribute_profile", "als")
+METHOD_ORDER = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle")
 PLOTTED = ("recall", "ndcg", "coverage")
 
 
@@ -54,7 +54,39 @@ def fmt(value: float, whole: bool = False) -> str:
     return f"{value:,.0f}" if whole else f"{value:.4f}"
 
 
-def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequence[str] = ()) -> str:
+SERVED_FIGURES = ("recall@10", "recall@20", "ndcg@20", "test_users", "candidates", "new_candidates",
+                  "candidate_coverage", "floor_reached", "top3_first_share", "distinct_first_items", "exposure_gini",
+                  "mean_pairwise_overlap", "new_item_share")
+
+
+def served_lines(served: Dict[str, Dict[str, float]]) -> List[str]:
+    """The backtest of the served lists (list_metrics sources -> figures) as short lines."""
+    out = []
+    for source, f in served.items():
+        parts = [f"{name} {f[name]:.3f}" if name not in ("test_users", "candidates", "new_candidates",
+                                                          "distinct_first_items") else f"{name} {f[name]:,.0f}"
+                 for name in SERVED_FIGURES if name in f]
+        out.append(f"served lists ({source}): " + ", ".join(parts))
+    base, floor = served.get("backtest_no_floor"), served.get("backtest")
+    if base and floor and base.get("recall@20"):
+        out.append(f"the exposure floor changes served Recall@20 by {floor['recall@20'] / base['recall@20'] - 1:+.1%}")
+    return out
+
+
+def served_table(served: Dict[str, Dict[str, float]]) -> List[str]:
+    if not served:
+        return []
+    sources = list(served)
+    lines = ["", "## Served lists (backtest: the scoring job's code on the cutoff model)", "",
+             "| figure | " + " | ".join(sources) + " |", "|---|" + "---:|" * len(sources)]
+    for name in SERVED_FIGURES:
+        if any(name in served[s] for s in sources):
+            lines.append(f"| {name} | " + " | ".join(fmt(served[s].get(name, float("nan"))) for s in sources) + " |")
+    return lines
+
+
+def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequence[str] = (),
+             served: Optional[Dict[str, Dict[str, float]]] = None) -> str:
     lines = ["# Cold-start evaluation", ""]
     lines += [f"- {key}: {value}" for key, value in header.items()]
     lines.append("")
@@ -76,6 +108,7 @@ def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequ
                   "|---:|" + "---:|" * len(table.columns)]
         for k, row in table.iterrows():
             lines.append(f"| {k} | " + " | ".join(fmt(v, whole=metric == "users") for v in row) + " |")
+    lines += served_table(served or {})
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
@@ -106,10 +139,10 @@ def plot(rows: pd.DataFrame, metric: str, path: Path, title: Optional[str] = Non
 
 
 def write_report(rows: pd.DataFrame, top_k: int, folder: Path, header: Dict[str, str],
-                 notes: Sequence[str] = ()) -> Dict[str, Path]:
+                 notes: Sequence[str] = (), served: Optional[Dict[str, Dict[str, float]]] = None) -> Dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = {"summary": folder / "summary.md"}
-    out["summary"].write_text(markdown(rows, top_k, header, notes), encoding="utf-8")
+    out["summary"].write_text(markdown(rows, top_k, header, notes, served), encoding="utf-8")
     for name in PLOTTED:
         out[name] = plot(rows, f"{name}@{top_k}", folder / f"{name}_by_k.png")
     return out

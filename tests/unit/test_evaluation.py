@@ -7,6 +7,7 @@ import pytest
 
 from rec_lib.evaluation.metrics import top_k
 from rec_lib.evaluation.rankers import (
+    AttributeProfileRanker,
     ContentKnnRanker,
     FactorRanker,
     ModelInputs,
@@ -23,6 +24,8 @@ from rec_lib.evaluation.rankers import (
     revealed,
 )
 from rec_lib.training import few_shot
+from rec_lib.training.blend import Blend, BlendWeights
+from rec_lib.training.serving import ItemSides, UserSides
 
 DAY = 86400.0
 T0 = pd.Timestamp("2026-10-20")
@@ -95,22 +98,35 @@ def test_content_knn_scores_cosine_to_the_history_profile():
     np.testing.assert_allclose(got, [[s, s, -s], [0, 0, 0]])
 
 
+def _model(users, tower, text, prior, weights, temperature, settings, launch_ts=None):
+    """ModelInputs of hand-made sides: users {id: (tower, text)}, items' tower/text/prior rows."""
+    ids = sorted(users)
+    sides = UserSides(np.array([users[u][0] for u in ids], float), np.array([users[u][1] for u in ids], float),
+                      np.zeros((len(ids), 0)))
+    n = len(tower)
+    content = ItemSides(np.array(tower, float), np.array(text, float), np.zeros((n, 0)), np.array(prior, float),
+                        np.full(n, "content", dtype=object))
+    blend = Blend.single(BlendWeights(weights, True))
+    return ModelInputs(users=sides, user_row={u: i for i, u in enumerate(ids)}, content=content,
+                       launch_ts=np.full(n, np.nan) if launch_ts is None else launch_ts, rate_offset=0.0, weights=blend,
+                       temperature=temperature, settings=settings)
+
+
 def test_model_ranker_adapts_new_items_from_their_first_users():
     settings = few_shot.FewShotSettings("blend", prior_strength=3.0, pace=True, pace_prior_strength=2.0)
-    inputs = ModelInputs(user_vectors={"u1": np.array([1.0, 0.0]), "u2": np.array([0.0, 1.0])},
-                         content=np.array([[1.0, 0.0], [0.0, 1.0]]), content_bias=np.array([0.0, 0.5]),
-                         launch_ts=np.array([T0.timestamp(), T0.timestamp()]), temperature=0.5, rate_scale=1.0,
-                         settings=settings)
+    inputs = _model({"u1": ([1.0, 0.0], []), "u2": ([0.0, 1.0], [])}, [[1.0, 0.0], [0.0, 1.0]], [[], []],
+                    [0.0, 0.5], {"tower": 1.0, "text": 0.0, "attributes": 0.0, "prior": 1.0}, 0.5, settings,
+                    launch_ts=np.array([T0.timestamp(), T0.timestamp()]))
     ranker = ModelRanker(inputs, np.array(["A", "B"]))
     ranker.prepare(0, pd.DataFrame({"user_id": [], "item_id": [], "first_ts": [], "arrival": []}))
     # k = 0: content alone; u1 . A = 1 -> 1 / 0.5 + 0 = 2; u1 . B = 0 -> 0 + 0.5
     np.testing.assert_allclose(ranker.scores(np.array(["u1"])), [[2.0, 0.5]])
     ranker.prepare(1, pd.DataFrame({"user_id": ["u2"], "item_id": ["A"], "first_ts": [ts(0.5)], "arrival": [0]}))
-    # A after u2: unit(3 * [1, 0] + [0, 1]) = [3, 1] / sqrt(10); pace: r0 = 1, a = 2, k = 1 in half a day:
-    # bias 0 + log((2 + 1) / (2 + 0.5)) = log(1.2)
+    # A after u2: unit(3 * [1, 0] + [0, 1]) = [3, 1] / sqrt(10); pace: r0 = exp(prior 0 + offset 0) = 1, a = 2,
+    # k = 1 in half a day: prior 0 + log((2 + 1) / (2 + 0.5)) = log(1.2)
     a = np.array([3.0, 1.0]) / math.sqrt(10)
-    np.testing.assert_allclose(ranker.vectors[0], a)
-    assert ranker.bias[0] == pytest.approx(math.log(1.2))
+    np.testing.assert_allclose(ranker.sides.tower[0], a)
+    assert ranker.sides.prior[0] == pytest.approx(math.log(1.2)) and list(ranker.sides.k) == [1, 0]
     np.testing.assert_allclose(ranker.scores(np.array(["u2"])), [[a[1] / 0.5 + math.log(1.2), 1 / 0.5 + 0.5]])
 
 
@@ -159,29 +175,39 @@ def test_evaluate_with_the_same_test_pairs_at_every_k_by_hand():
     assert got[(1, "blind")] == {"scorable_items": 0.0}
 
 
-def test_model_ranker_adds_the_text_affinity_term():
+def test_model_ranker_adds_the_text_term():
     settings = few_shot.FewShotSettings("none", prior_strength=3.0, pace=False, pace_prior_strength=2.0)
-    inputs = ModelInputs(user_vectors={"u1": np.array([1.0, 0.0])}, content=np.array([[1.0, 0.0], [0.0, 1.0]]),
-                         content_bias=np.array([0.0, 0.0]), launch_ts=np.array([np.nan, np.nan]), temperature=1.0,
-                         rate_scale=0.0, settings=settings, text_profiles={"u1": np.array([0.0, 1.0, 0.0])},
-                         item_text=np.array([[0.0, 0.6, 0.8], [1.0, 0.0, 0.0]]), text_weight=5.0)
+    inputs = _model({"u1": ([1.0, 0.0], [0.0, 1.0, 0.0])}, [[1.0, 0.0], [0.0, 1.0]],
+                    [[0.0, 0.6, 0.8], [1.0, 0.0, 0.0]], [0.0, 0.0],
+                    {"tower": 1.0, "text": 5.0, "attributes": 0.0, "prior": 1.0}, 1.0, settings)
     ranker = ModelRanker(inputs, np.array(["A", "B"]))
-    # A: <u, v> 1 + 5 * 0.6 = 4; B: 0 + 5 * 0; a user without a profile gets no text term
+    # A: <u, v> 1 + 5 * 0.6 = 4; B: 0 + 5 * 0; a user the model does not know scores 0 everywhere
     np.testing.assert_allclose(ranker.scores(np.array(["u1", "u9"])), [[4.0, 0.0], [0.0, 0.0]])
 
 
 def test_model_ranker_blends_the_text_side_with_the_revealed_users_profiles():
     settings = few_shot.FewShotSettings("blend", prior_strength=3.0, pace=False, pace_prior_strength=2.0,
                                         text_prior_strength=3.0)
-    inputs = ModelInputs(user_vectors={"u1": np.array([1.0, 0.0])}, content=np.array([[1.0, 0.0]]),
-                         content_bias=np.array([0.0]), launch_ts=np.array([np.nan]), temperature=1.0, rate_scale=0.0,
-                         settings=settings, text_profiles={"u1": np.array([0.0, 1.0])},
-                         item_text=np.array([[1.0, 0.0]]), text_weight=2.0)
+    inputs = _model({"u1": ([1.0, 0.0], [0.0, 1.0])}, [[1.0, 0.0]], [[1.0, 0.0]], [0.0],
+                    {"tower": 1.0, "text": 2.0, "attributes": 0.0, "prior": 1.0}, 1.0, settings)
     ranker = ModelRanker(inputs, np.array(["A"]))
     ranker.prepare(1, pd.DataFrame({"user_id": ["u1"], "item_id": ["A"], "first_ts": [ts(1)], "arrival": [0]}))
-    # text side: unit(3 * [1, 0] + [0, 1]) = [3, 1] / sqrt 10; u1's text term 2 * 1 / sqrt 10, vector part 1
-    np.testing.assert_allclose(ranker.text[0], np.array([3.0, 1.0]) / math.sqrt(10))
+    # tower: unit(3 * [1, 0] + [1, 0]) = [1, 0]; text side: unit(3 * [1, 0] + [0, 1]) = [3, 1] / sqrt 10;
+    # u1: 1 + 2 * 1 / sqrt 10
+    np.testing.assert_allclose(ranker.sides.text[0], np.array([3.0, 1.0]) / math.sqrt(10))
     np.testing.assert_allclose(ranker.scores(np.array(["u1"])), [[1.0 + 2.0 / math.sqrt(10)]])
-    # the original text is kept for the next k
+    # the content is kept for the next k
     ranker.prepare(0, pd.DataFrame({"user_id": [], "item_id": [], "first_ts": [], "arrival": []}))
-    np.testing.assert_allclose(ranker.text[0], [1.0, 0.0])
+    np.testing.assert_allclose(ranker.sides.text[0], [1.0, 0.0])
+
+
+def test_attribute_profile_is_the_history_share_dotted_with_the_item():
+    # slots: 1 = colour=red, 2 = colour=blue, 3 = material=wool, 4 = material=silk (weights: a field sums to 1)
+    ids = np.array([[1, 3, 0], [2, 3, 4], [1, 4, 0], [2, 0, 0]])
+    weights = np.array([[1.0, 1.0, 0.0], [1.0, 0.5, 0.5], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    # u's history: items 0 (red, wool) and 1 (blue, wool|silk): shares red 1/2, blue 1/2, wool 3/4, silk 1/4
+    ranker = AttributeProfileRanker({"u": np.array([0, 1])}, ids, weights, item_rows=np.array([2, 3]))
+    # item 2 (red, silk): 1/2 + 1/4 = 0.75; item 3 (blue): 1/2; nobody: 0
+    np.testing.assert_allclose(ranker.scores(np.array(["u", "x"])), [[0.75, 0.5], [0.0, 0.0]])
+
+

@@ -37,7 +37,7 @@ def test_oracle_ratios_and_markdown():
     assert report.oracle_ratios(rows(), 20) == {0: pytest.approx(0.5), 5: pytest.approx(0.625)}
     text = report.markdown(rows(), 20, {"run": "r1"}, ["a note"])
     assert "- run: r1" in text and "- a note" in text
-    assert "**Model beats random, popular, content_knn on Recall@20 and NDCG@20 at every k: no**" in text
+    assert "**Model beats random, popular, content_knn, attribute_profile, als on Recall@20 and NDCG@20 at every k: no**" in text
     assert "Model / oracle on Recall@20: k=0: 0.50, k=5: 0.62" in text
     assert "| 0 | 0.3000 | 0.1000 | 0.1000 | 0.3000 | n/a | 0.6000 |" in text
 
