@@ -1,0 +1,149 @@
+"""The pipeline on a real data set it was not tuned on: Book-Crossing as an item-cold-start shop
+(scripts/book_crossing.py), through `make run INPUT=...`, and the served `recommendations` scored
+against the launches' held-out ratings next to the baselines an analyst would try first.
+
+For each k (first ratings of each launch in the input): Recall@10 and NDCG@10 of the served lists
+(the run date's partition, as written) over the users with a held-out rating of a launch, and of
+random, popularity among the launches (k = 0: nothing to go by, the seeded order; k > 0: how fast
+their first k raters came), content kNN (the user's mean text embedding, cosine) and the
+attribute-profile heuristic (the user's share of each attribute value - author, publisher, year -
+in their history, dotted with the launch's values), each ranking the launches for the same users,
+without the launches' raters already in the input.
+
+    python scripts/bench_external.py [--out bench_out/external] [--k 0 5]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def run_pipeline(shop: Path, warehouse: Path, extra: str) -> float:
+    settings = (shop / "settings.txt").read_text().strip()
+    models = warehouse.parent / f"models_{warehouse.name}"
+    cmd = ["make", "run", f"INPUT={shop}", f"WAREHOUSE={warehouse}",
+           f"SET={settings} train.model_dir={models} train.petastorm_cache_dir={warehouse.parent}/petastorm "
+           f"evaluate.report_dir={warehouse.parent}/reports mlflow.tracking_uri=sqlite:///{warehouse.parent}/mlflow.db "
+           f"{extra}"]
+    start = time.perf_counter()
+    with open(warehouse.parent / f"{warehouse.name}.log", "w") as log:
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT)
+    return time.perf_counter() - start
+
+
+def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> dict:
+    from pyspark.sql import functions as F
+
+    from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, RECOMMENDATIONS
+    from rec_lib.evaluation.metrics import per_user_metrics, top_k
+    from rec_lib.evaluation.rankers import AttributeProfileRanker, ContentKnnRanker, pair_matrix
+    from rec_lib.platform import io
+    from rec_lib.training import attributes as attr
+    from rec_lib.training.catalogue import item_fields
+
+    facts = json.loads((shop / "truth" / "facts.json").read_text())
+    heldout = pd.read_csv(shop / "truth" / "heldout.csv", dtype=str)
+    wh = str(warehouse)
+    items = io.read_table(spark, wh, ITEMS).toPandas().sort_values("item_id").reset_index(drop=True)
+    launches = np.array(sorted(heldout["item_id"].unique()))
+    served = (io.read_table(spark, wh, RECOMMENDATIONS).where(F.col("run_date") == F.lit(facts["run_date"]))
+              .select("user_id", "rank", "item_id").toPandas())
+    events = io.read_table(spark, wh, INTERACTIONS).select("user_id", "item_id", "ts").toPandas()
+    users = np.array(sorted(set(heldout["user_id"]) & set(served["user_id"])))
+    test = heldout[heldout["user_id"].isin(users)]
+    relevant = pair_matrix(test, users, launches)
+    shown = events[events["item_id"].isin(launches)]
+    exclude = pair_matrix(shown, users, launches)
+    out = {"users": int(len(users)), "launches": int(len(launches)), "test_pairs": int(relevant.sum())}
+
+    def record(name, recommended):
+        m = per_user_metrics(recommended, relevant, 10)
+        out[name] = {"recall@10": float(np.nanmean(m["recall"])), "ndcg@10": float(np.nanmean(m["ndcg"]))}
+
+    # the served lists, as written: their launches in rank order (other items count as misses)
+    position = {x: i for i, x in enumerate(launches)}
+    lists = np.full((len(users), 10), len(launches), np.int64)  # a column index past the launches: never relevant
+    user_row = {u: i for i, u in enumerate(users)}
+    for row in served[served["user_id"].isin(user_row) & (served["rank"] <= 10)].itertuples():
+        lists[user_row[row.user_id], row.rank - 1] = position.get(row.item_id, len(launches))
+    padded = np.concatenate([relevant, np.zeros((len(users), 1), bool)], axis=1)
+    m = per_user_metrics(lists, padded, 10)
+    out["served"] = {"recall@10": float(np.nanmean(m["recall"])), "ndcg@10": float(np.nanmean(m["ndcg"]))}
+
+    tiebreak = np.argsort(np.random.default_rng(seed).permutation(len(launches)))
+    record("random", top_k(np.random.default_rng([seed, k]).random(relevant.shape), 10, exclude, tiebreak))
+    launch_s = pd.to_datetime(items.set_index("item_id").loc[launches, "launch_ts"]).astype("int64").to_numpy() / 1e9
+    first = shown.assign(s=shown["ts"].astype("int64") / 1e9).groupby("item_id")["s"].agg(["size", "max"])
+    first = first.reindex(launches)
+    pace = np.where(first["size"].notna(), first["size"].fillna(0) / np.maximum(first["max"].fillna(0) - launch_s, 3600.0),
+                    0.0)
+    record("popular", top_k(np.broadcast_to(pace, relevant.shape), 10, exclude, tiebreak))
+
+    history = events[~events["item_id"].isin(launches)].sort_values("ts", ascending=False)
+    item_row = {x: i for i, x in enumerate(items["item_id"])}
+    latest = history.groupby("user_id").head(20)
+    rows_by_user = {u: np.asarray([item_row[i] for i in g["item_id"] if i in item_row])
+                    for u, g in latest[latest["user_id"].isin(user_row)].groupby("user_id")}
+    scheme = attr.scheme_for(item_fields(items), {"Image-URL-S": "ignore", "Image-URL-M": "ignore",
+                                                  "Image-URL-L": "ignore", "Year-Of-Publication": "numeric"}, 10)
+    tokens = [scheme.item_tokens(r) for r in item_fields(items).to_dict("records")]
+    ids, weights = attr.token_arrays(tokens, attr.token_slots(tokens, 1 << 22))
+    launch_rows = np.asarray([item_row[x] for x in launches])
+    heuristic = AttributeProfileRanker(rows_by_user, ids, weights, launch_rows)
+    record("attribute_profile", top_k(heuristic.scores(users), 10, exclude, tiebreak))
+    text = io.read_table(spark, wh, ITEM_TEXT_EMBEDDINGS).select("item_id", "embedding").toPandas()
+    vectors = np.stack(text.set_index("item_id").loc[items["item_id"], "embedding"].map(np.asarray).to_list())
+    profiles = {u: vectors[r].mean(axis=0) for u, r in rows_by_user.items() if len(r)}
+    record("content_knn", top_k(ContentKnnRanker(profiles, vectors[launch_rows]).scores(users), 10, exclude, tiebreak))
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="bench_out/external")
+    parser.add_argument("--k", type=int, nargs="+", default=[0, 5])
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--set", default="", help="further settings for every run")
+    args = parser.parse_args(argv)
+    out = (REPO / args.out).resolve()
+    shops = out / "shops"
+    if not all((shops / f"bx_k{k}" / "truth" / "heldout.csv").exists() for k in args.k):
+        subprocess.run([sys.executable, str(REPO / "scripts" / "book_crossing.py"), "--out", str(shops),
+                        "--k", *map(str, args.k)], check=True, cwd=REPO)
+    results = {}
+    for k in args.k:
+        warehouse = out / f"wh_k{k}"
+        seconds = run_pipeline(shops / f"bx_k{k}", warehouse, args.set)
+        from rec_lib.core.config import SparkSection
+        from rec_lib.platform.spark import get_spark
+
+        spark = get_spark(SparkSection(master="local[2]", app_name="bench-external", shuffle_partitions=8,
+                                       driver_memory="4g", jars_dir=str(REPO / ".cache" / "jars"),
+                                       conf={"spark.ui.enabled": "false"}))
+        results[k] = {"seconds": round(seconds, 1), **_scores_table(spark, warehouse, shops / f"bx_k{k}", k, args.seed)}
+        print(json.dumps({f"k={k}": results[k]}), flush=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    print("\n| method | " + " | ".join(f"k={k} Recall@10 / NDCG@10" for k in args.k) + " |")
+    print("|---|" + "---:|" * len(args.k))
+    for method in ("served", "random", "popular", "content_knn", "attribute_profile"):
+        cells = [f"{results[k][method]['recall@10']:.4f} / {results[k][method]['ndcg@10']:.4f}" for k in args.k]
+        print(f"| {method} | " + " | ".join(cells) + " |")
+    print("users / launches / test pairs: " + ", ".join(f"k={k}: {results[k]['users']:,} / {results[k]['launches']} / "
+                                                        f"{results[k]['test_pairs']:,}" for k in args.k))
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    sys.exit(main())
