@@ -131,8 +131,8 @@ def apply_floor(idx: np.ndarray, score: np.ndarray, floor: Sequence[Optional[np.
     return idx, score, placed
 
 
-OFFER_FACTOR = 4  # offers kept per new item: this many times the floor
-FLOOR_ROUNDS = 6  # rounds of deferred acceptance (each: items propose, users keep what fits)
+OFFER_FACTOR = 20  # offers kept per new item: this many times the floor
+FLOOR_ROUNDS = 20  # rounds of deferred acceptance (each: items propose, users keep what fits)
 
 
 __all__ = ["new_item_scores", "gaps", "ItemTop", "apply_floor", "OFFER_FACTOR"]
