@@ -181,7 +181,8 @@ def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, 
     launched = np.where(np.isfinite(frame["launch_s"].astype("float64")), frame["launch_s"].astype("float64"), first_s)
     n_users = frame["n_users"].to_numpy(np.int64)
     recent = np.isfinite(launched) & (launched >= cutoff_s - settings.launch_days * SECONDS_PER_DAY)
-    held_out = np.isfinite(launched) & (launched >= cutoff_s - settings.held_out_days * SECONDS_PER_DAY)
+    held_out = (np.isfinite(launched) & (launched >= cutoff_s - settings.held_out_days * SECONDS_PER_DAY)
+                if settings.held_out_days > 0 else np.zeros(n, bool))
     has_slot = (n_users >= settings.min_item_interactions) & ~recent & ~held_out
     id_slot = np.where(has_slot, np.cumsum(has_slot), 0).astype(np.int32)
     exposure = np.where(np.isfinite(launched) & (launched <= as_of_s), (as_of_s - launched) / SECONDS_PER_DAY, np.nan)

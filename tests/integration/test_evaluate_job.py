@@ -30,7 +30,8 @@ from rec_lib.evaluation.job import (
 )
 from rec_lib.evaluation.rankers import revealed
 from rec_lib.platform import io
-from rec_lib.training.data import build_training_data
+from rec_lib.training.catalogue import CatalogueSettings
+from rec_lib.training.data import DataSettings, build_training_data
 from tests.helpers import CUTOFF, REPO, fake_text_embeddings
 
 
@@ -57,8 +58,8 @@ def test_no_event_after_the_cutoff_reaches_a_training_input(spark, small_warehou
     assert list(zip(pairs.user_id, pairs.item_id, pairs.arrival)) == [("u3", "I3", 0)]
     assert revealed(pairs, 0).empty and list(revealed(pairs, 1).user_id) == ["u3"]
 
-    data = build_training_data(spark, small_warehouse, cutoff, history_length=3, min_item_interactions=1,
-                               price_buckets=2)
+    data = build_training_data(spark, small_warehouse, cutoff, DataSettings(
+        history_length=3, catalogue=CatalogueSettings(min_item_interactions=1, price_buckets=2), launch_cohorts=0))
     slots = data.users.set_index("user_id")["user_slot"]
     got = {(r.user_slot, r.item_index) for r in data.examples.collect()}
     assert got == {(slots["u1"], 0), (slots["u2"], 1)}  # I1 is row 0, I2 row 1

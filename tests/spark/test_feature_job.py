@@ -1,5 +1,6 @@
 """The feature job end to end on small files: counts, idempotency, upserts, bad files."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -8,8 +9,9 @@ from delta.tables import DeltaTable
 
 from rec_lib.core import config as rc
 from rec_lib.core.errors import InputError
-from rec_lib.core.schema import Reason
+from rec_lib.core.schema import ITEMS, Reason
 from rec_lib.features.job import run_feature_job
+from rec_lib.platform import io
 from tests.helpers import EVENTS_CSV, ITEMS_CSV, rows_by, table_snapshot, write_inputs
 
 
@@ -97,9 +99,36 @@ def test_missing_required_column_stops_before_writing(spark, feature_config):
 def test_remapped_column_names(spark, feature_config):
     inputs = Path(feature_config.paths.input)
     write_inputs(inputs, events="user_id,item_id,event_type,event_time\nu1,I1,view,2026-10-01T00:00:00Z\n")
-    cfg = rc.replace(feature_config, input=rc.InputSection(
-        columns={"events": {"ts": "event_time"}}, multiline_csv=["items"], max_future_hours=24))
+    cfg = rc.replace(feature_config, input=dataclasses.replace(feature_config.input,
+                                                               columns={"events": {"ts": "event_time"}}))
     assert run_feature_job(spark, cfg).sources["events"].accepted == 1
+
+
+def test_further_item_columns_are_attributes_and_other_encodings_read(spark, feature_config):
+    """An export in ISO-8859-1 with ';' between fields, as Book-Crossing ships: 'Édition' and 'Müller'
+    read right; the items' further columns (author, year, material) become their attributes map,
+    blank values left out; a line with too many fields is quarantined as malformed."""
+    inputs = Path(feature_config.paths.input)
+    items = ('item_id;title;author;year;material\n'
+             'B1;Café crème;Müller;2001;cotton|linen\n'
+             'B2;Édition;;1999;silk\n'
+             'B3;Broken;x;1;y;extra\n')
+    (inputs / "items.csv").write_bytes(items.encode("iso-8859-1"))
+    (inputs / "events.csv").write_bytes("user_id;item_id;event_type;ts\nu1;B1;view;2026-10-01T00:00:00Z\n"
+                                        .encode("iso-8859-1"))
+    (inputs / "users.csv").unlink(missing_ok=True)
+    cfg = rc.replace(feature_config, input=dataclasses.replace(feature_config.input, encoding="ISO-8859-1",
+                                                               csv_delimiter=";"))
+    summary = run_feature_job(spark, cfg)
+    assert summary.sources["items"].accepted == 2 and summary.sources["items"].quarantined == {"malformed_line": 1}
+    rows = rows_by(io.read_table(spark, cfg.paths.warehouse, ITEMS), "item_id")
+    assert rows["B1"]["title"] == "Café crème" and rows["B2"]["title"] == "Édition"
+    assert rows["B1"]["attributes"] == {"author": "Müller", "material": "cotton|linen", "year": "2001"}
+    assert rows["B2"]["attributes"] == {"material": "silk", "year": "1999"}
+    # a changed attribute changes the content hash, so the next run updates the row
+    again = items.replace("cotton|linen", "wool")
+    (inputs / "items.csv").write_bytes(again.encode("iso-8859-1"))
+    assert run_feature_job(spark, cfg).written["items"] == 1
 
 
 def test_binary_file_named_csv_is_a_clear_error(spark, feature_config):

@@ -4,17 +4,20 @@ from datetime import datetime, timezone
 
 import numpy as np
 import pytest
-from pyspark.sql import functions as F
 
 from rec_lib.core.errors import RecError
-from rec_lib.training.data import build_training_data, price_bucket
+from rec_lib.training.catalogue import CatalogueSettings
+from rec_lib.training.data import DataSettings, build_training_data
 from tests.helpers import CUTOFF, fake_text_embeddings
+
+# the small example's settings: histories of 3, an id embedding from 1 user, 2 price buckets, no cohorts
+SMALL = DataSettings(history_length=3, catalogue=CatalogueSettings(min_item_interactions=1, price_buckets=2),
+                     launch_cohorts=0)
 
 
 def test_training_data_by_hand_and_nothing_after_the_cutoff(spark, small_warehouse):
     fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
-    data = build_training_data(spark, small_warehouse, CUTOFF, history_length=3, min_item_interactions=1,
-                               price_buckets=2)
+    data = build_training_data(spark, small_warehouse, CUTOFF, SMALL)
     cat = data.catalogue
     assert list(cat.item_ids) == ["I1", "I2", "I3"]
     assert cat.categories == ["books", "kitchen"] and cat.brands == ["Cucina", "Inkwell"]
@@ -22,13 +25,21 @@ def test_training_data_by_hand_and_nothing_after_the_cutoff(spark, small_warehou
     # prices 9.5, 25, 12: the median of log1p is log(13) -> I1 below, I2 and I3 at or above
     assert cat.price_edges == pytest.approx([math.log(13)])
     assert list(cat.price_bucket) == [1, 2, 2]
-    # the u3 click on I3 is after the cutoff: I3 has no users and no id embedding
-    assert list(cat.n_users) == [1, 1, 0] and list(cat.id_slot) == [1, 2, 0]
+    # the u3 click on I3 is after the cutoff: I3 has no users and no id embedding; I2 launches on the
+    # cutoff day, within launch_days (14) of it: a launch, placed by content and its first users, no id
+    assert list(cat.n_users) == [1, 1, 0] and list(cat.id_slot) == [1, 0, 0]
     assert data.as_of == datetime(2026, 10, 14, 17, 46, 40)
     # I1 launched 2026-09-01: 43.74 days before as_of; I2 and I3 launch after it: unknown exposure
     assert cat.exposure_days[0] == pytest.approx(43.7407407, rel=1e-6)
     assert np.isnan(cat.exposure_days[1]) and np.isnan(cat.exposure_days[2])
-    np.testing.assert_array_equal(cat.text, [[0, 1], [1, 1], [2, 1]])
+    # the text embeddings [0, 1], [1, 1], [2, 1] centred on their mean [1, 1], unit length (I2's is 0)
+    np.testing.assert_allclose(cat.text, [[-1, 0], [0, 0], [1, 0]], atol=1e-6)
+    # launches: launch_ts where known (all three have one), epoch seconds
+    assert cat.launched_s[0] == datetime(2026, 9, 1, tzinfo=timezone.utc).timestamp()
+    # attribute tokens: brand, category, price bucket per item (every field weighs 1)
+    assert cat.attribute_scheme["types"] == {"brand": "categorical", "category": "categorical", "price": "numeric"}
+    assert (cat.attr_weights.sum(axis=1) == 3.0).all()
+    np.testing.assert_allclose(np.linalg.norm(cat.attr_vectors, axis=1), 1.0, rtol=1e-6)
 
     examples = {(r.user_slot, r.item_index): r for r in data.examples.collect()}
     assert data.n_examples == 2 and set(examples) == {(1, 0), (2, 1)}
@@ -48,14 +59,8 @@ def test_training_data_by_hand_and_nothing_after_the_cutoff(spark, small_warehou
 def test_errors_for_an_empty_training_set_and_a_missing_text_embedding(spark, small_warehouse):
     fake_text_embeddings(spark, small_warehouse, ["I1", "I2"])
     with pytest.raises(RecError, match=r"1 item\(s\) have no text embedding \(e.g. 'I3'\)"):
-        build_training_data(spark, small_warehouse, CUTOFF, 3, 1, 2)
+        build_training_data(spark, small_warehouse, CUTOFF, SMALL)
     fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
     early = datetime(2026, 9, 1, tzinfo=timezone.utc)
     with pytest.raises(RecError, match="training table would be empty: no interactions before the cutoff 2026-09-01"):
-        build_training_data(spark, small_warehouse, early, 3, 1, 2)
-
-
-def test_price_bucket_edges(spark):
-    df = spark.createDataFrame([(None,), (0.5,), (1.0,), (2.5,), (3.0,)], "lp double")
-    got = [r[0] for r in df.select(price_bucket(F.col("lp"), [1.0, 3.0])).collect()]
-    assert got == [0, 1, 2, 2, 3]
+        build_training_data(spark, small_warehouse, early, SMALL)

@@ -1,0 +1,68 @@
+"""The catalogue's assembly from one row per item, by hand."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rec_lib.training.catalogue import CatalogueSettings, assemble, centred_text, price_bucket_of, price_edges
+
+DAY = 86400.0
+
+
+def test_price_bucket_edges():
+    # log1p(price) against the edges 1 and 3: no price -> 0; 0.5 -> 1; exactly 1 and 2.5 -> 2; 3 -> 3
+    prices = np.expm1(np.array([np.nan, 0.5, 1.0, 2.5, 3.0]))
+    assert list(price_bucket_of(prices, [1.0, 3.0])) == [0, 1, 2, 2, 3]
+    # prices 9.5, 25, 12: the median of log1p is log(13) (a data point, as Spark's approxQuantile gives)
+    assert price_edges(np.array([9.5, 25.0, 12.0, np.nan]), 2) == pytest.approx([math.log(13)])
+
+
+def test_centred_text_compares_what_differs():
+    got = centred_text(np.array([[1.0, 1.0], [1.0, 3.0]], np.float32))
+    np.testing.assert_allclose(got, [[0.0, -1.0], [0.0, 1.0]])
+
+
+def _frame():
+    # a: old, 6 users; b: launched 3 days before the cutoff with 6 users; c: no launch date, first seen 20 days
+    # before; d: nobody yet
+    cutoff = 100 * DAY
+    return pd.DataFrame({
+        "item_id": ["a", "b", "c", "d"], "embedding": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]],
+        "n_users": [6, 6, 2, 0], "first_s": [10 * DAY, 97.5 * DAY, 80 * DAY, np.nan],
+        "launch_s": [5 * DAY, 97 * DAY, np.nan, 99 * DAY], "early_users": [3, 6, 2, 0],
+        "category": ["x", "x", None, "y"], "brand": [None, "B", "B", None], "price": [1.0, None, 3.0, 7.0],
+        "attributes": [{"colour": "red", "material": "a|b"}, {"colour": "blue"}, {}, None]}), cutoff
+
+
+def test_assemble_numbers_ids_and_keeps_launches_without_an_id_embedding():
+    frame, cutoff = _frame()
+    catalogue, content = assemble(frame, CatalogueSettings(min_item_interactions=5, price_buckets=2, launch_days=14,
+                                                           attribute_slots=64, attribute_dims=8), cutoff, cutoff - DAY)
+    # a has 6 users and launched long ago: slot 1; b has 6 but launched 3 days ago: a launch, no slot
+    assert list(catalogue.id_slot) == [1, 0, 0, 0]
+    # launch: launch_s, else the first interaction (c)
+    np.testing.assert_allclose(catalogue.launched_s, [5 * DAY, 97 * DAY, 80 * DAY, 99 * DAY])
+    # exposure from as_of (day 99): 94, 2, 19 days; d launched at as_of exactly: 0
+    np.testing.assert_allclose(catalogue.exposure_days, [94.0, 2.0, 19.0, 0.0])
+    assert catalogue.categories == ["x", "y"] and list(catalogue.category) == [1, 1, 0, 2]
+    assert catalogue.brands == ["B"] and list(catalogue.brand) == [0, 1, 1, 0]
+    # fields: brand, category, colour (categorical), material (multi: a|b), price (numeric)
+    assert catalogue.attribute_scheme["types"] == {"brand": "categorical", "category": "categorical",
+                                                   "colour": "categorical", "material": "multi", "price": "numeric"}
+    # a: category, colour, material (a, b at 1/2 each), price -> 4 fields; d: category, price -> 2
+    assert list(catalogue.attr_weights.sum(axis=1)) == [4.0, 3.0, 2.0, 2.0]
+    assert [t for _, t, _ in content.tokens[0]] == ["category=x", "colour=red", "material=a", "material=b",
+                                                   "price#0"]
+    assert list(content.early_users) == [3, 6, 2, 0]
+    assert catalogue.in_training.all()  # nothing held out without held_out_days
+
+
+def test_held_out_launches_train_no_tower():
+    frame, cutoff = _frame()
+    catalogue, _ = assemble(frame, CatalogueSettings(min_item_interactions=1, launch_days=14, held_out_days=28),
+                            cutoff, cutoff - DAY)
+    # launched within 28 days: b (3 days), c (20 days), d (1 day): held out, no id embedding; a trains
+    assert list(catalogue.in_training) == [True, False, False, False] and list(catalogue.id_slot) == [1, 0, 0, 0]
+    # their pairs do not count as training examples for the logQ correction
+    assert np.isfinite(catalogue.train_log_q()[0]) and np.isneginf(catalogue.train_log_q()[1:]).all()
