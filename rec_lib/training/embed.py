@@ -111,6 +111,9 @@ def cohort_components(state: _CohortState, catalogue: Catalogue, k: int, tempera
     keep = np.flatnonzero(c.n_came > k)
     rows = np.flatnonzero(c.sampled)
     names = ["tower", "text", "prior"] + (["attributes"] if catalogue.attr_vectors.shape[1] else [])
+    if not len(keep):
+        empty = np.zeros((len(rows), 0))
+        return {n: empty for n in names}, empty.astype(bool), empty.astype(bool)
     sides = {n: [] for n in ("tower", "text", "attributes", "prior")}
     revealed = np.zeros((len(rows), len(keep)), bool)
     position = {int(r): i for i, r in enumerate(rows)}

@@ -1,5 +1,6 @@
 """The evaluation stage: no leakage past the cutoff (hand-made warehouse), and the whole job on a
 small generated shop with the real model, ALS and the ground-truth oracle."""
+import dataclasses
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rec_lib.core.schema import (
     EVALUATION_TRAINING_EXAMPLES,
     INTERACTIONS,
     ITEMS,
+    LIST_METRICS,
     TRAINING_EXAMPLES,
     USER_EMBEDDINGS,
 )
@@ -24,6 +26,7 @@ from rec_lib.evaluation.job import (
     AlsFitter,
     history_profiles,
     new_items,
+    raw_text,
     resolve_window,
     run_evaluate_job,
     window_pairs,
@@ -67,21 +70,26 @@ def test_no_event_after_the_cutoff_reaches_a_training_input(spark, small_warehou
     assert list(users.loc["u1", "history"]) == [0, -1, -1] and users.loc["u3", "n_history"] == 0
     assert list(data.catalogue.n_users) == [1, 1, 0]
 
-    section = EvaluateSection(cutoff=None, test_days=14, ks=[0, 1], top_k=5, methods=["model"], max_users=0, seed=1,
-                              ground_truth=None, report_dir="r", als_rank=2, als_reg=0.1, als_alpha=1.0,
-                              als_iterations=2)
+    section = EvaluateSection(cutoff=None, test_days=14, window="test", required=False, backtest=False, ks=[0, 1],
+                              top_k=5, methods=["model"], max_users=0, seed=1, ground_truth=None, report_dir="r",
+                              als_rank=2, als_reg=0.1, als_alpha=1.0, als_iterations=2)
     als = AlsFitter(spark, interactions, cutoff, section, data.users["user_id"].to_numpy(str),
                     data.catalogue.item_ids, np.array(["u1"]), np.array(["I3"]))
     ratings = {(data.users.user_id[r.u], data.catalogue.item_ids[r.i]) for r in als.past.collect()}
     als.close()
     assert ratings == {("u1", "I1"), ("u2", "I2")}
-    profiles = history_profiles(data, np.array(["u1", "u2", "u3"]))
+    profiles = history_profiles(data, np.array(["u1", "u2", "u3"]),
+                                raw_text(spark, small_warehouse, data.catalogue.item_ids))
     assert set(profiles) == {"u1", "u2"}
     np.testing.assert_array_equal(profiles["u1"], [0.0, 1.0])  # I1's text alone, not I2's [1, 1]
 
-    # the default window: the day after the newest interaction (the planted 2026-10-28 click) minus test_days
+    # the default window: the day after the newest interaction (the planted 2026-10-28 click) minus test_days;
+    # the validation window is the test_days before it
     assert resolve_window(interactions, section) == (datetime(2026, 10, 15, tzinfo=timezone.utc),
                                                      datetime(2026, 10, 29, tzinfo=timezone.utc))
+    validation = dataclasses.replace(section, window="validation")
+    assert resolve_window(interactions, validation) == (datetime(2026, 10, 1, tzinfo=timezone.utc),
+                                                        datetime(2026, 10, 15, tzinfo=timezone.utc))
 
 
 def evaluate_config(shop, *settings):
@@ -109,7 +117,7 @@ def test_the_job_writes_every_method_and_k(spark, evaluated):
     assert set(rows.run_id) == {"eval-1"} and set(rows.model_version) == {summary.model_version}
     assert summary.model_version.startswith("20261017-")
     assert set(rows.k) == {0, 1, 3}
-    assert set(rows.method) == {"model", "random", "popular", "content_knn", "als", "oracle"}
+    assert set(rows.method) == {"model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle"}
     metrics = {"recall@5", "ndcg@5", "hit_rate@5", "mrr@5", "coverage@5", "mean_popularity@5", "users",
                "scorable_items"}
     for (k, method), group in rows.groupby(["k", "method"]):
@@ -120,7 +128,7 @@ def test_the_job_writes_every_method_and_k(spark, evaluated):
     value = rows.set_index(["k", "method", "metric"])["value"]
     assert value[(1, "als", "scorable_items")] == 1.0
     for k in (0, 1, 3):
-        for method in ("model", "random", "popular", "content_knn", "oracle"):
+        for method in ("model", "random", "popular", "content_knn", "attribute_profile", "oracle"):
             assert 0.0 <= value[(k, method, "recall@5")] <= 1.0
         # the same test users at every k, and the ground truth ranks far better than chance
         assert value[(k, "model", "users")] == value[(0, "random", "users")] == summary.n_users > 0
@@ -133,6 +141,22 @@ def test_the_job_writes_every_method_and_k(spark, evaluated):
     assert io.delta_exists(spark, io.table_path(cfg.paths.warehouse, EVALUATION_TRAINING_EXAMPLES))
 
 
+def test_the_backtest_serves_the_cutoff_days_lists_with_the_scoring_code(spark, evaluated):
+    cfg, summary, _, _ = evaluated
+    rows = io.read_table(spark, cfg.paths.warehouse, LIST_METRICS).where("run_id = 'eval-1'").toPandas()
+    assert set(rows.source) == {"backtest", "backtest_no_floor"}
+    assert set(rows.run_date.astype(str)) == {"2026-10-16"}  # the day that ends at the 2026-10-17 cutoff
+    figures = rows.pivot_table(index="metric", columns="source", values="value")
+    for source in ("backtest", "backtest_no_floor"):
+        assert 0.0 <= figures.at["recall@20", source] <= 1.0 and figures.at["test_users", source] > 0
+        assert figures.at["lists", source] == figures.at["lists", "backtest"]  # the same users either way
+    # the floor shows more of the candidates
+    assert figures.at["candidate_coverage", "backtest"] >= figures.at["candidate_coverage", "backtest_no_floor"]
+    assert "floor_reached" in figures.index and summary.served["backtest"]["recall@20"] == figures.at[
+        "recall@20", "backtest"]
+    assert "served lists (backtest): recall@10 " in "\n".join(summary.lines())
+
+
 def test_the_model_ranks_better_than_chance(spark, evaluated):
     # a sanity check only: 12 items and 74 test users here (the demo shop's figures are in the README)
     _, summary, _, _ = evaluated
@@ -143,12 +167,14 @@ def test_the_model_ranks_better_than_chance(spark, evaluated):
 def test_report_summary_lines_and_mlflow(spark, evaluated):
     cfg, summary, _, _ = evaluated
     text = Path(summary.report["summary"]).read_text()
-    assert "Model beats random, popular, content_knn on Recall@5 and NDCG@5 at every k:" in text
+    assert ("Model beats random, popular, content_knn, attribute_profile, als on Recall@5 and NDCG@5 at every k:"
+            in text)
     assert "Model / oracle on Recall@5: k=0:" in text
     for name in ("recall", "ndcg", "coverage"):
         assert Path(summary.report[name]).read_bytes()[:4] == b"\x89PNG"
     lines = "\n".join(summary.lines())
-    assert "model beats random, popular, content_knn at every k:" in lines and "report: " in lines
+    assert "model beats random, popular, content_knn, attribute_profile, als at every k:" in lines
+    assert "report: " in lines and "score blend: k>=0: " in lines
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     run = mlflow.get_run(summary.mlflow_run_id)
     assert run.data.tags["model_version"] == summary.model_version
@@ -187,8 +213,16 @@ def test_entry_point_errors_in_one_line(shop, capsys):
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: evaluate.ks must be distinct whole numbers >= 0, got [0, 0, 3]")
+    # a shop that cannot be evaluated (no new item with more than 500 users) is reported, exit 0 ...
     code = evaluate_entry.main(["--input", str(root / "input"), "--warehouse", str(root / "warehouse"),
                                 "--set", "evaluate.cutoff=2026-10-17T00:00:00Z evaluate.ks=[0,500]"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "nothing evaluated: no new item has more than 500 users in the test window [2026-10-17 00:00, " in out
+    # ... unless evaluate.required says it must be evaluated
+    code = evaluate_entry.main(["--input", str(root / "input"), "--warehouse", str(root / "warehouse"),
+                                "--set", "evaluate.cutoff=2026-10-17T00:00:00Z evaluate.ks=[0,500] "
+                                         "evaluate.required=true"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: no new item has more than 500 users in the test window [2026-10-17 00:00, "
