@@ -26,7 +26,8 @@ def test_unknown_setting_is_exit_code_2(capsys):
 def test_generate_then_build_features_through_main(spark, tmp_path, capsys, monkeypatch):
     common = ["--conf-file", str(REPO / "conf/local.yaml"), "--input", str(tmp_path / "shop"),
               "--warehouse", str(tmp_path / "wh")]
-    small = ["--set", "demo.n_users=60 demo.n_items=40 demo.n_events=1500 demo.chunk_users=30 demo.dirty_fraction=0.01"]
+    small = ["--set", "demo.n_users=60 demo.n_items=40 demo.n_events=1500 demo.chunk_users=30 demo.dirty_fraction=0.01 "
+                      "run.now=2026-11-01T00:00:00Z"]  # the shop ends 2026-10-31: nothing in the feature job's future
     assert generate_data.main(common + small) == 0
     assert build_features.main(common + ["--set", "run.now=2026-11-01T00:00:00Z"]) == 0
     out = capsys.readouterr().out

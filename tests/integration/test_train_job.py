@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jobs import train as train_entry
-from rec_lib.core.schema import ITEM_EMBEDDINGS, USER_EMBEDDINGS, EmbeddingSource
+from rec_lib.core.schema import ITEM_EMBEDDINGS, ITEMS, USER_EMBEDDINGS, EmbeddingSource
 from rec_lib.platform import io
 from rec_lib.training.fit import TrainingError
 from rec_lib.training.job import run_train_job
@@ -43,26 +43,33 @@ def test_two_workers_learn_agree_and_embed_everything(spark, shop, two_workers):
     items = io.read_table(spark, warehouse, ITEM_EMBEDDINGS).toPandas()
     assert len(users) == 400 and len(items) == 200
     assert set(users.model_version) == set(items.model_version) == {summary.model_version}
-    # width: the tower vector (embedding_dim 32) then the text part (MiniLM's 384) of the text-affinity term
-    assert set(items.embedding.map(len)) == set(users.embedding.map(len)) == {32 + 384}
+    # the rows hold the parts the blend weighs (training.serving): the tower vector (embedding_dim 32),
+    # then MiniLM's 384 text dimensions (the attribute part only where its weight is not 0)
+    blend = summary.blend
+    width = 32 + 384 + (256 if any(w["attributes"] for w in blend.by_k.values()) else 0)
+    assert set(items.embedding.map(len)) == set(users.embedding.map(len)) == {width}
     # items launched after the cutoff have no users before it: content vectors
     launched_late = items[items.n_users == 0]
     assert len(launched_late) > 0 and set(launched_late.source) == {EmbeddingSource.CONTENT}
-    assert set(items[items.n_users >= 5].source) == {EmbeddingSource.TRAINED}
-    few = items[(items.n_users > 0) & (items.n_users < 5)]
-    assert set(few.source) <= {EmbeddingSource.FEW_SHOT}
+    # an id embedding only for items with 5 users before the cutoff that are not recent launches (the
+    # blend's launch cohorts, 4 x 14 days, are held out of the towers' training)
+    launch = io.read_table(spark, warehouse, ITEMS).select("item_id", "launch_ts").toPandas().set_index("item_id")
+    recent = launch.loc[items.item_id, "launch_ts"].to_numpy() >= np.datetime64("2026-10-17") - np.timedelta64(56, "D")
+    trained = items.source.to_numpy() == EmbeddingSource.TRAINED
+    assert trained.any() and not (trained & recent).any() and (items.n_users.to_numpy()[trained] >= 5).all()
+    assert set(items[~trained & (items.n_users > 0)].source) == {EmbeddingSource.FEW_SHOT}
 
     folder = ModelFolder(Path(summary.model_folder))
     assert folder.is_complete() and not folder.checkpoints.exists()
-    assert (folder.root / "model.json").exists()  # the documented completion marker
+    assert (folder.root / "model.json").exists() and folder.blend.exists()  # the documented completion marker
     from rec_lib.training import two_tower
 
     model, catalogue, info = two_tower.load(folder)
     assert info["model_version"] == summary.model_version and len(catalogue) == 200
-    # an item nobody had seen keeps its own text, weighted by sqrt(text_weight = 20)
+    # an item nobody had seen keeps its own (centred) text, weighted by the blend's text weight at k = 0
     row = launched_late.iloc[0]
     text = catalogue.text[list(catalogue.item_ids).index(row.item_id)]
-    np.testing.assert_allclose(np.asarray(row.embedding[32:]), np.sqrt(20.0) * text, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(row.embedding[32:32 + 384]), blend.at(0)["text"] * text, rtol=1e-5, atol=1e-6)
 
     import mlflow
 
