@@ -54,7 +54,8 @@ def test_feature_and_scoring_jobs_through_spark_submit_from_the_package(spark, t
 
     U, V, b = hand_made_embeddings(spark, warehouse)  # the training job's output, made by hand
     out = spark_submit("score", built_package["zip"],
-                       ["--warehouse", warehouse, "--set", "run.now=2026-10-31T12:00:00Z score.k=4 score.candidates=all"],
+                       ["--warehouse", warehouse, "--set", "run.now=2026-10-31T12:00:00Z score.k=4 score.candidates=all "
+                        "score.new_item_quota=0 score.min_new_item_exposure=0 score.order=score"],
                        tmp_path)
     assert "candidates 30 (" in out  # score.candidates=all: the whole catalogue
     got = lists(spark, warehouse)
