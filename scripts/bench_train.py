@@ -49,7 +49,7 @@ def main() -> None:
     from rec_lib.features.job import run_feature_job
     from rec_lib.platform.spark import get_spark
     from rec_lib.text.job import run_embed_job
-    from rec_lib.training.data import build_training_data, write_examples
+    from rec_lib.training.data import DataSettings, build_training_data, write_examples
     from rec_lib.training.fit import _worker_spec, launch_workers, run_workers
     from rec_lib.training.model_folder import ModelFolder
     from rec_lib.training.worker import COLUMNS, InMemoryFeed
@@ -65,7 +65,7 @@ def main() -> None:
     run_embed_job(spark, load_config(EmbedJobConfig, args.conf_file, settings))
     cfg = load_config(TrainJobConfig, args.conf_file, settings)
     t = cfg.train
-    data = build_training_data(spark, str(warehouse), None, t.history_length, t.min_item_interactions, t.price_buckets)
+    data = build_training_data(spark, str(warehouse), None, DataSettings.from_train(t))
     examples = write_examples(data, str(warehouse), "bench", partitions=8)
     spec = dataclasses.replace(_worker_spec(cfg, data, ModelFolder(out / "models" / "bench")), checkpoint_dir="", weights_dir="")
 
