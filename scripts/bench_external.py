@@ -42,6 +42,29 @@ def run_pipeline(shop: Path, warehouse: Path, extra: str) -> float:
     return time.perf_counter() - start
 
 
+def _served_metrics(served: pd.DataFrame, users: np.ndarray, launches: np.ndarray, relevant: np.ndarray) -> dict:
+    """The served lists, as written: their launches in rank order (other items count as misses)."""
+    from rec_lib.evaluation.metrics import per_user_metrics
+
+    position = {x: i for i, x in enumerate(launches)}
+    lists = np.full((len(users), 10), len(launches), np.int64)  # a column index past the launches: never relevant
+    user_row = {u: i for i, u in enumerate(users)}
+    for row in served[served["user_id"].isin(user_row) & (served["rank"] <= 10)].itertuples():
+        lists[user_row[row.user_id], row.rank - 1] = position.get(row.item_id, len(launches))
+    padded = np.concatenate([relevant, np.zeros((len(users), 1), bool)], axis=1)
+    m = per_user_metrics(lists, padded, 10)
+    return {"recall@10": float(np.nanmean(m["recall"])), "ndcg@10": float(np.nanmean(m["ndcg"]))}
+
+
+def _launch_pace(items: pd.DataFrame, shown: pd.DataFrame, launches: np.ndarray) -> np.ndarray:
+    """Each launch's shown interactions per second since its launch (0 for a launch nobody has met)."""
+    launch_s = pd.to_datetime(items.set_index("item_id").loc[launches, "launch_ts"]).astype("int64").to_numpy() / 1e9
+    first = shown.assign(s=shown["ts"].astype("int64") / 1e9).groupby("item_id")["s"].agg(["size", "max"])
+    first = first.reindex(launches)
+    return np.where(first["size"].notna(),
+                    first["size"].fillna(0) / np.maximum(first["max"].fillna(0) - launch_s, 3600.0), 0.0)
+
+
 def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> dict:
     from pyspark.sql import functions as F
 
@@ -71,24 +94,13 @@ def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> dict
         m = per_user_metrics(recommended, relevant, 10)
         out[name] = {"recall@10": float(np.nanmean(m["recall"])), "ndcg@10": float(np.nanmean(m["ndcg"]))}
 
-    # the served lists, as written: their launches in rank order (other items count as misses)
-    position = {x: i for i, x in enumerate(launches)}
-    lists = np.full((len(users), 10), len(launches), np.int64)  # a column index past the launches: never relevant
     user_row = {u: i for i, u in enumerate(users)}
-    for row in served[served["user_id"].isin(user_row) & (served["rank"] <= 10)].itertuples():
-        lists[user_row[row.user_id], row.rank - 1] = position.get(row.item_id, len(launches))
-    padded = np.concatenate([relevant, np.zeros((len(users), 1), bool)], axis=1)
-    m = per_user_metrics(lists, padded, 10)
-    out["served"] = {"recall@10": float(np.nanmean(m["recall"])), "ndcg@10": float(np.nanmean(m["ndcg"]))}
+    out["served"] = _served_metrics(served, users, launches, relevant)
 
     tiebreak = np.argsort(np.random.default_rng(seed).permutation(len(launches)))
     record("random", top_k(np.random.default_rng([seed, k]).random(relevant.shape), 10, exclude, tiebreak))
-    launch_s = pd.to_datetime(items.set_index("item_id").loc[launches, "launch_ts"]).astype("int64").to_numpy() / 1e9
-    first = shown.assign(s=shown["ts"].astype("int64") / 1e9).groupby("item_id")["s"].agg(["size", "max"])
-    first = first.reindex(launches)
-    pace = np.where(first["size"].notna(), first["size"].fillna(0) / np.maximum(first["max"].fillna(0) - launch_s, 3600.0),
-                    0.0)
-    record("popular", top_k(np.broadcast_to(pace, relevant.shape), 10, exclude, tiebreak))
+    record("popular", top_k(np.broadcast_to(_launch_pace(items, shown, launches), relevant.shape), 10, exclude,
+                            tiebreak))
 
     history = events[~events["item_id"].isin(launches)].sort_values("ts", ascending=False)
     item_row = {x: i for i, x in enumerate(items["item_id"])}

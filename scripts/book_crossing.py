@@ -29,7 +29,7 @@ import json
 import subprocess
 import sys
 import zipfile
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -126,15 +126,7 @@ def write_folder(out: Path, k: int, book_lines: List[bytes], user_lines: List[by
                 heldout.append((user, isbn))
     header = b'"User-ID";"ISBN";"Book-Rating";"Event-Type";"Event-Time"'
     (out / "events.csv").write_bytes(b"\n".join([header] + events) + b"\n")
-    item_out = [book_lines[0] + b';"Launch-Date"']
-    for line in book_lines[1:]:
-        isbn = _first_field(line)
-        if isbn in launches:
-            item_out.append(line + f';"{iso(launch_at)}"'.encode(ENCODING))
-        elif isbn in kept and isbn in first_seen:
-            item_out.append(line + f';"{iso(first_seen[isbn] - rng.uniform(0, DAY))}"'.encode(ENCODING))
-        elif isbn is None or isbn not in books:  # malformed: kept as it is, for the quarantine
-            item_out.append(line + b';""')
+    item_out = _item_lines(book_lines, books, kept, launches, launch_at, first_seen, rng)
     (out / "items.csv").write_bytes(b"\n".join(item_out) + b"\n")
     users = {u for u, i, _ in ratings if i in kept}
     user_out = [user_lines[0]] + [line for line in user_lines[1:] if (_first_field(line) or "") in users
@@ -150,6 +142,21 @@ def write_folder(out: Path, k: int, book_lines: List[bytes], user_lines: List[by
              "launch_at": iso(launch_at)}
     (out / "truth" / "facts.json").write_text(json.dumps(facts, indent=1))
     return facts
+
+
+def _item_lines(book_lines: List[bytes], books: Dict[str, bytes], kept: set, launches: set, launch_at: float,
+                first_seen: Dict[str, float], rng: np.random.Generator) -> List[bytes]:
+    """The books export with a launch date: launches at launch_at, other kept books just before their first rating."""
+    item_out = [book_lines[0] + b';"Launch-Date"']
+    for line in book_lines[1:]:
+        isbn = _first_field(line)
+        if isbn in launches:
+            item_out.append(line + f';"{iso(launch_at)}"'.encode(ENCODING))
+        elif isbn in kept and isbn in first_seen:
+            item_out.append(line + f';"{iso(first_seen[isbn] - rng.uniform(0, DAY))}"'.encode(ENCODING))
+        elif isbn is None or isbn not in books:  # malformed: kept as it is, for the quarantine
+            item_out.append(line + b';""')
+    return item_out
 
 
 def _first_field(line: bytes):

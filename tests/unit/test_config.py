@@ -2,7 +2,15 @@
 
 import pytest
 
-from rec_lib.core.config import FeatureJobConfig, GenerateJobConfig, load_config, parse_overrides
+from rec_lib.core.config import (
+    EvaluateJobConfig,
+    FeatureJobConfig,
+    GenerateJobConfig,
+    ScoreJobConfig,
+    TrainJobConfig,
+    load_config,
+    parse_overrides,
+)
 from rec_lib.core.errors import ConfigError
 from tests.helpers import REPO
 
@@ -33,9 +41,20 @@ def test_settings_override_with_typed_values():
     ("features.event_weights.like=1", "unknown event type(s) ['like']"),
     ("input.columns.items.sku=item_id", "remaps unknown column(s) ['sku']"),
     ("demo.format=xml", "demo.format must be csv or parquet"),
+    ("demo.regime=fashion", "demo.regime must be one of ['text', 'attributes', 'popularity'], got 'fashion'"),
+    ("demo.end_date=31.10.2026", "demo.end_date must be YYYY-MM-DD, got '31.10.2026'"),
+    ("demo.new_item_fraction=0.5", "demo.new_item_fraction x demo.launch_windows must be in (0, 1)"),
+    ("input.csv_delimiter=;;", "input.csv_delimiter must be one character, got ';;'"),
+    ("input.encoding=klingon", "input.encoding 'klingon' is not a known encoding"),
+    ("train.blend=average", "train.blend must be learned or fixed, got 'average'"),
+    ("train.blend_ks=[1,3]", "train.blend_ks must hold 0"),
+    ("train.attribute_types.year=date", "train.attribute_types must map fields to one of"),
+    ("score.order=random", "score.order must be score or personal, got 'random'"),
+    ("evaluate.window=holdout", "evaluate.window must be test or validation, got 'holdout'"),
 ])
 def test_bad_settings_name_the_key(setting, message):
-    cls = GenerateJobConfig if setting.startswith("demo") else FeatureJobConfig
+    cls = {"demo": GenerateJobConfig, "train": TrainJobConfig, "score": ScoreJobConfig,
+           "evaluate": EvaluateJobConfig}.get(setting.split(".")[0], FeatureJobConfig)
     with pytest.raises(ConfigError) as err:
         load_config(cls, LOCAL, [setting])
     assert message in str(err.value)
