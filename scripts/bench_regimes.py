@@ -1,7 +1,8 @@
 """One default configuration against worlds it was not tuned on: the demo shop in every regime
 (`demo.regime`: text, attributes, popularity), several seeds each, evaluated on the validation
 window (where settings are chosen) and on the test window (read once), with the served-list
-backtest of each.
+backtest of each. A world's window that finished is not run again (its `<window>.done` file under
+--out), so an interrupted benchmark resumes where it stopped.
 
 Per regime, seed and window it generates the shop, builds the features and text embeddings, and
 runs the evaluation job (which trains its own model on what precedes the window); the figures come
@@ -51,9 +52,14 @@ def run_world(out: Path, regime: str, seed: int, windows, extra: list) -> dict:
             job(name, common, log)
     times["shop"] = time.perf_counter() - start
     for window in windows:
+        done = root / f"{window}.done"  # a world's window already evaluated (by these settings) is not run again
+        if done.exists() and done.read_text().split("\n")[0] == " ".join(extra):
+            times[window] = float(done.read_text().split("\n")[1])
+            continue
         start = time.perf_counter()
         job("evaluate", common + [f"evaluate.window={window}", f"run.run_id={regime}-{seed}-{window}"], log)
         times[window] = time.perf_counter() - start
+        done.write_text(f"{' '.join(extra)}\n{times[window]:.1f}\n")
     return {"root": str(root), "seconds": times}
 
 

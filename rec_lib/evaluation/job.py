@@ -184,12 +184,13 @@ class AlsFitter:
     def __call__(self, k: int, shown: pd.DataFrame) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
         from pyspark.ml.recommendation import ALS
 
-        ratings = self.past
-        if len(shown):
-            extra = pd.DataFrame({"u": np.searchsorted(self.user_ids, shown["user_id"].to_numpy(str)).astype(np.int32),
-                                  "i": np.searchsorted(self.item_ids, shown["item_id"].to_numpy(str)).astype(np.int32),
-                                  "rating": np.log1p(shown["first_weight"].to_numpy(np.float64)).astype(np.float32)})
-            ratings = ratings.unionByName(self.spark.createDataFrame(extra, "u int, i int, rating float"))
+        if not len(shown):  # the new items have no interaction before the cutoff: no factor without revealed pairs
+            log.info("ALS at k=%d: no revealed pair of a new item, nothing to fit", k)
+            return {}, {}
+        extra = pd.DataFrame({"u": np.searchsorted(self.user_ids, shown["user_id"].to_numpy(str)).astype(np.int32),
+                              "i": np.searchsorted(self.item_ids, shown["item_id"].to_numpy(str)).astype(np.int32),
+                              "rating": np.log1p(shown["first_weight"].to_numpy(np.float64)).astype(np.float32)})
+        ratings = self.past.unionByName(self.spark.createDataFrame(extra, "u int, i int, rating float"))
         ev = self.ev
         als = ALS(rank=ev.als_rank, maxIter=ev.als_iterations, regParam=ev.als_reg, alpha=ev.als_alpha,
                   implicitPrefs=True, userCol="u", itemCol="i", ratingCol="rating", seed=ev.seed)

@@ -84,8 +84,8 @@ def test_parse_overrides_rejects_settings_without_equals():
 def test_train_config_loads_and_accepts_exponent_numbers():
     from rec_lib.core.config import TrainJobConfig
 
-    cfg = load_config(TrainJobConfig, LOCAL, ["train.learning_rate=1e-3", "train.epochs=3", "mlflow.tracking_uri=''"])
-    assert cfg.train.learning_rate == 0.001 and cfg.train.epochs == 3 and cfg.mlflow.tracking_uri == ""
+    cfg = load_config(TrainJobConfig, LOCAL, ["train.learning_rate=1e-3", "train.epochs=5", "mlflow.tracking_uri=''"])
+    assert cfg.train.learning_rate == 0.001 and cfg.train.epochs == 5 and cfg.mlflow.tracking_uri == ""
     with pytest.raises(ConfigError, match="train.item_id_dropout must be in"):
         load_config(TrainJobConfig, LOCAL, ["train.item_id_dropout=1"])
     with pytest.raises(ConfigError, match="few_shot.method must be blend or none"):
