@@ -56,17 +56,11 @@ def _served_metrics(served: pd.DataFrame, users: np.ndarray, launches: np.ndarra
     for row in served[served["user_id"].isin(user_row) & (served["rank"] <= 10)].itertuples():
         lists[user_row[row.user_id], row.rank - 1] = position.get(row.item_id, len(launches))
     padded = np.concatenate([relevant, np.zeros((len(users), 1), bool)], axis=1)
-    m = per_user_metrics(lists, padded, 10)
+    return _means(per_user_metrics(lists, padded, 10))
+
+
+def _means(m: dict) -> dict:
     return {"recall@10": float(np.nanmean(m["recall"])), "ndcg@10": float(np.nanmean(m["ndcg"]))}
-
-
-def _launch_pace(items: pd.DataFrame, shown: pd.DataFrame, launches: np.ndarray) -> np.ndarray:
-    """Each launch's shown interactions per second since its launch (0 for a launch nobody has met)."""
-    launch_s = pd.to_datetime(items.set_index("item_id").loc[launches, "launch_ts"]).astype("int64").to_numpy() / 1e9
-    first = shown.assign(s=shown["ts"].astype("int64") / 1e9).groupby("item_id")["s"].agg(["size", "max"])
-    first = first.reindex(launches)
-    return np.where(first["size"].notna(),
-                    first["size"].fillna(0) / np.maximum(first["max"].fillna(0) - launch_s, 3600.0), 0.0)
 
 
 def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> dict:
@@ -74,7 +68,13 @@ def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> dict
 
     from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, RECOMMENDATIONS
     from rec_lib.evaluation.metrics import per_user_metrics, top_k
-    from rec_lib.evaluation.rankers import AttributeProfileRanker, ContentKnnRanker, pair_matrix
+    from rec_lib.evaluation.rankers import (
+        AttributeProfileRanker,
+        ContentKnnRanker,
+        PopularRanker,
+        epoch_seconds,
+        pair_matrix,
+    )
     from rec_lib.platform import io
     from rec_lib.training import attributes as attr
     from rec_lib.training.catalogue import item_fields
@@ -95,16 +95,16 @@ def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> dict
     out = {"users": int(len(users)), "launches": int(len(launches)), "test_pairs": int(relevant.sum())}
 
     def record(name, recommended):
-        m = per_user_metrics(recommended, relevant, 10)
-        out[name] = {"recall@10": float(np.nanmean(m["recall"])), "ndcg@10": float(np.nanmean(m["ndcg"]))}
+        out[name] = _means(per_user_metrics(recommended, relevant, 10))
 
     user_row = {u: i for i, u in enumerate(users)}
     out["served"] = _served_metrics(served, users, launches, relevant)
 
     tiebreak = np.argsort(np.random.default_rng(seed).permutation(len(launches)))
     record("random", top_k(np.random.default_rng([seed, k]).random(relevant.shape), 10, exclude, tiebreak))
-    record("popular", top_k(np.broadcast_to(_launch_pace(items, shown, launches), relevant.shape), 10, exclude,
-                            tiebreak))
+    popular = PopularRanker(launches, epoch_seconds(pd.to_datetime(items.set_index("item_id").loc[launches, "launch_ts"])))
+    popular.prepare(k, shown.rename(columns={"ts": "first_ts"}))  # each launch's pace, as the evaluation's baseline
+    record("popular", top_k(popular.scores(users), 10, exclude, tiebreak))
 
     history = events[~events["item_id"].isin(launches)].sort_values("ts", ascending=False)
     item_row = {x: i for i, x in enumerate(items["item_id"])}

@@ -53,8 +53,9 @@ def run_world(out: Path, regime: str, seed: int, windows, extra: list) -> dict:
     times["shop"] = time.perf_counter() - start
     for window in windows:
         done = root / f"{window}.done"  # a world's window already evaluated (by these settings) is not run again
-        if done.exists() and done.read_text().split("\n")[0] == " ".join(extra):
-            times[window] = float(done.read_text().split("\n")[1])
+        settings, _, seconds = done.read_text().partition("\n") if done.exists() else ("", "", "")
+        if seconds and settings == " ".join(extra):
+            times[window] = float(seconds)
             continue
         start = time.perf_counter()
         job("evaluate", common + [f"evaluate.window={window}", f"run.run_id={regime}-{seed}-{window}"], log)

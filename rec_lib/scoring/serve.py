@@ -240,7 +240,7 @@ def floor_pairs(spark: SparkSession, users: DataFrame, files: TileFiles, rules: 
         idle_rank = F.sum(F.when(F.col("status") == "idle", 1).otherwise(0)).over(by_item.rowsBetween(
             Window.unboundedPreceding, Window.currentRow))
         proposed = state.withColumn("status", F.when((F.col("status") == "idle") & (idle_rank <= n_floor - held),
-                                                     F.lit("proposed")).otherwise(F.col("status"))).localCheckpoint()
+                                                     F.lit("proposed")).otherwise(F.col("status")))
         if proposed.where(F.col("status") == "proposed").limit(1).count() == 0:
             break
         by_user = Window.partitionBy("user_id").orderBy(F.col("gap").desc(), F.col("cand"))
