@@ -212,7 +212,7 @@ class ModelRanker(Ranker):
         for item, group in shown.sort_values(["item_id", "arrival"]).groupby("item_id", sort=False):
             i = position[item]
             rows = np.asarray([m.user_row[u] for u in group["user_id"] if u in m.user_row], np.int64)
-            sides.tower[i], sides.text[i], sides.attributes[i], sides.prior[i] = adapt_item(
+            sides.tower[i], sides.text[i], sides.attributes[i], sides.prior[i], sides.pace[i] = adapt_item(
                 base.tower[i], base.text[i], base.attributes[i], float(base.prior[i]), take(m.users, rows),
                 int(counts[i]), float(exposure[i]), m.rate_offset, m.settings)
         self.sides = sides

@@ -5,6 +5,7 @@ The score of user u for item i is a weighted sum of components, each a dot produ
     text        <p_u, t_i>                 text profile x the item's text embedding (both centred, unit)
     attributes  <a_u, h_i>                 attribute profile x the item's attribute vector
     prior       pi_i                       the launch popularity prior (log users/day), paced by early users
+    pace        r_i                        the observed pace log(users / exposure days); 0 before anybody came
 Fixed weights tuned on one shop do not carry to another (titles that name rather than describe,
 attributes that say more or less, popularity that matters more or less). So the weights are
 fitted where the product meets them: on the launches of the last `train.launch_days` before the
@@ -14,7 +15,8 @@ recall rewards: each pair (u, i) of a launch i and a user u who came to it is a 
     loss = mean over positives of -log( exp(s(u, i)) / sum_j exp(s(u, j)) ),   j over the launches.
 Components are scaled to unit standard deviation first, so a small L2 penalty treats them alike,
 and weights are kept >= 0 (each component is built so that higher means more likely), found by
-projected Newton steps (four parameters: a few dozen steps).
+projected Newton steps (five parameters: a few dozen steps). A part that is the same for every
+launch (the pace at k = 0) carries nothing and weighs 0.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
-COMPONENTS = ("tower", "text", "attributes", "prior")
+COMPONENTS = ("tower", "text", "attributes", "prior", "pace")
 L2 = 1e-3
 MAX_STEPS = 50
 MIN_POSITIVES = 50  # fewer positive pairs on the launch split: the default weights are kept
@@ -65,7 +67,8 @@ class BlendWeights:
 def default_weights(text_weight: float, reason: str) -> BlendWeights:
     """The fixed blend (the training loss's own score): tower, text at the training's text weight,
     the prior; no attribute term."""
-    return BlendWeights({"tower": 1.0, "text": float(text_weight), "attributes": 0.0, "prior": 1.0}, False, reason)
+    return BlendWeights({"tower": 1.0, "text": float(text_weight), "attributes": 0.0, "prior": 1.0, "pace": 0.0},
+                        False, reason)
 
 
 def softmax_loss(logits: np.ndarray, positives: np.ndarray) -> float:

@@ -110,11 +110,11 @@ def cohort_components(state: _CohortState, catalogue: Catalogue, k: int, tempera
     c = state.cohort
     keep = np.flatnonzero(c.n_came > k)
     rows = np.flatnonzero(c.sampled)
-    names = ["tower", "text", "prior"] + (["attributes"] if catalogue.attr_vectors.shape[1] else [])
+    names = ["tower", "text", "prior", "pace"] + (["attributes"] if catalogue.attr_vectors.shape[1] else [])
     if not len(keep):
         empty = np.zeros((len(rows), 0))
         return {n: empty for n in names}, empty.astype(bool), empty.astype(bool)
-    sides = {n: [] for n in ("tower", "text", "attributes", "prior")}
+    sides = {n: [] for n in ("tower", "text", "attributes", "prior", "pace")}
     revealed = np.zeros((len(rows), len(keep)), bool)
     position = {int(r): i for i, r in enumerate(rows)}
     for j, launch in enumerate(keep):
@@ -123,10 +123,10 @@ def cohort_components(state: _CohortState, catalogue: Catalogue, k: int, tempera
         first = first[first >= 0]
         exposure = (np.nan if not len(first) else
                     max((c.first_s[launch, len(first) - 1] - catalogue.launched_s[row]) / SECONDS_PER_DAY, 1.0 / 24))
-        t, x, a, p = adapt_item(state.content[launch], catalogue.text[row], catalogue.attr_vectors[row],
+        t, x, a, p, r = adapt_item(state.content[launch], catalogue.text[row], catalogue.attr_vectors[row],
                                 float(state.prior[launch]), take(state.users, first), len(first), exposure,
                                 catalogue.rate_offset if rate_offset is None else rate_offset, settings)
-        for name, value in (("tower", t), ("text", x), ("attributes", a), ("prior", p)):
+        for name, value in (("tower", t), ("text", x), ("attributes", a), ("prior", p), ("pace", r)):
             sides[name].append(value)
         for u in first:
             if int(u) in position:
@@ -134,7 +134,8 @@ def cohort_components(state: _CohortState, catalogue: Catalogue, k: int, tempera
     users = take(state.users, rows)
     items = {n: np.asarray(v) for n, v in sides.items()}
     components = {"tower": users.tower @ items["tower"].T / temperature, "text": users.text @ items["text"].T,
-                  "prior": np.broadcast_to(items["prior"], (len(rows), len(keep))).copy()}
+                  "prior": np.broadcast_to(items["prior"], (len(rows), len(keep))).copy(),
+                  "pace": np.broadcast_to(items["pace"], (len(rows), len(keep))).copy()}
     if "attributes" in names:
         components["attributes"] = users.attributes @ items["attributes"].T
     positives = c.positives[rows][:, keep] & ~revealed

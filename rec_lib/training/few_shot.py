@@ -14,6 +14,11 @@ Two signals, both closed-form (numpy only, so scoring and evaluation use them wi
       rate' = (a + k) / (a / r0 + exposure)      b' = b + log(rate' / r0) = b + log((a + k) / (a + r0 * exposure))
   A hit (k users in little time) rises; an item that got nobody during a long exposure sinks.
 
+- The observed pace on its own: log(k / exposure), the users per day seen so far (what a
+  popularity baseline ranks launches by), 0 before anybody came. The posterior above shrinks it
+  towards the content prior by a fixed `pace_prior_strength`; the served score also carries it as
+  a part of its own, so the blend learns per k how far to trust it (training.blend).
+
 - The text side (the text-affinity term): the item's text embedding is blended the same way with
   its users' text profiles, the text counting as `text_prior_strength` users. A profile is a
   broad summary of everything a user read, so one user says little about the item: the text
@@ -74,6 +79,13 @@ def adapt_text(text: np.ndarray, profiles: np.ndarray, settings: FewShotSettings
     if settings.method != "blend" or len(profiles) == 0:
         return text.copy()
     return blend_vector(text, profiles, settings.text_prior_strength)
+
+
+def observed_pace(k: int, exposure_days: float) -> float:
+    """log(k / exposure_days): the users per day seen so far; 0 without a user or a known exposure."""
+    if k <= 0 or not np.isfinite(exposure_days) or exposure_days <= 0:
+        return 0.0
+    return float(np.log(k / exposure_days))
 
 
 def adapt(content: np.ndarray, bias: float, user_vectors: np.ndarray, exposure_days: Optional[float],

@@ -4,11 +4,12 @@ scoring job reads, and the evaluation, which scores its new items through the sa
     score(u, i) = user_row(u) . item_row(i) + bias(i)
     user_row = [u / temperature,        p_u,           a_u]
     item_row = [w_tower(k_i) * v_i,     w_text(k_i) * t_i,  w_attributes(k_i) * h_i]
-    bias     = w_prior(k_i) * pi_i
+    bias     = w_prior(k_i) * pi_i + w_pace(k_i) * r_i
 
 with the weights of training.blend at the item's k (its first users known), u / v the towers'
 unit vectors, p / t the text profile and the item's (centred) text embedding, a / h the attribute
-profile and vector, pi the launch prior after the item's own users so far (the pace). The weights
+profile and vector, pi the launch prior after the item's own users so far (paced), r the observed
+pace log(users / exposure days) (few_shot.observed_pace; 0 before anybody came). The weights
 ride on the item side, so each item can have its own k; a part whose weight is 0 at every k is
 left out of the rows.
 
@@ -42,10 +43,13 @@ class ItemSides:
     prior: np.ndarray  # [N]: relative log users/day, paced
     source: np.ndarray  # str [N]: trained | few_shot | content
     k: np.ndarray = None  # int [N]: first users the item was adapted from (the blend's k); trained: many
+    pace: np.ndarray = None  # [N]: observed log users/day (few_shot.observed_pace); 0 before anybody came
 
     def __post_init__(self) -> None:
         if self.k is None:
             self.k = np.zeros(len(self.prior), np.int64)
+        if self.pace is None:
+            self.pace = np.zeros(len(self.prior), np.float64)
 
 
 @dataclass
@@ -79,7 +83,8 @@ def item_rows(items: ItemSides, blend: Blend) -> np.ndarray:
 
 
 def item_bias(items: ItemSides, blend: Blend) -> np.ndarray:
-    return (blend.weights_for(items.k)["prior"] * items.prior).astype(np.float64)
+    weights = blend.weights_for(items.k)
+    return (weights["prior"] * items.prior + weights["pace"] * items.pace).astype(np.float64)
 
 
 def _concat(blocks: List[np.ndarray], n: int) -> np.ndarray:
@@ -97,8 +102,8 @@ def scores(users: UserSides, items: ItemSides, blend: Blend, temperature: float)
 def adapt_item(content: np.ndarray, text: np.ndarray, attributes: np.ndarray, prior: float,
                first: Optional[UserSides], k: int, exposure_days: float, rate_offset: float,
                settings: few_shot.FewShotSettings):
-    """(tower, text, attributes, prior) of one new item after its first k users, of whom `first`
-    holds the sides known (oldest first; None or empty: none known)."""
+    """(tower, text, attributes, prior, pace) of one new item after its first k users, of whom
+    `first` holds the sides known (oldest first; None or empty: none known)."""
     tower_v, text_v, attr_v = content.copy(), text.copy(), attributes.copy()
     if settings.method == "blend" and first is not None and len(first.tower):
         tower_v = few_shot.blend_vector(content, first.tower, settings.prior_strength)
@@ -108,7 +113,7 @@ def adapt_item(content: np.ndarray, text: np.ndarray, attributes: np.ndarray, pr
     paced = prior
     if settings.pace:
         paced = few_shot.pace_bias(prior, k, exposure_days, float(np.exp(rate_offset)), settings.pace_prior_strength)
-    return tower_v, text_v, attr_v, paced
+    return tower_v, text_v, attr_v, paced, few_shot.observed_pace(k, exposure_days)
 
 
 def item_sides(catalogue: Catalogue, trained: np.ndarray, content: np.ndarray,
@@ -120,22 +125,24 @@ def item_sides(catalogue: Catalogue, trained: np.ndarray, content: np.ndarray,
     tower_v, text_v, attr_v = trained.copy(), catalogue.text.copy(), catalogue.attr_vectors.copy()
     prior = catalogue.prior.astype(np.float64).copy()
     source = np.full(n, EmbeddingSource.TRAINED, dtype=object)
+    pace = np.zeros(n, np.float64)
     k = np.where(catalogue.id_slot > 0, TRAINED_K, catalogue.n_users).astype(np.int64)
     for row in range(n):
         exposure = float(catalogue.exposure_days[row])
         if catalogue.id_slot[row] > 0:
+            pace[row] = few_shot.observed_pace(int(catalogue.n_users[row]), exposure)
             if settings.pace:
                 prior[row] = few_shot.pace_bias(prior[row], int(catalogue.n_users[row]), exposure,
                                                 float(np.exp(catalogue.rate_offset)), settings.pace_prior_strength)
             continue
         first = first_users.get(row)
         known = None if first is None else UserSides(first.tower[:max_k], first.text[:max_k], first.attributes[:max_k])
-        tower_v[row], text_v[row], attr_v[row], prior[row] = adapt_item(
+        tower_v[row], text_v[row], attr_v[row], prior[row], pace[row] = adapt_item(
             content[row], catalogue.text[row], catalogue.attr_vectors[row], float(catalogue.prior[row]), known,
             int(catalogue.n_users[row]), exposure, catalogue.rate_offset, settings)
         adapted = known is not None and len(known.tower) > 0 and settings.method != "none"
         source[row] = EmbeddingSource.FEW_SHOT if adapted else EmbeddingSource.CONTENT
-    return ItemSides(tower_v, text_v, attr_v, prior, source, k)
+    return ItemSides(tower_v, text_v, attr_v, prior, source, k, pace)
 
 
 def take(users: UserSides, rows: np.ndarray) -> UserSides:

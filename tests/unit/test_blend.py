@@ -38,6 +38,23 @@ def test_the_fit_weights_what_predicts_the_launches_chosen():
     assert scaled["text"] == pytest.approx(blend["text"] / 3.0, rel=1e-6)
 
 
+def test_a_part_equal_for_every_launch_weighs_nothing_and_the_pace_is_learned_where_it_tells():
+    # users pick by popularity: each launch's pick probability follows its rate, the same for all users
+    rng = np.random.default_rng(3)
+    n_users, n_launches = 600, 10
+    rate = rng.normal(size=n_launches)
+    pick = np.array([rng.choice(n_launches, p=np.exp(2 * rate) / np.exp(2 * rate).sum()) for _ in range(n_users)])
+    positives = np.zeros((n_users, n_launches), bool)
+    positives[np.arange(n_users), pick] = True
+    components = {"pace": np.broadcast_to(rate, (n_users, n_launches)), "text": rng.normal(size=(n_users, n_launches)),
+                  "prior": np.zeros((n_users, n_launches))}  # the prior: constant (k = 0 for everything)
+    got = fit_weights(components, positives, default_weights(1.0, "x"))
+    # the softmax over launches recovers the popularity weight (2) the picks were drawn with
+    assert got["pace"] == pytest.approx(2.0, abs=0.3)
+    assert got.scales["prior"] == 0.0 and got["prior"] == 0.0
+    assert 0.0 <= got["text"] < 0.15
+
+
 def test_padded_entries_are_not_candidates():
     components, positives = _world(1, n_users=200, n_launches=6)
     fallback = default_weights(1.0, "x")

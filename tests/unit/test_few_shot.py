@@ -37,6 +37,13 @@ def test_pace_leaves_the_bias_alone_without_an_exposure_or_a_scale():
     assert few_shot.pace_bias(0.7, 5, 3.0, 0.0, 2.0) == 0.7
 
 
+def test_observed_pace_is_log_users_per_day_and_zero_before_anybody_came():
+    assert few_shot.observed_pace(6, 2.0) == pytest.approx(math.log(3.0))
+    assert few_shot.observed_pace(1, 1.0 / 24) == pytest.approx(math.log(24.0))
+    assert few_shot.observed_pace(0, 5.0) == 0.0
+    assert few_shot.observed_pace(3, float("nan")) == 0.0
+
+
 def test_rate_scale_matches_observed_rates_in_total():
     bias = np.array([0.0, math.log(2.0), 5.0, 1.0])
     n_users = np.array([10, 30, 7, 0])

@@ -12,7 +12,7 @@ from rec_lib.training.serving import ItemSides, UserSides, item_bias, item_rows,
 
 
 def _weights(**w):
-    return BlendWeights({"tower": 0.0, "text": 0.0, "attributes": 0.0, "prior": 0.0, **w}, True)
+    return BlendWeights({"tower": 0.0, "text": 0.0, "attributes": 0.0, "prior": 0.0, "pace": 0.0, **w}, True)
 
 
 def test_rows_carry_the_weights_of_each_items_k():
@@ -30,6 +30,15 @@ def test_rows_carry_the_weights_of_each_items_k():
     # user . item + bias = w_tower <u, v> / T + w_text <p, t> + w_prior pi:
     # item 0: 1 * 1 / 0.5 + 2 * 0.8 + 0.5 = 4.1; item 1: 3 * 0 / 0.5 + 0 - 1 = -1
     np.testing.assert_allclose(scores(users, items, blend, temperature=0.5), [[4.1, -1.0]])
+
+
+def test_the_bias_adds_the_weighted_pace_at_each_items_k():
+    items = ItemSides(tower=np.zeros((2, 1)), text=np.zeros((2, 1)), attributes=np.zeros((2, 0)),
+                      prior=np.array([1.0, 2.0]), source=np.array(["content", "few_shot"], dtype=object),
+                      k=np.array([0, 3]), pace=np.array([0.0, math.log(3.0)]))
+    blend = Blend({0: _weights(prior=0.5), 3: _weights(prior=0.25, pace=2.0)})
+    # item 0: 0.5 * 1 + 0 ; item 1: 0.25 * 2 + 2 * log 3
+    np.testing.assert_allclose(item_bias(items, blend), [0.5, 0.5 + 2 * math.log(3.0)])
 
 
 def _catalogue():
@@ -62,6 +71,8 @@ def test_new_items_are_adapted_and_every_prior_is_paced():
     # b: r0 2, 2 users in 1 day -> log 2 + log(4 / 4) = log 2; c: r0 1, nobody in 2 days -> log(2 / 4)
     np.testing.assert_allclose(sides.prior, [math.log(5 / 3), math.log(2.0), math.log(0.5)])
     # max_k limits the users blended, not the users that pace the prior
+    # the observed pace, log(users / exposure days): a 8 in 4 days, b 2 in 1 day: log 2; c nobody: 0
+    np.testing.assert_allclose(sides.pace, [math.log(2.0), math.log(2.0), 0.0])
     capped = item_sides(catalogue, trained, content, first, settings, max_k=1)
     np.testing.assert_allclose(capped.tower[1], np.array([2.0, 1.0]) / math.sqrt(5))
     assert capped.prior[1] == pytest.approx(math.log(2.0))
