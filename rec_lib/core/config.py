@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ class InputSection:
     columns: Dict[str, Dict[str, str]]  # per export: contract column -> column in the file
     multiline_csv: List[str]  # exports whose CSV fields may hold line breaks (slower to read)
     max_future_hours: float  # timestamps later than now + this are quarantined
+    min_ts: str  # timestamps before this (ISO-8601 date or time) are quarantined as out of range
+    max_text_chars: int  # title and description are cut to this many characters (the cut is counted); 0: no cap
     encoding: str  # of the CSV exports, e.g. UTF-8 or ISO-8859-1
     csv_delimiter: str  # field separator of the CSV exports, e.g. "," or ";"
 
@@ -58,10 +61,26 @@ class FeaturesSection:
     recent_items: int  # how many recent items user_features keeps per user
 
 
+RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+DATABASE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+def check_identifier(key: str, value: Optional[str], pattern: "re.Pattern[str]", what: str) -> None:
+    """Refuse a name that will be spliced into SQL or a path unless it is plain (`pattern`)."""
+    if value is None:
+        return
+    if not isinstance(value, str) or not pattern.fullmatch(value) or set(value) == {"."}:
+        raise ConfigError(f"{key} must be {what}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class RunSection:
-    run_id: Optional[str]  # None: a new id per run
+    run_id: Optional[str]  # None: a new id per run; else letters, digits, '_', '.', '-' (at most 64)
     now: Optional[str]  # None: the wall clock; set it to replay a past day (ISO-8601)
+
+    def __post_init__(self) -> None:
+        check_identifier("run.run_id", self.run_id, RUN_ID,
+                         "at most 64 letters, digits, '_', '.' or '-' (it names table partitions and report folders)")
 
 
 @dataclass(frozen=True)
@@ -140,6 +159,10 @@ class FewShotSection:
 class SqlSection:
     database: Optional[str]  # the views' database (schema); None: the session's current one
 
+    def __post_init__(self) -> None:
+        check_identifier("sql.database", self.database, DATABASE,
+                         "one database name of at most 64 letters, digits or '_' (no catalog prefix)")
+
 
 @dataclass(frozen=True)
 class MlflowSection:
@@ -217,6 +240,8 @@ class FeatureJobConfig:
                     f"input.columns.{source} remaps unknown column(s) {sorted(unknown)}; "
                     f"contract columns: {list(INPUTS[source].columns)}"
                 )
+        _check_timestamp("input.min_ts", self.input.min_ts)
+        _at_least("input", self.input, ("max_text_chars",), 0)
         if len(self.input.csv_delimiter) != 1:
             raise ConfigError(f"input.csv_delimiter must be one character, got {self.input.csv_delimiter!r}")
         try:
@@ -241,6 +266,13 @@ class FeatureJobConfig:
                               f"got {self.features.decay_half_life_days}")
         _at_least("features", self.features, ("recent_items",), 1)
         return self
+
+
+def _check_timestamp(key: str, value: str) -> None:
+    try:
+        datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{key} must be an ISO-8601 date or time (e.g. 1990-01-01), got {value!r}") from exc
 
 
 DEMO_REGIMES = ("text", "attributes", "popularity")

@@ -78,9 +78,11 @@ class Reason:
     MISSING_TS = "missing_ts"
     BAD_TS = "unparseable_ts"
     FUTURE_TS = "future_ts"
+    OLD_TS = "out_of_range_ts"  # before input.min_ts (an epoch 0, a year 0001 from a broken export)
     BAD_PRICE = "unparseable_price"
     NEGATIVE_PRICE = "negative_price"
     BAD_VALUE = "unparseable_value"
+    NON_FINITE = "non_finite_number"  # NaN, Infinity, or a number too large for a double (1e999)
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     UNKNOWN_ITEM = "unknown_item"
     EXACT_DUPLICATE = "exact_duplicate"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import reduce
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -49,6 +50,7 @@ log = logging.getLogger(__name__)
 class SourceCounts:
     accepted: int = 0
     quarantined: Dict[str, int] = field(default_factory=dict)
+    text_cut: int = 0  # accepted rows whose title or description was cut to input.max_text_chars
 
     @property
     def total_quarantined(self) -> int:
@@ -66,7 +68,8 @@ class FeatureRunSummary:
         yield f"feature job run {self.run_id}"
         for source, c in self.sources.items():
             reasons = ", ".join(f"{r}: {n}" for r, n in sorted(c.quarantined.items())) or "none"
-            yield f"  {source:<7} accepted {c.accepted:>10,}  quarantined {c.total_quarantined:>8,}  ({reasons})"
+            cut = f"; {c.text_cut:,} cut to input.max_text_chars" if c.text_cut else ""
+            yield f"  {source:<7} accepted {c.accepted:>10,}  quarantined {c.total_quarantined:>8,}  ({reasons}){cut}"
         yield "  new or changed rows: " + ", ".join(f"{t}={n:,}" for t, n in self.written.items())
         yield "  tables: " + ", ".join(f"{t}={n:,}" for t, n in self.table_rows.items())
 
@@ -86,7 +89,9 @@ def _materialise(df: DataFrame, where: str) -> DataFrame:
 def _count(validated: DataFrame) -> SourceCounts:
     by_reason = {r[fx.REASON]: r["count"] for r in validated.groupBy(fx.REASON).count().collect()}
     accepted = by_reason.pop(None, 0)
-    return SourceCounts(accepted=accepted, quarantined=by_reason)
+    cut = (validated.where(F.col(fx.REASON).isNull() & F.col(fx.TEXT_CUT)).count()
+           if fx.TEXT_CUT in validated.columns else 0)
+    return SourceCounts(accepted=accepted, quarantined=by_reason, text_cut=cut)
 
 
 def _read(spark: SparkSession, cfg: FeatureJobConfig, contract: InputContract):
@@ -124,9 +129,10 @@ def _validate(spark: SparkSession, cfg: FeatureJobConfig, now_ts: Column) -> Tup
     users_loc, raw_users = _read(spark, cfg, USERS_INPUT)
     events_loc, raw_events = _read(spark, cfg, EVENTS_INPUT)
     max_future = cfg.input.max_future_hours
+    min_ts = timestamp_lit(datetime.fromisoformat(cfg.input.min_ts))
     with timed(log, "validate items"):
-        items_v = _materialise(fx.validate_items(raw_items, now_ts, max_future,
-                                                 io.extra_columns(raw_items, ITEMS_INPUT)), items_loc.path)
+        items_v = _materialise(fx.validate_items(raw_items, now_ts, max_future, io.extra_columns(raw_items, ITEMS_INPUT),
+                                                 min_ts, cfg.input.max_text_chars), items_loc.path)
     known_items = fx.accepted(items_v).select("item_id")
     stored_items = io.read_table_if_exists(spark, cfg.paths.warehouse, ITEMS)
     if stored_items is not None:
@@ -135,10 +141,10 @@ def _validate(spark: SparkSession, cfg: FeatureJobConfig, now_ts: Column) -> Tup
     if raw_users is not None:
         with timed(log, "validate users"):
             attrs = io.extra_columns(raw_users, USERS_INPUT)
-            users_v = _materialise(fx.validate_users(raw_users, attrs, now_ts, max_future), users_loc.path)
+            users_v = _materialise(fx.validate_users(raw_users, attrs, now_ts, max_future, min_ts), users_loc.path)
     with timed(log, "validate events"):
         events_v = _materialise(
-            fx.validate_events(raw_events, known_items, cfg.features.event_weights, now_ts, max_future),
+            fx.validate_events(raw_events, known_items, cfg.features.event_weights, now_ts, max_future, min_ts),
             events_loc.path)
         counts = {"items": _count(items_v), "users": _count(users_v) if users_v is not None else SourceCounts(),
                   "events": _count(events_v)}

@@ -17,6 +17,7 @@ from rec_lib.core.schema import RAW_LINE, RAW_ROW, SOURCE_FILE, Reason
 from rec_lib.platform.columns import days_between
 
 REASON = "reason"
+TEXT_CUT = "_text_cut"  # true where title or description was cut to input.max_text_chars (counted, then dropped)
 UNKNOWN_CATEGORY = "unknown"
 
 # --------------------------------------------------------------------------------------------
@@ -49,8 +50,27 @@ def parse_timestamp(col: Column) -> Column:
 
 
 def parse_number(col: Column) -> Column:
+    """A decimal or scientific number -> double; NaN / Infinity (and numbers too large for a double)
+    parse too, so `non_finite` can name them; anything else -> null."""
     trimmed = F.trim(col)
-    return F.when(trimmed.rlike(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"), trimmed.cast("double"))
+    number = trimmed.rlike(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+    special = F.lower(trimmed).rlike(r"^[+-]?(nan|inf|infinity)$")
+    return F.when(number | special, trimmed.cast("double"))
+
+
+def non_finite(col: Column) -> Column:
+    """True where a parsed number is NaN or infinite."""
+    return col.isNotNull() & (F.isnan(col) | col.isin(float("inf"), float("-inf")))
+
+
+def capped_text(col: Column, max_chars: int) -> Column:
+    """clean_text, cut to `max_chars` characters (0: no cap)."""
+    cleaned = clean_text(col)
+    return F.rtrim(F.substring(cleaned, 1, max_chars)) if max_chars > 0 else cleaned
+
+
+def over_cap(col: Column, max_chars: int) -> Column:
+    return F.lit(False) if max_chars <= 0 else F.coalesce(F.length(clean_text(col)) > max_chars, F.lit(False))
 
 
 def first_failure(rules: Sequence[Tuple[Column, str]]) -> Column:
@@ -87,6 +107,10 @@ def _future(ts: Column, now_ts: Column, max_future_hours: float) -> Column:
     return ts > now_ts + F.expr(f"INTERVAL {int(round(max_future_hours * 3600))} SECONDS")
 
 
+def _too_old(ts: Column, min_ts: Optional[Column]) -> Column:
+    return F.lit(False) if min_ts is None else ts < min_ts
+
+
 # --------------------------------------------------------------------------------------------
 # Validation of each export
 # --------------------------------------------------------------------------------------------
@@ -104,13 +128,16 @@ def attribute_map(attribute_columns: Sequence[str]) -> Column:
 
 
 def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float,
-                   attribute_columns: Sequence[str] = ()) -> DataFrame:
-    """Raw items -> parsed items + `reason`. Columns: items' contract columns parsed, `attributes`
-    (the export's further columns, see `attribute_map`), plus bookkeeping."""
+                   attribute_columns: Sequence[str] = (), min_ts: Optional[Column] = None,
+                   max_text_chars: int = 0) -> DataFrame:
+    """Raw items -> parsed items + `reason` + TEXT_CUT. Columns: items' contract columns parsed
+    (title and description cut to `max_text_chars`), `attributes` (the export's further columns,
+    see `attribute_map`), plus bookkeeping."""
     parsed = raw_items.select(
         clean_id(F.col("item_id")).alias("item_id"),
-        clean_text(F.col("title")).alias("title"),
-        clean_text(F.col("description")).alias("description"),
+        capped_text(F.col("title"), max_text_chars).alias("title"),
+        capped_text(F.col("description"), max_text_chars).alias("description"),
+        (over_cap(F.col("title"), max_text_chars) | over_cap(F.col("description"), max_text_chars)).alias(TEXT_CUT),
         clean_text(F.col("category")).alias("category"),
         clean_text(F.col("brand")).alias("brand"),
         F.col("price").alias("_price_raw"),
@@ -124,15 +151,17 @@ def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float
         (blank(F.col("item_id")), Reason.MISSING_ITEM_ID),
         (F.col("title").isNull(), Reason.MISSING_TITLE),
         (~blank(F.col("_price_raw")) & F.col("price").isNull(), Reason.BAD_PRICE),
+        (non_finite(F.col("price")), Reason.NON_FINITE),
         (F.col("price") < 0, Reason.NEGATIVE_PRICE),
         (~blank(F.col("_launch_raw")) & F.col("launch_ts").isNull(), Reason.BAD_TS),
         (_future(F.col("launch_ts"), now_ts, max_future_hours), Reason.FUTURE_TS),
+        (_too_old(F.col("launch_ts"), min_ts), Reason.OLD_TS),
     ]
     return _validate_then_dedupe(parsed, rules, ["item_id"]).drop("_price_raw", "_launch_raw")
 
 
 def validate_users(raw_users: DataFrame, attribute_columns: Sequence[str], now_ts: Column,
-                   max_future_hours: float) -> DataFrame:
+                   max_future_hours: float, min_ts: Optional[Column] = None) -> DataFrame:
     """Raw users -> user_id, signup_ts, attributes (map of further columns, sorted by name) + `reason`."""
     parsed = raw_users.select(
         clean_id(F.col("user_id")).alias("user_id"),
@@ -145,12 +174,13 @@ def validate_users(raw_users: DataFrame, attribute_columns: Sequence[str], now_t
         (blank(F.col("user_id")), Reason.MISSING_USER_ID),
         (~blank(F.col("_signup_raw")) & F.col("signup_ts").isNull(), Reason.BAD_TS),
         (_future(F.col("signup_ts"), now_ts, max_future_hours), Reason.FUTURE_TS),
+        (_too_old(F.col("signup_ts"), min_ts), Reason.OLD_TS),
     ]
     return _validate_then_dedupe(parsed, rules, ["user_id"]).drop("_signup_raw")
 
 
 def validate_events(raw_events: DataFrame, known_item_ids: DataFrame, event_weights: Dict[str, float],
-                    now_ts: Column, max_future_hours: float) -> DataFrame:
+                    now_ts: Column, max_future_hours: float, min_ts: Optional[Column] = None) -> DataFrame:
     """Raw events -> parsed events with `type_weight` + `reason`.
 
     `known_item_ids` (one column `item_id`) is the catalogue: this run's accepted items and those
@@ -175,8 +205,10 @@ def validate_events(raw_events: DataFrame, known_item_ids: DataFrame, event_weig
         (blank(F.col("_ts_raw")), Reason.MISSING_TS),
         (F.col("ts").isNull(), Reason.BAD_TS),
         (_future(F.col("ts"), now_ts, max_future_hours), Reason.FUTURE_TS),
+        (_too_old(F.col("ts"), min_ts), Reason.OLD_TS),
         (F.col("type_weight").isNull(), Reason.UNKNOWN_EVENT_TYPE),
         (~blank(F.col("_value_raw")) & F.col("value").isNull(), Reason.BAD_VALUE),
+        (non_finite(F.col("value")), Reason.NON_FINITE),
         (F.col("_known_item").isNull(), Reason.UNKNOWN_ITEM),
     ]
     validated = _validate_then_dedupe(with_catalogue, rules, ["user_id", "item_id", "event_type", "ts"])
@@ -184,7 +216,7 @@ def validate_events(raw_events: DataFrame, known_item_ids: DataFrame, event_weig
 
 
 def accepted(validated: DataFrame) -> DataFrame:
-    return validated.where(F.col(REASON).isNull()).drop(REASON, RAW_ROW, RAW_LINE)
+    return validated.where(F.col(REASON).isNull()).drop(REASON, RAW_ROW, RAW_LINE, TEXT_CUT)
 
 
 def rejected(validated: DataFrame) -> DataFrame:

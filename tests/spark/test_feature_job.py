@@ -107,7 +107,8 @@ def test_remapped_column_names(spark, feature_config):
 def test_further_item_columns_are_attributes_and_other_encodings_read(spark, feature_config):
     """An export in ISO-8859-1 with ';' between fields, as Book-Crossing ships: 'Édition' and 'Müller'
     read right; the items' further columns (author, year, material) become their attributes map,
-    blank values left out; a line with too many fields is quarantined as malformed."""
+    blank values left out; a line with too many fields is quarantined as malformed; a title longer
+    than input.max_text_chars is cut and counted."""
     inputs = Path(feature_config.paths.input)
     items = ('item_id;title;author;year;material\n'
              'B1;Café crème;Müller;2001;cotton|linen\n'
@@ -118,11 +119,13 @@ def test_further_item_columns_are_attributes_and_other_encodings_read(spark, fea
                                         .encode("iso-8859-1"))
     (inputs / "users.csv").unlink(missing_ok=True)
     cfg = rc.replace(feature_config, input=dataclasses.replace(feature_config.input, encoding="ISO-8859-1",
-                                                               csv_delimiter=";"))
+                                                               csv_delimiter=";", max_text_chars=8))
     summary = run_feature_job(spark, cfg)
     assert summary.sources["items"].accepted == 2 and summary.sources["items"].quarantined == {"malformed_line": 1}
+    assert summary.sources["items"].text_cut == 1 and "1 cut to input.max_text_chars" in "\n".join(summary.lines())
     rows = rows_by(io.read_table(spark, cfg.paths.warehouse, ITEMS), "item_id")
-    assert rows["B1"]["title"] == "Café crème" and rows["B2"]["title"] == "Édition"
+    # 'Café crème' (10 characters) cut to 8; 'Édition' (7) kept
+    assert rows["B1"]["title"] == "Café crè" and rows["B2"]["title"] == "Édition"
     assert rows["B1"]["attributes"] == {"author": "Müller", "material": "cotton|linen", "year": "2001"}
     assert rows["B2"]["attributes"] == {"material": "silk", "year": "1999"}
     # a changed attribute changes the content hash, so the next run updates the row

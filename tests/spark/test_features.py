@@ -36,8 +36,9 @@ def test_clean_id_and_clean_text(spark):
 
 
 def test_parse_number_rejects_text(spark):
-    df = spark.createDataFrame([("9.5",), ("-1",), ("1e3",), ("abc",), ("",), ("1,5",)], "raw string")
-    assert [r[0] for r in df.select(fx.parse_number(F.col("raw"))).collect()] == [9.5, -1.0, 1000.0, None, None, None]
+    df = spark.createDataFrame([("9.5",), ("-1",), ("1e3",), ("abc",), ("",), ("1,5",), ("infinite",)], "raw string")
+    assert [r[0] for r in df.select(fx.parse_number(F.col("raw"))).collect()] == [9.5, -1.0, 1000.0, None, None, None,
+                                                                                   None]
 
 
 def test_validate_items_gives_one_reason_per_bad_row(spark):
@@ -73,6 +74,32 @@ def test_validate_items_gives_one_reason_per_bad_row(spark):
     assert (i1["description"], i1["price"], i1["launch_ts"]) == ("Nice mug", 9.5, datetime(2026, 10, 1))
 
 
+def min_ts():
+    return F.lit(datetime(1990, 1, 1)).cast("timestamp")
+
+
+def test_non_finite_numbers_old_timestamps_and_long_texts(spark):
+    raw = raw_export(spark, ITEMS_INPUT, [
+        {"item_id": "I1", "title": "Mug " * 4, "description": "abcdefghijkl", "price": "1e999"},
+        {"item_id": "I2", "title": "Cup", "price": "NaN"},
+        {"item_id": "I3", "title": "Pot", "price": "-Infinity"},
+        {"item_id": "I4", "title": "Jar", "launch_ts": "0"},  # epoch 0: 1970-01-01, before min_ts
+        {"item_id": "I5", "title": "Bowl", "launch_ts": "0001-01-01"},
+        {"item_id": "I6", "title": "A long title here", "description": "short", "launch_ts": "1990-01-01"},
+    ])
+    validated = fx.validate_items(raw, now_ts(), 24, min_ts=min_ts(), max_text_chars=10)
+    got = {r["item_id"]: (r["reason"], r["title"], r["description"], r[fx.TEXT_CUT])
+           for r in validated.select("item_id", "reason", "title", "description", fx.TEXT_CUT).collect()}
+    # 1e999 overflows a double: Infinity, quarantined like NaN and -Infinity (not as negative)
+    assert [got[i][0] for i in ("I1", "I2", "I3")] == [Reason.NON_FINITE] * 3
+    assert got["I4"][0] == got["I5"][0] == Reason.OLD_TS
+    # "Mug Mug Mug Mug" folds to 15 characters and is cut to 10; 1990-01-01 itself is in range
+    assert got["I6"] == (None, "A long tit", "short", True)
+    assert got["I1"][1:] == ("Mug Mug Mu", "abcdefghij", True)
+    assert got["I2"][1:] == ("Cup", None, False)
+    assert fx.TEXT_CUT not in fx.accepted(validated).columns
+
+
 def test_validate_events_weights_types_and_catalogue(spark):
     catalogue = spark.createDataFrame([("I1",), ("I2",)], "item_id string")
     raw = raw_export(spark, EVENTS_INPUT, [
@@ -84,8 +111,10 @@ def test_validate_events_weights_types_and_catalogue(spark):
         {"user_id": "u1", "item_id": "I2", "event_type": "view", "ts": "2026-10-30", "value": "lots"},
         {"user_id": None, "item_id": "I2", "event_type": "view", "ts": "2026-10-30"},
         {"user_id": "u2", "item_id": "I2", "event_type": "click", "ts": "2026-11-03T00:00:00Z"},
+        {"user_id": "u3", "item_id": "I2", "event_type": "view", "ts": "-86400"},
+        {"user_id": "u4", "item_id": "I2", "event_type": "view", "ts": "2026-10-30", "value": "inf"},
     ])
-    validated = fx.validate_events(raw, catalogue, WEIGHTS, now_ts(), max_future_hours=24)
+    validated = fx.validate_events(raw, catalogue, WEIGHTS, now_ts(), max_future_hours=24, min_ts=min_ts())
     got = sorted(((r["item_id"], r["event_type"], r["reason"], r["type_weight"]) for r in validated.collect()),
                  key=none_first)
     assert got == [
@@ -95,6 +124,8 @@ def test_validate_events_weights_types_and_catalogue(spark):
         ("I2", "click", Reason.FUTURE_TS, 2.0),  # 2 days after now > 24 h allowed
         ("I2", "view", Reason.MISSING_TS, 1.0),
         ("I2", "view", Reason.MISSING_USER_ID, 1.0),
+        ("I2", "view", Reason.NON_FINITE, 1.0),
+        ("I2", "view", Reason.OLD_TS, 1.0),  # -86400 s: 1969-12-31
         ("I2", "view", Reason.BAD_VALUE, 1.0),
         ("I9", "view", Reason.UNKNOWN_ITEM, 1.0),
     ]

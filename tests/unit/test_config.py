@@ -51,13 +51,27 @@ def test_settings_override_with_typed_values():
     ("train.attribute_types.year=date", "train.attribute_types must map fields to one of"),
     ("score.order=random", "score.order must be score or personal, got 'random'"),
     ("evaluate.window=holdout", "evaluate.window must be test or validation, got 'holdout'"),
+    # names spliced into SQL or paths: refused before any work, whatever the job
+    ("run.run_id=x' OR '1'='1", "run.run_id must be at most 64 letters, digits, '_', '.' or '-'"),
+    ("run.run_id=..", "run.run_id must be at most 64 letters"),
+    ("run.run_id=../../etc", "run.run_id must be at most 64 letters"),
+    ("run.run_id=" + "a" * 65, "run.run_id must be at most 64 letters"),
+    ("sql.database=main.rec", "sql.database must be one database name"),
+    ("sql.database=x`; DROP TABLE t; --", "sql.database must be one database name"),
+    ("input.min_ts=yesterday", "input.min_ts must be an ISO-8601 date or time"),
+    ("input.max_text_chars=-1", "input.max_text_chars must be >= 0"),
 ])
 def test_bad_settings_name_the_key(setting, message):
-    cls = {"demo": GenerateJobConfig, "train": TrainJobConfig, "score": ScoreJobConfig,
+    cls = {"demo": GenerateJobConfig, "train": TrainJobConfig, "score": ScoreJobConfig, "sql": ScoreJobConfig,
            "evaluate": EvaluateJobConfig}.get(setting.split(".")[0], FeatureJobConfig)
     with pytest.raises(ConfigError) as err:
         load_config(cls, LOCAL, [setting])
     assert message in str(err.value)
+
+
+def test_plain_run_ids_and_database_names_are_kept():
+    cfg = load_config(ScoreJobConfig, LOCAL, ["run.run_id=2026-12-01_daily.v2", "sql.database=rec_new_items"])
+    assert (cfg.run.run_id, cfg.sql.database) == ("2026-12-01_daily.v2", "rec_new_items")
 
 
 def test_missing_key_is_named(tmp_path):
