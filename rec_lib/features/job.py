@@ -87,11 +87,15 @@ def _materialise(df: DataFrame, where: str) -> DataFrame:
 
 
 def _count(validated: DataFrame) -> SourceCounts:
-    by_reason = {r[fx.REASON]: r["count"] for r in validated.groupBy(fx.REASON).count().collect()}
+    """Rows by quarantine reason (None: accepted) and, where the export has texts, accepted rows cut."""
+    cut = F.col(fx.TEXT_CUT) if fx.TEXT_CUT in validated.columns else F.lit(False)
+    counts = validated.groupBy(fx.REASON, cut.alias("_cut")).count().collect()
+    by_reason: Dict[Optional[str], int] = {}
+    for r in counts:
+        by_reason[r[fx.REASON]] = by_reason.get(r[fx.REASON], 0) + r["count"]
     accepted = by_reason.pop(None, 0)
-    cut = (validated.where(F.col(fx.REASON).isNull() & F.col(fx.TEXT_CUT)).count()
-           if fx.TEXT_CUT in validated.columns else 0)
-    return SourceCounts(accepted=accepted, quarantined=by_reason, text_cut=cut)
+    text_cut = sum(r["count"] for r in counts if r[fx.REASON] is None and r["_cut"])
+    return SourceCounts(accepted=accepted, quarantined=by_reason, text_cut=text_cut)
 
 
 def _read(spark: SparkSession, cfg: FeatureJobConfig, contract: InputContract):

@@ -8,6 +8,7 @@ rows from quarantined ones.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import reduce
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from pyspark.sql import Column, DataFrame, Window
@@ -63,14 +64,15 @@ def non_finite(col: Column) -> Column:
     return col.isNotNull() & (F.isnan(col) | col.isin(float("inf"), float("-inf")))
 
 
-def capped_text(col: Column, max_chars: int) -> Column:
-    """clean_text, cut to `max_chars` characters (0: no cap)."""
-    cleaned = clean_text(col)
-    return F.rtrim(F.substring(cleaned, 1, max_chars)) if max_chars > 0 else cleaned
-
-
-def over_cap(col: Column, max_chars: int) -> Column:
-    return F.lit(False) if max_chars <= 0 else F.coalesce(F.length(clean_text(col)) > max_chars, F.lit(False))
+def cap_texts(df: DataFrame, columns: Sequence[str], max_chars: int) -> DataFrame:
+    """`columns` (already cleaned) cut to `max_chars` characters (0: no cap), and TEXT_CUT: true
+    where any of them was longer."""
+    if max_chars <= 0:
+        return df.withColumn(TEXT_CUT, F.lit(False))
+    longer = [F.coalesce(F.length(F.col(c)) > max_chars, F.lit(False)) for c in columns]
+    cut = df.withColumn(TEXT_CUT, reduce(lambda a, b: a | b, longer))
+    return cut.select(*[F.rtrim(F.substring(F.col(c), 1, max_chars)).alias(c) if c in columns else F.col(c)
+                        for c in cut.columns])
 
 
 def first_failure(rules: Sequence[Tuple[Column, str]]) -> Column:
@@ -135,9 +137,8 @@ def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float
     see `attribute_map`), plus bookkeeping."""
     parsed = raw_items.select(
         clean_id(F.col("item_id")).alias("item_id"),
-        capped_text(F.col("title"), max_text_chars).alias("title"),
-        capped_text(F.col("description"), max_text_chars).alias("description"),
-        (over_cap(F.col("title"), max_text_chars) | over_cap(F.col("description"), max_text_chars)).alias(TEXT_CUT),
+        clean_text(F.col("title")).alias("title"),
+        clean_text(F.col("description")).alias("description"),
         clean_text(F.col("category")).alias("category"),
         clean_text(F.col("brand")).alias("brand"),
         F.col("price").alias("_price_raw"),
@@ -147,6 +148,7 @@ def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float
         attribute_map(attribute_columns).alias("attributes"),
         SOURCE_FILE, RAW_ROW, RAW_LINE,
     )
+    parsed = cap_texts(parsed, ("title", "description"), max_text_chars)
     rules = [
         (blank(F.col("item_id")), Reason.MISSING_ITEM_ID),
         (F.col("title").isNull(), Reason.MISSING_TITLE),

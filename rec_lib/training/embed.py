@@ -124,8 +124,8 @@ def cohort_components(state: _CohortState, catalogue: Catalogue, k: int, tempera
         exposure = (np.nan if not len(first) else
                     max((c.first_s[launch, len(first) - 1] - catalogue.launched_s[row]) / SECONDS_PER_DAY, 1.0 / 24))
         t, x, a, p, r = adapt_item(state.content[launch], catalogue.text[row], catalogue.attr_vectors[row],
-                                float(state.prior[launch]), take(state.users, first), len(first), exposure,
-                                catalogue.rate_offset if rate_offset is None else rate_offset, settings)
+                                   float(state.prior[launch]), take(state.users, first), len(first), exposure,
+                                   catalogue.rate_offset if rate_offset is None else rate_offset, settings)
         for name, value in (("tower", t), ("text", x), ("attributes", a), ("prior", p), ("pace", r)):
             sides[name].append(value)
         for u in first:
