@@ -6,9 +6,11 @@ or `abfss://` locations.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import random
+import time
+from dataclasses import dataclass, field
 from functools import reduce
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, TypeVar
 
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -16,10 +18,11 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.utils import AnalysisException
 
-from rec_lib.core.errors import InputError
+from rec_lib.core.errors import InputError, RecError
 from rec_lib.core.schema import BOOKKEEPING, RAW_LINE, RAW_ROW, SOURCE_FILE, InputContract, TableSpec
 
 log = logging.getLogger(__name__)
+T_ = TypeVar("T_")
 
 _CORRUPT = "_corrupt_record"
 FORMATS = ("csv", "parquet")
@@ -57,6 +60,34 @@ def _is_dir(spark: SparkSession, path: str) -> bool:
 def _list_names(spark: SparkSession, path: str) -> List[str]:
     fs, hpath = _fs_path(spark, path)
     return sorted(str(s.getPath().getName()) for s in fs.listStatus(hpath))
+
+
+@dataclass(frozen=True)
+class FileStatus:
+    path: str
+    size: int  # bytes
+    mtime: int  # ms since the epoch
+    checksum: Optional[str]  # "<algorithm>:<hex>" where the file system keeps one, else None
+
+
+def list_files(spark: SparkSession, path: str) -> List[FileStatus]:
+    """Every data file at `path` (the file itself, or the files under a folder, recursively;
+    hidden `.`/`_` files left out), with size, modification time and the file system's checksum
+    where it has one (HDFS; None on local disk). Metadata only: no file is read."""
+    fs, hpath = _fs_path(spark, path)
+    found = fs.listFiles(hpath, True)
+    out = []
+    while found.hasNext():
+        status = found.next()
+        if str(status.getPath().getName()).startswith((".", "_")):
+            continue
+        try:
+            checksum = fs.getFileChecksum(status.getPath())
+            checksum = None if checksum is None else f"{checksum.getAlgorithmName()}:{bytes(checksum.getBytes()).hex()}"
+        except Py4JJavaError:
+            checksum = None
+        out.append(FileStatus(str(status.getPath()), int(status.getLen()), int(status.getModificationTime()), checksum))
+    return sorted(out, key=lambda f: f.path)
 
 
 def read_text(spark: SparkSession, path: str) -> str:
@@ -203,17 +234,65 @@ def delta_exists(spark: SparkSession, path: str) -> bool:
     return path_exists(spark, path) and DeltaTable.isDeltaTable(spark, path)
 
 
+def _load(spark: SparkSession, path: str, version: Optional[int] = None) -> DataFrame:
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", int(version))
+    return reader.load(path)
+
+
 def read_table_if_exists(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[DataFrame]:
     """The table, or None where no run has created it yet (a first run)."""
     path = table_path(warehouse, spec)
-    return spark.read.format("delta").load(path) if delta_exists(spark, path) else None
+    return _load(spark, path) if delta_exists(spark, path) else None
 
 
 def read_table(spark: SparkSession, warehouse: str, spec: TableSpec) -> DataFrame:
     path = table_path(warehouse, spec)
     if not delta_exists(spark, path):
         raise InputError(f"Delta table {spec.name!r} not found at {path}; run the stage that builds it first")
-    return spark.read.format("delta").load(path)
+    return _load(spark, path)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The versions of a warehouse's tables that one job decided on at its start. Every read
+    through it is `versionAsOf` that version, so a job sees one state of its inputs from start to
+    end, whatever other jobs commit meanwhile (a table absent at the start stays absent)."""
+
+    warehouse: str
+    versions: Mapping[str, Optional[int]]  # table name -> Delta version (None: the table did not exist)
+    ids: Mapping[str, str] = field(default_factory=dict)  # table name -> Delta table id (`with_ids`)
+
+    @classmethod
+    def take(cls, spark: SparkSession, warehouse: str, specs: Sequence[TableSpec], with_ids: bool = False) -> "Snapshot":
+        if not with_ids:
+            return cls(warehouse, {spec.name: table_version(spark, warehouse, spec) for spec in specs}, {})
+        identities = {spec.name: table_identity(spark, warehouse, spec) for spec in specs}
+        return cls(warehouse, {n: None if i is None else i[1] for n, i in identities.items()},
+                   {n: i[0] for n, i in identities.items() if i is not None})
+
+    def identity(self) -> Dict[str, Optional[List]]:
+        """table name -> [Delta table id, version] (None where absent): what a model version hashes.
+        The id is created with the table, so equal versions of two tables (two warehouses, or a
+        table dropped and re-created) differ."""
+        return {n: None if v is None else [self.ids.get(n), v] for n, v in self.versions.items()}
+
+    def _version(self, spec: TableSpec) -> Optional[int]:
+        if spec.name not in self.versions:
+            raise KeyError(f"table {spec.name!r} is not part of this job's snapshot {sorted(self.versions)}")
+        return self.versions[spec.name]
+
+    def read_if_exists(self, spark: SparkSession, spec: TableSpec) -> Optional[DataFrame]:
+        version = self._version(spec)
+        return None if version is None else _load(spark, table_path(self.warehouse, spec), version)
+
+    def read(self, spark: SparkSession, spec: TableSpec) -> DataFrame:
+        df = self.read_if_exists(spark, spec)
+        if df is None:
+            raise InputError(f"Delta table {spec.name!r} not found at {table_path(self.warehouse, spec)}; "
+                             "run the stage that builds it first")
+        return df
 
 
 def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
@@ -239,6 +318,71 @@ def add_missing_columns(spark: SparkSession, path: str, spec: TableSpec) -> List
     return [f.name for f in missing]
 
 
+# --------------------------------------------------------------------------------------------
+# Concurrent writers: Delta arbitrates (optimistic concurrency); a write that lost is retried
+# --------------------------------------------------------------------------------------------
+
+COMMIT_ATTEMPTS = 4  # attempts of one write that meets other writers' commits
+RETRY_WAIT_S = 2.0  # waits 2, 4, 8 s (each up to 50% longer, at random) between attempts
+# Delta's commit-conflict exceptions (io.delta.exceptions.*; delta.exceptions in Python)
+CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
+             "ConcurrentWriteException", "ConcurrentTransactionException", "MetadataChangedException",
+             "ProtocolChangedException", "DeltaConcurrentModificationException")
+
+
+class ConcurrentWriteError(RecError):
+    """Other writers committed to a table this job wrote on every attempt. Nothing of this write is
+    in the table; running the job again once the other run ended completes it."""
+
+    exit_code = 75  # EX_TEMPFAIL: a scheduler may retry
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether `exc` is Delta's report that another writer's commit conflicts with this one."""
+    text = str(exc)[:4000]
+    return type(exc).__name__ in CONFLICTS or any(f"io.delta.exceptions.{name}" in text for name in CONFLICTS)
+
+
+def describe_last_commit(spark: SparkSession, path: str) -> str:
+    """'version N at <time> (<operation>, <userMetadata>)' of a table's newest commit, or ''."""
+    from delta.tables import DeltaTable
+
+    try:
+        c = DeltaTable.forPath(spark, path).history(1).first()
+    except Exception:  # the table may be unreadable for the same reason; the error is still useful
+        return ""
+    tag = f", {c['userMetadata']}" if c["userMetadata"] else ""
+    return f"version {c['version']} at {c['timestamp']} ({c['operation']}{tag})"
+
+
+def with_retries(spark: SparkSession, spec: TableSpec, path: str, write: Callable[[], T_],
+                 attempts: Optional[int] = None, wait_s: Optional[float] = None) -> T_:
+    """`write()`, again after a growing wait each time Delta reports a conflicting commit; after
+    `attempts` (COMMIT_ATTEMPTS) conflicts a ConcurrentWriteError naming the table and the other
+    writer's commit."""
+    import delta.exceptions  # noqa: F401  (maps Delta's Java conflict exceptions to Python classes)
+
+    attempts = COMMIT_ATTEMPTS if attempts is None else attempts
+    wait_s = RETRY_WAIT_S if wait_s is None else wait_s
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except Exception as exc:
+            if not is_conflict(exc):
+                raise
+            other = describe_last_commit(spark, path)
+            if attempt == attempts:
+                raise ConcurrentWriteError(
+                    f"table {spec.name}: another writer committed to it during each of {attempts} attempts "
+                    f"(its newest commit: {other or 'unknown'}; {type(exc).__name__}); nothing of this write "
+                    f"was committed: run the job again once the other run has ended") from exc
+            pause = wait_s * 2 ** (attempt - 1) * (1 + random.random() / 2)
+            log.warning("table %s: conflicting commit by another writer (%s: %s); attempt %d of %d in %.1f s",
+                        spec.name, type(exc).__name__, other, attempt + 1, attempts, pause)
+            time.sleep(pause)
+    raise AssertionError("unreachable")
+
+
 def _create(df: DataFrame, spec: TableSpec, path: str, mode: str, user_metadata: Optional[str] = None,
             replace_where: Optional[str] = None) -> None:
     if spec.partition_by and replace_where is None:
@@ -254,7 +398,7 @@ def _create(df: DataFrame, spec: TableSpec, path: str, mode: str, user_metadata:
         writer = writer.option("userMetadata", user_metadata)
     if spec.partition_by:
         writer = writer.partitionBy(*spec.partition_by)
-    writer.save(path)
+    with_retries(df.sparkSession, spec, path, lambda: writer.save(path))
 
 
 def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str, user_metadata: Optional[str] = None) -> None:
@@ -299,8 +443,7 @@ def table_version(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optio
 
 
 def table_identity(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[List]:
-    """[Delta table id, version] of a table (None where absent): the id is created with the table,
-    so equal versions of two tables (two warehouses, or a table dropped and re-created) differ."""
+    """[Delta table id, version] of a table (None where absent)."""
     from delta.tables import DeltaTable
 
     path = table_path(warehouse, spec)
@@ -323,6 +466,16 @@ def _comparable(spec: TableSpec, column: str, alias: str) -> Column:
     return F.to_json(col) if isinstance(data_type, T.MapType) else col
 
 
+def merge_condition(keys: Sequence[str], partitions: Mapping[str, Sequence]) -> Column:
+    """The MERGE's join on the keys (null-safe), and on the target side the partition values the
+    rows touch as literals: Delta then reads, and checks for conflicts, only those partitions, so
+    merges into different partitions by concurrent runs both commit."""
+    condition = reduce(lambda a, b: a & b, [F.col(f"t.`{k}`").eqNullSafe(F.col(f"s.`{k}`")) for k in keys])
+    for column, values in partitions.items():
+        condition = condition & F.col(f"t.`{column}`").isin(list(values))
+    return condition
+
+
 def merge_table(
     spark: SparkSession,
     df: DataFrame,
@@ -336,8 +489,9 @@ def merge_table(
     those columns) are dropped first, with one anti-join against only the partitions the rows touch,
     so loading rows already loaded makes no commit at all. The rest are MERGEd: a stored row with the
     same key is updated when `compare` is given (insert-only otherwise), a new key is inserted. The
-    MERGE condition names the partition columns, so concurrent merges into different partitions do
-    not conflict. A missing table is created with the rows.
+    MERGE condition names the touched partitions' values (`merge_condition`), so concurrent merges
+    into different partitions do not conflict; a conflicting commit is retried (`with_retries`). A
+    missing table is created with the rows.
     """
     from delta.tables import DeltaTable
 
@@ -348,13 +502,18 @@ def merge_table(
         try:
             _create(rows, spec, path, "errorifexists")
             return rows.count()
+        except Exception:
+            if not delta_exists(spark, path):
+                raise
+            log.warning("table %s was created by another writer meanwhile: merging into it", spec.name)
         finally:
             rows.unpersist()
     add_missing_columns(spark, path, spec)
     stored = spark.read.format("delta").load(path)
+    touched: Dict[str, list] = {}
     for part in spec.partition_by:
-        touched = [r[0] for r in rows.select(part).distinct().collect()]
-        stored = stored.where(F.col(part).isin(touched))
+        touched[part] = [r[0] for r in rows.select(part).distinct().collect()]
+        stored = stored.where(F.col(part).isin(touched[part]))
     same = list(spec.keys) + [c for c in (compare or ()) if c not in spec.keys]
     identical = reduce(lambda a, b: a & b, [_comparable(spec, c, "s").eqNullSafe(_comparable(spec, c, "t")) for c in same])
     changed = rows.alias("s").join(stored.alias("t"), identical, "left_anti").persist()
@@ -362,12 +521,16 @@ def merge_table(
         n_changed = changed.count()
         if n_changed == 0:
             return 0
-        keys: Sequence[str] = tuple(spec.partition_by) + tuple(k for k in spec.keys if k not in spec.partition_by)
-        condition = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
-        merge = DeltaTable.forPath(spark, path).alias("t").merge(changed.alias("s"), condition)
-        if compare:
-            merge = merge.whenMatchedUpdateAll()
-        merge.whenNotMatchedInsertAll().execute()
+        keys = [k for k in spec.keys if k not in spec.partition_by]
+        condition = merge_condition(list(spec.partition_by) + keys, touched)
+
+        def execute() -> None:
+            merge = DeltaTable.forPath(spark, path).alias("t").merge(changed.alias("s"), condition)
+            if compare:
+                merge = merge.whenMatchedUpdateAll()
+            merge.whenNotMatchedInsertAll().execute()
+
+        with_retries(spark, spec, path, execute)
         return n_changed
     finally:
         changed.unpersist()

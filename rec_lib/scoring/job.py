@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from rec_lib.core import faults
 from rec_lib.core.clock import run_identity
 from rec_lib.core.config import ScoreJobConfig
 from rec_lib.core.progress import timed
@@ -85,12 +86,18 @@ class ScoreRunSummary:
         return out
 
 
-def _check_embeddings(spark: SparkSession, warehouse: str) -> str:
+# What scoring reads, each at the version it found at its start (io.Snapshot): a training or feature
+# run that commits while scoring runs changes nothing of this run's lists.
+INPUTS = (USER_EMBEDDINGS, ITEM_EMBEDDINGS, ITEMS, ITEM_STATS, INTERACTIONS, USERS, USER_FEATURES)
+
+
+def _check_embeddings(spark: SparkSession, tables: io.Snapshot) -> str:
     for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS):
-        if not io.delta_exists(spark, io.table_path(warehouse, spec)):
-            raise ScoringError(f"table {spec.name} not found under {warehouse}: run the training job first (make train)")
+        if tables.versions[spec.name] is None:
+            raise ScoringError(f"table {spec.name} not found under {tables.warehouse}: run the training job first "
+                               "(make train)")
     # one Spark job for both tables: (table, model_version) pairs, a handful of rows
-    tagged = [io.read_table(spark, warehouse, spec).select(F.lit(spec.name).alias("table"), "model_version")
+    tagged = [tables.read(spark, spec).select(F.lit(spec.name).alias("table"), "model_version")
               for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS)]
     versions: Dict[str, set] = {USER_EMBEDDINGS.name: set(), ITEM_EMBEDDINGS.name: set()}
     for table, version in tagged[0].unionByName(tagged[1]).distinct().collect():
@@ -120,10 +127,11 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     sc, warehouse = cfg.score, cfg.paths.warehouse
     run_date = resolve_run_date(sc, now)
     kernel()
-    version = _check_embeddings(spark, warehouse)
+    tables = io.Snapshot.take(spark, warehouse, INPUTS)
+    version = _check_embeddings(spark, tables)
 
-    frame = candidate_frame(io.read_table(spark, warehouse, ITEMS), io.read_table(spark, warehouse, ITEM_EMBEDDINGS),
-                            io.read_table(spark, warehouse, ITEM_STATS), sc, run_date)
+    frame = candidate_frame(tables.read(spark, ITEMS), tables.read(spark, ITEM_EMBEDDINGS),
+                            tables.read(spark, ITEM_STATS), sc, run_date)
     cands = collect_candidates(frame)
     if not len(cands):
         reason = (f"no candidate items on {run_date}: nothing launched within {sc.new_item_days} days "
@@ -132,10 +140,10 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
             raise ScoringError(reason)
         log.warning("%s", reason)
         return NoCandidates(run_id, run_date, reason)
-    seen = seen_candidates(io.read_table(spark, warehouse, INTERACTIONS), cands, spark)
+    seen = seen_candidates(tables.read(spark, INTERACTIONS), cands, spark)
     folder = tempfile.mkdtemp(prefix="rec-score-")
     try:
-        rows = (served_rows(spark, _users_to_score(spark, warehouse, seen), cands, sc, folder)
+        rows = (served_rows(spark, _users_to_score(spark, tables, seen), cands, sc, folder)
                 .select("user_id", "rank", "item_id", "score", "source", F.lit(version).alias("model_version"),
                         F.lit(run_date).alias("run_date"), timestamp_lit(now).alias("generated_at")))
         # the summary's counts come from the write itself: each user's list has one rank 1
@@ -148,6 +156,7 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
         with timed(log, f"score users against {len(cands)} candidates and write run_date {run_date}"):
             io.replace_partition(rows, RECOMMENDATIONS, warehouse, "run_date", run_date.isoformat(), user_metadata=run_id,
                                  rows_match=True)  # run_date is the literal above on every row
+        faults.point("score.lists_written")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     written = io.read_table(spark, warehouse, RECOMMENDATIONS).where(F.col("run_date") == F.lit(run_date))
@@ -155,21 +164,21 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     write_list_metrics(spark, warehouse, figures, run_id, run_date, ListSource.PRODUCTION, version, now)
     apply_views(spark, warehouse, cfg.sql.database)
     counts = observed.get
-    examples = _examples(spark, warehouse, run_date, sc.show_users)
+    examples = _examples(spark, warehouse, tables, run_date, sc.show_users)
     return ScoreRunSummary(run_id=run_id, run_date=run_date, model_version=version, n_candidates=len(cands),
                            n_new_candidates=int(cands.is_new.sum()), n_model_users=int(counts["model_users"] or 0),
                            n_fallback_users=int(counts["fallback_users"] or 0), rows=int(counts["rows"]),
                            seconds=time.perf_counter() - start, examples=examples, figures=figures)
 
 
-def _users_to_score(spark: SparkSession, warehouse: str, seen: DataFrame) -> DataFrame:
+def _users_to_score(spark: SparkSession, tables: io.Snapshot, seen: DataFrame) -> DataFrame:
     """Every user with an embedding and every user of the shop: user_id, embedding (null for users
     new since training), top_category (only for those: their fallback list's key; null where
     unknown), seen (candidate indices or null). Only the join with `seen` moves the embeddings."""
-    embedded = io.read_table(spark, warehouse, USER_EMBEDDINGS).select("user_id", "embedding")
-    newcomers = (io.read_table(spark, warehouse, USERS).select("user_id")
+    embedded = tables.read(spark, USER_EMBEDDINGS).select("user_id", "embedding")
+    newcomers = (tables.read(spark, USERS).select("user_id")
                  .join(embedded.select("user_id"), "user_id", "left_anti"))
-    profile = io.read_table_if_exists(spark, warehouse, USER_FEATURES)
+    profile = tables.read_if_exists(spark, USER_FEATURES)
     newcomers = (newcomers.withColumn("top_category", F.lit(None).cast("string")) if profile is None
                  else newcomers.join(profile.select("user_id", "top_category"), "user_id", "left"))
     everyone = (embedded.withColumn("top_category", F.lit(None).cast("string"))
@@ -177,14 +186,15 @@ def _users_to_score(spark: SparkSession, warehouse: str, seen: DataFrame) -> Dat
     return everyone.join(seen, "user_id", "left")
 
 
-def _examples(spark: SparkSession, warehouse: str, run_date: date, n: int) -> Dict[str, List[str]]:
+def _examples(spark: SparkSession, warehouse: str, tables: io.Snapshot, run_date: date,
+              n: int) -> Dict[str, List[str]]:
     """The first n users' top 5 titles, read from the written partition (only when n > 0)."""
     if n <= 0:
         return {}
     written = io.read_table(spark, warehouse, RECOMMENDATIONS).where(F.col("run_date") == F.lit(run_date))
     users = [r[0] for r in written.select("user_id").distinct().orderBy("user_id").limit(n).collect()]
     titled = (written.where(F.col("user_id").isin(users)).where(F.col("rank") <= 5)
-              .join(io.read_table(spark, warehouse, ITEMS).select("item_id", "title"), "item_id")
+              .join(tables.read(spark, ITEMS).select("item_id", "title"), "item_id")
               .orderBy("user_id", "rank").collect())
     out: Dict[str, List[str]] = {u: [] for u in users}
     for r in titled:

@@ -158,11 +158,14 @@ class DataSettings:
 
 
 def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[datetime],
-                        settings: DataSettings = DataSettings()) -> TrainingData:
-    interactions = before_cutoff(io.read_table(spark, warehouse, INTERACTIONS), cutoff)
-    items = io.read_table(spark, warehouse, ITEMS)
-    text = io.read_table(spark, warehouse, ITEM_TEXT_EMBEDDINGS)
-    users = io.read_table(spark, warehouse, USERS)
+                        settings: DataSettings = DataSettings(), tables: Optional[io.Snapshot] = None) -> TrainingData:
+    """The training data from the warehouse's tables, each read at its version in `tables` (a
+    snapshot taken now where not given), so a feature run committing meanwhile changes nothing."""
+    tables = tables or io.Snapshot.take(spark, warehouse, (INTERACTIONS, ITEMS, ITEM_TEXT_EMBEDDINGS, USERS))
+    interactions = before_cutoff(tables.read(spark, INTERACTIONS), cutoff)
+    items = tables.read(spark, ITEMS)
+    text = tables.read(spark, ITEM_TEXT_EMBEDDINGS)
+    users = tables.read(spark, USERS)
     history_length = settings.history_length
 
     pairs = pair_weights(interactions).cache()
