@@ -1,6 +1,7 @@
 """The items a model scores, as the model and its workers hold them (numpy arrays, no Spark)."""
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from typing import Dict, List
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.core.clock import SECONDS_PER_DAY
+from rec_lib.core.files import atomic_write
 from rec_lib.training.model_folder import ModelFolder
 
 # The numeric user features of the user tower, in this order (training.data computes them).
@@ -81,8 +83,10 @@ class Catalogue:
         folder.root.mkdir(parents=True, exist_ok=True)
         arrays = {name: getattr(self, name) for name in self.ARRAYS}
         arrays["item_ids"] = self.item_ids.astype(str)
-        np.savez(folder.catalogue, **arrays)
-        folder.vocab.write_text(json.dumps({name: getattr(self, name) for name in self.VOCAB}, indent=1))
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write(folder.catalogue, buffer.getvalue())
+        atomic_write(folder.vocab, json.dumps({name: getattr(self, name) for name in self.VOCAB}, indent=1))
 
     @classmethod
     def load(cls, folder: ModelFolder) -> "Catalogue":

@@ -8,6 +8,7 @@ resumes from its last checkpoint, and a re-run after success trains nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -25,6 +26,7 @@ from pyspark.sql import DataFrame, SparkSession
 from rec_lib.core.clock import resolve_now
 from rec_lib.core.config import FewShotSection, TrainJobConfig
 from rec_lib.core.errors import ConfigError, RecError
+from rec_lib.core.files import FolderLock, atomic_write
 from rec_lib.core.progress import timed
 from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES, USERS, TableSpec
 from rec_lib.platform import io
@@ -56,12 +58,20 @@ ARCHITECTURE = ("two-tower/5: centred text, attribute bag in the item tower, lau
                 "launch prior and a blend fitted on launch cohorts")
 
 
-def model_version(spark: SparkSession, cfg: TrainJobConfig, cutoff: Optional[datetime]) -> str:
+# The tables a model is trained from: read at the versions the job found at its start.
+INPUTS = (INTERACTIONS, ITEMS, ITEM_TEXT_EMBEDDINGS, USERS)
+
+
+def input_snapshot(spark: SparkSession, warehouse: str) -> io.Snapshot:
+    return io.Snapshot.take(spark, warehouse, INPUTS, with_ids=True)
+
+
+def model_version(spark: SparkSession, cfg: TrainJobConfig, cutoff: Optional[datetime],
+                  tables: Optional[io.Snapshot] = None) -> str:
     """`<cutoff or 'all'>-<hash>` of the input tables' identities (Delta table id and version: two
-    warehouses, or a table re-created in one, never share a version), the cutoff and the settings."""
-    warehouse = cfg.paths.warehouse
-    inputs = {spec.name: io.table_identity(spark, warehouse, spec)
-              for spec in (INTERACTIONS, ITEMS, ITEM_TEXT_EMBEDDINGS, USERS)}
+    warehouses, or a table re-created in one, never share a version), the cutoff and the settings.
+    `tables`: the snapshot the training data is read from (taken now where not given)."""
+    inputs = (tables or input_snapshot(spark, cfg.paths.warehouse)).identity()
     settings = {k: v for k, v in asdict(cfg.train).items() if k not in _NOT_IN_VERSION}
     blob = json.dumps({"inputs": inputs, "cutoff": cutoff.isoformat() if cutoff else None, "train": settings,
                        "architecture": ARCHITECTURE}, sort_keys=True)
@@ -202,27 +212,38 @@ def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = ru
               examples_table: TableSpec = TRAINING_EXAMPLES) -> FittedModel:
     """Build the training data (honouring `train.cutoff`), train the model version unless it is
     complete already (resuming from its last checkpoint), embed every user and item, and fit the
-    score's blend on the launch cohorts (kept in the model folder)."""
+    score's blend on the launch cohorts (kept in the model folder). A version being completed holds
+    its folder's lock (a second training of it stops at once with LockedError), and its files are
+    written whole or not at all, model.json last."""
     cutoff = parse_cutoff(cfg.train.cutoff)
     check_task_slots(spark, cfg.train.num_proc)
     warehouse = cfg.paths.warehouse
-    version = model_version(spark, cfg, cutoff)
+    tables = input_snapshot(spark, warehouse)  # fixed before any data is read, and the version with it
+    version = model_version(spark, cfg, cutoff, tables)
     with timed(log, "build the training data"):
-        data = build_training_data(spark, warehouse, cutoff, DataSettings.from_train(cfg.train))
+        data = build_training_data(spark, warehouse, cutoff, DataSettings.from_train(cfg.train), tables)
     folder = ModelFolder.of(cfg.train.model_dir, version)
     spec = _worker_spec(cfg, data, folder)
-    result: Optional[WorkerResult] = None
-    digests: List[str] = []
-    if folder.is_complete():
-        log.info("model %s is complete in %s: not retrained", version, folder)
-    else:
-        folder.root.mkdir(parents=True, exist_ok=True)
-        examples = write_examples(data, warehouse, version, partitions=4 * cfg.train.num_proc, table=examples_table)
-        results = launch_workers(spark, spec, examples, cfg.train.num_proc, cfg.train.petastorm_cache_dir,
-                                 cfg.train.start_timeout_s, str(folder.failures), worker_fn)
-        result = next(r for r in results if r.rank == 0)
-        digests = [r.weights_digest for r in sorted(results, key=lambda r: r.rank)]
+    with contextlib.ExitStack() as held:
+        if not folder.is_complete():
+            held.enter_context(FolderLock(folder.root, f"the training of model {version}"))
+        result: Optional[WorkerResult] = None
+        digests: List[str] = []
+        if folder.is_complete():  # complete already, or completed by another run while the data was built
+            log.info("model %s is complete in %s: not retrained", version, folder)
+        else:
+            examples = write_examples(data, warehouse, version, partitions=4 * cfg.train.num_proc, table=examples_table)
+            results = launch_workers(spark, spec, examples, cfg.train.num_proc, cfg.train.petastorm_cache_dir,
+                                     cfg.train.start_timeout_s, str(folder.failures), worker_fn)
+            result = next(r for r in results if r.rank == 0)
+            digests = [r.weights_digest for r in sorted(results, key=lambda r: r.rank)]
+        return _embedded(version, folder, data, spec, cfg, result, digests)
 
+
+def _embedded(version: str, folder: ModelFolder, data: TrainingData, spec, cfg: TrainJobConfig,
+              result: Optional[WorkerResult], digests: List[str]) -> FittedModel:
+    """The trained model's vectors for every user and item and its blend; where it was trained
+    just now (`result`), its description and then model.json, which marks it complete."""
     from rec_lib.training import two_tower  # the driver needs TensorFlow only from here on
 
     if result is not None:
@@ -238,7 +259,7 @@ def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = ru
                 "blend": blend.to_dict(), "rate_offset": data.catalogue.rate_offset, "epoch_loss": result.epoch_loss,
                 "examples_per_s": result.epoch_examples_per_s, "n_examples": data.n_examples,
                 "num_proc": result.size, "train": asdict(cfg.train), "few_shot": asdict(cfg.few_shot)}
-        folder.description.write_text(json.dumps(info, indent=1, default=str))
+        atomic_write(folder.description, json.dumps(info, indent=1, default=str))
         shutil.rmtree(folder.checkpoints, ignore_errors=True)
     return FittedModel(version, folder, data, trained, content, users, blend, cfg.train.temperature, result, digests)
 
@@ -260,5 +281,5 @@ def _blend(model, data: TrainingData, cfg: TrainJobConfig, folder: ModelFolder) 
     for k, w in sorted(blend.by_k.items()):
         log.info("blend at k=%d %s: %s%s", k, "fitted" if w.fitted else "default",
                  ", ".join(f"{n} {v:.3g}" for n, v in w.weights.items()), f" ({w.reason})" if w.reason else "")
-    folder.blend.write_text(json.dumps(blend.to_dict(), indent=1))
+    atomic_write(folder.blend, json.dumps(blend.to_dict(), indent=1))
     return blend

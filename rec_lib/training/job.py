@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
 
+from rec_lib.core import faults
 from rec_lib.core.clock import run_identity, utc_naive
 from rec_lib.core.config import MlflowSection, TrainJobConfig
 from rec_lib.core.progress import timed
@@ -49,6 +50,7 @@ def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_
     for spec, rows in ((USER_EMBEDDINGS, user_rows), (ITEM_EMBEDDINGS, item_rows)):
         df = spark.createDataFrame(rows, schema=spec.schema)
         io.overwrite_table(df, spec, warehouse, user_metadata=tag)
+        faults.point(f"train.{spec.name}_written")
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@
         model.json                  what was trained and how it went; written last, so it marks a complete model
         checkpoints/                per-epoch training state while training runs (deleted once complete)
         failures/                   the workers' error reports of the last failed attempt
+        .lock                       held while a run completes the version (core.files.FolderLock)
+Every file but the weights and the checkpoints (TensorFlow's own) is written through a temporary
+file and a rename, so a killed run leaves no half-written file.
 """
 from __future__ import annotations
 
@@ -60,9 +63,10 @@ class ModelFolder:
         return self.description.exists()
 
     def artifacts(self) -> list:
-        """What a tracking server keeps of the folder: everything but the transient training state."""
+        """What a tracking server keeps of the folder: everything but the transient training state
+        (checkpoints, failure reports, the lock and any temporary file)."""
         transient = {self.checkpoints.name, self.failures.name}
-        return [p for p in sorted(self.root.iterdir()) if p.name not in transient]
+        return [p for p in sorted(self.root.iterdir()) if p.name not in transient and not p.name.startswith(".")]
 
     def __str__(self) -> str:
         return str(self.root)

@@ -37,6 +37,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from rec_lib.core.files import atomic_write
 from rec_lib.training.catalogue import Catalogue
 from rec_lib.training.model_folder import ModelFolder
 
@@ -287,13 +288,13 @@ def read_weights(model: TwoTower, folder: ModelFolder) -> TwoTower:
 def write_description(catalogue: Catalogue, params: ModelParams, folder: ModelFolder) -> None:
     """What `build` needs besides the weights: the catalogue, its vocabularies and the sizes."""
     catalogue.save(folder)
-    folder.params.write_text(params.to_json())
+    atomic_write(folder.params, params.to_json())
 
 
 def save(model: TwoTower, catalogue: Catalogue, folder: ModelFolder, extra: Dict[str, object]) -> None:
     write_description(catalogue, model.params, folder)
     write_weights(model, folder)
-    folder.description.write_text(json.dumps(extra, indent=1, default=str))
+    atomic_write(folder.description, json.dumps(extra, indent=1, default=str))
 
 
 def load(folder: ModelFolder) -> Tuple[TwoTower, Catalogue, Dict[str, object]]:

@@ -152,30 +152,57 @@ class _Training:
 
 
 def _start(spec: WorkerSpec) -> _Training:
-    """Join Horovod, build the model and restore the last checkpoint, if any."""
+    """Join Horovod, build the model and restore the newest readable checkpoint, if any."""
     import horovod.tensorflow as hvd
     import tensorflow as tf
-
-    from rec_lib.training import two_tower
 
     hvd.init()
     logging.getLogger("petastorm").setLevel(logging.WARNING)
     tf.random.set_seed(spec.seed)
     tf.config.experimental.enable_op_determinism()
+    state, restored = restore_newest(spec.checkpoint_dir, lambda: _fresh_state(spec, hvd.size(), hvd.rank()))
+    model, optimizer, rng, epoch, checkpoint, manager = state
+    if restored and hvd.rank() == 0:
+        log.info("resuming from checkpoint %s (epoch %d of %d done)", restored, int(epoch.numpy()), spec.epochs)
+    return _Training(hvd, model, optimizer, rng, epoch, checkpoint, manager, hvd.rank(), hvd.size())
+
+
+def _fresh_state(spec: WorkerSpec, size: int, rank: int):
+    """A new model, optimizer, random generator and epoch counter, their checkpoint and its manager."""
+    import tensorflow as tf
+
+    from rec_lib.training import two_tower
+
     model = two_tower.build(spec.catalogue, spec.params)
-    optimizer = tf.keras.optimizers.Adam(spec.learning_rate * hvd.size())
-    rng = tf.random.Generator.from_seed(spec.seed * 1000 + hvd.rank())
+    optimizer = tf.keras.optimizers.Adam(spec.learning_rate * size)
+    rng = tf.random.Generator.from_seed(spec.seed * 1000 + rank)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, rng=rng, epoch=epoch)
-    manager = None
-    if spec.checkpoint_dir:
-        manager = tf.train.CheckpointManager(checkpoint, spec.checkpoint_dir, max_to_keep=2)
-        if manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint)
-            if hvd.rank() == 0:
-                log.info("resuming from checkpoint %s (epoch %d of %d done)", manager.latest_checkpoint,
-                                int(epoch.numpy()), spec.epochs)
-    return _Training(hvd, model, optimizer, rng, epoch, checkpoint, manager, hvd.rank(), hvd.size())
+    manager = (tf.train.CheckpointManager(checkpoint, spec.checkpoint_dir, max_to_keep=2)
+               if spec.checkpoint_dir else None)
+    return model, optimizer, rng, epoch, checkpoint, manager
+
+
+def restore_newest(checkpoint_dir: str, fresh):
+    """`fresh()`'s state (a tuple whose last two are the checkpoint and its manager, or None) restored
+    from the newest checkpoint in `checkpoint_dir` that reads; a checkpoint that does not (a kill
+    during its write, a corrupt file) is reported and the one before it tried, each on new state so
+    no half-restored variable survives. Returns (state, the checkpoint restored or None)."""
+    state = fresh()
+    manager = state[-1]
+    if manager is None:
+        return state, None
+    for path in reversed(manager.checkpoints):  # oldest first in the manager's list
+        try:
+            state[-2].restore(path).assert_existing_objects_matched()
+            return state, path
+        except Exception as exc:  # DataLossError, NotFoundError, a mismatched object graph...
+            log.warning("checkpoint %s cannot be restored (%s: %s); trying the one before it", path,
+                        type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "")
+            state = fresh()
+    if manager.checkpoints:
+        log.warning("no checkpoint in %s can be restored: training starts from the first epoch", checkpoint_dir)
+    return state, None
 
 
 def _train_step(run: _Training, batch_size: int):
