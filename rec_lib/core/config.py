@@ -52,6 +52,7 @@ class InputSection:
     max_text_chars: int  # title and description are cut to this many characters (the cut is counted); 0: no cap
     encoding: str  # of the CSV exports, e.g. UTF-8 or ISO-8859-1
     csv_delimiter: str  # field separator of the CSV exports, e.g. "," or ";"
+    max_quarantine_share: Dict[str, float]  # per export: above this share of rows quarantined the job fails before writing
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class EncoderSection:
     batch_size: int
     tf_threads: int  # TensorFlow threads per Spark worker; 0: TensorFlow's default
     partitions: int  # Spark partitions (parallel encoders); 0: Spark's default parallelism
+    chunk_items: int = 20000  # items encoded and committed per write (a kill keeps the chunks committed); 0: one write
 
 
 @dataclass(frozen=True)
@@ -242,6 +244,10 @@ class FeatureJobConfig:
                 )
         _check_timestamp("input.min_ts", self.input.min_ts)
         _at_least("input", self.input, ("max_text_chars",), 0)
+        for source, share in self.input.max_quarantine_share.items():
+            if source not in INPUTS or not 0.0 <= share <= 1.0:
+                raise ConfigError(f"input.max_quarantine_share.{source} must name an export of {sorted(INPUTS)} and be "
+                                  f"a share in [0, 1] (1: never fail), got {share!r}")
         if len(self.input.csv_delimiter) != 1:
             raise ConfigError(f"input.csv_delimiter must be one character, got {self.input.csv_delimiter!r}")
         try:
@@ -329,7 +335,7 @@ class EmbedJobConfig:
         if unknown or not e.text_fields:
             raise ConfigError(f"encoder.text_fields must name some of {list(TEXT_FIELDS)}, got {e.text_fields}")
         _at_least("encoder", e, ("batch_size",), 1)
-        _at_least("encoder", e, ("tf_threads", "partitions"), 0)
+        _at_least("encoder", e, ("tf_threads", "partitions", "chunk_items"), 0)
         return self
 
 

@@ -246,6 +246,34 @@ QUARANTINE = TableSpec(
     keys=("quarantine_id",),
 )
 
+# The feature job's run ledger: one row per run, written before its first MERGE (status started)
+# and again after its last table (complete). A run that never completed is reported by the next
+# one, which completes it when the exports are unchanged (same fingerprint).
+FEATURE_RUNS = TableSpec(
+    name="feature_runs",
+    fields=_struct(
+        ("run_id", S, False),
+        ("status", S, False),  # started | complete | interrupted (a later run found it unfinished)
+        ("input", S, False),  # the exports' folder
+        ("fingerprint", S, False),  # sha256 of every export file's path, size, modification time and checksum
+        ("files", S, False),  # JSON: [{source, path, size, mtime, checksum}] (checksum where the file system has one)
+        ("started_at", TS, False),
+        ("finished_at", TS, True),
+        ("accepted", map_of(S, L), True),  # per export
+        ("quarantined", map_of(S, L), True),  # per export
+        ("table_versions", map_of(S, L), True),  # each table's Delta version once the run completed
+        ("note", S, True),  # what the run found of an earlier unfinished one
+    ),
+    keys=("run_id",),
+)
+
+
+class RunStatus:
+    STARTED = "started"
+    COMPLETE = "complete"
+    INTERRUPTED = "interrupted"
+
+
 ITEM_TEXT_EMBEDDINGS = TableSpec(
     name="item_text_embeddings",
     fields=_struct(
@@ -389,7 +417,8 @@ class EmbeddingSource:
 
 
 TABLES: Dict[str, TableSpec] = {
-    t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, ITEM_TEXT_EMBEDDINGS,
+    t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, FEATURE_RUNS,
+                        ITEM_TEXT_EMBEDDINGS,
                         TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS, RECOMMENDATIONS, EVALUATION_METRICS,
                         EVALUATION_TRAINING_EXAMPLES, LIST_METRICS)
 }

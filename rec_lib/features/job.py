@@ -1,12 +1,15 @@
 """The feature stage: raw exports -> validated, deduplicated Delta tables + quarantine.
 
 Order of work, so that a bad file never leaves a half-written warehouse:
-1. locate and read every export, check required columns (InputError names file and column);
+1. locate and read every export, check required columns (InputError names file and column), list
+   its files for the run ledger (features.ledger);
 2. validate every row and count accepted/quarantined rows (this reads every file in full, so an
-   unreadable file fails here, still before any write);
-3. MERGE items, users, interactions and quarantine rows by key (each MERGE is one Delta commit;
-   a re-run on the same input changes nothing);
-4. rebuild the derived tables item_stats and user_features from the merged tables.
+   unreadable file fails here, still before any write); an export with more than
+   `input.max_quarantine_share` of its rows rejected stops the run here;
+3. record the run in `feature_runs` (started), completing an unfinished run on the same exports;
+4. MERGE items, users, interactions and quarantine rows by key (each MERGE is one Delta commit;
+   a re-run on the same input changes nothing, so a run killed between them is completed by the next);
+5. rebuild the derived tables item_stats and user_features from the merged tables; mark the run complete.
 """
 from __future__ import annotations
 
@@ -22,12 +25,14 @@ from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from rec_lib.core.clock import run_identity
+from rec_lib.core import faults
+from rec_lib.core.clock import new_run_id, resolve_now, utc_naive
 from rec_lib.core.config import FeatureJobConfig
 from rec_lib.core.errors import InputError
 from rec_lib.core.progress import timed
 from rec_lib.core.schema import (
     EVENTS_INPUT,
+    FEATURE_RUNS,
     INTERACTIONS,
     ITEM_STATS,
     ITEMS,
@@ -37,7 +42,9 @@ from rec_lib.core.schema import (
     USERS,
     USERS_INPUT,
     InputContract,
+    RunStatus,
 )
+from rec_lib.features import ledger
 from rec_lib.features import transforms as fx
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
@@ -63,9 +70,12 @@ class FeatureRunSummary:
     sources: Dict[str, SourceCounts]
     written: Dict[str, int]  # rows inserted or updated per table (rows already stored are skipped)
     table_rows: Dict[str, int]
+    note: Optional[str] = None  # what the run found of earlier unfinished runs (features.ledger)
 
     def lines(self):
         yield f"feature job run {self.run_id}"
+        if self.note:
+            yield f"  {self.note}"
         for source, c in self.sources.items():
             reasons = ", ".join(f"{r}: {n}" for r, n in sorted(c.quarantined.items())) or "none"
             cut = f"; {c.text_cut:,} cut to input.max_text_chars" if c.text_cut else ""
@@ -116,6 +126,7 @@ class _Validated:
     items: DataFrame
     users: Optional[DataFrame]
     events: DataFrame
+    files: Tuple[ledger.ExportFile, ...] = ()  # the exports' files, listed before they were read
 
     def by_source(self) -> Dict[str, DataFrame]:
         return {name: v for name, v in (("items", self.items), ("users", self.users), ("events", self.events))
@@ -132,6 +143,9 @@ def _validate(spark: SparkSession, cfg: FeatureJobConfig, now_ts: Column) -> Tup
     items_loc, raw_items = _read(spark, cfg, ITEMS_INPUT)
     users_loc, raw_users = _read(spark, cfg, USERS_INPUT)
     events_loc, raw_events = _read(spark, cfg, EVENTS_INPUT)
+    files = tuple(ledger.ExportFile(loc.source, f.path, f.size, f.mtime, f.checksum)
+                  for loc in (items_loc, users_loc, events_loc) if loc is not None
+                  for f in io.list_files(spark, loc.path))
     max_future = cfg.input.max_future_hours
     min_ts = timestamp_lit(datetime.fromisoformat(cfg.input.min_ts))
     with timed(log, "validate items"):
@@ -152,9 +166,15 @@ def _validate(spark: SparkSession, cfg: FeatureJobConfig, now_ts: Column) -> Tup
             events_loc.path)
         counts = {"items": _count(items_v), "users": _count(users_v) if users_v is not None else SourceCounts(),
                   "events": _count(events_v)}
+    validated = _Validated(items_v, users_v, events_v, files)
+    too_many = ledger.over_quarantine_share({s: (c.accepted, c.quarantined) for s, c in counts.items()},
+                                            cfg.input.max_quarantine_share)
     if counts["items"].accepted == 0 and stored_items is None:
-        raise InputError(f"{items_loc.path}: no valid item rows (quarantine reasons: {counts['items'].quarantined})")
-    return _Validated(items_v, users_v, events_v), counts
+        too_many.insert(0, f"{items_loc.path}: no valid item rows (quarantine reasons: {counts['items'].quarantined})")
+    if too_many:
+        validated.unpersist()
+        raise InputError("nothing written: " + "; ".join(too_many))
+    return validated, counts
 
 
 def _merge_base_tables(spark: SparkSession, validated: _Validated, warehouse: str, run_id: str,
@@ -169,18 +189,22 @@ def _merge_base_tables(spark: SparkSession, validated: _Validated, warehouse: st
     with timed(log, "merge items"):
         written["items"] = io.merge_table(spark, fx.item_rows(fx.accepted(validated.items), run_id), ITEMS, warehouse,
                                           compare=["content_hash"])
+    faults.point("features.merged:items")
     with timed(log, "merge users"):
         written["users"] = io.merge_table(
             spark, fx.user_rows(accepted_users, accepted_events, run_id, stored_users), USERS, warehouse,
             compare=["signup_ts", "attributes", "derived_from_events"])
+    faults.point("features.merged:users")
     with timed(log, "merge interactions"):
         written["interactions"] = io.merge_table(spark, fx.interaction_rows(accepted_events, run_id), INTERACTIONS,
                                                  warehouse, compare=["value", "type_weight"])
+    faults.point("features.merged:interactions")
     with timed(log, "merge quarantine"):
         rejected = [fx.quarantine_rows(fx.rejected(v), name, run_id, quarantined_at)
                     for name, v in validated.by_source().items()]
         written["quarantine"] = io.merge_table(spark, reduce(DataFrame.unionByName, rejected), QUARANTINE,
                                                warehouse)  # insert-only: ids are stable across runs
+    faults.point("features.merged:quarantine")
     return written
 
 
@@ -211,16 +235,58 @@ def _rebuild_derived_tables(spark: SparkSession, cfg: FeatureJobConfig) -> None:
 
 
 def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSummary:
-    now, run_id = run_identity(cfg.run)
+    now = resolve_now(cfg.run.now)
     warehouse = cfg.paths.warehouse
-    log.info("feature job %s: input %s -> warehouse %s", run_id, cfg.paths.input, warehouse)
+    log.info("feature job: input %s -> warehouse %s", cfg.paths.input, warehouse)
     validated, counts = _validate(spark, cfg, timestamp_lit(now))
-    written = _merge_base_tables(spark, validated, warehouse, run_id, timestamp_lit(now))
+    run = ledger.resume(_unfinished_runs(spark, warehouse), ledger.fingerprint(validated.files), cfg.run.run_id,
+                        new_run_id(now))
+    if run.note:
+        log.warning("%s", run.note)
+    log.info("feature job run %s", run.run_id)
+    _record_run(spark, cfg, now, run, validated.files, RunStatus.STARTED)
+    written = _merge_base_tables(spark, validated, warehouse, run.run_id, timestamp_lit(now))
     _rebuild_derived_tables(spark, cfg)
     validated.unpersist()
     table_rows = {spec.name: io.read_table(spark, warehouse, spec).count()
                   for spec in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE)}
-    return FeatureRunSummary(run_id=run_id, sources=counts, written=written, table_rows=table_rows)
+    _record_run(spark, cfg, now, run, validated.files, RunStatus.COMPLETE, counts)
+    return FeatureRunSummary(run_id=run.run_id, sources=counts, written=written, table_rows=table_rows, note=run.note)
+
+
+# --------------------------------------------------------------------------------------------
+# The run ledger (features.ledger): feature_runs
+# --------------------------------------------------------------------------------------------
+
+LEDGERED = (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE)  # versions kept once complete
+
+
+def _unfinished_runs(spark: SparkSession, warehouse: str):
+    runs = io.read_table_if_exists(spark, warehouse, FEATURE_RUNS)
+    if runs is None:
+        return []
+    rows = runs.where(F.col("status") == RunStatus.STARTED).select("run_id", "fingerprint", "started_at").collect()
+    return [ledger.Unfinished(r["run_id"], r["fingerprint"], r["started_at"]) for r in rows]
+
+
+def _record_run(spark: SparkSession, cfg: FeatureJobConfig, now: datetime, run: ledger.Resumption,
+                files: Sequence[ledger.ExportFile], status: str, counts: Optional[Dict[str, SourceCounts]] = None) -> None:
+    """This run's ledger row (and, when it starts, the earlier unfinished runs it closes) in one MERGE."""
+    warehouse, started = cfg.paths.warehouse, utc_naive(now)
+    complete = status == RunStatus.COMPLETE
+    versions = ledger.table_versions({spec.name: io.table_version(spark, warehouse, spec) for spec in LEDGERED}) \
+        if complete else None
+    rows = [(run.run_id, status, cfg.paths.input, ledger.fingerprint(files), ledger.files_json(files), started,
+             utc_naive(resolve_now(None)) if complete else None,
+             {s: c.accepted for s, c in counts.items()} if counts else None,
+             {s: c.total_quarantined for s, c in counts.items()} if counts else None, versions, run.note)]
+    df = spark.createDataFrame(rows, FEATURE_RUNS.schema)
+    if run.closed and not complete:  # a closed run keeps what it recorded: only its status and note change
+        stored = io.read_table(spark, warehouse, FEATURE_RUNS).where(F.col("run_id").isin([u.run_id for u in run.closed]))
+        df = df.unionByName(stored.withColumn("status", F.lit(RunStatus.INTERRUPTED))
+                            .withColumn("note", F.lit(f"found unfinished by run {run.run_id}")))
+    io.merge_table(spark, df, FEATURE_RUNS, warehouse,
+                   compare=["status", "finished_at", "accepted", "quarantined", "table_versions", "note"])
 
 
 # --------------------------------------------------------------------------------------------

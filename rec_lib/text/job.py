@@ -19,6 +19,7 @@ import pandas as pd
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from rec_lib.core import faults
 from rec_lib.core.clock import run_identity
 from rec_lib.core.config import EmbedJobConfig
 from rec_lib.core.process import worker_setup
@@ -93,6 +94,17 @@ def _encode_partitions(model: str, batch_size: int, tf_threads: int):
     return encode
 
 
+def chunk_count(n_items: int, chunk_items: int) -> int:
+    """How many writes `n_items` items take at `chunk_items` a write (0: one)."""
+    return 1 if chunk_items <= 0 else max(1, -(-n_items // chunk_items))
+
+
+def chunk_of(item_id: Column, n_chunks: int) -> Column:
+    """The chunk (0 .. n_chunks-1) an item is encoded in: a hash of its id, so a re-run after a
+    kill splits the items still to encode the same way whatever their order."""
+    return F.pmod(F.xxhash64(item_id), F.lit(n_chunks))
+
+
 def encode_in_spark(to_encode: DataFrame, model: str, batch_size: int, tf_threads: int, partitions: int) -> DataFrame:
     """item_id, text, text_hash -> item_id, text_hash, embedding array<float>."""
     return (to_encode.repartition(partitions, "item_id")
@@ -132,15 +144,19 @@ def run_embed_job(spark: SparkSession, cfg: EmbedJobConfig) -> EmbedRunSummary:
     start = time.perf_counter()
     if n_todo:
         partitions = cfg.encoder.partitions or spark.sparkContext.defaultParallelism
-        with timed(log, f"encode {n_todo} items in {partitions} partitions"):
-            encoded = encode_in_spark(to_encode, cfg.encoder.model, cfg.encoder.batch_size,
-                                      cfg.encoder.tf_threads, partitions)
-            rows = (encoded.withColumn("model_name", F.lit(identity.name))
-                    .withColumn("model_version", F.lit(identity.version))
-                    .withColumn("embedded_at", timestamp_lit(now))
-                    .withColumn("run_id", F.lit(run_id)))
-            io.merge_table(spark, rows, ITEM_TEXT_EMBEDDINGS, warehouse,
-                           compare=["text_hash", "model_name", "model_version"])
+        n_chunks = chunk_count(n_todo, cfg.encoder.chunk_items)
+        for chunk in range(n_chunks):
+            part = to_encode if n_chunks == 1 else to_encode.where(chunk_of(F.col("item_id"), n_chunks) == chunk)
+            with timed(log, f"encode chunk {chunk + 1} of {n_chunks} ({n_todo} items in all) in {partitions} partitions"):
+                encoded = encode_in_spark(part, cfg.encoder.model, cfg.encoder.batch_size,
+                                          cfg.encoder.tf_threads, partitions)
+                rows = (encoded.withColumn("model_name", F.lit(identity.name))
+                        .withColumn("model_version", F.lit(identity.version))
+                        .withColumn("embedded_at", timestamp_lit(now))
+                        .withColumn("run_id", F.lit(run_id)))
+                io.merge_table(spark, rows, ITEM_TEXT_EMBEDDINGS, warehouse,
+                               compare=["text_hash", "model_name", "model_version"])
+            faults.point("embed.chunk_written")
     seconds = time.perf_counter() - start
     to_encode.unpersist()
     return EmbedRunSummary(run_id, identity, n_items, n_todo, seconds)
