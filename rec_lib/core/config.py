@@ -41,6 +41,9 @@ class SparkSection:
 class PathsSection:
     input: str  # folder holding the items, events and (optional) users exports
     warehouse: str  # folder (or URI) under which every Delta table lives, one folder a table
+    # true: the scheduler guarantees one run at a time on this warehouse, which lets an s3:// warehouse run
+    # without a log store that arbitrates concurrent commits (see README "Failure and recovery")
+    single_writer: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,13 @@ class InputSection:
     columns: Dict[str, Dict[str, str]]  # per export: contract column -> column in the file
     multiline_csv: List[str]  # exports whose CSV fields may hold line breaks (slower to read)
     max_future_hours: float  # timestamps later than now + this are quarantined
-    min_ts: str  # timestamps before this (ISO-8601 date or time) are quarantined as out of range
-    max_text_chars: int  # title and description are cut to this many characters (the cut is counted); 0: no cap
     encoding: str  # of the CSV exports, e.g. UTF-8 or ISO-8859-1
     csv_delimiter: str  # field separator of the CSV exports, e.g. "," or ";"
-    max_quarantine_share: Dict[str, float]  # per export: above this share of rows quarantined the job fails before writing
+    min_ts: str = "1990-01-01"  # timestamps before this (ISO-8601 date or time) are quarantined as out of range
+    max_text_chars: int = 10000  # title and description are cut to this many characters (the cut is counted); 0: no cap
+    # per export: above this share of its rows quarantined the job fails before writing (1.0: never)
+    max_quarantine_share: Dict[str, float] = dataclasses.field(
+        default_factory=lambda: {"items": 0.5, "users": 0.5, "events": 0.5})
 
 
 @dataclass(frozen=True)
@@ -537,10 +542,13 @@ def _build(cls: Type[C], data: Any, prefix: str) -> C:
     if unknown:
         known = sorted(KNOWN_SECTIONS) if not prefix else names
         raise ConfigError(f"unknown config key {dotted(sorted(unknown)[0])!r}; known here: {known}")
-    missing = [n for n in names if n not in data]
+    # a key added after a release has a default, so a config file written before it still loads
+    optional = {f.name for f in dataclasses.fields(cls)
+                if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+    missing = [n for n in names if n not in data and n not in optional]
     if missing:
         raise ConfigError(f"missing config key {dotted(missing[0])!r}")
-    return cls(**{n: _coerce(data[n], hints[n], dotted(n)) for n in names})
+    return cls(**{n: _coerce(data[n], hints[n], dotted(n)) for n in names if n in data})
 
 
 def load_config(cls: Type[C], conf_file: str | Path, settings: Sequence[str] = ()) -> C:
