@@ -78,10 +78,15 @@ def run_spark_job(argv: Optional[Sequence[str]], description: str, config_cls: T
     args = parse(job_parser(description), argv)
 
     def body() -> None:
+        from rec_lib.platform.io import check_commit_safety
         from rec_lib.platform.spark import get_spark
 
         cfg = load_job_config(config_cls, args)
-        summary = stage(get_spark(cfg.spark), cfg)
+        spark = get_spark(cfg.spark)
+        paths = getattr(cfg, "paths", None)
+        if paths is not None:
+            check_commit_safety(spark, paths.warehouse, paths.single_writer)
+        summary = stage(spark, cfg)
         print("\n".join(summary.lines()))
 
     return run_job(body)

@@ -6,6 +6,7 @@ or `abfss://` locations.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.sql.utils import AnalysisException
 
-from rec_lib.core.errors import InputError, RecError
+from rec_lib.core.errors import ConfigError, InputError, RecError
 from rec_lib.core.schema import BOOKKEEPING, RAW_LINE, RAW_ROW, SOURCE_FILE, InputContract, TableSpec
 
 log = logging.getLogger(__name__)
@@ -328,6 +329,33 @@ RETRY_WAIT_S = 2.0  # waits 2, 4, 8 s (each up to 50% longer, at random) between
 CONFLICTS = ("ConcurrentAppendException", "ConcurrentDeleteReadException", "ConcurrentDeleteDeleteException",
              "ConcurrentWriteException", "ConcurrentTransactionException", "MetadataChangedException",
              "ProtocolChangedException", "DeltaConcurrentModificationException")
+
+
+S3_SCHEMES = ("s3", "s3a", "s3n")
+S3_LOG_STORE = "io.delta.storage.S3DynamoDBLogStore"
+
+
+def check_commit_safety(spark: SparkSession, warehouse: str, single_writer: bool) -> None:
+    """Refuse an S3 warehouse where Delta cannot arbitrate two writers: S3 has no atomic
+    put-if-absent, so with open-source Delta's default S3 log store two drivers can both commit a
+    table's next version and one commit is silently lost. Safe: Databricks (its own commit service),
+    the S3DynamoDBLogStore for the scheme (conf/cluster.yaml), or `paths.single_writer` where the
+    scheduler guarantees one run at a time."""
+    scheme = warehouse.split("://", 1)[0].lower() if "://" in warehouse else ""
+    if scheme not in S3_SCHEMES or os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        return
+    store = spark.conf.get(f"spark.delta.logStore.{scheme}.impl", None) or spark.conf.get("spark.delta.logStore.class", None)
+    if store == S3_LOG_STORE:
+        return
+    if single_writer:
+        log.warning("warehouse %s on S3 without %s: safe only while one run at a time writes it (paths.single_writer)",
+                    warehouse, S3_LOG_STORE)
+        return
+    raise ConfigError(
+        f"warehouse {warehouse}: on S3, Delta's default log store cannot stop two runs from committing the same "
+        f"table version (one commit would be lost without an error); set spark.conf "
+        f"spark.delta.logStore.{scheme}.impl={S3_LOG_STORE} with its DynamoDB table (conf/cluster.yaml, and the "
+        f"io.delta:delta-storage-s3-dynamodb package), or paths.single_writer=true if one run at a time is guaranteed")
 
 
 class ConcurrentWriteError(RecError):

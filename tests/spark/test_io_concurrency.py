@@ -142,3 +142,24 @@ def test_a_write_that_keeps_meeting_other_commits_stops_with_one_line_naming_the
         return "written"
 
     assert io.with_retries(spark, PARTED, path, conflicts_once, attempts=2, wait_s=0.01) == "written"
+
+
+def test_an_s3_warehouse_without_a_commit_arbiter_is_refused(spark, monkeypatch, caplog):
+    from rec_lib.core.errors import ConfigError
+
+    monkeypatch.delenv("DATABRICKS_RUNTIME_VERSION", raising=False)
+    key = "spark.delta.logStore.s3a.impl"
+    assert spark.conf.get(key, None) is None
+    with pytest.raises(ConfigError, match=r"^warehouse s3a://shop/wh: on S3, Delta's default log store cannot stop two runs"):
+        io.check_commit_safety(spark, "s3a://shop/wh", single_writer=False)
+    io.check_commit_safety(spark, "/local/warehouse", single_writer=False)  # a local or HDFS path is atomic already
+    io.check_commit_safety(spark, "hdfs://nn/warehouse", single_writer=False)
+    io.check_commit_safety(spark, "s3a://shop/wh", single_writer=True)
+    assert "safe only while one run at a time writes it" in caplog.text
+    spark.conf.set(key, io.S3_LOG_STORE)
+    try:
+        io.check_commit_safety(spark, "s3a://shop/wh", single_writer=False)
+    finally:
+        spark.conf.unset(key)
+    monkeypatch.setenv("DATABRICKS_RUNTIME_VERSION", "15.4")
+    io.check_commit_safety(spark, "s3://shop/wh", single_writer=False)
