@@ -114,10 +114,11 @@ def brute(U, V, b, user, allowed, seen, k):
 # --------------------------------------------------------------------------------------------
 
 
-def build_small_shop(spark: "SparkSession", root: Path) -> List[str]:
-    """400 users, 200 items (15% launched in the last 14 days), ~20k events, generated into
-    root/input, with its feature tables and real text embeddings in root/warehouse. Returns the
-    settings every job on it shares."""
+def build_small_shop(spark: "SparkSession", root: Path, n_users: int = 400, n_items: int = 200,
+                     n_events: int = 20000, seed: Optional[int] = None) -> List[str]:
+    """400 users, 200 items (15% launched in the last 14 days), ~20k events (unless told otherwise),
+    generated into root/input, with its feature tables and real text embeddings in root/warehouse.
+    Returns the settings every job on it shares."""
     from rec_lib.core import config as rc
     from rec_lib.demo.generator import generate_shop
     from rec_lib.features.job import run_feature_job
@@ -126,8 +127,8 @@ def build_small_shop(spark: "SparkSession", root: Path) -> List[str]:
     common = [f"paths.input={root / 'input'}", f"paths.warehouse={root / 'warehouse'}",
               "run.now=2026-11-01T00:00:00Z", "run.run_id=test-run"]
     demo = rc.load_config(rc.GenerateJobConfig, REPO / "conf/local.yaml", common + [
-        "demo.n_users=400", "demo.n_items=200", "demo.n_events=20000", "demo.chunk_users=200",
-        "demo.dirty_fraction=0"])
+        f"demo.n_users={n_users}", f"demo.n_items={n_items}", f"demo.n_events={n_events}", "demo.chunk_users=200",
+        "demo.dirty_fraction=0", *([f"demo.seed={seed}"] if seed is not None else [])])
     generate_shop(demo.demo, demo.paths.input, now=datetime(2026, 11, 1, tzinfo=timezone.utc))
     run_feature_job(spark, rc.load_config(rc.FeatureJobConfig, REPO / "conf/local.yaml", common))
     run_embed_job(spark, rc.load_config(rc.EmbedJobConfig, REPO / "conf/local.yaml", common))

@@ -1,6 +1,7 @@
 """The training stage end to end on a small generated shop: real Spark, Delta, Petastorm, Horovod
 (gloo, 2 processes), TensorFlow and the real encoder."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -174,3 +175,67 @@ def test_failure_messages_name_the_rank_and_the_cause():
         "training worker(s) failed: rank 0: ValueError: bad; rank 1: ValueError: bad")
     assert failure_message({}, 2, boom) == ("the training workers died without reporting an error (killed, or out "
                                             "of memory?); launcher said: RuntimeError: Exit code: 1")
+
+
+def embedding_tables(spark, warehouse):
+    """Both embedding tables as {id: row} with the vectors apart (compared to float rounding)."""
+    out = {}
+    for spec, key in ((USER_EMBEDDINGS, "user_id"), (ITEM_EMBEDDINGS, "item_id")):
+        rows = {r[key]: r.asDict() for r in io.read_table(spark, str(warehouse), spec).collect()}
+        out[spec.name] = ({k: np.asarray(r.pop("embedding")) for k, r in rows.items()}, rows)
+    return out
+
+
+def test_killed_between_the_embedding_tables_the_next_run_writes_both_from_the_complete_model(spark, shop,
+                                                                                             two_workers):
+    cfg, summary, _ = two_workers
+    root, common = shop
+    warehouse = root / "warehouse-killed"  # a copy keeps the tables' ids: same model version, complete already
+    shutil.copytree(root / "warehouse", warehouse)
+    for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS):
+        shutil.rmtree(warehouse / spec.name)
+    settings = [*common, f"paths.warehouse={warehouse}", f"train.model_dir={cfg.train.model_dir}",
+                f"train.petastorm_cache_dir={root / 'petastorm'}", "mlflow.tracking_uri=''", f"train.cutoff={TRAIN_CUTOFF}",
+                "train.epochs=12", "train.batch_size=64", "spark.master=local[2]", "spark.driver_memory=2g"]
+    env = {**os.environ, "REC_KILL_AT": "train.user_embeddings_written"}
+    done = subprocess.run([sys.executable, "-m", "jobs.train", "--conf-file", "conf/local.yaml", "--set",
+                           " ".join(settings)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+                          start_new_session=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
+    assert io.delta_exists(spark, io.table_path(str(warehouse), USER_EMBEDDINGS))
+    assert not io.delta_exists(spark, io.table_path(str(warehouse), ITEM_EMBEDDINGS))
+
+    again = run_train_job(spark, train_config(shop, f"paths.warehouse={warehouse}"))
+    assert not again.trained and again.model_version == summary.model_version
+    got, want = embedding_tables(spark, warehouse), embedding_tables(spark, cfg.paths.warehouse)
+    for name in want:
+        (got_vectors, got_rows), (want_vectors, want_rows) = got[name], want[name]
+        assert got_rows == want_rows, name
+        for key, vector in want_vectors.items():
+            np.testing.assert_allclose(got_vectors[key], vector, atol=1e-6)
+
+
+def test_two_shops_with_one_model_dir_each_get_their_own_model(spark, shop, two_workers):
+    """Two warehouses whose tables have the same Delta versions and one train.model_dir: before the
+    model version hashed the tables' ids, the second shop crashed restoring the first one's weights
+    (or, where the shapes matched, was served them)."""
+    from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, USERS
+    from tests.helpers import build_small_shop
+
+    cfg, summary, _ = two_workers
+    root, _ = shop
+    other = root / "other-shop"
+    other_common = build_small_shop(spark, other, n_users=150, n_items=80, n_events=6000, seed=11)
+    inputs = (INTERACTIONS, ITEMS, ITEM_TEXT_EMBEDDINGS, USERS)
+    versions = [[io.table_version(spark, str(w), spec) for spec in inputs] for w in (root / "warehouse", other / "warehouse")]
+    assert versions[0] == versions[1]  # what the model version hashed alone before
+    first_model = ModelFolder.of(cfg.train.model_dir, summary.model_version).description
+    first_written = first_model.stat().st_mtime_ns
+
+    second = run_train_job(spark, train_config((other, other_common), f"train.model_dir={cfg.train.model_dir}"))
+    assert second.trained and second.model_version != summary.model_version
+    assert (second.n_users, second.n_items) == (150, 80)
+    users = io.read_table(spark, str(other / "warehouse"), USER_EMBEDDINGS).select("user_id", "model_version").toPandas()
+    shop_users = io.read_table(spark, str(other / "warehouse"), USERS).select("user_id").toPandas()
+    assert set(users.user_id) == set(shop_users.user_id) and set(users.model_version) == {second.model_version}
+    assert first_model.stat().st_mtime_ns == first_written  # the first shop's model is untouched

@@ -186,3 +186,20 @@ def test_items_export_with_no_valid_row_is_an_error_only_without_a_catalogue(spa
     write_inputs(inputs, items="item_id,title\n", users=None, events="user_id,item_id,event_type,ts\n")
     summary = run_feature_job(spark, feature_config)
     assert summary.sources["items"].accepted == 0 and summary.table_rows["items"] == 3
+
+
+def test_a_mostly_rejected_export_stops_the_run_before_any_write(spark, feature_config):
+    write_inputs(Path(feature_config.paths.input))  # events: 6 of the 10 lines break a rule
+    strict = rc.replace(feature_config, input=dataclasses.replace(
+        feature_config.input, max_quarantine_share={"items": 0.5, "users": 0.5, "events": 0.5}))
+    with pytest.raises(InputError) as err:
+        run_feature_job(spark, strict)
+    assert str(err.value).startswith("nothing written: events: 6 of 10 rows (60.0%) would be quarantined (")
+    assert str(err.value).endswith("), above input.max_quarantine_share.events=0.5")
+    assert not Path(feature_config.paths.warehouse).exists()
+    # every row of the events export bad: refused even at the loosest limit below 1
+    write_inputs(Path(feature_config.paths.input), events="user_id,item_id,event_type,ts\nu1,I1,view,never\n")
+    loose = rc.replace(strict, input=dataclasses.replace(strict.input, max_quarantine_share={"events": 0.99}))
+    with pytest.raises(InputError, match=r"events: 1 of 1 rows \(100.0%\) would be quarantined \(unparseable_ts: 1\)"):
+        run_feature_job(spark, loose)
+    assert not Path(feature_config.paths.warehouse).exists()
