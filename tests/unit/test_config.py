@@ -119,3 +119,28 @@ def test_run_now_with_an_offset_is_taken_to_utc():
     assert utc_naive(now) == datetime(2026, 11, 1)
     assert utc_naive(resolve_now("2026-11-01T00:00:00Z")) == datetime(2026, 11, 1)
     assert utc_naive(datetime(2026, 11, 1, 5)) == datetime(2026, 11, 1, 5)  # naive: UTC already
+
+
+def test_a_config_file_from_before_the_keys_with_defaults_still_loads(tmp_path):
+    import yaml
+
+    tree = yaml.safe_load(LOCAL.read_text())
+    for key in ("min_ts", "max_text_chars", "max_quarantine_share"):
+        del tree["input"][key]
+    del tree["paths"]["single_writer"]
+    older = tmp_path / "older.yaml"
+    older.write_text(yaml.safe_dump(tree))
+    cfg = load_config(FeatureJobConfig, older)
+    assert (cfg.input.min_ts, cfg.input.max_text_chars, cfg.paths.single_writer) == ("1990-01-01", 10000, False)
+    assert cfg.input.max_quarantine_share == {"items": 0.5, "users": 0.5, "events": 0.5}
+    assert load_config(FeatureJobConfig, older, ["input.max_text_chars=50"]).input.max_text_chars == 50
+    del tree["input"]["encoding"]  # a key without a default is still required
+    older.write_text(yaml.safe_dump(tree))
+    with pytest.raises(ConfigError, match="missing config key 'input.encoding'"):
+        load_config(FeatureJobConfig, older)
+
+
+@pytest.mark.parametrize("share", ["-0.1", "1.5", "many"])
+def test_a_quarantine_share_outside_0_1_is_refused(share):
+    with pytest.raises(ConfigError, match="input.max_quarantine_share.events"):
+        load_config(FeatureJobConfig, LOCAL, [f"input.max_quarantine_share.events={share}"])
