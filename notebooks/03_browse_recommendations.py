@@ -47,8 +47,9 @@ history = (read_table(spark, WAREHOUSE, INTERACTIONS).where(F.col("user_id") == 
            .join(read_table(spark, WAREHOUSE, ITEMS).select("item_id", "title", "category"), "item_id")
            .orderBy(F.desc("ts")))
 history.select("ts", "event_type", "title", "category").show(10, truncate=60)
-spark.sql(f"SELECT rank, title, category, round(score, 3) AS score, source FROM {views}recommendations_latest "
-          f"WHERE user_id = '{user}' ORDER BY rank").show(truncate=60)
+# the user id is a value, not SQL: filtered with a column expression, never pasted into a query
+(latest.where(F.col("user_id") == user).orderBy("rank")
+ .select("rank", "title", "category", F.round("score", 3).alias("score"), "source").show(truncate=60))
 
 # COMMAND ----------
 

@@ -15,7 +15,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from rec_lib.core.schema import RAW_LINE, RAW_ROW, SOURCE_FILE, Reason
-from rec_lib.platform.columns import days_between
+from rec_lib.platform.columns import column, days_between
 
 REASON = "reason"
 TEXT_CUT = "_text_cut"  # true where title or description was cut to input.max_text_chars (counted, then dropped)
@@ -124,7 +124,7 @@ def attribute_map(attribute_columns: Sequence[str]) -> Column:
     attrs = sorted(attribute_columns)
     attributes = F.map_from_arrays(
         F.array(*[F.lit(a) for a in attrs]) if attrs else F.array().cast("array<string>"),
-        F.array(*[clean_text(F.col(f"`{a}`")) for a in attrs]) if attrs else F.array().cast("array<string>"),
+        F.array(*[clean_text(column(a)) for a in attrs]) if attrs else F.array().cast("array<string>"),
     )
     return F.map_filter(attributes, lambda k, v: v.isNotNull())
 

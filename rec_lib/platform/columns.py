@@ -17,3 +17,14 @@ def timestamp_lit(ts: datetime) -> Column:
 def days_between(later: Column, earlier: Column) -> Column:
     """(later - earlier) in days, fractional: a double, negative when `later` is earlier."""
     return (later.cast("double") - earlier.cast("double")) / SECONDS_PER_DAY
+
+
+def quoted(name: str) -> str:
+    """`name` as one SQL identifier: in backticks, a backtick inside doubled (an export header
+    such as ``a`b`` or ``price.eur``, a table path)."""
+    return "`" + str(name).replace("`", "``") + "`"
+
+
+def column(name: str) -> Column:
+    """The column called `name`, whatever characters it holds (dots, backticks, spaces)."""
+    return F.col(quoted(name))

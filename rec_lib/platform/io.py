@@ -21,6 +21,7 @@ from pyspark.sql.utils import AnalysisException
 
 from rec_lib.core.errors import ConfigError, InputError, RecError
 from rec_lib.core.schema import BOOKKEEPING, RAW_LINE, RAW_ROW, SOURCE_FILE, InputContract, TableSpec
+from rec_lib.platform.columns import column, quoted
 
 log = logging.getLogger(__name__)
 T_ = TypeVar("T_")
@@ -202,8 +203,8 @@ def read_export(
     selected = []
     for contract_col in contract.columns:
         file_col = column_map.get(contract_col, contract_col)
-        selected.append((F.col(f"`{file_col}`") if file_col in header else F.lit(None).cast("string")).alias(contract_col))
-    extra = [F.col(f"`{c}`").alias(c) for c in header if c not in contract_file_cols and c not in contract.columns]
+        selected.append((column(file_col) if file_col in header else F.lit(None).cast("string")).alias(contract_col))
+    extra = [column(c).alias(c) for c in header if c not in contract_file_cols and c not in contract.columns]
     return df.select(*selected, *extra, *bookkeeping(header, F.input_file_name(), F.col(_CORRUPT)))
 
 
@@ -211,7 +212,7 @@ def bookkeeping(header: Sequence[str], source_file: Column, corrupt_line: Column
     """The columns that let a rejected row be quarantined exactly as exported: its source file, its
     original columns as a struct (serialised to JSON only for rejected rows, which keeps the cost
     off the accepted majority) and, for a malformed CSV line, the line itself."""
-    return [source_file.alias(SOURCE_FILE), F.struct(*[F.col(f"`{c}`") for c in header]).alias(RAW_ROW),
+    return [source_file.alias(SOURCE_FILE), F.struct(*[column(c) for c in header]).alias(RAW_ROW),
             corrupt_line.alias(RAW_LINE)]
 
 
@@ -313,8 +314,8 @@ def add_missing_columns(spark: SparkSession, path: str, spec: TableSpec) -> List
     stored = set(spark.read.format("delta").load(path).columns)
     missing = [f for f in spec.schema.fields if f.name not in stored]
     if missing:
-        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
-        spark.sql(f"ALTER TABLE delta.`{qualified_path(spark, path)}` ADD COLUMNS ({columns})")
+        columns = ", ".join(f"{quoted(f.name)} {f.dataType.simpleString()}" for f in missing)
+        spark.sql(f"ALTER TABLE delta.{quoted(qualified_path(spark, path))} ADD COLUMNS ({columns})")
         log.info("table %s: added column(s) %s", spec.name, [f.name for f in missing])
     return [f.name for f in missing]
 
@@ -450,7 +451,7 @@ def replace_partition(df: DataFrame, spec: TableSpec, warehouse: str, column: st
     previous = spark.conf.get(REPLACE_WHERE_CHECK, "true")
     if rows_match:
         spark.conf.set(REPLACE_WHERE_CHECK, "false")
-    condition = " AND ".join(f"`{c}` = {sql_literal(v)}" for c, v in {column: value, **(also or {})}.items())
+    condition = " AND ".join(f"{quoted(c)} = {sql_literal(v)}" for c, v in {column: value, **(also or {})}.items())
     try:
         _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata,
                 replace_where=condition)
@@ -487,10 +488,10 @@ def last_user_metadata(spark: SparkSession, warehouse: str, spec: TableSpec) -> 
     return None if commit is None else commit["userMetadata"]
 
 
-def _comparable(spec: TableSpec, column: str, alias: str) -> Column:
+def _comparable(spec: TableSpec, name: str, alias: str) -> Column:
     # maps cannot be compared in a join condition; their JSON text can (keys are kept sorted)
-    data_type = spec.schema[column].dataType
-    col = F.col(f"{alias}.`{column}`")
+    data_type = spec.schema[name].dataType
+    col = F.col(f"{alias}.{quoted(name)}")
     return F.to_json(col) if isinstance(data_type, T.MapType) else col
 
 
@@ -498,9 +499,9 @@ def merge_condition(keys: Sequence[str], partitions: Mapping[str, Sequence]) -> 
     """The MERGE's join on the keys (null-safe), and on the target side the partition values the
     rows touch as literals: Delta then reads, and checks for conflicts, only those partitions, so
     merges into different partitions by concurrent runs both commit."""
-    condition = reduce(lambda a, b: a & b, [F.col(f"t.`{k}`").eqNullSafe(F.col(f"s.`{k}`")) for k in keys])
-    for column, values in partitions.items():
-        condition = condition & F.col(f"t.`{column}`").isin(list(values))
+    condition = reduce(lambda a, b: a & b, [F.col(f"t.{quoted(k)}").eqNullSafe(F.col(f"s.{quoted(k)}")) for k in keys])
+    for name, values in partitions.items():
+        condition = condition & F.col(f"t.{quoted(name)}").isin(list(values))
     return condition
 
 

@@ -27,6 +27,7 @@ from rec_lib.core.errors import RecError
 from rec_lib.core.schema import TABLES
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
+from rec_lib.platform.columns import quoted
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def render(view: ViewFile, table_paths: dict, earlier: Iterable[str], database: 
         if kind == "view" and name in earlier:
             return qualified_view(name, database)
         if kind == "table" and name in table_paths:
-            return f"delta.`{table_paths[name]}`"
+            return f"delta.{quoted(table_paths[name])}"
         what = f"{kind}:{name}" if name else kind
         raise SqlViewError(f"{view.path.name}: unknown placeholder {{{{{what}}}}}; tables: {sorted(TABLES)}, "
                            f"earlier views: {sorted(earlier)}")

@@ -203,3 +203,16 @@ def test_a_mostly_rejected_export_stops_the_run_before_any_write(spark, feature_
     with pytest.raises(InputError, match=r"events: 1 of 1 rows \(100.0%\) would be quarantined \(unparseable_ts: 1\)"):
         run_feature_job(spark, loose)
     assert not Path(feature_config.paths.warehouse).exists()
+
+
+def test_headers_with_backticks_dots_and_spaces_are_plain_names(spark, feature_config):
+    """A header is data, not SQL: `we`ird`, `size.eu` and `colour name` become attribute keys as
+    they are written (a backtick in a header used to crash outside the error handling)."""
+    inputs = Path(feature_config.paths.input)
+    (inputs / "items.csv").write_text('item_id,title,we`ird,size.eu,colour name\nB1,Boot,x,42,dark red\n')
+    (inputs / "events.csv").write_text("user_id,item_id,event_type,ts\nu1,B1,view,2026-10-01T00:00:00Z\n")
+    (inputs / "users.csv").unlink(missing_ok=True)
+    summary = run_feature_job(spark, feature_config)
+    assert summary.sources["items"].accepted == 1 and summary.sources["events"].accepted == 1
+    rows = rows_by(io.read_table(spark, feature_config.paths.warehouse, ITEMS), "item_id")
+    assert rows["B1"]["attributes"] == {"we`ird": "x", "size.eu": "42", "colour name": "dark red"}
