@@ -62,3 +62,10 @@ def test_bad_model_folder_stops_before_work(spark, embed_config, tmp_path):
         model=str(tmp_path), text_fields=["title"], batch_size=8, tf_threads=1, partitions=1))
     with pytest.raises(ConfigError, match="lacks"):
         run_embed_job(spark, cfg)
+
+
+def test_items_are_written_in_chunks_of_encoder_chunk_items():
+    from rec_lib.text.job import chunk_count
+
+    # 45 items at 20 a write: 20 + 20 + 5; 40 items: exactly 2; 0 means one write of all
+    assert [chunk_count(45, 20), chunk_count(40, 20), chunk_count(1, 20), chunk_count(45, 0)] == [3, 2, 1, 1]
