@@ -77,10 +77,12 @@ package: setup
 package-env: setup
 	$(PY) scripts/package.py --out dist --env
 
-# Everything: the linter, then every tier (tests/{unit,tf,spark,integration,packaging}).
+# Everything: the linter, then every tier (tests/{unit,tf,spark,integration,packaging}) on
+# TEST_WORKERS parallel pytest workers (pytest-xdist; a module's tests stay on one worker).
+TEST_WORKERS ?= 2
 test: setup
 	$(PY) -m ruff check .
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The unit tier alone: pure library code, no JVM, no TensorFlow (seconds).
 test-fast: setup

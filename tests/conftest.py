@@ -33,10 +33,18 @@ def tier_of(path: Path) -> str:
     return parts[0]
 
 
+def xdist_group(path: Path, tier: str) -> str:
+    """The group `make test`'s parallel workers keep together (pytest-xdist --dist loadgroup): a
+    module, so its module-scoped fixtures are built once; the whole packaging tier, whose tests
+    build the package in the checkout and must not build it twice at once."""
+    return "packaging" if tier == "packaging" else str(path.resolve().relative_to(REPO))
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         tier = tier_of(Path(str(item.fspath)))
         item.add_marker(tier)
+        item.add_marker(pytest.mark.xdist_group(xdist_group(Path(str(item.fspath)), tier)))
         heavy = sorted({mark for fixture, mark in FIXTURE_MARKERS.items() if fixture in item.fixturenames})
         for mark in heavy:
             item.add_marker(mark)
@@ -67,7 +75,7 @@ def spark():
 
     warehouse = tempfile.mkdtemp(prefix="rec-test-spark-")
     section = SparkSection(
-        master="local[2]", app_name="rec-tests", shuffle_partitions=2, driver_memory="2g",
+        master="local[2]", app_name="rec-tests", shuffle_partitions=2, driver_memory="4g",
         jars_dir=str(REPO / ".cache" / "jars"),
         conf={"spark.ui.enabled": "false", "spark.sql.warehouse.dir": warehouse,
               "spark.default.parallelism": "2", "spark.databricks.delta.snapshotPartitions": "1"},

@@ -190,11 +190,17 @@ def test_killed_between_the_embedding_tables_the_next_run_writes_both_from_the_c
                                                                                              two_workers):
     cfg, summary, _ = two_workers
     root, common = shop
-    warehouse = root / "warehouse-killed"  # a copy keeps the tables' ids: same model version, complete already
-    shutil.copytree(root / "warehouse", warehouse)
-    for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS):
-        shutil.rmtree(warehouse / spec.name)
-    settings = [*common, f"paths.warehouse={warehouse}", f"train.model_dir={cfg.train.model_dir}",
+    # copies keep the tables' ids, so the model version is the same and complete already; without
+    # their embedding tables (other tests here rewrite the shop's own)
+    reference, killed = root / "warehouse-reference", root / "warehouse-killed"
+    for warehouse in (reference, killed):
+        shutil.copytree(root / "warehouse", warehouse)
+        for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS):
+            shutil.rmtree(warehouse / spec.name, ignore_errors=True)
+    uninterrupted = run_train_job(spark, train_config(shop, f"paths.warehouse={reference}"))
+    assert not uninterrupted.trained and uninterrupted.model_version == summary.model_version
+
+    settings = [*common, f"paths.warehouse={killed}", f"train.model_dir={cfg.train.model_dir}",
                 f"train.petastorm_cache_dir={root / 'petastorm'}", "mlflow.tracking_uri=''", f"train.cutoff={TRAIN_CUTOFF}",
                 "train.epochs=12", "train.batch_size=64", "spark.master=local[2]", "spark.driver_memory=2g"]
     env = {**os.environ, "REC_KILL_AT": "train.user_embeddings_written"}
@@ -202,12 +208,12 @@ def test_killed_between_the_embedding_tables_the_next_run_writes_both_from_the_c
                            " ".join(settings)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
                           start_new_session=True)
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
-    assert io.delta_exists(spark, io.table_path(str(warehouse), USER_EMBEDDINGS))
-    assert not io.delta_exists(spark, io.table_path(str(warehouse), ITEM_EMBEDDINGS))
+    assert io.delta_exists(spark, io.table_path(str(killed), USER_EMBEDDINGS))
+    assert not io.delta_exists(spark, io.table_path(str(killed), ITEM_EMBEDDINGS))
 
-    again = run_train_job(spark, train_config(shop, f"paths.warehouse={warehouse}"))
+    again = run_train_job(spark, train_config(shop, f"paths.warehouse={killed}"))
     assert not again.trained and again.model_version == summary.model_version
-    got, want = embedding_tables(spark, warehouse), embedding_tables(spark, cfg.paths.warehouse)
+    got, want = embedding_tables(spark, killed), embedding_tables(spark, reference)
     for name in want:
         (got_vectors, got_rows), (want_vectors, want_rows) = got[name], want[name]
         assert got_rows == want_rows, name
