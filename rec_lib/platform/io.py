@@ -440,10 +440,10 @@ def sql_literal(value: str) -> str:
     return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def replace_partition(df: DataFrame, spec: TableSpec, warehouse: str, column: str, value: str,
+def replace_partition(df: DataFrame, spec: TableSpec, warehouse: str, key_column: str, value: str,
                       user_metadata: Optional[str] = None, rows_match: bool = False,
                       also: Optional[Dict[str, str]] = None) -> None:
-    """Replace the rows where `column = value` (and each `also` column = its value) in one Delta
+    """Replace the rows where `key_column = value` (and each `also` column = its value) in one Delta
     commit (the table is created if absent); other rows are untouched. Every row of `df` must
     match the condition: Delta checks each row, unless `rows_match` says the rows carry the
     values by construction (literal columns), which saves a pass over every row of a large write."""
@@ -451,7 +451,7 @@ def replace_partition(df: DataFrame, spec: TableSpec, warehouse: str, column: st
     previous = spark.conf.get(REPLACE_WHERE_CHECK, "true")
     if rows_match:
         spark.conf.set(REPLACE_WHERE_CHECK, "false")
-    condition = " AND ".join(f"{quoted(c)} = {sql_literal(v)}" for c, v in {column: value, **(also or {})}.items())
+    condition = " AND ".join(f"{quoted(c)} = {sql_literal(v)}" for c, v in {key_column: value, **(also or {})}.items())
     try:
         _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata,
                 replace_where=condition)
