@@ -99,7 +99,7 @@ bench-features: setup
 
 ITEMS ?= 8000
 bench-encoder: setup
-	$(PY) scripts/bench_encoder.py --items $(ITEMS)
+	$(PY) scripts/bench_encoder.py --items $(ITEMS) $(if $(strip $(SET)),--set "$(SET)")
 
 # Training throughput: Petastorm vs in-memory feed, 1 vs 2 workers. EVENTS scales the shop.
 bench-train: setup

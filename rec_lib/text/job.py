@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
 import pandas as pd
@@ -28,6 +27,7 @@ from rec_lib.core.schema import ITEM_TEXT_EMBEDDINGS, ITEMS, TEXT_FIELDS
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
+from rec_lib.text.encoder import EncoderSource, resolve_encoder
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +55,14 @@ class ModelIdentity:
     version: str  # content hash of the weights: a changed model re-encodes every item
 
 
-def model_identity(model_dir: Path) -> ModelIdentity:
+def model_identity(source: EncoderSource) -> ModelIdentity:
+    """The encoder's name and a hash of its files' contents."""
     digest = hashlib.sha256()
-    for name in ("config.json", "tokenizer.json", "model.safetensors"):
-        with open(model_dir / name, "rb") as fh:
+    for path in source.files:
+        with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 22), b""):
                 digest.update(block)
-    name = model_dir.parent.name if model_dir.name == "model" else model_dir.name
-    return ModelIdentity(name=name, version=digest.hexdigest()[:16])
+    return ModelIdentity(name=source.name, version=digest.hexdigest()[:16])
 
 
 def items_to_encode(items_text: DataFrame, existing: DataFrame | None, identity: ModelIdentity) -> DataFrame:
@@ -80,7 +80,7 @@ def _encode_partitions(model: str, batch_size: int, tf_threads: int):
         worker_setup(tf_threads)  # a fresh Spark Python worker: progress goes to its stderr
         from rec_lib.text.encoder import cached_encoder
 
-        encoder = cached_encoder(model, batch_size)
+        encoder = cached_encoder(model, batch_size, tf_threads)
         worker_log = logging.getLogger("rec_lib.text.job.worker")
         for pdf in batches:
             start = time.perf_counter()
@@ -128,10 +128,8 @@ class EmbedRunSummary:
 
 
 def run_embed_job(spark: SparkSession, cfg: EmbedJobConfig) -> EmbedRunSummary:
-    from rec_lib.text.encoder import resolve_model_dir
-
     now, run_id = run_identity(cfg.run)
-    identity = model_identity(resolve_model_dir(cfg.encoder.model))  # fails fast on a bad folder
+    identity = model_identity(resolve_encoder(cfg.encoder.model))  # fails fast on a bad folder or package
     warehouse = cfg.paths.warehouse
     items = io.read_table(spark, warehouse, ITEMS)
     text = item_text(cfg.encoder.text_fields)

@@ -217,7 +217,19 @@ def _count_and_as_of(pairs: DataFrame, cutoff: Optional[datetime]) -> Tuple[int,
     return int(stats["n"]), (cutoff if cutoff is not None and as_of is None else as_of), stats["start"]
 
 
+MAX_ENCODERS_NAMED = 5  # encoders named by the mixed-encoder error (a bounded collect)
+
+
 def _check_text_embeddings(items: DataFrame, text: DataFrame) -> None:
+    """Every item has a text vector, and all of them come from one encoder: a switch of
+    `encoder.model` re-encodes every item, and a run killed half-way leaves two widths."""
+    encoders = [f"{r['model_name']} ({r['model_version']}, {r['width']}-d)" for r in
+                text.join(items.select("item_id"), "item_id").groupBy("model_name", "model_version").agg(F.max(F.size("embedding")).alias("width"))
+                .orderBy("model_name", "model_version").limit(MAX_ENCODERS_NAMED).collect()]
+    if len(encoders) > 1:
+        raise TrainingDataError(f"item_text_embeddings holds vectors of more than one encoder: {', '.join(encoders)}; "
+                                "run the embedding job with the chosen encoder.model (make embed) to re-encode "
+                                "the rest")
     missing = items.join(text, "item_id", "left_anti")
     n_missing = missing.count()
     if n_missing:
