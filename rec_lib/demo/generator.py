@@ -24,6 +24,11 @@ worlds it was not tuned on:
   more in the item's vector.
 - `popularity`: as `text`, but taste matters less (beta 1.5) and popularity twice as much.
 `demo.noise` scales the random parts of every item's vector and popularity (1.0: the default).
+`demo.language` (en | zh | mixed) is the language of titles and descriptions: zh draws them from
+Chinese vocabularies written for the shop (rec_lib.demo.chinese; brands stay in Latin letters,
+categories are Chinese), mixed draws each item's title and description language at even odds
+(categories in English). The words differ, the world does not: a seed's shop has the same items,
+events and ground truth in every language.
 
 The clock: without `demo.end_date` the shop ends the day before `run.now` (today by default), so
 the pipeline run on it that day recommends the items launched in its final days.
@@ -48,11 +53,13 @@ import pandas as pd
 
 from rec_lib.core.clock import SECONDS_PER_DAY
 from rec_lib.core.config import DemoSection
+from rec_lib.demo.chinese import zh_category, zh_description, zh_title
 
 log = logging.getLogger(__name__)
 
 LATENT_DIM = 16
 HISTORY_DAYS = 183  # without demo.start_date the shop covers this many days before its end
+LANGUAGE_STREAM = 7  # the seed stream of a mixed shop's per-item languages
 
 
 @dataclass(frozen=True)
@@ -307,23 +314,44 @@ def _model_code(rng: np.random.Generator) -> str:
     return f"{letters}-{int(rng.integers(100, 1000))}"
 
 
-def _texts(rng: np.random.Generator, regime: Regime, category: str, style: str, brand: str) -> Tuple[str, str]:
+def _texts(rng: np.random.Generator, regime: Regime, category: str, style: str, brand: str,
+           languages: Tuple[str, str] = ("en", "en")) -> Tuple[str, str]:
     """(title, description): quoting the style where the regime's text is informative, else a
-    name (brand, noun, model code) and a generic description."""
+    name (brand, noun, model code) and a generic description; `languages`: the title's and the
+    description's (en | zh). The draws are the same in either language, so a Chinese shop's item
+    says what the English shop's item of its seed says."""
     nouns, style_map, cat_phrases, _, _ = CATALOGUE_VOCABULARY[category]
     adjectives, phrases = style_map[style]
-    noun = nouns[rng.integers(len(nouns))]
-    adjective = adjectives[rng.integers(len(adjectives))]
-    cat_phrase = cat_phrases[rng.integers(len(cat_phrases))].capitalize()
-    generic = GENERIC_PHRASES[rng.integers(len(GENERIC_PHRASES))]
+    n, a = int(rng.integers(len(nouns))), int(rng.integers(len(adjectives)))
+    c, g = int(rng.integers(len(cat_phrases))), int(rng.integers(len(GENERIC_PHRASES)))
+    noun, adjective = nouns[n], adjectives[a]
+    cat_phrase, generic = cat_phrases[c].capitalize(), GENERIC_PHRASES[g]
+    title_zh, description_zh = (language == "zh" for language in languages)
     if not regime.informative_text:
         code = _model_code(rng)
-        title = f"{brand} {CHINESE_NOUNS[category]} {code}" if rng.random() < 0.02 else f"{brand} {noun.title()} {code}"
-        return title, f"{cat_phrase}, {generic}. Model {code}."
-    title = f"{brand} {CHINESE_NOUNS[category]}" if rng.random() < 0.02 else f"{brand} {adjective.title()} {noun.title()}"
+        quirk = rng.random() < 0.02  # an English shop's few Chinese titles
+        title = (zh_title(category, style, brand, n, a, code) if title_zh else
+                 f"{brand} {CHINESE_NOUNS[category]} {code}" if quirk else f"{brand} {noun.title()} {code}")
+        description = (zh_description(category, style, c, g, code=code) if description_zh else
+                       f"{cat_phrase}, {generic}. Model {code}.")
+        return title, description
+    quirk = rng.random() < 0.02
+    title = (zh_title(category, style, brand, n, a) if title_zh else
+             f"{brand} {CHINESE_NOUNS[category]}" if quirk else f"{brand} {adjective.title()} {noun.title()}")
     picked = rng.choice(len(phrases), size=2, replace=False)
-    return title, (f"{phrases[picked[0]].capitalize()}. {phrases[picked[1]].capitalize()}. "
-                   f"{cat_phrase}, {generic}.")
+    description = (zh_description(category, style, c, g, tuple(int(p) for p in picked)) if description_zh else
+                   f"{phrases[picked[0]].capitalize()}. {phrases[picked[1]].capitalize()}. {cat_phrase}, {generic}.")
+    return title, description
+
+
+def text_languages(language: str, n_items: int, seed: int) -> List[Tuple[str, str]]:
+    """Per item, the (title, description) languages of `demo.language`: all en, all zh, or (mixed)
+    each field's language drawn at even odds from a stream of its own (the world's draws stay
+    those of the English shop of the seed)."""
+    if language in ("en", "zh"):
+        return [(language, language)] * n_items
+    draws = np.random.default_rng([seed, LANGUAGE_STREAM]).random((n_items, 2)) < 0.5
+    return [tuple("zh" if d else "en" for d in row) for row in draws]
 
 
 def generate_items(cfg: DemoSection, rng: np.random.Generator, start: float, end: float):
@@ -337,11 +365,12 @@ def generate_items(cfg: DemoSection, rng: np.random.Generator, start: float, end
 
     rows, vectors, popularity = [], [], []
     brand_tier = {b: rng.normal(0, 0.6) for c in CATALOGUE_VOCABULARY for b in CATALOGUE_VOCABULARY[c][3]}
+    languages = text_languages(cfg.language, cfg.n_items, cfg.seed)
     for i in range(cfg.n_items):
         category, style = styles[rng.integers(len(styles))]
         brands, median_price = CATALOGUE_VOCABULARY[category][3], CATALOGUE_VOCABULARY[category][4]
         brand = brands[rng.integers(len(brands))]
-        title, description = _texts(rng, regime, category, style, brand)
+        title, description = _texts(rng, regime, category, style, brand, languages[i])
         materials = _pick(rng, len(MATERIALS[category]), world.favoured_materials[(category, style)],
                           regime.style_attributes, size=1 + int(rng.integers(3)))
         colour = int(_pick(rng, len(COLOURS), world.favoured_colours[(category, style)], regime.style_attributes, 1)[0])
@@ -487,6 +516,24 @@ def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
         df.to_parquet(path, index=False)
 
 
+def _write_catalogue(items: pd.DataFrame, cfg: DemoSection, out: Path) -> int:
+    """items.<format> as the shop exports it (launch times as text, Chinese category names in a
+    Chinese shop, a share of invalid rows and one exact duplicate); returns the rows made invalid."""
+    catalogue = items.drop(columns=["style"]).assign(launch_ts=_iso(items["launch_ts"].to_numpy()))
+    if cfg.language == "zh":  # a Chinese shop names its categories in Chinese (the ground truth keeps the keys)
+        catalogue["category"] = catalogue["category"].map(zh_category)
+    n_dirty = 0
+    n_bad_items = int(round(len(catalogue) * cfg.dirty_fraction))
+    if n_bad_items:
+        bad = catalogue.sample(n=n_bad_items, random_state=cfg.seed).copy()
+        bad["item_id"] = [f"X{i:06d}" for i in range(n_bad_items)]
+        bad["price"] = -bad["price"]  # negative prices: quarantined, the real rows stay intact
+        catalogue = pd.concat([catalogue, bad, catalogue.iloc[:1]], ignore_index=True)  # + one exact duplicate
+        n_dirty = n_bad_items + 1
+    _write(catalogue, out / f"items.{cfg.format}", cfg.format)
+    return n_dirty
+
+
 def generate_shop(cfg: DemoSection, input_dir: str | Path, now: Optional[datetime] = None) -> GeneratedShop:
     """Write the demo shop's exports and ground truth under `input_dir` (replacing what is there).
     The shop covers start_date through end_date (see `shop_dates`: `now` is the pipeline's run.now)."""
@@ -526,15 +573,7 @@ def generate_shop(cfg: DemoSection, input_dir: str | Path, now: Optional[datetim
         n_dirty += dirty
         log.info("generated events for users %d-%d (%d events so far)", lo, hi, n_events)
 
-    catalogue = items.drop(columns=["style"]).assign(launch_ts=_iso(items["launch_ts"].to_numpy()))
-    n_bad_items = int(round(len(catalogue) * cfg.dirty_fraction))
-    if n_bad_items:
-        bad = catalogue.sample(n=n_bad_items, random_state=cfg.seed).copy()
-        bad["item_id"] = [f"X{i:06d}" for i in range(n_bad_items)]
-        bad["price"] = -bad["price"]  # negative prices: quarantined, the real rows stay intact
-        catalogue = pd.concat([catalogue, bad, catalogue.iloc[:1]], ignore_index=True)  # + one exact duplicate
-        n_dirty += n_bad_items + 1
-    _write(catalogue, out / f"items.{cfg.format}", cfg.format)
+    n_dirty += _write_catalogue(items, cfg, out)
     _write(users, out / f"users.{cfg.format}", cfg.format)
 
     truth_items = pd.DataFrame({"item_id": items["item_id"], "category": items["category"],

@@ -42,6 +42,7 @@ def test_settings_override_with_typed_values():
     ("input.columns.items.sku=item_id", "remaps unknown column(s) ['sku']"),
     ("demo.format=xml", "demo.format must be csv or parquet"),
     ("demo.regime=fashion", "demo.regime must be one of ['text', 'attributes', 'popularity'], got 'fashion'"),
+    ("demo.language=fr", "demo.language must be one of ['en', 'zh', 'mixed'], got 'fr'"),
     ("demo.end_date=31.10.2026", "demo.end_date must be YYYY-MM-DD, got '31.10.2026'"),
     ("demo.new_item_fraction=0.5", "demo.new_item_fraction x demo.launch_windows must be in (0, 1)"),
     ("input.csv_delimiter=;;", "input.csv_delimiter must be one character, got ';;'"),

@@ -8,7 +8,16 @@ import pandas as pd
 import pytest
 
 from rec_lib.core.config import DEMO_REGIMES, GenerateJobConfig, load_config
-from rec_lib.demo.generator import CATALOGUE_VOCABULARY, REGIMES, generate_shop, oracle_affinity, shop_dates
+from rec_lib.demo.chinese import ZH_GENERIC_PHRASES, ZH_VOCABULARY, zh_description, zh_title
+from rec_lib.demo.generator import (
+    CATALOGUE_VOCABULARY,
+    GENERIC_PHRASES,
+    REGIMES,
+    generate_shop,
+    oracle_affinity,
+    shop_dates,
+    text_languages,
+)
 from tests.helpers import REPO
 
 
@@ -155,3 +164,49 @@ def test_popularity_regime_weighs_taste_less(demo, tmp_path):
 
     params = json.loads((tmp_path / "ground_truth" / "params.json").read_text())
     assert params["beta"] == REGIMES["popularity"].beta == 1.5 and params["regime"] == "popularity"
+
+
+def _has_han(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_the_chinese_vocabulary_is_parallel_to_the_english_one():
+    assert set(ZH_VOCABULARY) == set(CATALOGUE_VOCABULARY) and len(ZH_GENERIC_PHRASES) == len(GENERIC_PHRASES)
+    for category, (nouns, styles, phrases, _, _) in CATALOGUE_VOCABULARY.items():
+        _, zh_nouns, zh_styles, zh_phrases = ZH_VOCABULARY[category]
+        assert len(zh_nouns) == len(nouns) and len(zh_phrases) == len(phrases) and set(zh_styles) == set(styles)
+        for style, (adjectives, style_phrases) in styles.items():
+            assert [len(x) for x in zh_styles[style]] == [len(adjectives), len(style_phrases)]
+            assert all(_has_han(w) for w in zh_styles[style][0] + zh_styles[style][1])
+
+
+def test_chinese_titles_and_descriptions_by_hand():
+    # books: noun 0 is 小说 (novel), crime's adjective 0 扣人心弦 (gripping), its phrases 0 and 1, category phrase 1 畅销书
+    assert zh_title("books", "crime", "Inkwell", 0, 0) == "Inkwell 扣人心弦小说"
+    assert zh_title("kitchen", "coffee", "Brewmaster", 4, 1, code="AB-123") == "Brewmaster 磨豆机 AB-123"
+    assert zh_description("books", "crime", 1, 0, (0, 1)) == "侦探追捕连环杀手。反转直到最后一页。畅销书，顾客最爱。"
+    assert zh_description("garden", "tools", 2, 1, code="QZ-900") == "抗紫外线，超值。型号 QZ-900。"
+
+
+def test_a_chinese_shop_is_the_english_shop_of_its_seed_in_other_words(demo, tmp_path):
+    generate_shop(demo, tmp_path / "en")
+    generate_shop(dataclasses.replace(demo, language="zh"), tmp_path / "zh")
+    generate_shop(dataclasses.replace(demo, language="mixed"), tmp_path / "mixed")
+    for name in ("users.csv", "events/part-00000.csv", "ground_truth/params.json"):
+        assert (tmp_path / "en" / name).read_bytes() == (tmp_path / "zh" / name).read_bytes()
+    en, zh, mixed = (pd.read_csv(tmp_path / lang / "items.csv") for lang in ("en", "zh", "mixed"))
+    for column in ("item_id", "brand", "price", "launch_ts", "material", "colour", "year"):
+        assert en[column].equals(zh[column]) and en[column].equals(mixed[column])
+    assert zh["title"].map(_has_han).all() and zh["description"].map(_has_han).all()
+    assert all(title.startswith(brand + " ") for title, brand in zip(zh["title"], zh["brand"]))  # Latin brands
+    assert set(zh["category"]) == {ZH_VOCABULARY[c][0] for c in en["category"]}
+    # mixed: each field's language at even odds, English categories; an English field is the English shop's
+    languages = pd.DataFrame(text_languages("mixed", demo.n_items, demo.seed), columns=["title", "description"])
+    zh_titles = (languages["title"] == "zh").to_numpy()
+    assert 0.3 < zh_titles.mean() < 0.7 and 0.3 < (languages["description"] == "zh").mean() < 0.7
+    assert mixed["description"].map(_has_han).equals(languages["description"] == "zh")
+    assert mixed["category"].equals(en["category"])
+    assert mixed.loc[~zh_titles, "title"].equals(en.loc[~zh_titles, "title"])
+    assert mixed.loc[zh_titles, "title"].equals(zh.loc[zh_titles, "title"])
+    truth = [pd.read_parquet(tmp_path / lang / "ground_truth" / "items.parquet") for lang in ("en", "zh")]
+    assert truth[0]["category"].equals(truth[1]["category"])  # the world's keys, whatever the language
