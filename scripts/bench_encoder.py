@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from rec_lib.core.config import EmbedJobConfig, FeatureJobConfig, GenerateJobConfig, load_config  # noqa: E402
+from rec_lib.core.config import EmbedJobConfig, FeatureJobConfig, GenerateJobConfig, load_config, split_settings  # noqa: E402
 from rec_lib.platform.cli import configure_logging  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def main() -> None:
     from rec_lib.text.encoder import load_encoder
     from rec_lib.text.job import item_text, run_embed_job
 
-    chosen = args.set.split()
+    chosen = split_settings(args.set)
     demo = load_config(GenerateJobConfig, args.conf_file, chosen).demo
     generate_shop(dataclasses.replace(demo, n_items=args.items, n_users=200, n_events=5000, dirty_fraction=0.0), shop)
     settings = [f"paths.input={shop}", f"paths.warehouse={warehouse}", "run.now=2026-11-01T00:00:00Z", *chosen]

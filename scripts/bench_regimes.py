@@ -29,6 +29,8 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from rec_lib.core.config import split_settings  # noqa: E402
+
 NOW = "2026-11-01T00:00:00Z"  # the shops end the day before: the same calendar for every world
 BASELINES = ("random", "popular", "content_knn", "attribute_profile", "als")
 
@@ -134,7 +136,7 @@ def main(argv=None) -> int:
     parser.add_argument("--set", default="", help="settings for every job, e.g. 'train.epochs=4'")
     args = parser.parse_args(argv)
     out = (REPO / args.out).resolve()
-    extra = args.set.split()
+    extra = split_settings(args.set)
     runs = []
     for regime in args.regimes:
         for seed in args.seeds:

@@ -452,6 +452,41 @@ KNOWN_SECTIONS = {"sql", "spark", "paths", "input", "features", "run", "demo", "
 # --------------------------------------------------------------------------------------------
 
 
+_SETTING_START = re.compile(r"[A-Za-z_]\w*(\.\w+)*=")
+_OPENERS, _CLOSERS = "[{", "]}"
+
+
+def split_settings(text: str) -> List[str]:
+    """One string of space-separated `key=value` settings (a --set argument, SET, a job parameter)
+    -> the settings. A space outside quotes and brackets ends a setting, so YAML values may hold
+    spaces inside them: `evaluate.ks=[0, 1] run.note="a b"` is two settings.
+    As in YAML, a quote opens only where a value or a list item starts (`it's` is plain text)."""
+    out: List[str] = []
+    depth, quote, prev = 0, "", " "
+    for piece in re.split(r"(\s+)", text.strip()):
+        if not piece:
+            continue
+        inside = depth > 0 or bool(quote)
+        if piece.isspace() or inside:
+            out[-1] += piece
+        elif _SETTING_START.match(piece):
+            out.append(piece)
+        else:
+            raise ConfigError(f"setting {piece!r} is not of the form key=value (e.g. demo.seed=7; "
+                              'quote a value that holds spaces: key="a b")')
+        for ch in piece:
+            if quote:
+                quote = "" if ch == quote else quote
+            elif ch in "'\"" and (prev.isspace() or prev in "=[{,:"):
+                quote = ch
+            elif ch in _OPENERS:
+                depth += 1
+            elif ch in _CLOSERS:
+                depth = max(depth - 1, 0)
+            prev = ch
+    return [setting.rstrip() for setting in out]
+
+
 def parse_overrides(settings: Sequence[str]) -> Dict[str, Any]:
     """`["a.b=1", "c=x"]` -> `{"a.b": 1, "c": "x"}`; values are parsed as YAML scalars."""
     parsed: Dict[str, Any] = {}
@@ -460,7 +495,10 @@ def parse_overrides(settings: Sequence[str]) -> Dict[str, Any]:
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"setting {setting!r} is not of the form key=value (e.g. demo.seed=7)")
-        parsed[key] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            parsed[key] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"setting {setting!r}: the value is not valid YAML ({exc.problem or exc})") from exc
     return parsed
 
 
@@ -587,6 +625,6 @@ __all__ = [
     "SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RunSection",
     "DemoSection", "EncoderSection", "TrainSection", "FewShotSection", "MlflowSection", "FeatureJobConfig",
     "GenerateJobConfig", "EmbedJobConfig", "TrainJobConfig", "ScoreSection", "ScoreJobConfig", "EvaluateSection",
-    "EvaluateJobConfig", "SqlSection", "SqlJobConfig", "METHODS", "DEMO_REGIMES", "load_config", "parse_overrides",
+    "EvaluateJobConfig", "SqlSection", "SqlJobConfig", "METHODS", "DEMO_REGIMES", "load_config", "parse_overrides", "split_settings",
     "replace",
 ]

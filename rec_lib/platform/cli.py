@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence, Type, TypeVar
 
 import rec_lib
-from rec_lib.core.config import load_config
+from rec_lib.core.config import load_config, split_settings
 from rec_lib.core.errors import RecError
 from rec_lib.core.process import LOG_FORMAT
 
@@ -21,7 +21,7 @@ def job_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--conf-file", default=DEFAULT_CONF, help=f"YAML config (default {DEFAULT_CONF})")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one config key, e.g. --set features.recent_items=10 (repeatable)")
+                        help="override config keys, e.g. --set features.recent_items=10 or --set 'evaluate.ks=[0, 5] sql.database=x' (repeatable)")
     parser.add_argument("--input", help="folder of exports; same as --set paths.input=...")
     parser.add_argument("--warehouse", help="folder of Delta tables; same as --set paths.warehouse=...")
     return parser
@@ -33,7 +33,7 @@ def settings(args: argparse.Namespace) -> List[str]:
         extra.append(f"paths.input={args.input}")
     if getattr(args, "warehouse", None):
         extra.append(f"paths.warehouse={args.warehouse}")
-    return [s for group in args.set for s in group.split()] + extra
+    return [s for group in args.set for s in split_settings(group)] + extra
 
 
 def load_job_config(cls: Type[C], args: argparse.Namespace) -> C:

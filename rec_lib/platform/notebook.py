@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from typing import List, Optional
 
+from rec_lib.core.config import split_settings
+
 
 def parameter(name: str, default: str, dbutils: Optional[object] = None) -> str:
     """`dbutils` is the notebook's global of that name (None off Databricks)."""
@@ -20,7 +22,7 @@ def parameter(name: str, default: str, dbutils: Optional[object] = None) -> str:
 
 def settings(text: str) -> List[str]:
     """A parameter of space-separated key=value settings, as the jobs' --set takes them."""
-    return text.split()
+    return split_settings(text)
 
 
 __all__ = ["parameter", "settings"]

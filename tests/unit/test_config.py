@@ -10,6 +10,7 @@ from rec_lib.core.config import (
     TrainJobConfig,
     load_config,
     parse_overrides,
+    split_settings,
 )
 from rec_lib.core.errors import ConfigError
 from tests.helpers import REPO
@@ -94,6 +95,33 @@ def test_parse_overrides_rejects_settings_without_equals():
     assert parse_overrides(["a.b=1", "c=x y"]) == {"a.b": 1, "c": "x y"}
     with pytest.raises(ConfigError, match="not of the form key=value"):
         parse_overrides(["features.recent_items"])
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a.b=1 c=x", ["a.b=1", "c=x"]),
+    ("  evaluate.ks=[0, 1]   sql.database=x ", ["evaluate.ks=[0, 1]", "sql.database=x"]),
+    ('run.note="a  b c=d" x={p: [1, 2], q: 3}', ['run.note="a  b c=d"', "x={p: [1, 2], q: 3}"]),
+    ("n=it's y='z w'", ["n=it's", "y='z w'"]),  # a quote opens only where a value starts, as in YAML
+    ("", []),
+])
+def test_a_settings_string_splits_at_spaces_outside_quotes_and_brackets(text, expected):
+    assert split_settings(text) == expected
+
+
+def test_a_stray_word_in_settings_is_refused_with_how_to_quote():
+    with pytest.raises(ConfigError, match="'b/c' is not of the form key=value .*quote a value"):
+        split_settings("paths.input=/a b/c")
+    with pytest.raises(ConfigError, match="'evaluate.ks=\\[0, 1': the value is not valid YAML"):
+        parse_overrides(split_settings("evaluate.ks=[0, 1"))
+
+
+def test_a_list_with_spaces_reaches_the_config_through_the_job_parser():
+    from rec_lib.platform.cli import job_parser, load_job_config
+
+    args = job_parser("").parse_args(["--conf-file", str(LOCAL), "--set", "evaluate.ks=[0, 2] evaluate.top_k=7",
+                                      "--set", 'evaluate.report_dir="/tmp/my reports"'])
+    cfg = load_job_config(EvaluateJobConfig, args)
+    assert (cfg.evaluate.ks, cfg.evaluate.top_k, cfg.evaluate.report_dir) == ([0, 2], 7, "/tmp/my reports")
 
 
 def test_train_config_loads_and_accepts_exponent_numbers():
