@@ -3,8 +3,9 @@
 # MAGIC # Explore the feature tables
 # MAGIC Reads the Delta tables written by `jobs/build_features.py` and looks at what the cold-start
 # MAGIC problem looks like in this shop: how many items are new, how many interactions they have,
-# MAGIC and why rows were quarantined. Parameters (widgets on Databricks, `REC_CONF` / `REC_WAREHOUSE`
-# MAGIC elsewhere): the config file and the warehouse folder or URI.
+# MAGIC and why rows were quarantined. Parameters (widgets on Databricks, `REC_CONF` / `REC_SETTINGS` /
+# MAGIC `REC_WAREHOUSE` elsewhere): the config file (default `conf/cluster.yaml` on Databricks,
+# MAGIC `conf/local.yaml` elsewhere, found from this folder upwards), settings, the warehouse folder or URI.
 
 # COMMAND ----------
 
@@ -13,12 +14,14 @@ from pyspark.sql import functions as F
 from rec_lib.core.config import FeatureJobConfig, load_config
 from rec_lib.core.schema import ITEM_STATS, ITEMS, QUARANTINE, USER_FEATURES
 from rec_lib.platform.io import read_table
-from rec_lib.platform.notebook import parameter
+from rec_lib.platform.notebook import default_conf, parameter, settings
 from rec_lib.platform.spark import get_spark
 
-CONF = parameter("conf", "conf/local.yaml", globals().get("dbutils"))
-cfg = load_config(FeatureJobConfig, CONF)
-WAREHOUSE = parameter("warehouse", cfg.paths.warehouse, globals().get("dbutils"))
+DBUTILS = globals().get("dbutils")
+CONF = parameter("conf", default_conf(DBUTILS), DBUTILS)
+SETTINGS = parameter("settings", "", DBUTILS)  # as the jobs' --set (on Databricks: the job's, e.g. sql.database=...)
+cfg = load_config(FeatureJobConfig, CONF, settings(SETTINGS))
+WAREHOUSE = parameter("warehouse", cfg.paths.warehouse, DBUTILS)
 spark = get_spark(cfg.spark)
 
 # COMMAND ----------

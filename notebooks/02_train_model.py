@@ -15,13 +15,14 @@ from pyspark.sql import functions as F
 from rec_lib.core.config import TrainJobConfig, load_config
 from rec_lib.core.schema import ITEM_EMBEDDINGS, USER_EMBEDDINGS
 from rec_lib.platform.io import read_table
-from rec_lib.platform.notebook import parameter, settings
+from rec_lib.platform.notebook import default_conf, parameter, settings
 from rec_lib.platform.spark import get_spark
 from rec_lib.training.job import run_train_job
 
-CONF = parameter("conf", "conf/local.yaml", globals().get("dbutils"))
-WAREHOUSE = parameter("warehouse", "", globals().get("dbutils"))
-SETTINGS = parameter("settings", "", globals().get("dbutils"))
+DBUTILS = globals().get("dbutils")
+CONF = parameter("conf", default_conf(DBUTILS), DBUTILS)
+WAREHOUSE = parameter("warehouse", "", DBUTILS)
+SETTINGS = parameter("settings", "", DBUTILS)
 cfg = load_config(TrainJobConfig, CONF, settings(SETTINGS) + ([f"paths.warehouse={WAREHOUSE}"] if WAREHOUSE else []))
 spark = get_spark(cfg.spark)
 print(f"training on {cfg.paths.warehouse} with {cfg.train.num_proc} workers, {cfg.train.epochs} epochs")

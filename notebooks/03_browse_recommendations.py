@@ -3,8 +3,11 @@
 # MAGIC # Browse the recommendations
 # MAGIC The views analysts query (`recommendations_latest`, `recommendations_by_user`,
 # MAGIC `evaluation_summary`; see `rec_lib/platform/sql/`), a user's history next to their list, and how the
-# MAGIC lists spread over the new items. Parameters (widgets on Databricks, `REC_CONF` /
-# MAGIC `REC_WAREHOUSE` / `REC_USER` elsewhere): the config file, the warehouse, a user to look at.
+# MAGIC lists spread over the new items. Parameters (widgets on Databricks, `REC_CONF` / `REC_SETTINGS` /
+# MAGIC `REC_WAREHOUSE` / `REC_USER` elsewhere): the config file (default `conf/cluster.yaml` on Databricks,
+# MAGIC `conf/local.yaml` elsewhere, found from this folder upwards), settings (e.g. `sql.database=...` of
+# MAGIC the job), the warehouse, a user to look at. On Databricks the views are the job's; locally they
+# MAGIC are created in the session.
 
 # COMMAND ----------
 
@@ -13,17 +16,19 @@ from pyspark.sql import functions as F
 from rec_lib.core.config import ScoreJobConfig, load_config
 from rec_lib.core.schema import INTERACTIONS, ITEMS
 from rec_lib.platform.io import read_table
-from rec_lib.platform.notebook import parameter
+from rec_lib.platform.notebook import default_conf, parameter, settings
 from rec_lib.platform.spark import get_spark
 from rec_lib.platform.sql_views import apply_views
 
-CONF = parameter("conf", "conf/local.yaml", globals().get("dbutils"))
-cfg = load_config(ScoreJobConfig, CONF)
-WAREHOUSE = parameter("warehouse", cfg.paths.warehouse, globals().get("dbutils"))
-USER = parameter("user", "", globals().get("dbutils"))
+DBUTILS = globals().get("dbutils")
+CONF = parameter("conf", default_conf(DBUTILS), DBUTILS)
+SETTINGS = parameter("settings", "", DBUTILS)  # as the jobs' --set (on Databricks: the job's, e.g. sql.database=...)
+cfg = load_config(ScoreJobConfig, CONF, settings(SETTINGS))
+WAREHOUSE = parameter("warehouse", cfg.paths.warehouse, DBUTILS)
+USER = parameter("user", "", DBUTILS)
 spark = get_spark(cfg.spark)
-# locally the views live in the session: create them here (on Databricks the jobs already did)
-print("\n".join(apply_views(spark, WAREHOUSE, cfg.sql.database).lines()))
+if DBUTILS is None:  # locally the views live in the session: create them here (on Databricks the jobs did)
+    print("\n".join(apply_views(spark, WAREHOUSE, cfg.sql.database).lines()))
 views = f"{cfg.sql.database}." if cfg.sql.database else ""
 
 # COMMAND ----------
