@@ -40,7 +40,10 @@ setup(
     # spark: a Spark of its own (local, or spark-submit from a packed environment); train: the
     # training and encoding stack. Horovod is built against the installed TensorFlow
     # (scripts/setup_env.sh), so it is not listed; Databricks Runtime 15.4 LTS ML ships it.
+    # gpu: the train extra with TensorFlow's GPU build in place of tensorflow-cpu (install [spark,gpu]).
     extras_require={"spark": _requirements("base.txt"), "train": _requirements("train.txt"),
+                    "gpu": [r for r in _requirements("train.txt") if not r.startswith("tensorflow-cpu")]
+                    + _requirements("gpu.txt"),
                     "dev": _requirements("dev.txt")},
     entry_points={"console_scripts": [f"{name}={target}" for name, target in ENTRY_POINTS.items()]},
 )

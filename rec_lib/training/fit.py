@@ -51,7 +51,7 @@ class TrainingError(RecError):
 # --------------------------------------------------------------------------------------------
 
 # Settings that do not change the trained weights, left out of the model version.
-_NOT_IN_VERSION = ("model_dir", "petastorm_cache_dir", "start_timeout_s", "tf_threads")
+_NOT_IN_VERSION = ("model_dir", "petastorm_cache_dir", "start_timeout_s", "tf_threads", "deterministic")
 # Part of the model version: changes whenever the model's layers change, so a model folder is
 # never loaded by code that builds a different model.
 ARCHITECTURE = ("two-tower/5: centred text, attribute bag in the item tower, launches without id embeddings, "
@@ -170,7 +170,7 @@ def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: ModelFolder):
                          n_user_numeric=len(USER_NUMERIC), history_length=t.history_length)
     return WorkerSpec(catalogue=data.catalogue, params=params, n_examples=data.n_examples, epochs=t.epochs,
                       batch_size=t.batch_size, learning_rate=t.learning_rate, seed=t.seed, tf_threads=t.tf_threads,
-                      checkpoint_dir=str(folder.checkpoints), weights_dir=str(folder))
+                      checkpoint_dir=str(folder.checkpoints), weights_dir=str(folder), deterministic=t.deterministic)
 
 
 def few_shot_settings(f: FewShotSection) -> few_shot.FewShotSettings:
@@ -258,7 +258,8 @@ def _embedded(version: str, folder: ModelFolder, data: TrainingData, spec, cfg: 
         info = {"model_version": version, "cutoff": data.cutoff, "as_of": data.as_of,
                 "blend": blend.to_dict(), "rate_offset": data.catalogue.rate_offset, "epoch_loss": result.epoch_loss,
                 "examples_per_s": result.epoch_examples_per_s, "n_examples": data.n_examples,
-                "num_proc": result.size, "train": asdict(cfg.train), "few_shot": asdict(cfg.few_shot)}
+                "num_proc": result.size, "device": result.device, "deterministic": result.deterministic,
+                "train": asdict(cfg.train), "few_shot": asdict(cfg.few_shot)}
         atomic_write(folder.description, json.dumps(info, indent=1, default=str))
         shutil.rmtree(folder.checkpoints, ignore_errors=True)
     return FittedModel(version, folder, data, trained, content, users, blend, cfg.train.temperature, result, digests)

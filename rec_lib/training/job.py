@@ -93,6 +93,7 @@ class TrainRunSummary:
     item_sources: Dict[str, int]
     epoch_loss: List[float] = field(default_factory=list)
     examples_per_s: float = 0.0
+    device: str = ""  # rank 0's: a GPU's name or CPU ("" when nothing was trained)
     resumed_from_epoch: int = 0
     weights_digests: List[str] = field(default_factory=list)
     blend: Optional[Blend] = None
@@ -107,7 +108,7 @@ class TrainRunSummary:
             losses = ", ".join(f"{x:.4f}" for x in self.epoch_loss) or "none left to run"
             resumed = f" (resumed after epoch {self.resumed_from_epoch})" if self.resumed_from_epoch else ""
             out.append(f"  {self.n_examples:,} examples; loss by epoch{resumed}: {losses}; "
-                       f"{self.examples_per_s:,.0f} examples/s per epoch")
+                       f"{self.examples_per_s:,.0f} examples/s per epoch on {self.device or 'CPU'}")
         sources = ", ".join(f"{k} {v:,}" for k, v in sorted(self.item_sources.items()))
         out.append(f"  embeddings: {self.n_users:,} users, {self.n_items:,} items ({sources}) in {self.seconds:.1f} s")
         if self.blend is not None:
@@ -132,7 +133,7 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
         n_examples=data.n_examples, n_users=len(data.users), n_items=len(data.catalogue), item_sources=sources,
         epoch_loss=result.epoch_loss if result else [],
         examples_per_s=float(np.mean(result.epoch_examples_per_s)) if result and result.epoch_loss else 0.0,
-        resumed_from_epoch=result.start_epoch if result else 0, weights_digests=fitted.digests, blend=fitted.blend)
+        device=result.device if result else "", resumed_from_epoch=result.start_epoch if result else 0, weights_digests=fitted.digests, blend=fitted.blend)
     if result is not None:
         params = flat_params({"train": cfg.train, "few_shot": cfg.few_shot}, model_version=version,
                              n_examples=data.n_examples, n_items=len(data.catalogue), n_users=len(data.users))

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
+from rec_lib.core.config import TRAIN_DETERMINISM
 from rec_lib.core.process import worker_setup
 from rec_lib.training.catalogue import Catalogue
 from rec_lib.training.model_folder import ModelFolder
@@ -47,6 +48,36 @@ class WorkerSpec:
     checkpoint_dir: str  # shared by all workers; empty: no checkpoints
     weights_dir: str  # rank 0 writes the final weights here; empty: not written
     log_every_s: float = 10.0
+    deterministic: str = "auto"  # train.deterministic: auto | always | never (see determinism_wanted)
+
+
+
+
+def gpu_for_rank(n_gpus: int, local_rank: int) -> Optional[int]:
+    """The GPU a worker uses: its local rank's (Horovod's one GPU per process on a node), wrapping
+    round when a node runs more workers than it has GPUs; None without GPUs."""
+    return local_rank % n_gpus if n_gpus > 0 else None
+
+
+def determinism_wanted(setting: str, on_gpu: bool) -> bool:
+    """Whether TensorFlow's op determinism is switched on. `auto`: on CPU only (every op has a
+    deterministic CPU kernel; on GPU, determinism makes an op without a deterministic GPU kernel
+    raise); `always`: also on GPU (reproducible to the bit, or an error naming the op); `never`."""
+    if setting not in TRAIN_DETERMINISM:
+        raise ValueError(f"train.deterministic must be one of {list(TRAIN_DETERMINISM)}, got {setting!r}")
+    return setting == "always" or (setting == "auto" and not on_gpu)
+
+
+def place_on_gpu(tf, local_rank: int) -> Optional[str]:
+    """Make this worker see only its own GPU (with memory growth, so a node's workers do not each
+    take a whole GPU's memory up front); the GPU's name, or None on CPU. Before any TensorFlow op."""
+    gpus = tf.config.list_physical_devices("GPU")
+    index = gpu_for_rank(len(gpus), local_rank)
+    if index is None:
+        return None
+    tf.config.set_visible_devices(gpus[index], "GPU")
+    tf.config.experimental.set_memory_growth(gpus[index], True)
+    return gpus[index].name
 
 
 class PetastormFeed:
@@ -105,6 +136,8 @@ class WorkerResult:
     epoch_seconds: List[float] = field(default_factory=list)
     steps_per_epoch: int = 0
     weights_digest: str = ""
+    device: str = "CPU"  # the GPU this worker trained on (tf.config's name), or CPU
+    deterministic: bool = True  # TensorFlow op determinism was on
 
 
 class ReportingWorker:
@@ -148,6 +181,8 @@ class _Training:
     manager: Optional[Any]  # tf.train.CheckpointManager; None: no checkpoints
     rank: int
     size: int
+    device: str = "CPU"
+    deterministic: bool = True
     optimizer_synced: bool = False  # its slots exist (and are broadcast) after the first step
 
 
@@ -157,14 +192,20 @@ def _start(spec: WorkerSpec) -> _Training:
     import tensorflow as tf
 
     hvd.init()
+    gpu = place_on_gpu(tf, hvd.local_rank())
     logging.getLogger("petastorm").setLevel(logging.WARNING)
     tf.random.set_seed(spec.seed)
-    tf.config.experimental.enable_op_determinism()
+    deterministic = determinism_wanted(spec.deterministic, gpu is not None)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    log.info("worker %d of %d (local rank %d) on %s, op determinism %s", hvd.rank(), hvd.size(), hvd.local_rank(),
+             gpu or "CPU", "on" if deterministic else "off")
     state, restored = restore_newest(spec.checkpoint_dir, lambda: _fresh_state(spec, hvd.size(), hvd.rank()))
     model, optimizer, rng, epoch, checkpoint, manager = state
     if restored and hvd.rank() == 0:
         log.info("resuming from checkpoint %s (epoch %d of %d done)", restored, int(epoch.numpy()), spec.epochs)
-    return _Training(hvd, model, optimizer, rng, epoch, checkpoint, manager, hvd.rank(), hvd.size())
+    return _Training(hvd, model, optimizer, rng, epoch, checkpoint, manager, hvd.rank(), hvd.size(), gpu or "CPU",
+                     deterministic)
 
 
 def _fresh_state(spec: WorkerSpec, size: int, rank: int):
@@ -266,7 +307,8 @@ def run_worker(spec: WorkerSpec, feed) -> WorkerResult:
     run = _start(spec)
     start_epoch = int(run.epoch.numpy())
     steps = max(1, spec.n_examples // (spec.batch_size * run.size))
-    result = WorkerResult(rank=run.rank, size=run.size, start_epoch=start_epoch, steps_per_epoch=steps)
+    result = WorkerResult(rank=run.rank, size=run.size, start_epoch=start_epoch, steps_per_epoch=steps,
+                          device=run.device, deterministic=run.deterministic)
     train_step = _train_step(run, spec.batch_size)
     run.hvd.broadcast_variables(run.model.variables, root_rank=0)
     with feed.open(run.rank, run.size, spec.batch_size, spec.seed + start_epoch) as dataset:

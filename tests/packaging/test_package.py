@@ -20,6 +20,26 @@ def test_the_wheel_ships_only_rec_lib_and_its_sql_files(built_package):
     assert sql and all(f"rec_lib/platform/sql/{name}" in names for name in sql)
 
 
+def wheel_requirements(wheel) -> dict:
+    """extra -> the Requires-Dist lines of the wheel's METADATA for it ("" for the core)."""
+    with zipfile.ZipFile(wheel) as z:
+        meta = z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    out = {}
+    for line in meta.splitlines():
+        if line.startswith("Requires-Dist: "):
+            spec, _, marker = line[len("Requires-Dist: "):].partition(";")
+            extra = marker.split("extra ==")[-1].strip().strip("'\"") if "extra ==" in marker else ""
+            out.setdefault(extra, set()).add(spec.strip().replace(" ", ""))
+    return out
+
+
+def test_the_gpu_extra_is_the_train_extra_with_tensorflows_gpu_build(built_package):
+    extras = wheel_requirements(built_package["wheel"])
+    assert "tensorflow-cpu==2.15.1" in extras["train"] and "tensorflow-cpu==2.15.1" not in extras["gpu"]
+    assert "tensorflow[and-cuda]==2.15.1" in extras["gpu"]
+    assert extras["gpu"] - {"tensorflow[and-cuda]==2.15.1"} == extras["train"] - {"tensorflow-cpu==2.15.1"}
+
+
 def test_the_zip_adds_the_job_files_and_runs_them(built_package, tmp_path):
     with zipfile.ZipFile(built_package["zip"]) as z:
         names = z.namelist()
