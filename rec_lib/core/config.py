@@ -196,6 +196,7 @@ class ScoreSection:
     users_per_batch: int  # users scored per numpy block inside a Spark task
     show_users: int  # users whose lists (with titles) the job prints at the end
     required: bool  # false: a run date without candidates (nothing launched) is reported, and the run goes on
+    keep_run_dates: int = 0  # recommendations keeps this many newest run dates (older ones deleted; VACUUM frees their files); 0: all
 
 
 @dataclass(frozen=True)
@@ -403,7 +404,7 @@ class ScoreJobConfig:
         sc = self.score
         _at_least("score", sc, ("k", "new_item_days", "max_tile_items", "users_per_batch"), 1)
         _at_least("score", sc, ("max_new_item_users", "max_per_category", "new_item_quota", "show_users",
-                                "min_new_item_exposure", "max_floor_slots"), 0)
+                                "min_new_item_exposure", "max_floor_slots", "keep_run_dates"), 0)
         if sc.order not in ("score", "personal"):
             raise ConfigError(f"score.order must be score or personal, got {sc.order!r}")
         if sc.candidates not in ("new", "all"):

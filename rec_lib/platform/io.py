@@ -430,6 +430,31 @@ def _create(df: DataFrame, spec: TableSpec, path: str, mode: str, user_metadata:
     with_retries(df.sparkSession, spec, path, lambda: writer.save(path))
 
 
+def delete_partitions(spark: SparkSession, spec: TableSpec, warehouse: str, column: str, values: Sequence,
+                      user_metadata: Optional[str] = None) -> int:
+    """Delete the rows whose partition `column` holds one of `values`, in one Delta commit (their
+    files stay for time travel until VACUUM); returns the rows deleted."""
+    from delta.tables import DeltaTable
+
+    path = table_path(warehouse, spec)
+    if not values or not delta_exists(spark, path):
+        return 0
+    condition = F.col(column).isin([F.lit(v) for v in values])
+    n_rows = _load(spark, path).where(condition).count()
+    key, previous = "spark.databricks.delta.commitInfo.userMetadata", spark.conf.get(
+        "spark.databricks.delta.commitInfo.userMetadata", None)
+    if user_metadata is not None:
+        spark.conf.set(key, user_metadata)
+    try:
+        with_retries(spark, spec, path, lambda: DeltaTable.forPath(spark, path).delete(condition))
+    finally:
+        if user_metadata is not None and previous is None:
+            spark.conf.unset(key)
+        elif user_metadata is not None:
+            spark.conf.set(key, previous)
+    return n_rows
+
+
 def overwrite_table(df: DataFrame, spec: TableSpec, warehouse: str, user_metadata: Optional[str] = None) -> None:
     """Replace a derived table in one Delta commit (readers see the old or the new version)."""
     _create(conform(df, spec), spec, table_path(warehouse, spec), "overwrite", user_metadata)

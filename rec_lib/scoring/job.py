@@ -41,6 +41,7 @@ from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
 from rec_lib.platform.sql_views import apply_views
 from rec_lib.scoring.kernel import kernel
+from rec_lib.scoring.retention import run_dates_to_drop
 from rec_lib.scoring.serve import (
     ScoringError,
     candidate_frame,
@@ -67,6 +68,8 @@ class ScoreRunSummary:
     seconds: float
     examples: Dict[str, List[str]] = field(default_factory=dict)
     figures: Dict[str, float] = field(default_factory=dict)
+    removed_run_dates: List[date] = field(default_factory=list)  # score.keep_run_dates
+    removed_rows: int = 0
 
     def lines(self) -> List[str]:
         out = [f"scoring job run {self.run_id}: run_date {self.run_date}, model {self.model_version}",
@@ -80,6 +83,10 @@ class ScoreRunSummary:
                        + f"; the 3 items most often first hold {f['top3_first_share']:.0%} of first places "
                        f"({f['distinct_first_items']:.0f} distinct); exposure Gini {f['exposure_gini']:.2f}; "
                        f"mean overlap of two lists {f['mean_pairwise_overlap']:.0%} (table list_metrics)")
+        if self.removed_run_dates:
+            dates = ", ".join(str(d) for d in self.removed_run_dates)
+            out.append(f"  retention: removed run date(s) {dates} ({self.removed_rows:,} rows; their files stay "
+                       "for time travel until VACUUM)")
         out.append(f"  query it: SELECT * FROM {RECOMMENDATIONS_LATEST_VIEW} WHERE user_id = '...' ORDER BY rank")
         for user, titles in self.examples.items():
             out.append(f"  {user}: " + " | ".join(titles))
@@ -162,13 +169,29 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     written = io.read_table(spark, warehouse, RECOMMENDATIONS).where(F.col("run_date") == F.lit(run_date))
     figures = lists_figures(written, cands, sc.k, sc.min_new_item_exposure)
     write_list_metrics(spark, warehouse, figures, run_id, run_date, ListSource.PRODUCTION, version, now)
+    removed, removed_rows = _apply_retention(spark, warehouse, sc.keep_run_dates, run_date, run_id)
     apply_views(spark, warehouse, cfg.sql.database)
     counts = observed.get
     examples = _examples(spark, warehouse, tables, run_date, sc.show_users)
     return ScoreRunSummary(run_id=run_id, run_date=run_date, model_version=version, n_candidates=len(cands),
                            n_new_candidates=int(cands.is_new.sum()), n_model_users=int(counts["model_users"] or 0),
                            n_fallback_users=int(counts["fallback_users"] or 0), rows=int(counts["rows"]),
-                           seconds=time.perf_counter() - start, examples=examples, figures=figures)
+                           seconds=time.perf_counter() - start, examples=examples, figures=figures,
+                           removed_run_dates=removed, removed_rows=removed_rows)
+
+
+def _apply_retention(spark: SparkSession, warehouse: str, keep: int, written: date, run_id: str):
+    """Delete the run dates of `recommendations` beyond the `keep` newest but this run's (0: keep
+    all), in one commit after this run's lists. The run dates are collected: one row per day scored."""
+    if keep <= 0:
+        return [], 0
+    dates = [r[0] for r in io.read_table(spark, warehouse, RECOMMENDATIONS).select("run_date").distinct().collect()]
+    drop = run_dates_to_drop(dates, keep, written)
+    rows = io.delete_partitions(spark, RECOMMENDATIONS, warehouse, "run_date", drop, user_metadata=run_id)
+    if drop:
+        log.info("retention: removed %d run date(s) of %s (%d rows), keeping the %d newest", len(drop),
+                 RECOMMENDATIONS.name, rows, keep)
+    return drop, rows
 
 
 def _users_to_score(spark: SparkSession, tables: io.Snapshot, seen: DataFrame) -> DataFrame:

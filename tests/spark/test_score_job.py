@@ -102,6 +102,12 @@ def test_rules_hold_and_rerun_replaces_the_run_date_only(spark, scored_shop):
     latest = spark.sql("SELECT user_id, rank, title FROM recommendations_latest WHERE user_id = 'u03' ORDER BY rank").collect()
     assert [r.rank for r in latest] == [1, 2, 3] and all(r.title.startswith("Item ") for r in latest)
     assert spark.sql("SELECT max(run_date) FROM recommendations_latest").first()[0] == date(2026, 10, 31)
+    # score.keep_run_dates=1: a backfill of the 29th keeps the newest date and its own; the 30th goes
+    backfill = run_score_job(spark, score_config(scored_shop, "score.run_date=2026-10-29", "score.keep_run_dates=1"))
+    kept = {str(r[0]): r[1] for r in io.read_table(spark, warehouse, RECOMMENDATIONS).groupBy("run_date").count().collect()}
+    assert sorted(kept) == ["2026-10-29", "2026-10-31"] and kept["2026-10-31"] == (N_USERS + 1) * 3
+    assert backfill.removed_run_dates == [date(2026, 10, 30)] and backfill.removed_rows == per_date["2026-10-30"]
+    assert spark.sql("SELECT max(run_date) FROM recommendations_latest").first()[0] == date(2026, 10, 31)
 
 
 def test_missing_or_mismatched_embeddings_and_no_candidates(spark, scored_shop):
