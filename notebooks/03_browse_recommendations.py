@@ -28,8 +28,8 @@ WAREHOUSE = parameter("warehouse", cfg.paths.warehouse, DBUTILS)
 USER = parameter("user", "", DBUTILS)
 spark = get_spark(cfg.spark)
 if DBUTILS is None:  # locally the views live in the session: create them here (on Databricks the jobs did)
-    print("\n".join(apply_views(spark, WAREHOUSE, cfg.sql.database).lines()))
-views = f"{cfg.sql.database}." if cfg.sql.database else ""
+    print("\n".join(apply_views(spark, WAREHOUSE, cfg.sql.database, catalog=cfg.sql.catalog).lines()))
+views = f"{cfg.sql.namespace}." if cfg.sql.namespace else ""
 
 # COMMAND ----------
 

@@ -167,10 +167,20 @@ class FewShotSection:
 @dataclass(frozen=True)
 class SqlSection:
     database: Optional[str]  # the views' database (schema); None: the session's current one
+    catalog: Optional[str] = None  # the database's catalog (Unity Catalog: e.g. main); None: the session's current one
 
     def __post_init__(self) -> None:
         check_identifier("sql.database", self.database, DATABASE,
-                         "one database name of at most 64 letters, digits or '_' (no catalog prefix)")
+                         "one database name of at most 64 letters, digits or '_' (the catalog goes in sql.catalog)")
+        check_identifier("sql.catalog", self.catalog, DATABASE, "one catalog name of at most 64 letters, digits or '_'")
+        if self.catalog and not self.database:
+            raise ConfigError("sql.catalog needs sql.database: views are named <catalog>.<database>.<view>")
+
+    @property
+    def namespace(self) -> Optional[str]:
+        """`catalog`.`database`, `database` or None (the session's current one), quoted for SQL."""
+        parts = [p for p in (self.catalog, self.database) if p]
+        return ".".join(f"`{p}`" for p in parts) or None
 
 
 @dataclass(frozen=True)

@@ -548,7 +548,7 @@ def _evaluate(spark: SparkSession, cfg: EvaluateJobConfig, now: datetime, run_id
     rows = metric_rows(results)
     write_metrics(spark, warehouse, rows, run_id, fitted.version, ts.cutoff, ts.end, now)
     served = backtest(spark, cfg, fitted, ts, interactions, run_id, now) if ev.backtest else {}
-    apply_views(spark, warehouse, cfg.sql.database)
+    apply_views(spark, warehouse, cfg.sql.database, catalog=cfg.sql.catalog)
 
     folder = Path(ev.report_dir) / run_id
     header = {"run": run_id, "model version": fitted.version, "window": f"{ev.window} {ts.window}",

@@ -4,7 +4,7 @@ Each file `V<NNN>__<view>.sql` holds one `CREATE OR REPLACE VIEW {{view}} AS ...
 applied in version order, so a view may read the views of lower versions. A published view keeps
 its name and columns; a change adds columns or a new file. Placeholders:
 
-- `{{view}}`: this file's view, in `sql.database` when one is set;
+- `{{view}}`: this file's view, in `sql.catalog`.`sql.database` (or `sql.database`) when set;
 - `{{view:<name>}}`: another view of a lower version;
 - `{{table:<name>}}`: a Delta table of the warehouse (schema.TABLES), as ``delta.`<path>` ``.
 
@@ -22,7 +22,7 @@ from typing import Iterable, List, Optional, Sequence, Tuple
 
 from pyspark.sql import SparkSession
 
-from rec_lib.core.config import SqlJobConfig
+from rec_lib.core.config import SqlJobConfig, SqlSection
 from rec_lib.core.errors import RecError
 from rec_lib.core.schema import TABLES
 from rec_lib.platform import io
@@ -53,7 +53,7 @@ class ViewFile:
 
 @dataclass(frozen=True)
 class AppliedViews:
-    database: Optional[str]
+    database: Optional[str]  # where the views are: <catalog>.<database>, <database>, or None (the current one)
     applied: Tuple[ViewFile, ...]
     waiting: Tuple[Tuple[ViewFile, Tuple[str, ...]], ...]  # views left out, with the missing tables
 
@@ -82,25 +82,27 @@ def view_files(folder: Path = SQL_DIR) -> List[ViewFile]:
     return sorted(files, key=lambda f: f.version)
 
 
-def qualified_view(name: str, database: Optional[str]) -> str:
-    return f"`{database}`.`{name}`" if database else f"`{name}`"
+def qualified_view(name: str, namespace: Optional[str]) -> str:
+    """A view's name for SQL: `namespace` is already quoted (SqlSection.namespace)."""
+    return f"{namespace}.`{name}`" if namespace else f"`{name}`"
 
 
 def referenced_tables(view: ViewFile) -> List[str]:
     return sorted({m.group(2) for m in PLACEHOLDER.finditer(view.path.read_text()) if m.group(1) == "table" and m.group(2)})
 
 
-def render(view: ViewFile, table_paths: dict, earlier: Iterable[str], database: Optional[str]) -> str:
+def render(view: ViewFile, table_paths: dict, earlier: Iterable[str], namespace: Optional[str]) -> str:
     """The file's statement with its placeholders replaced; `table_paths` maps table names to
-    qualified paths, `earlier` names the views of lower versions."""
+    qualified paths, `earlier` names the views of lower versions, `namespace` is the views' quoted
+    `catalog`.`database` (or None)."""
     earlier = set(earlier)
 
     def substitute(match: re.Match) -> str:
         kind, name = match.group(1), match.group(2)
         if kind == "view" and name is None:
-            return qualified_view(view.name, database)
+            return qualified_view(view.name, namespace)
         if kind == "view" and name in earlier:
-            return qualified_view(name, database)
+            return qualified_view(name, namespace)
         if kind == "table" and name in table_paths:
             return f"delta.{quoted(table_paths[name])}"
         what = f"{kind}:{name}" if name else kind
@@ -115,9 +117,11 @@ def _views_read(view: ViewFile) -> set:
 
 
 def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = None,
-                folder: Path = SQL_DIR) -> AppliedViews:
+                folder: Path = SQL_DIR, catalog: Optional[str] = None) -> AppliedViews:
     """Create or replace every view whose tables exist, in version order, on the warehouse's
-    tables (cheap and idempotent: the jobs that write a table call it afterwards)."""
+    tables (cheap and idempotent: the jobs that write a table call it afterwards), in `database`
+    of `catalog` (each None: the session's current one)."""
+    namespace = SqlSection(database, catalog).namespace
     files = view_files(folder)
     read = {t for f in files for t in referenced_tables(f)}
     unknown = sorted(read - set(TABLES))
@@ -131,8 +135,8 @@ def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = N
     paths = {name: io.table_path(warehouse, TABLES[name]) for name in sorted(read)}
     present = {name: io.delta_exists(spark, path) for name, path in paths.items()}
     qualified = {name: io.qualified_path(spark, path) for name, path in paths.items() if present[name]}
-    if database:
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    if namespace:
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {namespace}")
 
     applied, waiting, created = [], [], []
     for view in files:
@@ -141,16 +145,17 @@ def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = N
         if missing or blocked:
             waiting.append((view, missing + blocked))
             continue
-        spark.sql(render(view, qualified, created, database))
+        spark.sql(render(view, qualified, created, namespace))
         log.info("applied view %s", view.label)
         applied.append(view)
         created.append(view.name)
-    return AppliedViews(database, tuple(applied), tuple(waiting))
+    where = ".".join(p for p in (catalog, database) if p) or None
+    return AppliedViews(where, tuple(applied), tuple(waiting))
 
 
 def run_sql_job(spark: SparkSession, cfg: SqlJobConfig) -> AppliedViews:
     """The SQL job: (re)create every view on the warehouse's current tables."""
-    return apply_views(spark, cfg.paths.warehouse, cfg.sql.database)
+    return apply_views(spark, cfg.paths.warehouse, cfg.sql.database, catalog=cfg.sql.catalog)
 
 
 __all__ = ["SQL_DIR", "SqlViewError", "ViewFile", "AppliedViews", "view_files", "render", "apply_views", "run_sql_job"]

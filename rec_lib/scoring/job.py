@@ -170,7 +170,7 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     figures = lists_figures(written, cands, sc.k, sc.min_new_item_exposure)
     write_list_metrics(spark, warehouse, figures, run_id, run_date, ListSource.PRODUCTION, version, now)
     removed, removed_rows = _apply_retention(spark, warehouse, sc.keep_run_dates, run_date, run_id)
-    apply_views(spark, warehouse, cfg.sql.database)
+    apply_views(spark, warehouse, cfg.sql.database, catalog=cfg.sql.catalog)
     counts = observed.get
     examples = _examples(spark, warehouse, tables, run_date, sc.show_users)
     return ScoreRunSummary(run_id=run_id, run_date=run_date, model_version=version, n_candidates=len(cands),

@@ -88,6 +88,11 @@ def test_views_wait_for_their_tables_and_go_to_the_configured_database(spark, sm
     assert "SQL views in database rec_views_test: 2 applied, 2 waiting" in out
     assert "view V003 evaluation_summary: waiting for table(s) evaluation_metrics" in out
 
+    # a three-level name (Unity Catalog's <catalog>.<schema>.<view>; locally the session's catalog)
+    named = apply_views(spark, small_warehouse, database="rec_views_uc", catalog="spark_catalog")
+    assert named.database == "spark_catalog.rec_views_uc" and len(named.applied) == 2
+    assert spark.sql("SELECT count(*) FROM spark_catalog.rec_views_uc.recommendations_latest").first()[0] == 4
+
 
 def test_malformed_view_files_are_errors(spark, small_warehouse, tmp_path):
     (tmp_path / "V001__a.sql").write_text("CREATE OR REPLACE VIEW {{view}} AS SELECT * FROM {{table:items}}")

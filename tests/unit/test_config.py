@@ -108,6 +108,17 @@ def test_a_settings_string_splits_at_spaces_outside_quotes_and_brackets(text, ex
     assert split_settings(text) == expected
 
 
+def test_the_views_namespace_is_catalog_and_database_each_quoted():
+    from rec_lib.core.config import SqlSection
+
+    assert SqlSection("shop", "main").namespace == "`main`.`shop`"
+    assert SqlSection("shop").namespace == "`shop`" and SqlSection(None).namespace is None
+    with pytest.raises(ConfigError, match="sql.catalog needs sql.database"):
+        SqlSection(None, "main")
+    with pytest.raises(ConfigError, match=r"sql.database must be one database name .* \(the catalog goes in sql.catalog\)"):
+        SqlSection("main.shop")
+
+
 def test_a_stray_word_in_settings_is_refused_with_how_to_quote():
     with pytest.raises(ConfigError, match="'b/c' is not of the form key=value .*quote a value"):
         split_settings("paths.input=/a b/c")
