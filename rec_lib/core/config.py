@@ -177,10 +177,14 @@ class SqlSection:
             raise ConfigError("sql.catalog needs sql.database: views are named <catalog>.<database>.<view>")
 
     @property
+    def parts(self) -> List[str]:
+        """[catalog, database], [database] or [] (the session's current one)."""
+        return [p for p in (self.catalog, self.database) if p]
+
+    @property
     def namespace(self) -> Optional[str]:
         """`catalog`.`database`, `database` or None (the session's current one), quoted for SQL."""
-        parts = [p for p in (self.catalog, self.database) if p]
-        return ".".join(f"`{p}`" for p in parts) or None
+        return ".".join(f"`{p}`" for p in self.parts) or None
 
 
 @dataclass(frozen=True)

@@ -441,16 +441,19 @@ def delete_partitions(spark: SparkSession, spec: TableSpec, warehouse: str, colu
         return 0
     condition = F.col(column).isin([F.lit(v) for v in values])
     n_rows = _load(spark, path).where(condition).count()
-    key, previous = "spark.databricks.delta.commitInfo.userMetadata", spark.conf.get(
-        "spark.databricks.delta.commitInfo.userMetadata", None)
-    if user_metadata is not None:
-        spark.conf.set(key, user_metadata)
+    delete = lambda: with_retries(spark, spec, path, lambda: DeltaTable.forPath(spark, path).delete(condition))  # noqa: E731
+    if user_metadata is None:
+        delete()
+        return n_rows
+    key = "spark.databricks.delta.commitInfo.userMetadata"  # what a DeltaTable operation records as userMetadata
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, user_metadata)
     try:
-        with_retries(spark, spec, path, lambda: DeltaTable.forPath(spark, path).delete(condition))
+        delete()
     finally:
-        if user_metadata is not None and previous is None:
+        if previous is None:
             spark.conf.unset(key)
-        elif user_metadata is not None:
+        else:
             spark.conf.set(key, previous)
     return n_rows
 

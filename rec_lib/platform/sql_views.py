@@ -121,7 +121,8 @@ def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = N
     """Create or replace every view whose tables exist, in version order, on the warehouse's
     tables (cheap and idempotent: the jobs that write a table call it afterwards), in `database`
     of `catalog` (each None: the session's current one)."""
-    namespace = SqlSection(database, catalog).namespace
+    where = SqlSection(database, catalog)
+    namespace = where.namespace
     files = view_files(folder)
     read = {t for f in files for t in referenced_tables(f)}
     unknown = sorted(read - set(TABLES))
@@ -149,8 +150,7 @@ def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = N
         log.info("applied view %s", view.label)
         applied.append(view)
         created.append(view.name)
-    where = ".".join(p for p in (catalog, database) if p) or None
-    return AppliedViews(where, tuple(applied), tuple(waiting))
+    return AppliedViews(".".join(where.parts) or None, tuple(applied), tuple(waiting))
 
 
 def run_sql_job(spark: SparkSession, cfg: SqlJobConfig) -> AppliedViews:
