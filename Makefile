@@ -37,7 +37,8 @@ $(JARS_STAMP): scripts/resolve_jars.py | $(SETUP_STAMP)
 	$(PY) scripts/resolve_jars.py $(JARS_DIR)
 	touch $@
 
-# The pipeline. Without INPUT the demo shop is generated first into paths.input.
+# The pipeline. Without INPUT the demo shop is generated first into paths.input. The evaluation runs
+# before scoring: with evaluate.gate set it decides whether the new model is served (score.serve=champion).
 run: setup
 ifeq ($(INPUT),)
 	$(PY) -m jobs.generate_data $(JOB_ARGS)
@@ -45,8 +46,8 @@ endif
 	$(PY) -m jobs.build_features $(JOB_ARGS)
 	$(PY) -m jobs.embed_items $(JOB_ARGS)
 	$(PY) -m jobs.train $(JOB_ARGS)
-	$(PY) -m jobs.score $(JOB_ARGS)
 	$(PY) -m jobs.evaluate $(JOB_ARGS)
+	$(PY) -m jobs.score $(JOB_ARGS)
 
 generate: setup
 	$(PY) -m jobs.generate_data $(JOB_ARGS)

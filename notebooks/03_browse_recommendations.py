@@ -18,7 +18,7 @@ from rec_lib.core.schema import INTERACTIONS, ITEMS
 from rec_lib.platform.io import read_table
 from rec_lib.platform.notebook import default_conf, parameter, settings
 from rec_lib.platform.spark import get_spark
-from rec_lib.platform.sql_views import apply_views
+from rec_lib.platform.sql_views import apply_sql
 
 DBUTILS = globals().get("dbutils")
 CONF = parameter("conf", default_conf(DBUTILS), DBUTILS)
@@ -28,7 +28,7 @@ WAREHOUSE = parameter("warehouse", cfg.paths.warehouse, DBUTILS)
 USER = parameter("user", "", DBUTILS)
 spark = get_spark(cfg.spark)
 if DBUTILS is None:  # locally the views live in the session: create them here (on Databricks the jobs did)
-    print("\n".join(apply_views(spark, WAREHOUSE, cfg.sql.database, catalog=cfg.sql.catalog).lines()))
+    print("\n".join(apply_sql(spark, WAREHOUSE, cfg.sql).lines()))
 views = f"{cfg.sql.namespace}." if cfg.sql.namespace else ""
 
 # COMMAND ----------

@@ -222,3 +222,24 @@ def fake_text_embeddings(spark: SparkSession, warehouse: str, item_ids: List[str
     rows = [(item_id, "h", *encoders.get(item_id, ("m", "v", [float(i), 1.0])), datetime(2026, 11, 1), "r")
             for i, item_id in enumerate(item_ids)]
     io.overwrite_table(spark.createDataFrame(rows, ITEM_TEXT_EMBEDDINGS.schema), ITEM_TEXT_EMBEDDINGS, warehouse)
+
+# --------------------------------------------------------------------------------------------
+# Evaluation metric rows chosen by hand (the report's and the gate's tests)
+# --------------------------------------------------------------------------------------------
+
+
+def metric_rows_by_hand():
+    """k, method, metric, value rows: recall@20 as below, ndcg@20 half of it, coverage 1; ALS
+    scores nothing at k = 0."""
+    import pandas as pd
+
+    data = []
+    for k, values in {0: {"model": 0.30, "random": 0.10, "popular": 0.10, "content_knn": 0.30, "oracle": 0.60},
+                      5: {"model": 0.50, "random": 0.10, "popular": 0.40, "content_knn": 0.30, "oracle": 0.80,
+                          "als": 0.20}}.items():
+        for method, value in values.items():
+            data.append({"k": k, "method": method, "metric": "recall@20", "value": value})
+            data.append({"k": k, "method": method, "metric": "ndcg@20", "value": value / 2})
+            data.append({"k": k, "method": method, "metric": "coverage@20", "value": 1.0})
+    data.append({"k": 0, "method": "als", "metric": "scorable_items", "value": 0.0})
+    return pd.DataFrame(data)

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Type, TypeVar
 import yaml
 
 from rec_lib.core.errors import ConfigError
-from rec_lib.core.schema import EVENT_TYPES, INPUTS, TEXT_FIELDS
+from rec_lib.core.schema import EVENT_TYPES, INPUTS, TABLES, TEXT_FIELDS
 
 C = TypeVar("C")
 
@@ -168,8 +168,14 @@ class FewShotSection:
 class SqlSection:
     database: Optional[str]  # the views' database (schema); None: the session's current one
     catalog: Optional[str] = None  # the database's catalog (Unity Catalog: e.g. main); None: the session's current one
+    # warehouse tables registered by name next to the views (external Delta tables over their paths), so
+    # consumers write `SELECT ... FROM <catalog>.<database>.recommendations`; []: read them by path
+    tables: List[str] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
+        unknown = [t for t in self.tables if t not in TABLES]
+        if unknown:
+            raise ConfigError(f"sql.tables must name tables of the warehouse {sorted(TABLES)}, got {unknown}")
         check_identifier("sql.database", self.database, DATABASE,
                          "one database name of at most 64 letters, digits or '_' (the catalog goes in sql.catalog)")
         check_identifier("sql.catalog", self.catalog, DATABASE, "one catalog name of at most 64 letters, digits or '_'")
@@ -191,6 +197,10 @@ class SqlSection:
 class MlflowSection:
     tracking_uri: str  # sqlite:///mlflow.db locally; "databricks" in a workspace; "" turns it off
     experiment: str
+    # the registered model each trained version becomes a version of (an MLflow pyfunc with a signature);
+    # a Unity Catalog three-level name (catalog.schema.model) on Databricks; "": no registration
+    registered_model: str = ""
+    registry_uri: str = ""  # the model registry; "": the tracking server's ("databricks-uc" for Unity Catalog)
 
 
 @dataclass(frozen=True)
@@ -211,6 +221,9 @@ class ScoreSection:
     show_users: int  # users whose lists (with titles) the job prints at the end
     required: bool  # false: a run date without candidates (nothing launched) is reported, and the run goes on
     keep_run_dates: int = 0  # recommendations keeps this many newest run dates (older ones deleted; VACUUM frees their files); 0: all
+    # which model the lists come from: latest (the embedding tables as training left them) | champion (the
+    # embeddings of the model the evaluation gate passed last, read by Delta time travel; see evaluate.gate)
+    serve: str = "latest"
 
 
 @dataclass(frozen=True)
@@ -231,8 +244,12 @@ class EvaluateSection:
     als_reg: float
     als_alpha: float
     als_iterations: int
+    # the evaluation gate: baselines the model must beat on Recall@top_k and NDCG@top_k at every k for the
+    # production model to be published (champion); [] : no gate, every trained model is served
+    gate: List[str] = dataclasses.field(default_factory=list)
 
 
+SERVE_MODELS = ("latest", "champion")
 METHODS = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle")
 
 
@@ -423,6 +440,8 @@ class ScoreJobConfig:
             raise ConfigError(f"score.order must be score or personal, got {sc.order!r}")
         if sc.candidates not in ("new", "all"):
             raise ConfigError(f"score.candidates must be new or all, got {sc.candidates!r}")
+        if sc.serve not in SERVE_MODELS:
+            raise ConfigError(f"score.serve must be one of {list(SERVE_MODELS)}, got {sc.serve!r}")
         return self
 
 
@@ -453,6 +472,10 @@ class EvaluateJobConfig:
         unknown = [m for m in e.methods if m not in METHODS]
         if unknown or "model" not in e.methods:
             raise ConfigError(f"evaluate.methods must include model and name only {list(METHODS)}, got {e.methods}")
+        bad_gate = [m for m in e.gate if m not in e.methods or m == "model"]
+        if bad_gate:
+            raise ConfigError(f"evaluate.gate names baselines the model must beat, each one of evaluate.methods "
+                              f"{e.methods} but model; got {e.gate}")
         if e.window not in ("test", "validation"):
             raise ConfigError(f"evaluate.window must be test or validation, got {e.window!r}")
         ScoreJobConfig(self.spark, self.paths, self.score, self.sql, self.run).validate()

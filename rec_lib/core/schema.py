@@ -390,6 +390,27 @@ LIST_METRICS = TableSpec(
 )
 
 
+# The evaluation gate's decisions (evaluate.gate): one row per gated evaluation run. A passed row
+# names the production model it published (the champion) and the Delta versions of the two
+# embedding tables that hold its vectors, which scoring reads by time travel (score.serve: champion).
+MODEL_GATE = TableSpec(
+    name="model_gate",
+    fields=_struct(
+        ("run_id", S, False),  # the evaluation run that decided
+        ("model_version", S, False),  # the production model decided on (in the embedding tables)
+        ("evaluated_version", S, False),  # the model of the evaluation's cutoff, trained the same way
+        ("passed", B, False),
+        ("reason", S, False),  # what it beat, or where it lost
+        ("user_embeddings_version", L, False),  # Delta versions holding the decided model's vectors
+        ("item_embeddings_version", L, False),
+        ("registered_model", S, True),  # MLflow registered model and version (null: no registry)
+        ("registered_version", S, True),
+        ("decided_at", TS, False),
+    ),
+    keys=("run_id",),
+)
+
+
 class ListSource:
     PRODUCTION = "production"
     BACKTEST = "backtest"
@@ -420,5 +441,5 @@ TABLES: Dict[str, TableSpec] = {
     t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, FEATURE_RUNS,
                         ITEM_TEXT_EMBEDDINGS,
                         TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS, RECOMMENDATIONS, EVALUATION_METRICS,
-                        EVALUATION_TRAINING_EXAMPLES, LIST_METRICS)
+                        EVALUATION_TRAINING_EXAMPLES, LIST_METRICS, MODEL_GATE)
 }

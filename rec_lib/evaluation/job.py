@@ -38,6 +38,7 @@ from rec_lib.core.schema import (
     ListSource,
 )
 from rec_lib.evaluation import report
+from rec_lib.evaluation.gate import GateDecision, GateOutcome
 from rec_lib.evaluation.rankers import (
     AttributeProfileRanker,
     ContentKnnRanker,
@@ -61,8 +62,9 @@ from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
 from rec_lib.platform.spark import index_frame
-from rec_lib.platform.sql_views import apply_views
+from rec_lib.platform.sql_views import apply_sql
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
+from rec_lib.scoring.published import EMBEDDINGS, champion_row, embedding_model_version, record_decision
 from rec_lib.scoring.serve import (
     candidate_frame,
     collect_candidates,
@@ -73,7 +75,8 @@ from rec_lib.scoring.serve import (
 )
 from rec_lib.training import serving
 from rec_lib.training.data import TrainingData, before_cutoff, pair_weights
-from rec_lib.training.fit import FittedModel, few_shot_settings, fit_model
+from rec_lib.training.few_shot import FewShotSettings
+from rec_lib.training.fit import FittedModel, fit_model
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.serving import ItemSides, take
 
@@ -142,7 +145,7 @@ def model_inputs(fitted: FittedModel, items: np.ndarray, launch_ts: np.ndarray, 
                         catalogue.prior[rows].astype(np.float64), np.full(len(rows), "content", dtype=object))
     return ModelInputs(users=take(fitted.users, wanted.to_numpy()), user_row={u: i for i, u in enumerate(wanted.index)},
                        content=content, launch_ts=launch_ts, rate_offset=catalogue.rate_offset, weights=fitted.blend,
-                       temperature=cfg.train.temperature, settings=few_shot_settings(cfg.few_shot))
+                       temperature=cfg.train.temperature, settings=FewShotSettings.of(dataclasses.asdict(cfg.few_shot)))
 
 
 def user_histories(data: TrainingData, users: np.ndarray) -> Dict[str, np.ndarray]:
@@ -249,7 +252,7 @@ def _served_inputs(spark: SparkSession, fitted: FittedModel, cfg: EvaluateJobCon
     """(candidates, users frame) as the scoring job would see them on `run_date` with the cutoff
     model's tables: item sides adapted from the users before the cutoff, stats before it."""
     data, blend = fitted.data, fitted.blend
-    items = fitted.item_sides(few_shot_settings(cfg.few_shot), cfg.few_shot.max_k)
+    items = fitted.item_sides(FewShotSettings.of(dataclasses.asdict(cfg.few_shot)), cfg.few_shot.max_k)
     item_frame = spark.createDataFrame(pd.DataFrame({
         "item_id": data.catalogue.item_ids.astype(str), "embedding": list(serving.item_rows(items, blend)),
         "bias": serving.item_bias(items, blend)}), "item_id string, embedding array<float>, bias double")
@@ -344,6 +347,12 @@ class EvaluationRunSummary:
     blend: str = ""
     mlflow_run_id: Optional[str] = None
     seconds: float = 0.0
+    gate: Optional[GateOutcome] = None  # evaluate.gate's decision (None: no gate)
+
+    @property
+    def failure(self) -> Optional[RecError]:
+        """What ends the job non-zero once its lines are printed: a failed gate."""
+        return None if self.gate is None else self.gate.failure()
 
     def lines(self) -> List[str]:
         table = report.metric_table(self.rows, f"recall@{self.top_k}")
@@ -372,6 +381,8 @@ class EvaluationRunSummary:
             out.append(f"  report: {self.report['summary']}")
         if self.mlflow_run_id:
             out.append(f"  MLflow run {self.mlflow_run_id}")
+        if self.gate is not None:
+            out += self.gate.lines()
         out.append(f"  done in {self.seconds:.1f} s")
         return out
 
@@ -507,16 +518,19 @@ class SkippedEvaluation:
 
     run_id: str
     reason: str
+    gate: Optional[GateOutcome] = None
 
     def lines(self) -> List[str]:
         return [f"evaluation run {self.run_id}: nothing evaluated: {self.reason}",
-                "  (evaluate.required is false, so the run goes on; set it to true to make this an error)"]
+                "  (evaluate.required is false, so the run goes on; set it to true to make this an error)",
+                *(self.gate.lines() if self.gate is not None else [])]
 
 
 def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig):
     """The evaluation's summary, or a SkippedEvaluation where the shop cannot be evaluated today
     (no new items, too few users on them) unless `evaluate.required` makes that an error."""
     now, run_id = run_identity(cfg.run)
+    production = production_model(spark, cfg)  # what the gate decides on: fixed before the evaluation
     interactions = io.read_table(spark, cfg.paths.warehouse, INTERACTIONS)
     try:
         ts = evaluation_set(spark, interactions, io.read_table(spark, cfg.paths.warehouse, ITEMS), cfg.evaluate)
@@ -524,8 +538,67 @@ def run_evaluate_job(spark: SparkSession, cfg: EvaluateJobConfig):
         if cfg.evaluate.required:
             raise
         log.warning("nothing evaluated: %s", exc)
-        return SkippedEvaluation(run_id, str(exc))
-    return _evaluate(spark, cfg, now, run_id, interactions, ts)
+        gate = None if production is None else apply_gate(spark, cfg, run_id, now, production,
+                                                          GateDecision.not_evaluated(str(exc)), "")
+        return SkippedEvaluation(run_id, str(exc), gate)
+    summary = _evaluate(spark, cfg, now, run_id, interactions, ts)
+    if production is not None:
+        decision = GateDecision.of(summary.rows, cfg.evaluate.gate, cfg.evaluate.top_k)
+        summary.gate = apply_gate(spark, cfg, run_id, now, production, decision, summary.model_version)
+    return summary
+
+
+# --------------------------------------------------------------------------------------------
+# The evaluation gate (evaluate.gate): publish the production model, or keep serving the champion
+# --------------------------------------------------------------------------------------------
+
+
+def production_model(spark: SparkSession, cfg: EvaluateJobConfig) -> Optional[Tuple[io.Snapshot, str]]:
+    """With a gate: the embedding tables' versions and the model they hold, taken at the job's
+    start (a training that lands while the evaluation runs is not published by it); else None."""
+    if not cfg.evaluate.gate:
+        return None
+    tables = io.Snapshot.take(spark, cfg.paths.warehouse, EMBEDDINGS)
+    return tables, embedding_model_version(spark, tables)
+
+
+def apply_gate(spark: SparkSession, cfg: EvaluateJobConfig, run_id: str, now: datetime,
+               production: Tuple[io.Snapshot, str], decision: GateDecision, evaluated_version: str) -> GateOutcome:
+    """Record the decision in `model_gate` (what scoring serves with score.serve: champion); a
+    passed model is registered first (when a registry is configured) and gets the alias
+    `champion` last, so the alias never names a model the table does not serve."""
+    tables, version = production
+    registered = None
+    publish = decision.passed and bool(cfg.mlflow.tracking_uri and cfg.mlflow.registered_model)
+    if publish:
+        registered = register_production_model(cfg, version)
+    record_decision(spark, cfg.paths.warehouse, run_id, tables, version, evaluated_version, decision.passed,
+                    decision.reason, cfg.mlflow.registered_model, registered, now)
+    if publish:
+        from rec_lib.training import registry
+
+        registry.set_champion(cfg.mlflow, registered)
+    champion = champion_row(spark, cfg.paths.warehouse)
+    outcome = GateOutcome(decision, version, None if champion is None else champion["model_version"], registered)
+    log.info("evaluation gate: %s", " ".join(line.strip() for line in outcome.lines()))
+    return outcome
+
+
+def register_production_model(cfg: EvaluateJobConfig, version: str) -> str:
+    """The registry's version of production model `version`, registered from its model folder now
+    if training did not (tracking was off, or the version was complete already)."""
+    from rec_lib.training import registry
+
+    registered = registry.registered_version(cfg.mlflow, version)
+    if registered is not None:
+        return registered
+    folder = ModelFolder.of(cfg.train.model_dir, version)
+    if not folder.is_complete():
+        raise EvaluationError(f"the production model {version} has no complete folder at {folder} to register; "
+                              "run the training job with this train.model_dir")
+    with mlflow_run(cfg.mlflow, f"register {version}") as mlflow:
+        mlflow.set_tag("model_version", version)
+        return registry.register(mlflow, cfg.mlflow, folder, version)
 
 
 def _evaluate(spark: SparkSession, cfg: EvaluateJobConfig, now: datetime, run_id: str, interactions: DataFrame,
@@ -548,7 +621,7 @@ def _evaluate(spark: SparkSession, cfg: EvaluateJobConfig, now: datetime, run_id
     rows = metric_rows(results)
     write_metrics(spark, warehouse, rows, run_id, fitted.version, ts.cutoff, ts.end, now)
     served = backtest(spark, cfg, fitted, ts, interactions, run_id, now) if ev.backtest else {}
-    apply_views(spark, warehouse, cfg.sql.database, catalog=cfg.sql.catalog)
+    apply_sql(spark, warehouse, cfg.sql)
 
     folder = Path(ev.report_dir) / run_id
     header = {"run": run_id, "model version": fitted.version, "window": f"{ev.window} {ts.window}",

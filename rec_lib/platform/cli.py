@@ -88,6 +88,9 @@ def run_spark_job(argv: Optional[Sequence[str]], description: str, config_cls: T
             check_commit_safety(spark, paths.warehouse, paths.single_writer)
         summary = stage(spark, cfg)
         print("\n".join(summary.lines()))
+        failure = getattr(summary, "failure", None)  # e.g. a failed evaluation gate: its lines, then one error line
+        if failure is not None:
+            raise failure
 
     return run_job(body)
 

@@ -56,12 +56,16 @@ class AppliedViews:
     database: Optional[str]  # where the views are: <catalog>.<database>, <database>, or None (the current one)
     applied: Tuple[ViewFile, ...]
     waiting: Tuple[Tuple[ViewFile, Tuple[str, ...]], ...]  # views left out, with the missing tables
+    tables: Tuple[str, ...] = ()  # sql.tables registered by name
+    tables_waiting: Tuple[str, ...] = ()  # sql.tables not written yet
 
     def lines(self) -> List[str]:
         where = f"database {self.database}" if self.database else "the current database"
         out = [f"SQL views in {where}: {len(self.applied)} applied, {len(self.waiting)} waiting"]
         out += [f"  view {v.label}: applied" for v in self.applied]
         out += [f"  view {v.label}: waiting for table(s) {', '.join(missing)}" for v, missing in self.waiting]
+        out += [f"  table {name}: registered" for name in self.tables]
+        out += [f"  table {name}: waiting (not written yet)" for name in self.tables_waiting]
         return out
 
 
@@ -116,12 +120,35 @@ def _views_read(view: ViewFile) -> set:
     return {m.group(2) for m in PLACEHOLDER.finditer(view.path.read_text()) if m.group(1) == "view" and m.group(2)}
 
 
+def apply_sql(spark: SparkSession, warehouse: str, sql: SqlSection) -> AppliedViews:
+    """What the jobs that write tables call afterwards: the views, and the tables `sql.tables` names."""
+    return apply_views(spark, warehouse, sql.database, catalog=sql.catalog, tables=sql.tables)
+
+
+def register_tables(spark: SparkSession, warehouse: str, names: Sequence[str],
+                    namespace: Optional[str]) -> Tuple[List[str], List[str]]:
+    """`CREATE TABLE IF NOT EXISTS <namespace>.<name> USING DELTA LOCATION '<path>'` for each
+    table written so far: an external table over the warehouse's folder, so the name and the path
+    read the same data. Returns (registered, not written yet)."""
+    registered, waiting = [], []
+    for name in names:
+        path = io.table_path(warehouse, TABLES[name])
+        if not io.delta_exists(spark, path):
+            waiting.append(name)
+            continue
+        location = io.qualified_path(spark, path).replace("\\", "\\\\").replace("'", "\\'")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified_view(name, namespace)} USING DELTA LOCATION '{location}'")
+        registered.append(name)
+    return registered, waiting
+
+
 def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = None,
-                folder: Path = SQL_DIR, catalog: Optional[str] = None) -> AppliedViews:
+                folder: Path = SQL_DIR, catalog: Optional[str] = None, tables: Sequence[str] = ()) -> AppliedViews:
     """Create or replace every view whose tables exist, in version order, on the warehouse's
     tables (cheap and idempotent: the jobs that write a table call it afterwards), in `database`
-    of `catalog` (each None: the session's current one)."""
-    where = SqlSection(database, catalog)
+    of `catalog` (each None: the session's current one); register the warehouse tables named in
+    `tables` there too."""
+    where = SqlSection(database, catalog, list(tables))
     namespace = where.namespace
     files = view_files(folder)
     read = {t for f in files for t in referenced_tables(f)}
@@ -150,15 +177,18 @@ def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = N
         log.info("applied view %s", view.label)
         applied.append(view)
         created.append(view.name)
-    return AppliedViews(".".join(where.parts) or None, tuple(applied), tuple(waiting))
+    registered, not_written = register_tables(spark, warehouse, where.tables, namespace)
+    return AppliedViews(".".join(where.parts) or None, tuple(applied), tuple(waiting), tuple(registered),
+                        tuple(not_written))
 
 
 def run_sql_job(spark: SparkSession, cfg: SqlJobConfig) -> AppliedViews:
-    """The SQL job: (re)create every view on the warehouse's current tables."""
-    return apply_views(spark, cfg.paths.warehouse, cfg.sql.database, catalog=cfg.sql.catalog)
+    """The SQL job: (re)create every view on the warehouse's current tables, register `sql.tables`."""
+    return apply_sql(spark, cfg.paths.warehouse, cfg.sql)
 
 
-__all__ = ["SQL_DIR", "SqlViewError", "ViewFile", "AppliedViews", "view_files", "render", "apply_views", "run_sql_job"]
+__all__ = ["SQL_DIR", "SqlViewError", "ViewFile", "AppliedViews", "view_files", "render", "apply_views", "apply_sql",
+           "register_tables", "run_sql_job"]
 
 
 # --------------------------------------------------------------------------------------------

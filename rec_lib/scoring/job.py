@@ -39,8 +39,9 @@ from rec_lib.core.schema import (
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
-from rec_lib.platform.sql_views import apply_views
+from rec_lib.platform.sql_views import apply_sql
 from rec_lib.scoring.kernel import kernel
+from rec_lib.scoring.published import champion_snapshot, embedding_model_version
 from rec_lib.scoring.retention import run_dates_to_drop
 from rec_lib.scoring.serve import (
     ScoringError,
@@ -70,9 +71,11 @@ class ScoreRunSummary:
     figures: Dict[str, float] = field(default_factory=dict)
     removed_run_dates: List[date] = field(default_factory=list)  # score.keep_run_dates
     removed_rows: int = 0
+    serve: str = "latest"  # score.serve: the embedding tables' latest model or the gate's champion
 
     def lines(self) -> List[str]:
-        out = [f"scoring job run {self.run_id}: run_date {self.run_date}, model {self.model_version}",
+        out = [f"scoring job run {self.run_id}: run_date {self.run_date}, model {self.model_version}"
+               + (" (the evaluation gate's champion)" if self.serve == "champion" else ""),
                f"  candidates {self.n_candidates:,} ({self.n_new_candidates:,} new); users {self.n_model_users:,} "
                f"scored by the model, {self.n_fallback_users:,} on a fallback list; {self.rows:,} rows "
                f"in {self.seconds:.1f} s"]
@@ -98,23 +101,6 @@ class ScoreRunSummary:
 INPUTS = (USER_EMBEDDINGS, ITEM_EMBEDDINGS, ITEMS, ITEM_STATS, INTERACTIONS, USERS, USER_FEATURES)
 
 
-def _check_embeddings(spark: SparkSession, tables: io.Snapshot) -> str:
-    for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS):
-        if tables.versions[spec.name] is None:
-            raise ScoringError(f"table {spec.name} not found under {tables.warehouse}: run the training job first "
-                               "(make train)")
-    # one Spark job for both tables: (table, model_version) pairs, a handful of rows
-    tagged = [tables.read(spark, spec).select(F.lit(spec.name).alias("table"), "model_version")
-              for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS)]
-    versions: Dict[str, set] = {USER_EMBEDDINGS.name: set(), ITEM_EMBEDDINGS.name: set()}
-    for table, version in tagged[0].unionByName(tagged[1]).distinct().collect():
-        versions[table].add(version)
-    if len(versions["user_embeddings"] | versions["item_embeddings"]) != 1:
-        raise ScoringError(f"user_embeddings and item_embeddings come from different models {versions}; "
-                           "re-run the training job")
-    return next(iter(versions["user_embeddings"]))
-
-
 @dataclass
 class NoCandidates:
     """A scoring run with nothing to recommend on its run date (nothing launched recently)."""
@@ -135,7 +121,9 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     run_date = resolve_run_date(sc, now)
     kernel()
     tables = io.Snapshot.take(spark, warehouse, INPUTS)
-    version = _check_embeddings(spark, tables)
+    if sc.serve == "champion":
+        tables = champion_snapshot(spark, tables)
+    version = embedding_model_version(spark, tables)
 
     frame = candidate_frame(tables.read(spark, ITEMS), tables.read(spark, ITEM_EMBEDDINGS),
                             tables.read(spark, ITEM_STATS), sc, run_date)
@@ -170,14 +158,14 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     figures = lists_figures(written, cands, sc.k, sc.min_new_item_exposure)
     write_list_metrics(spark, warehouse, figures, run_id, run_date, ListSource.PRODUCTION, version, now)
     removed, removed_rows = _apply_retention(spark, warehouse, sc.keep_run_dates, run_date, run_id)
-    apply_views(spark, warehouse, cfg.sql.database, catalog=cfg.sql.catalog)
+    apply_sql(spark, warehouse, cfg.sql)
     counts = observed.get
     examples = _examples(spark, warehouse, tables, run_date, sc.show_users)
     return ScoreRunSummary(run_id=run_id, run_date=run_date, model_version=version, n_candidates=len(cands),
                            n_new_candidates=int(cands.is_new.sum()), n_model_users=int(counts["model_users"] or 0),
                            n_fallback_users=int(counts["fallback_users"] or 0), rows=int(counts["rows"]),
                            seconds=time.perf_counter() - start, examples=examples, figures=figures,
-                           removed_run_dates=removed, removed_rows=removed_rows)
+                           removed_run_dates=removed, removed_rows=removed_rows, serve=sc.serve)
 
 
 def _apply_retention(spark: SparkSession, warehouse: str, keep: int, written: date, run_id: str):

@@ -27,7 +27,7 @@ Two signals, both closed-form (numpy only, so scoring and evaluation use them wi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -39,6 +39,13 @@ class FewShotSettings:
     pace: bool
     pace_prior_strength: float
     text_prior_strength: float = 10.0  # the item's own text counts as this many users on the text side
+
+    @classmethod
+    def of(cls, section: Mapping[str, object]) -> "FewShotSettings":
+        """From the `few_shot` config section's fields (`dataclasses.asdict(cfg.few_shot)`, or the
+        copy a model folder's model.json keeps)."""
+        return cls(str(section["method"]), float(section["prior_strength"]), bool(section["pace"]),
+                   float(section["pace_prior_strength"]), float(section["text_prior_strength"]))
 
 
 def unit(x: np.ndarray) -> np.ndarray:

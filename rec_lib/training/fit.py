@@ -24,7 +24,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
 from rec_lib.core.clock import resolve_now
-from rec_lib.core.config import FewShotSection, TrainJobConfig
+from rec_lib.core.config import TrainJobConfig
 from rec_lib.core.errors import ConfigError, RecError
 from rec_lib.core.files import FolderLock, atomic_write
 from rec_lib.core.progress import timed
@@ -51,7 +51,8 @@ class TrainingError(RecError):
 # --------------------------------------------------------------------------------------------
 
 # Settings that do not change the trained weights, left out of the model version.
-_NOT_IN_VERSION = ("model_dir", "petastorm_cache_dir", "start_timeout_s", "tf_threads", "deterministic")
+# (the cutoff is in the version parsed, so 2026-10-17T00:00:00Z and ...+00:00 are one model)
+_NOT_IN_VERSION = ("model_dir", "petastorm_cache_dir", "start_timeout_s", "tf_threads", "deterministic", "cutoff")
 # Part of the model version: changes whenever the model's layers change, so a model folder is
 # never loaded by code that builds a different model.
 ARCHITECTURE = ("two-tower/5: centred text, attribute bag in the item tower, launches without id embeddings, "
@@ -173,10 +174,6 @@ def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: ModelFolder):
                       checkpoint_dir=str(folder.checkpoints), weights_dir=str(folder), deterministic=t.deterministic)
 
 
-def few_shot_settings(f: FewShotSection) -> few_shot.FewShotSettings:
-    return few_shot.FewShotSettings(f.method, f.prior_strength, f.pace, f.pace_prior_strength, f.text_prior_strength)
-
-
 @dataclass
 class FittedModel:
     """A trained model and the vectors the jobs need from it (rows in `data`'s order)."""
@@ -275,7 +272,7 @@ def _blend(model, data: TrainingData, cfg: TrainJobConfig, folder: ModelFolder) 
     fallback = default_weights(t.text_weight, "train.blend is fixed")
     if t.blend == "learned":
         with timed(log, f"fit the blend on {len(data.cohorts)} launch cohort(s) at k = {t.blend_ks}"):
-            blend = fit_blend(model, data, t.launch_days, t.temperature, t.blend_ks, few_shot_settings(cfg.few_shot),
+            blend = fit_blend(model, data, t.launch_days, t.temperature, t.blend_ks, few_shot.FewShotSettings.of(asdict(cfg.few_shot)),
                               fallback)
     else:
         blend = Blend.single(fallback)

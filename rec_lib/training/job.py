@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,8 @@ from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
 from rec_lib.training import serving
 from rec_lib.training.blend import Blend
 from rec_lib.training.embed import user_sources
-from rec_lib.training.fit import FittedModel, few_shot_settings, fit_model
+from rec_lib.training.few_shot import FewShotSettings
+from rec_lib.training.fit import FittedModel, fit_model
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.serving import ItemSides
 from rec_lib.training.worker import WorkerResult, run_worker
@@ -59,11 +60,13 @@ def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_
 
 
 def log_to_mlflow(settings: MlflowSection, version: str, params: Dict[str, str], result: Optional[WorkerResult],
-                  metrics: Dict[str, float], model_folder: ModelFolder) -> Optional[str]:
-    """One MLflow run per training: parameters, loss and throughput per epoch, the model folder."""
+                  metrics: Dict[str, float], model_folder: ModelFolder) -> Tuple[Optional[str], Optional[str]]:
+    """One MLflow run per training: parameters, loss and throughput per epoch, the model folder, and
+    (with `mlflow.registered_model`) the model registered as a pyfunc. Returns (run id, registered
+    version); (None, None) when tracking is off."""
     with mlflow_run(settings, f"train {version}") as mlflow:
         if mlflow is None:
-            return None
+            return None, None
         mlflow.set_tag("model_version", version)
         mlflow.log_params(params)
         if result is not None:
@@ -73,7 +76,13 @@ def log_to_mlflow(settings: MlflowSection, version: str, params: Dict[str, str],
                 mlflow.log_metric("examples_per_s", rate, step=epoch)
         mlflow.log_metrics(metrics)
         log_model_folder(mlflow, model_folder.artifacts())
-        return mlflow.active_run().info.run_id
+        registered = None
+        if settings.registered_model:
+            from rec_lib.training import registry
+
+            with timed(log, f"register model {version} as {settings.registered_model}"):
+                registered = registry.register(mlflow, settings, model_folder, version)
+        return mlflow.active_run().info.run_id, registered
 
 
 # --------------------------------------------------------------------------------------------
@@ -98,6 +107,7 @@ class TrainRunSummary:
     weights_digests: List[str] = field(default_factory=list)
     blend: Optional[Blend] = None
     mlflow_run_id: Optional[str] = None
+    registered_version: Optional[str] = None  # the MLflow registered model's version of this model
     seconds: float = 0.0
 
     def lines(self) -> List[str]:
@@ -114,7 +124,8 @@ class TrainRunSummary:
         if self.blend is not None:
             out.append("  score blend by k (first users of an item known): " + self.blend.describe())
         if self.mlflow_run_id:
-            out.append(f"  MLflow run {self.mlflow_run_id}")
+            out.append(f"  MLflow run {self.mlflow_run_id}"
+                       + (f"; registered version {self.registered_version}" if self.registered_version else ""))
         return out
 
 
@@ -124,7 +135,7 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     fitted = fit_model(spark, cfg, worker_fn)
     data, version, result = fitted.data, fitted.version, fitted.result
     with timed(log, "adapt new items and write the embedding tables"):
-        items = fitted.item_sides(few_shot_settings(cfg.few_shot), cfg.few_shot.max_k)
+        items = fitted.item_sides(FewShotSettings.of(asdict(cfg.few_shot)), cfg.few_shot.max_k)
         write_embeddings(spark, cfg.paths.warehouse, version, now, fitted, items, tag=version)
 
     sources = pd.Series(items.source).value_counts().to_dict()
@@ -137,7 +148,7 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     if result is not None:
         params = flat_params({"train": cfg.train, "few_shot": cfg.few_shot}, model_version=version,
                              n_examples=data.n_examples, n_items=len(data.catalogue), n_users=len(data.users))
-        summary.mlflow_run_id = log_to_mlflow(cfg.mlflow, version, params, result,
+        summary.mlflow_run_id, summary.registered_version = log_to_mlflow(cfg.mlflow, version, params, result,
                                               {"final_loss": result.epoch_loss[-1] if result.epoch_loss else float("nan"),
                                                **fitted.blend.flat()},
                                               fitted.folder)

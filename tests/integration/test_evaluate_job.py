@@ -17,8 +17,11 @@ from rec_lib.core.schema import (
     EVALUATION_METRICS,
     EVALUATION_TRAINING_EXAMPLES,
     INTERACTIONS,
+    ITEM_EMBEDDINGS,
     ITEMS,
     LIST_METRICS,
+    MODEL_GATE,
+    RECOMMENDATIONS,
     TRAINING_EXAMPLES,
     USER_EMBEDDINGS,
 )
@@ -33,8 +36,10 @@ from rec_lib.evaluation.job import (
 )
 from rec_lib.evaluation.rankers import revealed
 from rec_lib.platform import io
+from rec_lib.scoring.job import run_score_job
 from rec_lib.training.catalogue import CatalogueSettings
 from rec_lib.training.data import DataSettings, build_training_data
+from rec_lib.training.job import run_train_job
 from tests.helpers import CUTOFF, REPO, fake_text_embeddings
 
 
@@ -92,13 +97,17 @@ def test_no_event_after_the_cutoff_reaches_a_training_input(spark, small_warehou
                                                         datetime(2026, 10, 15, tzinfo=timezone.utc))
 
 
-def evaluate_config(shop, *settings):
+def evaluate_settings(shop, *settings):
     root, common = shop
-    return rc.load_config(rc.EvaluateJobConfig, REPO / "conf/local.yaml", common + [
+    return common + [
         f"train.model_dir={root / 'eval-models'}", f"train.petastorm_cache_dir={root / 'eval-petastorm'}",
         f"mlflow.tracking_uri=sqlite:///{root / 'eval-mlflow.db'}", f"evaluate.report_dir={root / 'reports'}",
         "evaluate.cutoff=2026-10-17T00:00:00Z", "evaluate.ks=[0,1,3]", "evaluate.top_k=5",
-        "train.epochs=12", "train.batch_size=64", "evaluate.als_iterations=5", *settings])
+        "train.epochs=12", "train.batch_size=64", "evaluate.als_iterations=5", *settings]
+
+
+def evaluate_config(shop, *settings):
+    return rc.load_config(rc.EvaluateJobConfig, REPO / "conf/local.yaml", evaluate_settings(shop, *settings))
 
 
 @pytest.fixture(scope="module")
@@ -191,12 +200,13 @@ def test_report_summary_lines_and_mlflow(spark, evaluated):
 
 def test_a_rerun_replaces_its_own_rows_only(spark, shop, evaluated):
     cfg, first, _, _ = evaluated
-    again = evaluate_config(shop, "run.run_id=eval-1", "evaluate.methods=[model,random]")
-    other = evaluate_config(shop, "run.run_id=eval-2", "evaluate.methods=[model]", "mlflow.tracking_uri=''")
+    again = evaluate_config(shop, "run.run_id=eval-1", "evaluate.methods=[model,random]", "evaluate.backtest=false")
+    other = evaluate_config(shop, "run.run_id=eval-2", "evaluate.methods=[model]", "mlflow.tracking_uri=''",
+                            "evaluate.backtest=false")
     run_evaluate_job(spark, again)  # the model version is complete: nothing is retrained
     run_evaluate_job(spark, other)
     rows = io.read_table(spark, cfg.paths.warehouse, EVALUATION_METRICS)
-    methods = {r.run_id: sorted(r.methods) for r in rows.groupBy("run_id").agg(
+    methods = {r.run_id: sorted(r.methods) for r in rows.where("run_id like 'eval-%'").groupBy("run_id").agg(
         F.collect_set("method").alias("methods")).collect()}
     assert methods == {"eval-1": ["model", "random"], "eval-2": ["model"]}
     # the same model version (not retrained) gives the first run's figures
@@ -227,3 +237,71 @@ def test_entry_point_errors_in_one_line(shop, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("error: no new item has more than 500 users in the test window [2026-10-17 00:00, "
                           "2026-10-31 00:00)"), err
+
+
+# --------------------------------------------------------------------------------------------
+# The evaluation gate, the champion it publishes and the registered model
+# --------------------------------------------------------------------------------------------
+
+REGISTERED = "rec_test_two_tower"
+GATED = ["mlflow.registered_model=" + REGISTERED, "evaluate.methods=[model,random,oracle]", "evaluate.backtest=false",
+         "score.serve=champion", "score.run_date=2026-10-16"]
+
+
+def served(spark, warehouse):
+    """The 2026-10-16 lists as (user, rank, item, model version) and the table's Delta version."""
+    rows = io.read_table(spark, warehouse, RECOMMENDATIONS).where("run_date = '2026-10-16'")
+    return ({tuple(r) for r in rows.select("user_id", "rank", "item_id", "model_version").collect()},
+            io.table_version(spark, warehouse, RECOMMENDATIONS))
+
+
+def test_the_gate_publishes_a_winner_and_keeps_serving_it_when_a_model_loses(spark, shop, evaluated, capsys):
+    cfg, first, _, _ = evaluated
+    warehouse = cfg.paths.warehouse
+    passing = evaluate_config(shop, "run.run_id=gate-1", "evaluate.gate=[random]", *GATED)
+    # the production model: the evaluation's own version (complete: its tables written, nothing retrained)
+    production = run_train_job(spark, passing.train_config(passing.evaluate.cutoff))
+    assert not production.trained and production.model_version == first.model_version
+
+    summary = run_evaluate_job(spark, passing)
+    assert summary.gate.decision.passed and summary.failure is None, summary.gate
+    assert summary.gate.champion == production.model_version and summary.gate.registered_version == "1"
+    gate = io.read_table(spark, warehouse, MODEL_GATE).toPandas().set_index("run_id")
+    assert gate.at["gate-1", "passed"] and gate.at["gate-1", "model_version"] == production.model_version
+    assert gate.at["gate-1", "item_embeddings_version"] == io.table_version(spark, warehouse, ITEM_EMBEDDINGS)
+
+    # the registered model, loaded back by its alias, gives the served rows of items with an id embedding
+    mlflow.set_tracking_uri(passing.mlflow.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{REGISTERED}@champion")
+    table = io.read_table(spark, warehouse, ITEM_EMBEDDINGS).where("source = 'trained'").orderBy("item_id").toPandas()
+    sample = table.head(4)
+    got = model.predict(sample[["item_id"]])
+    np.testing.assert_allclose(np.stack(got["embedding"]), np.stack(sample["embedding"]), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got["bias"], sample["bias"], rtol=1e-6, atol=1e-9)
+
+    run_score_job(spark, rc.load_config(rc.ScoreJobConfig, REPO / "conf/local.yaml", shop[1] + GATED))
+    lists, _ = served(spark, warehouse)
+    assert {version for *_, version in lists} == {production.model_version}
+
+    # a new model lands in the embedding tables and the gate makes it lose (it must beat the ground truth)
+    for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS):
+        loser = io.read_table(spark, warehouse, spec).withColumn("model_version", F.lit("20261101-loser"))
+        io.overwrite_table(loser.toPandas().pipe(spark.createDataFrame, schema=spec.schema), spec, warehouse)
+    argv = [a for s in evaluate_settings(shop, "run.run_id=gate-2", "evaluate.gate=[oracle]", *GATED)
+            for a in ("--set", s)]
+    capsys.readouterr()
+    assert evaluate_entry.main(argv) == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: evaluation gate: model 20261101-loser is not published: the model does not beat "
+                          "oracle at every k: recall@5 at k=0: oracle "), err
+    assert err.endswith(f"; the lists stay with the champion {production.model_version}"), err
+    client = mlflow.tracking.MlflowClient()
+    assert str(client.get_model_version_by_alias(REGISTERED, "champion").version) == "1"
+    gate = io.read_table(spark, warehouse, MODEL_GATE).toPandas().set_index("run_id")
+    assert not gate.at["gate-2", "passed"] and gate.at["gate-2", "model_version"] == "20261101-loser"
+
+    # scoring (the bundle runs it after a failed gate too) keeps serving the champion's lists
+    before, version_before = served(spark, warehouse)
+    run_score_job(spark, rc.load_config(rc.ScoreJobConfig, REPO / "conf/local.yaml", shop[1] + GATED))
+    after, version_after = served(spark, warehouse)
+    assert after == before and version_after == version_before + 1

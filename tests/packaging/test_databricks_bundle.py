@@ -15,7 +15,7 @@ from rec_lib.platform.cli import job_parser, load_job_config
 from tests.helpers import REPO
 
 BUNDLE = yaml.safe_load((REPO / "databricks.yml").read_text())
-STAGES = ["features", "embeddings", "training", "scoring", "evaluation"]
+STAGES = ["features", "embeddings", "training", "evaluation", "scoring"]  # the evaluation gates scoring
 DEPLOYER = {"short_name": "alice_smith", "userName": "alice.smith@example.com"}
 PROD_VARS = {"service_principal": "6f1c-prod-sp", "alert_email": "recsys-oncall@example.com"}
 
@@ -97,6 +97,9 @@ def test_one_daily_job_runs_the_stages_in_order_on_15_4_ml_clusters():
     for before, after in zip(STAGES, STAGES[1:]):
         assert tasks[after]["depends_on"] == [{"task_key": before}]
     assert "depends_on" not in tasks["features"]
+    # scoring runs once the gate has decided, whatever it decided (it serves the gate's champion)
+    assert tasks["scoring"]["run_if"] == "ALL_DONE"
+    assert all("run_if" not in t for key, t in tasks.items() if key != "scoring")
     clusters = {c["job_cluster_key"]: c["new_cluster"] for c in JOB["job_clusters"]}
     assert clusters[tasks["training"]["job_cluster_key"]]["spark_version"] == "15.4.x-gpu-ml-scala2.12"
     for task in tasks.values():
@@ -164,11 +167,27 @@ def _written_places(cfg) -> set:
     """Where a task's config sends its writes (tables, model folders, caches, reports, views, runs)."""
     places = {("warehouse", cfg.paths.warehouse)}
     for section, keys in (("train", ("model_dir", "petastorm_cache_dir")), ("evaluate", ("report_dir",)),
-                          ("sql", ("database",)), ("mlflow", ("experiment",))):
+                          ("sql", ("database",)), ("mlflow", ("experiment", "registered_model"))):
         for key in keys:
             if hasattr(cfg, section):
                 places.add((f"{section}.{key}", getattr(getattr(cfg, section), key)))
     return places
+
+
+def test_the_gate_publishes_and_scoring_serves_the_champion(built_package):
+    entry_points = wheel_entry_points(built_package["wheel"])
+    tasks = tasks_of(PROD)
+    evaluation = task_config(tasks["evaluation"], entry_points)
+    scoring = task_config(tasks["scoring"], entry_points)
+    assert evaluation.evaluate.gate == ["random", "popular", "content_knn", "attribute_profile"]
+    assert scoring.score.serve == "champion"
+    # the registered model is a Unity Catalog three-level name in the bundle's catalog and schema
+    assert evaluation.mlflow.registered_model == "main.rec_new_items.two_tower"
+    assert evaluation.mlflow.registry_uri == "databricks-uc"
+    training = task_config(tasks["training"], entry_points)
+    assert training.mlflow.registered_model == evaluation.mlflow.registered_model
+    dev = task_config(tasks_of(DEV)["evaluation"], entry_points, job=DEV["resources"]["jobs"]["rec_new_items"])
+    assert dev.mlflow.registered_model == "main.rec_new_items_dev_alice_smith.two_tower"
 
 
 def test_dev_is_paused_and_writes_nowhere_prod_writes(built_package):

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from jobs import apply_sql
+from rec_lib.core.errors import ConfigError
 from rec_lib.core.schema import EVALUATION_METRICS, RECOMMENDATIONS
 from rec_lib.platform import io
 from rec_lib.platform.sql_views import SQL_DIR, SqlViewError, apply_views, view_files
@@ -92,6 +93,25 @@ def test_views_wait_for_their_tables_and_go_to_the_configured_database(spark, sm
     named = apply_views(spark, small_warehouse, database="rec_views_uc", catalog="spark_catalog")
     assert named.database == "spark_catalog.rec_views_uc" and len(named.applied) == 2
     assert spark.sql("SELECT count(*) FROM spark_catalog.rec_views_uc.recommendations_latest").first()[0] == 4
+
+
+def test_sql_tables_registers_the_written_tables_by_name_over_their_paths(spark, small_warehouse, capsys):
+    write_recommendations(spark, small_warehouse)
+    result = apply_views(spark, small_warehouse, database="rec_tables_test", catalog="spark_catalog",
+                         tables=["recommendations", "model_gate"])
+    assert result.tables == ("recommendations",) and result.tables_waiting == ("model_gate",)
+    assert "  table model_gate: waiting (not written yet)" in result.lines()
+    by_name = spark.sql("SELECT user_id, rank, item_id FROM spark_catalog.rec_tables_test.recommendations")
+    by_path = io.read_table(spark, small_warehouse, RECOMMENDATIONS).select("user_id", "rank", "item_id")
+    assert sorted(map(tuple, by_name.collect())) == sorted(map(tuple, by_path.collect())) and by_name.count() == 4
+    # an external table: its location is the warehouse folder (a later write by path shows through the name)
+    location = spark.sql("DESCRIBE DETAIL spark_catalog.rec_tables_test.recommendations").first()["location"]
+    assert location == io.qualified_path(spark, io.table_path(small_warehouse, RECOMMENDATIONS))
+    # applying again is a no-op for the table; a name that is no table of the warehouse is a config error
+    assert apply_views(spark, small_warehouse, database="rec_tables_test", tables=["recommendations"]).tables == (
+        "recommendations",)
+    with pytest.raises(ConfigError, match=r"sql.tables must name tables of the warehouse .*got \['recomendations'\]"):
+        apply_views(spark, small_warehouse, database="rec_tables_test", tables=["recomendations"])
 
 
 def test_malformed_view_files_are_errors(spark, small_warehouse, tmp_path):

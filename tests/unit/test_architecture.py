@@ -37,6 +37,8 @@ SPARK_SIDE = {
     "rec_lib.training.data": "builds the training table and the catalogue from the Delta tables",
     "rec_lib.training.fit": "fits a model through Horovod on Spark tasks; the training and evaluation jobs share it",
     "rec_lib.scoring.serve": "serves the lists in Spark tasks; the scoring job and the evaluation's backtest share it",
+    "rec_lib.scoring.published": "which model's embeddings are served (model_gate, Delta time travel); the scoring "
+                                 "job reads it and the evaluation gate writes it",
 }
 # Spark-side modules that only build plans (DataFrame -> DataFrame, columns): the job decides what runs.
 LAZY = {"rec_lib.features.transforms", "rec_lib.platform.columns"}

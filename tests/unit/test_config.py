@@ -53,6 +53,10 @@ def test_settings_override_with_typed_values():
     ("train.attribute_types.year=date", "train.attribute_types must map fields to one of"),
     ("score.order=random", "score.order must be score or personal, got 'random'"),
     ("evaluate.window=holdout", "evaluate.window must be test or validation, got 'holdout'"),
+    ("evaluate.gate=[popularity]", "evaluate.gate names baselines the model must beat, each one of evaluate.methods"),
+    ("evaluate.gate=[model]", "evaluate.gate names baselines the model must beat"),
+    ("score.serve=best", "score.serve must be one of ['latest', 'champion'], got 'best'"),
+    ("sql.tables=[recomendations]", "sql.tables must name tables of the warehouse"),
     # names spliced into SQL or paths: refused before any work, whatever the job
     ("run.run_id=x' OR '1'='1", "run.run_id must be at most 64 letters, digits, '_', '.' or '-'"),
     ("run.run_id=..", "run.run_id must be at most 64 letters"),
@@ -174,6 +178,14 @@ def test_a_config_file_from_before_the_keys_with_defaults_still_loads(tmp_path):
     assert (cfg.input.min_ts, cfg.input.max_text_chars, cfg.paths.single_writer) == ("1990-01-01", 10000, False)
     assert cfg.input.max_quarantine_share == {"items": 0.5, "users": 0.5, "events": 0.5}
     assert load_config(FeatureJobConfig, older, ["input.max_text_chars=50"]).input.max_text_chars == 50
+    # the gate, the served model, the registry and the registered tables came later too: off by default
+    for section, key in (("evaluate", "gate"), ("score", "serve"), ("mlflow", "registered_model"),
+                         ("mlflow", "registry_uri"), ("sql", "tables")):
+        del tree[section][key]
+    older.write_text(yaml.safe_dump(tree))
+    ev = load_config(EvaluateJobConfig, older)
+    assert (ev.evaluate.gate, ev.score.serve, ev.mlflow.registered_model, ev.mlflow.registry_uri, ev.sql.tables) == (
+        [], "latest", "", "", [])
     del tree["input"]["encoding"]  # a key without a default is still required
     older.write_text(yaml.safe_dump(tree))
     with pytest.raises(ConfigError, match="missing config key 'input.encoding'"):

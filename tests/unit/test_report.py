@@ -3,19 +3,7 @@ import pandas as pd
 import pytest
 
 from rec_lib.evaluation import report
-
-
-def rows():
-    data = []
-    for k, values in {0: {"model": 0.30, "random": 0.10, "popular": 0.10, "content_knn": 0.30, "oracle": 0.60},
-                      5: {"model": 0.50, "random": 0.10, "popular": 0.40, "content_knn": 0.30, "oracle": 0.80,
-                          "als": 0.20}}.items():
-        for method, value in values.items():
-            data.append({"k": k, "method": method, "metric": "recall@20", "value": value})
-            data.append({"k": k, "method": method, "metric": "ndcg@20", "value": value / 2})
-            data.append({"k": k, "method": method, "metric": "coverage@20", "value": 1.0})
-    data.append({"k": 0, "method": "als", "metric": "scorable_items", "value": 0.0})
-    return pd.DataFrame(data)
+from tests.helpers import metric_rows_by_hand as rows
 
 
 def test_metric_table_orders_methods_and_leaves_gaps():
