@@ -44,6 +44,7 @@ def xdist_group(path: Path, tier: str) -> str:
     return "packaging" if tier == "packaging" else str(path.resolve().relative_to(REPO))
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which turns the xdist_group marks into work units
 def pytest_collection_modifyitems(config, items):
     for item in items:
         tier = tier_of(Path(str(item.fspath)))
@@ -55,6 +56,18 @@ def pytest_collection_modifyitems(config, items):
         if tier == "unit" and heavy:
             raise pytest.UsageError(f"{item.nodeid} uses a {'/'.join(heavy)} fixture: unit tests start no JVM and "
                                     f"build nothing; move it to tests/{heavy[0]}/")
+
+
+def pytest_collection_finish(session):
+    """Under `--dist loadgroup` each worker's tests must carry their group (xdist appends
+    `@<group>` to the node id); where they do not (a pytest that xdist cannot rewrite, see
+    docs/STACK.md), module fixtures would be rebuilt for test after test: refuse at once."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    ungrouped = [item.nodeid for item in session.items if "@" not in item.nodeid]
+    if ungrouped:
+        raise pytest.UsageError(f"pytest-xdist's loadgroup did not group {len(ungrouped)} test(s), e.g. "
+                                f"{ungrouped[0]}: pin pytest and pytest-xdist as requirements/dev.txt does")
 
 
 def pytest_sessionfinish(session, exitstatus):
