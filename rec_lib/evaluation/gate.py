@@ -28,6 +28,7 @@ class GateFailed(RecError):
 class GateDecision:
     passed: bool
     reason: str  # one line: what the model beat, or where it lost
+    evaluated: bool = True  # False: the shop could not be evaluated today (not published, not a failure)
 
     @classmethod
     def of(cls, rows: pd.DataFrame, baselines: Sequence[str], top_k: int) -> "GateDecision":
@@ -45,7 +46,7 @@ class GateDecision:
 
     @classmethod
     def not_evaluated(cls, why: str) -> "GateDecision":
-        return cls(False, f"not evaluated: {why}")
+        return cls(False, f"not evaluated: {why}", evaluated=False)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class GateOutcome:
 
     def failure(self) -> Optional[GateFailed]:
         """The error a failed gate ends the job with (one line), or None."""
-        if self.decision.passed or self.decision.reason.startswith("not evaluated"):
+        if self.decision.passed or not self.decision.evaluated:
             return None
         return GateFailed(f"evaluation gate: model {self.model_version} is not published: {self.decision.reason}; "
                           f"the lists stay with {self.stays_with()}")

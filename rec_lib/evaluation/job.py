@@ -145,7 +145,7 @@ def model_inputs(fitted: FittedModel, items: np.ndarray, launch_ts: np.ndarray, 
                         catalogue.prior[rows].astype(np.float64), np.full(len(rows), "content", dtype=object))
     return ModelInputs(users=take(fitted.users, wanted.to_numpy()), user_row={u: i for i, u in enumerate(wanted.index)},
                        content=content, launch_ts=launch_ts, rate_offset=catalogue.rate_offset, weights=fitted.blend,
-                       temperature=cfg.train.temperature, settings=FewShotSettings.of(dataclasses.asdict(cfg.few_shot)))
+                       temperature=cfg.train.temperature, settings=FewShotSettings.of(cfg.few_shot))
 
 
 def user_histories(data: TrainingData, users: np.ndarray) -> Dict[str, np.ndarray]:
@@ -252,7 +252,7 @@ def _served_inputs(spark: SparkSession, fitted: FittedModel, cfg: EvaluateJobCon
     """(candidates, users frame) as the scoring job would see them on `run_date` with the cutoff
     model's tables: item sides adapted from the users before the cutoff, stats before it."""
     data, blend = fitted.data, fitted.blend
-    items = fitted.item_sides(FewShotSettings.of(dataclasses.asdict(cfg.few_shot)), cfg.few_shot.max_k)
+    items = fitted.item_sides(FewShotSettings.of(cfg.few_shot), cfg.few_shot.max_k)
     item_frame = spark.createDataFrame(pd.DataFrame({
         "item_id": data.catalogue.item_ids.astype(str), "embedding": list(serving.item_rows(items, blend)),
         "bias": serving.item_bias(items, blend)}), "item_id string, embedding array<float>, bias double")

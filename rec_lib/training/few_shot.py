@@ -26,8 +26,9 @@ Two signals, both closed-form (numpy only, so scoring and evaluation use them wi
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Union
 
 import numpy as np
 
@@ -41,11 +42,12 @@ class FewShotSettings:
     text_prior_strength: float = 10.0  # the item's own text counts as this many users on the text side
 
     @classmethod
-    def of(cls, section: Mapping[str, object]) -> "FewShotSettings":
-        """From the `few_shot` config section's fields (`dataclasses.asdict(cfg.few_shot)`, or the
-        copy a model folder's model.json keeps)."""
-        return cls(str(section["method"]), float(section["prior_strength"]), bool(section["pace"]),
-                   float(section["pace_prior_strength"]), float(section["text_prior_strength"]))
+    def of(cls, section: Union[Mapping[str, object], object]) -> "FewShotSettings":
+        """From the `few_shot` config section (`cfg.few_shot`), or the copy of its fields a model
+        folder's model.json keeps."""
+        f = section if isinstance(section, Mapping) else dataclasses.asdict(section)
+        return cls(str(f["method"]), float(f["prior_strength"]), bool(f["pace"]), float(f["pace_prior_strength"]),
+                   float(f["text_prior_strength"]))
 
 
 def unit(x: np.ndarray) -> np.ndarray:

@@ -272,7 +272,7 @@ def _blend(model, data: TrainingData, cfg: TrainJobConfig, folder: ModelFolder) 
     fallback = default_weights(t.text_weight, "train.blend is fixed")
     if t.blend == "learned":
         with timed(log, f"fit the blend on {len(data.cohorts)} launch cohort(s) at k = {t.blend_ks}"):
-            blend = fit_blend(model, data, t.launch_days, t.temperature, t.blend_ks, few_shot.FewShotSettings.of(asdict(cfg.few_shot)),
+            blend = fit_blend(model, data, t.launch_days, t.temperature, t.blend_ks, few_shot.FewShotSettings.of(cfg.few_shot),
                               fallback)
     else:
         blend = Blend.single(fallback)

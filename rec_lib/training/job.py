@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -135,7 +135,7 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     fitted = fit_model(spark, cfg, worker_fn)
     data, version, result = fitted.data, fitted.version, fitted.result
     with timed(log, "adapt new items and write the embedding tables"):
-        items = fitted.item_sides(FewShotSettings.of(asdict(cfg.few_shot)), cfg.few_shot.max_k)
+        items = fitted.item_sides(FewShotSettings.of(cfg.few_shot), cfg.few_shot.max_k)
         write_embeddings(spark, cfg.paths.warehouse, version, now, fitted, items, tag=version)
 
     sources = pd.Series(items.source).value_counts().to_dict()
