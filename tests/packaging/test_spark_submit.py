@@ -32,7 +32,10 @@ def spark_submit(job: str, package: Path, args: list, cwd: Path) -> str:
     env.update(PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable)
     result = subprocess.run(
         [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]", "--jars", jars,
-         "--py-files", str(package), "--conf", "spark.ui.enabled=false", str(launch / f"{job}.py"),
+         "--py-files", str(package), "--conf", "spark.ui.enabled=false",
+         # what the local session sets for small tables (platform.spark); Delta's default of 50 tasks
+         # per snapshot is for a cluster's logs, and the launcher's settings are the user's to choose
+         "--conf", "spark.databricks.delta.snapshotPartitions=2", str(launch / f"{job}.py"),
          "--conf-file", str(REPO / "conf" / "local.yaml"), *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
     output = result.stdout + result.stderr  # spark-submit merges the Python driver's stderr into stdout
