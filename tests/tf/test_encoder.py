@@ -51,7 +51,7 @@ def test_truncation_empty_and_chinese_text_are_defined(encoder):
     assert len(encoder.token_ids([long_text])[0]) == encoder.max_seq_length == 256
     empty, none, chinese = encoder.encode(["", None, "无线耳机"])
     # missing text embeds as the empty string: the same tokens, two rows of one batch, which BLAS may sum in
-    # another order by row position (measured up to 1.7e-7 apart; distinct texts differ by ~1e-2)
+    # another order by row position (measured up to 1.7e-7 apart; two distinct short texts: 0.15 or more)
     np.testing.assert_allclose(empty, none, rtol=0, atol=1e-6)
     assert np.isfinite(chinese).all() and abs(np.linalg.norm(chinese) - 1) < 1e-5
 
@@ -125,7 +125,7 @@ def test_multilingual_vectors_are_512_wide_unit_length_and_order_independent(mul
     np.testing.assert_allclose(forward, backward, atol=1e-5)  # blocks of batch_size do not change results
     empty, none = multilingual.encode(["", None])
     # missing text embeds as the empty string: the same tokens, two rows of one batch, which BLAS may sum in
-    # another order by row position (measured up to 1.7e-7 apart; distinct texts differ by ~1e-2)
+    # another order by row position (measured up to 1.7e-7 apart; two distinct short texts: 0.15 or more)
     np.testing.assert_allclose(empty, none, rtol=0, atol=1e-6)
 
 
