@@ -40,6 +40,11 @@ DELTA_SESSION_CONF = {
 SESSION_SQL_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.execution.arrow.pyspark.enabled": "true"}
 
 
+# Delta for small local tables: a snapshot in 2 tasks (Delta's default of 50 is for a cluster's logs).
+# Set on the local session only; under spark-submit the launcher's settings are the user's.
+SMALL_TABLE_CONF = {"spark.databricks.delta.snapshotPartitions": "2"}
+
+
 def delta_jar_names() -> List[str]:
     """File names that set-up stores in the jars folder (Maven's artifact-version.jar)."""
     return [f"{p.split(':')[1]}-{p.split(':')[2]}.jar" for p in DELTA_PACKAGES]
@@ -100,8 +105,7 @@ def get_spark(cfg: SparkSection) -> SparkSession:
         "spark.driver.memory": cfg.driver_memory,
         "spark.sql.shuffle.partitions": str(cfg.shuffle_partitions),
         **SESSION_SQL_CONF,
-        # Delta's own defaults for small local tables: fewer, larger files, no stats wait.
-        "spark.databricks.delta.snapshotPartitions": "2",
+        **SMALL_TABLE_CONF,
         "spark.ui.showConsoleProgress": "false",
         **cfg.conf,
     }

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import rec_lib
-from rec_lib.platform.spark import delta_jar_names
+from rec_lib.platform.spark import SMALL_TABLE_CONF, delta_jar_names
 from tests.helpers import (
     N_USERS,
     REPO,
@@ -33,9 +33,9 @@ def spark_submit(job: str, package: Path, args: list, cwd: Path) -> str:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[2]", "--jars", jars,
          "--py-files", str(package), "--conf", "spark.ui.enabled=false",
-         # what the local session sets for small tables (platform.spark); Delta's default of 50 tasks
-         # per snapshot is for a cluster's logs, and the launcher's settings are the user's to choose
-         "--conf", "spark.databricks.delta.snapshotPartitions=2", str(launch / f"{job}.py"),
+         # the local session's settings for small tables, which a spark-submit user passes themselves
+         *[a for key, value in SMALL_TABLE_CONF.items() for a in ("--conf", f"{key}={value}")],
+         str(launch / f"{job}.py"),
          "--conf-file", str(REPO / "conf" / "local.yaml"), *args],
         capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
     output = result.stdout + result.stderr  # spark-submit merges the Python driver's stderr into stdout
