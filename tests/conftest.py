@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import HANG_GUARD_S, REPO
 
 TIERS = ("unit", "tf", "spark", "integration", "packaging", "gpu")
 collect_ignore = [] if os.environ.get("REC_GPU_CHECK") == "1" else ["gpu"]
@@ -150,7 +150,7 @@ def built_package(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("dist")
     subprocess.run([sys.executable, str(REPO / "scripts" / "package.py"), "--out", str(out)], check=True,
-                   capture_output=True, text=True, timeout=600)
+                   capture_output=True, text=True, timeout=HANG_GUARD_S)
     wheels, zips = sorted(out.glob("rec_lib-*.whl")), sorted(out.glob("rec_lib-*.zip"))
     assert len(wheels) == 1 and len(zips) == 1, sorted(out.iterdir())
     return {"wheel": wheels[0], "zip": zips[0]}

@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 
+# How long a test waits on a job process or a thread before it calls it hung. A guard, not a time
+# limit: one job took 1-8 minutes on the slowest 2-core machines the suite has met (a killed-training
+# test waited over 300 s for its first checkpoint on one), and what a test asserts never depends on
+# how fast a job ran.
+HANG_GUARD_S = 1800
+
 # --------------------------------------------------------------------------------------------
 # The feature job's small example (every value below is worked through by hand in its tests)
 # --------------------------------------------------------------------------------------------

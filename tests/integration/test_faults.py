@@ -29,6 +29,7 @@ from rec_lib.platform import io
 from rec_lib.scoring.job import run_score_job
 from rec_lib.text.job import chunk_of, run_embed_job
 from tests.helpers import (
+    HANG_GUARD_S,
     N_ITEMS,
     N_USERS,
     REPO,
@@ -58,7 +59,7 @@ def job_args(module, sets):
 def run_job(module, sets, kill_at=""):
     """The job as its own process (its own session, so a kill takes its JVM with it)."""
     env = {**os.environ, "REC_KILL_AT": kill_at}
-    return subprocess.run(job_args(module, sets), cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+    return subprocess.run(job_args(module, sets), cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S,
                           start_new_session=True)
 
 
@@ -163,7 +164,7 @@ def test_two_scoring_runs_of_one_run_date_started_together_leave_one_list_per_us
     runs = [subprocess.Popen(job_args("score", settings("unused", warehouse, *SCORE)), cwd=REPO, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
             for _ in range(2)]
-    outputs = [run.communicate(timeout=600) for run in runs]
+    outputs = [run.communicate(timeout=HANG_GUARD_S) for run in runs]
     for run, (out, err) in zip(runs, outputs):
         assert run.returncode == 0 and "Traceback" not in err, err[-3000:]
         assert "scoring job run score-test: run_date 2026-10-31" in out

@@ -18,7 +18,7 @@ from rec_lib.platform import io
 from rec_lib.training.fit import TrainingError
 from rec_lib.training.job import run_train_job
 from rec_lib.training.model_folder import ModelFolder
-from tests.helpers import REPO, TRAIN_CUTOFF, heldout_recall, train_config
+from tests.helpers import HANG_GUARD_S, REPO, TRAIN_CUTOFF, heldout_recall, train_config
 
 
 @pytest.fixture(scope="module")
@@ -144,18 +144,18 @@ def test_killed_training_resumes_from_its_last_checkpoint(shop):
             f"train.model_dir={models} train.petastorm_cache_dir={root / 'petastorm'} mlflow.tracking_uri='' "
             f"train.cutoff={TRAIN_CUTOFF} train.epochs=4 train.batch_size=64 spark.master=local[2] spark.driver_memory=2g"]
     first = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.time() + 300
+    deadline = time.time() + HANG_GUARD_S
     try:
         while not list(models.glob("*/checkpoints/ckpt-1.index")):
             assert first.poll() is None, first.stdout.read().decode()[-3000:]
-            assert time.time() < deadline, "no checkpoint after 300 s"
+            assert time.time() < deadline, f"no checkpoint after {HANG_GUARD_S} s"
             time.sleep(0.5)
     finally:
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
     assert not list(models.glob("*/model.json"))  # killed before it finished
 
-    second = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+    second = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert second.returncode == 0, second.stderr[-3000:]
     done = int(second.stdout.split("resumed after epoch ")[1].split(")")[0])
     assert 1 <= done < 4
@@ -206,7 +206,7 @@ def test_killed_between_the_embedding_tables_the_next_run_writes_both_from_the_c
                 "train.epochs=12", "train.batch_size=64", "spark.master=local[2]", "spark.driver_memory=2g"]
     env = {**os.environ, "REC_KILL_AT": "train.user_embeddings_written"}
     done = subprocess.run([sys.executable, "-m", "jobs.train", "--conf-file", "conf/local.yaml", "--set",
-                           " ".join(settings)], cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+                           " ".join(settings)], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S,
                           start_new_session=True)
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
     assert io.delta_exists(spark, io.table_path(str(killed), USER_EMBEDDINGS))

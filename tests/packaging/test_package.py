@@ -5,7 +5,7 @@ import subprocess
 import sys
 import zipfile
 
-from tests.helpers import REPO
+from tests.helpers import HANG_GUARD_S, REPO
 
 
 def top_level(names):
@@ -48,10 +48,10 @@ def test_the_zip_adds_the_job_files_and_runs_them(built_package, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(built_package["zip"])}
     # outside the checkout, so rec_lib and jobs can only come from the zip
     probe = subprocess.run([sys.executable, "-c", "import rec_lib, jobs.score; print(rec_lib.__file__, jobs.score.__file__)"],
-                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.split() == [f"{built_package['zip']}/rec_lib/__init__.py", f"{built_package['zip']}/jobs/score.py"]
     run = subprocess.run([sys.executable, "-m", "jobs.score", "--help"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=HANG_GUARD_S)
     assert run.returncode == 0, run.stderr
     assert "Score every user against the candidate items" in run.stdout and "--conf-file" in run.stdout

@@ -10,6 +10,7 @@ from pathlib import Path
 import rec_lib
 from rec_lib.platform.spark import SMALL_TABLE_CONF, delta_jar_names
 from tests.helpers import (
+    HANG_GUARD_S,
     N_USERS,
     REPO,
     SCORE_EVENTS,
@@ -37,7 +38,7 @@ def spark_submit(job: str, package: Path, args: list, cwd: Path) -> str:
          *[a for key, value in SMALL_TABLE_CONF.items() for a in ("--conf", f"{key}={value}")],
          str(launch / f"{job}.py"),
          "--conf-file", str(REPO / "conf" / "local.yaml"), *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=HANG_GUARD_S)
     output = result.stdout + result.stderr  # spark-submit merges the Python driver's stderr into stdout
     assert result.returncode == 0, output[-3000:]
     assert f"rec_lib {rec_lib.__version__} from {package}/rec_lib" in output  # the zip, not the checkout

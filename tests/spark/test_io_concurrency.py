@@ -12,6 +12,7 @@ from pyspark.sql import types as T
 
 from rec_lib.core.schema import L, S, TableSpec
 from rec_lib.platform import io
+from tests.helpers import HANG_GUARD_S
 
 PARTED = TableSpec(name="parted", fields=(("p", S, False), ("k", S, False), ("v", L, False)), keys=("k",),
                    partition_by=("p",))
@@ -49,6 +50,7 @@ def held_merge(spark, warehouse, tmp_path, condition, outcome):
     """A MERGE of ('a', 'a1', 10) whose source waits, inside the MERGE's transaction, until the
     file `go` exists; it signals `started` first. Its result (None or the exception) goes to `outcome`."""
     started, go = str(tmp_path / "started"), str(tmp_path / "go")
+    guard_s = HANG_GUARD_S  # a plain int travels with the UDF to its Python worker
 
     @F.udf(T.LongType())
     def wait_then(v):
@@ -56,7 +58,7 @@ def held_merge(spark, warehouse, tmp_path, condition, outcome):
         import time as t
 
         open(started, "w").close()
-        deadline = t.time() + 120
+        deadline = t.time() + guard_s
         while not os.path.exists(go) and t.time() < deadline:
             t.sleep(0.05)
         return v
@@ -73,7 +75,7 @@ def held_merge(spark, warehouse, tmp_path, condition, outcome):
 
     thread = threading.Thread(target=run)
     thread.start()
-    deadline = time.time() + 120
+    deadline = time.time() + HANG_GUARD_S
     while not Path(started).exists():
         assert time.time() < deadline and thread.is_alive(), outcome
         time.sleep(0.05)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from rec_lib.core.files import FolderLock, LockedError, atomic_write
-from tests.helpers import REPO
+from tests.helpers import HANG_GUARD_S, REPO
 
 
 def test_atomic_write_replaces_whole_and_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch):
@@ -64,6 +64,6 @@ POINT = ("from rec_lib.core import faults\n"
 def test_a_fault_point_kills_its_process_the_nth_time_it_is_reached(kill_at, printed, killed):
     env = {**os.environ, "REC_KILL_AT": kill_at}
     start = time.time()
-    done = subprocess.run([sys.executable, "-c", POINT], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", POINT], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.stdout.split("\n")[:-1] == printed
     assert done.returncode == (-signal.SIGKILL if killed else 0), (done.returncode, done.stderr, time.time() - start)
