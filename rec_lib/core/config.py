@@ -152,6 +152,9 @@ class TrainSection:
     petastorm_cache_dir: str  # Petastorm's Spark converter cache (a URL or folder)
     start_timeout_s: int  # how long Horovod waits for all workers to start
     deterministic: str = "auto"  # TensorFlow op determinism: auto (CPU only) | always (GPU too; an op without a deterministic GPU kernel raises) | never
+    # rows of the user-id embedding, each user with a history hashed into one (0: no user-id embedding):
+    # a fixed size, so the model does not grow with the shop's users
+    user_id_buckets: int = 0
 
 
 @dataclass(frozen=True)
@@ -396,7 +399,7 @@ class TrainJobConfig:
         _at_least("train", t, ("num_proc", "epochs", "batch_size", "embedding_dim", "hidden_dim",
                                "min_item_interactions", "history_length", "price_buckets",
                                "start_timeout_s"), 1)
-        _at_least("train", t, ("extra_negatives", "tf_threads", "launch_cohorts", "attribute_dims"), 0)
+        _at_least("train", t, ("extra_negatives", "tf_threads", "launch_cohorts", "attribute_dims", "user_id_buckets"), 0)
         _at_least("train", t, ("launch_days", "blend_max_users", "attribute_slots"), 1)
         if not t.blend_ks or 0 not in t.blend_ks or any(k < 0 for k in t.blend_ks):
             raise ConfigError(f"train.blend_ks must hold 0 and whole numbers >= 0, got {t.blend_ks}")

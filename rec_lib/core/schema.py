@@ -294,13 +294,14 @@ ITEM_TEXT_EMBEDDINGS = TableSpec(
 TRAINING_EXAMPLES = TableSpec(
     name="training_examples",
     fields=_struct(
-        ("user_slot", I32, False),  # the user's id-embedding row (1..n_users)
+        ("user_id", S, False),
+        ("user_slot", I32, False),  # the user's id-embedding row: 1..train.user_id_buckets (hashed), 0: none
         ("item_index", I32, False),  # the item's row in the model's catalogue (0..n_items-1)
         ("history", array(I32), False),  # the user's latest items (catalogue rows), -1 padded
         ("user_numeric", array(F32), False),  # log1p(events), log1p(items), log1p(days since last)
         ("weight", F32, False),  # log1p(sum of event-type weights of the pair)
     ),
-    keys=("user_slot", "item_index"),
+    keys=("user_id", "item_index"),
 )
 
 # Trained embeddings, for every user and every catalogue item, new ones included.

@@ -74,7 +74,7 @@ class TrainingData:
     n_examples: int
     catalogue: Catalogue
     users: pd.DataFrame  # user_id, user_slot, history (int32 [H], -1 padded), n_history, user_numeric
-    n_user_slots: int
+    n_user_slots: int  # rows of the user-id embedding besides row 0 (train.user_id_buckets)
     cutoff: datetime
     as_of: datetime  # newest interaction used (the 'now' of the training data)
     first_users: pd.DataFrame  # item_index, user_id: users of items without an id slot, oldest first
@@ -93,6 +93,15 @@ def before_cutoff(interactions: DataFrame, cutoff: Optional[datetime]) -> DataFr
     if cutoff is None:
         return interactions
     return interactions.where(F.col("ts") < timestamp_lit(cutoff))
+
+
+def user_id_bucket(user_id: Column, buckets: int) -> Column:
+    """The user's row of the user-id embedding: 1 + (xxhash64(user_id) mod `buckets`), so 1..buckets
+    (row 0 is "none"); 0 for everybody when `buckets` is 0. A hash, not a numbering: no window over
+    every user, no vocabulary on the driver, and the same user lands in the same row in every run."""
+    if buckets <= 0:
+        return F.lit(0).cast("int")
+    return (F.pmod(F.xxhash64(user_id), F.lit(buckets)) + 1).cast("int")
 
 
 def pair_weights(interactions: DataFrame) -> DataFrame:
@@ -143,6 +152,7 @@ class DataSettings:
     blend_max_users: int = 20000  # users sampled over all launch cohorts
     blend_ks: Tuple[int, ...] = (0, 1, 3, 10)  # revealed first users at which the blend is fitted
     seed: int = 7
+    user_id_buckets: int = 0  # rows of the user-id embedding (user_id_bucket); 0: none
 
     @classmethod
     def from_train(cls, t: "TrainSection") -> "DataSettings":
@@ -154,7 +164,8 @@ class DataSettings:
                                                held_out_days=(t.launch_days * t.launch_cohorts
                                                               if t.blend == "learned" and t.hold_out_launches else 0)),
                    launch_cohorts=t.launch_cohorts if t.blend == "learned" else 0,
-                   blend_max_users=t.blend_max_users, blend_ks=tuple(t.blend_ks), seed=t.seed)
+                   blend_max_users=t.blend_max_users, blend_ks=tuple(t.blend_ks), seed=t.seed,
+                   user_id_buckets=t.user_id_buckets)
 
 
 def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[datetime],
@@ -180,13 +191,13 @@ def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[da
 
     pairs_indexed = pairs.join(F.broadcast(index_frame(spark, catalogue.item_ids, "item_id", "item_index")), "item_id")
     with_history = user_inputs(pairs_indexed, as_of_ts, history_length)
-    slotted = with_history.withColumn("user_slot", F.row_number().over(Window.orderBy("user_id")).cast("int"))
+    slotted = with_history.withColumn("user_slot", user_id_bucket(F.col("user_id"), settings.user_id_buckets))
     all_users = (users.select("user_id").union(pairs.select("user_id")).distinct()
                  .join(slotted, "user_id", "left"))
     users_pdf = _fill_users_without_history(all_users.orderBy("user_id").toPandas(), history_length)
 
     examples = (pairs_indexed.join(slotted, "user_id")
-                .select("user_slot", F.col("item_index").cast("int").alias("item_index"), "history", "user_numeric",
+                .select("user_id", "user_slot", F.col("item_index").cast("int").alias("item_index"), "history", "user_numeric",
                         F.log1p(F.col("weight_sum")).cast("float").alias("weight")))
     held_out = np.flatnonzero(~catalogue.in_training).astype(np.int32)
     if len(held_out):  # the launch cohorts' items train no tower: the blend judges the tower on them
@@ -201,7 +212,7 @@ def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[da
              len(users_pdf), int((users_pdf.user_slot > 0).sum()), as_of, len(cohorts),
              sum(int(c.positives.sum()) for c in cohorts))
     return TrainingData(examples=examples, n_examples=n_examples, catalogue=catalogue, users=users_pdf,
-                        n_user_slots=int(users_pdf.user_slot.max()), cutoff=cutoff_at, as_of=as_of,
+                        n_user_slots=settings.user_id_buckets, cutoff=cutoff_at, as_of=as_of,
                         first_users=first_users, content=content, data_start=data_start, cohorts=cohorts)
 
 

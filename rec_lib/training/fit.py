@@ -37,7 +37,7 @@ from rec_lib.training.data import DataSettings, TrainingData, build_training_dat
 from rec_lib.training.embed import fit_blend, item_vectors, user_sides
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.serving import ItemSides, UserSides
-from rec_lib.training.worker import PetastormFeed, ReportingWorker, WorkerResult, WorkerSpec, read_reports, run_worker
+from rec_lib.training.worker import COLUMNS, PetastormFeed, ReportingWorker, WorkerResult, WorkerSpec, read_reports, run_worker
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class TrainingError(RecError):
 _NOT_IN_VERSION = ("model_dir", "petastorm_cache_dir", "start_timeout_s", "tf_threads", "deterministic", "cutoff")
 # Part of the model version: changes whenever the model's layers change, so a model folder is
 # never loaded by code that builds a different model.
-ARCHITECTURE = ("two-tower/5: centred text, attribute bag in the item tower, launches without id embeddings, "
+ARCHITECTURE = ("two-tower/6: hashed user-id rows, centred text, attribute bag in the item tower, launches without id embeddings, "
                 "launch prior and a blend fitted on launch cohorts")
 
 
@@ -146,13 +146,13 @@ def run_workers(spec: WorkerSpec, feed, num_proc: int, start_timeout_s: int, rep
 
 def launch_workers(spark: SparkSession, spec: WorkerSpec, examples: DataFrame, num_proc: int, cache_dir: str,
                    start_timeout_s: int, report_dir: str, worker_fn: Callable = run_worker) -> List[WorkerResult]:
-    """`run_workers` fed by a Petastorm converter over `examples`; the converter's cache is
-    deleted however training ends."""
+    """`run_workers` fed by a Petastorm converter over the columns of `examples` the workers read;
+    the converter's cache is deleted however training ends."""
     from petastorm.spark import SparkDatasetConverter, make_spark_converter
 
     spark.conf.set(SparkDatasetConverter.PARENT_CACHE_DIR_URL_CONF, cache_url(cache_dir))
     with timed(log, "materialise the Petastorm cache"):
-        converter = make_spark_converter(examples)
+        converter = make_spark_converter(examples.select(*COLUMNS))
     try:
         return run_workers(spec, PetastormFeed(converter), num_proc, start_timeout_s, report_dir, worker_fn)
     finally:

@@ -68,9 +68,8 @@ def test_no_event_after_the_cutoff_reaches_a_training_input(spark, small_warehou
 
     data = build_training_data(spark, small_warehouse, cutoff, DataSettings(
         history_length=3, catalogue=CatalogueSettings(min_item_interactions=1, price_buckets=2), launch_cohorts=0))
-    slots = data.users.set_index("user_id")["user_slot"]
-    got = {(r.user_slot, r.item_index) for r in data.examples.collect()}
-    assert got == {(slots["u1"], 0), (slots["u2"], 1)}  # I1 is row 0, I2 row 1
+    got = {(r.user_id, r.item_index) for r in data.examples.collect()}
+    assert got == {("u1", 0), ("u2", 1)}  # I1 is row 0, I2 row 1
     users = data.users.set_index("user_id")
     assert list(users.loc["u1", "history"]) == [0, -1, -1] and users.loc["u3", "n_history"] == 0
     assert list(data.catalogue.n_users) == [1, 1, 0]

@@ -1,4 +1,5 @@
 """The training data on the feature job's small example, worked out by hand; the cutoff holds."""
+import dataclasses
 import math
 from datetime import datetime, timezone
 
@@ -41,19 +42,36 @@ def test_training_data_by_hand_and_nothing_after_the_cutoff(spark, small_warehou
     assert (cat.attr_weights.sum(axis=1) == 3.0).all()
     np.testing.assert_allclose(np.linalg.norm(cat.attr_vectors, axis=1), 1.0, rtol=1e-6)
 
-    examples = {(r.user_slot, r.item_index): r for r in data.examples.collect()}
-    assert data.n_examples == 2 and set(examples) == {(1, 0), (2, 1)}
-    u1 = examples[(1, 0)]
+    examples = {(r.user_id, r.item_index): r for r in data.examples.collect()}
+    assert data.n_examples == 2 and set(examples) == {("u1", 0), ("u2", 1)}
+    u1 = examples[("u1", 0)]
     assert u1.weight == pytest.approx(math.log(1 + 1.0 + 8.0))  # view 1 + purchase 8
     assert u1.history == [0, -1, -1]
     # 2 events, 1 item, last at 2026-10-01T10:05, 13.3206 days before as_of
     np.testing.assert_allclose(u1.user_numeric, [math.log(3), math.log(2), math.log1p(13.3206018)], rtol=1e-5)
-    assert examples[(2, 1)].weight == pytest.approx(math.log(2.0))
+    assert examples[("u2", 1)].weight == pytest.approx(math.log(2.0))
+    # no user-id embedding by default (train.user_id_buckets: 0): every slot is the "none" row
+    assert {r.user_slot for r in examples.values()} == {0} and data.n_user_slots == 0
 
     users = data.users.set_index("user_id")
     assert users.loc["u3", "user_slot"] == 0 and users.loc["u3", "n_history"] == 0  # only post-cutoff
     assert list(users.loc["u3", "history"]) == [-1, -1, -1]
-    assert list(users.loc["u1", "history"]) == [0, -1, -1] and users.loc["u1", "user_slot"] == 1
+    assert list(users.loc["u1", "history"]) == [0, -1, -1] and users.loc["u1", "user_slot"] == 0
+
+
+def test_user_id_rows_are_hashed_into_a_fixed_number_of_buckets(spark, small_warehouse):
+    """Each user with a history gets row 1 + (xxhash64(user_id) mod 5) of a 6-row table (row 0 is
+    'none'), whatever the number of users; a user without one keeps row 0."""
+    fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
+    data = build_training_data(spark, small_warehouse, CUTOFF, dataclasses.replace(SMALL, user_id_buckets=5))
+    hashes = {r.u: r.h for r in spark.sql("SELECT stack(2, 'u1', xxhash64('u1'), 'u2', xxhash64('u2')) AS (u, h)")
+              .collect()}
+    want = {u: 1 + h % 5 for u, h in hashes.items()}  # Python's % of a negative hash is Spark's pmod
+    assert all(1 <= s <= 5 for s in want.values())
+    users = data.users.set_index("user_id")["user_slot"]
+    assert {u: users[u] for u in want} == want and users["u3"] == 0
+    assert {(r.user_id, r.user_slot) for r in data.examples.collect()} == set(want.items())
+    assert data.n_user_slots == 5
 
 
 def test_errors_for_an_empty_training_set_a_missing_text_embedding_and_two_encoders(spark, small_warehouse):
