@@ -65,7 +65,7 @@ def main() -> None:
     run_embed_job(spark, load_config(EmbedJobConfig, args.conf_file, settings))
     cfg = load_config(TrainJobConfig, args.conf_file, settings)
     t = cfg.train
-    data = build_training_data(spark, str(warehouse), None, DataSettings.from_train(t))
+    data = build_training_data(spark, str(warehouse), None, DataSettings.from_train(t, cfg.few_shot.max_k))
     examples = write_examples(data, str(warehouse), "bench", partitions=8)
     spec = dataclasses.replace(_worker_spec(cfg, data, ModelFolder(out / "models" / "bench")), checkpoint_dir="", weights_dir="")
 

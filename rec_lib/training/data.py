@@ -77,7 +77,7 @@ class TrainingData:
     n_user_slots: int  # rows of the user-id embedding besides row 0 (train.user_id_buckets)
     cutoff: datetime
     as_of: datetime  # newest interaction used (the 'now' of the training data)
-    first_users: pd.DataFrame  # item_index, user_id: users of items without an id slot, oldest first
+    first_users: pd.DataFrame  # item_index, user_id: the first users of items without an id slot, oldest first
     content: Optional[ItemContent] = None  # what the catalogue was assembled from (the prior refits on it)
     data_start: Optional[datetime] = None  # the oldest interaction used
     cohorts: List[LaunchCohort] = field(default_factory=list)
@@ -153,9 +153,10 @@ class DataSettings:
     blend_ks: Tuple[int, ...] = (0, 1, 3, 10)  # revealed first users at which the blend is fitted
     seed: int = 7
     user_id_buckets: int = 0  # rows of the user-id embedding (user_id_bucket); 0: none
+    first_users_per_item: int = 10  # users kept per item without an id embedding (few_shot.max_k: those it blends)
 
     @classmethod
-    def from_train(cls, t: "TrainSection") -> "DataSettings":
+    def from_train(cls, t: "TrainSection", few_shot_max_k: int) -> "DataSettings":
         return cls(history_length=t.history_length,
                    catalogue=CatalogueSettings(min_item_interactions=t.min_item_interactions,
                                                price_buckets=t.price_buckets, launch_days=t.launch_days,
@@ -165,7 +166,7 @@ class DataSettings:
                                                               if t.blend == "learned" and t.hold_out_launches else 0)),
                    launch_cohorts=t.launch_cohorts if t.blend == "learned" else 0,
                    blend_max_users=t.blend_max_users, blend_ks=tuple(t.blend_ks), seed=t.seed,
-                   user_id_buckets=t.user_id_buckets)
+                   user_id_buckets=t.user_id_buckets, first_users_per_item=few_shot_max_k)
 
 
 def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[datetime],
@@ -204,7 +205,7 @@ def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[da
         examples = examples.join(F.broadcast(spark.createDataFrame(pd.DataFrame({"item_index": held_out}),
                                                                    "item_index int")), "item_index", "left_anti")
         n_examples -= int(catalogue.n_users[held_out].sum())
-    first_users = _first_users(spark, pairs_indexed, catalogue)
+    first_users = _first_users(spark, pairs_indexed, catalogue, settings.first_users_per_item)
     cohorts = launch_cohorts(spark, interactions, pairs, catalogue, content, utc_naive(cutoff_at), settings)
     pairs.unpersist()
     log.info("training data: %d examples, %d items (%d with an id embedding), %d users (%d with history), as of %s; "
@@ -276,12 +277,17 @@ def _catalogue(items: DataFrame, text: DataFrame, pairs: DataFrame, settings: Ca
     return assemble(frame, settings, epoch_s(cutoff), epoch_s(as_of))
 
 
-def _first_users(spark: SparkSession, pairs_indexed: DataFrame, catalogue: Catalogue) -> pd.DataFrame:
-    """item_index, user_id of the items without an id embedding, each item's users in order of
-    arrival: what few-shot adaptation reads."""
+def _first_users(spark: SparkSession, pairs_indexed: DataFrame, catalogue: Catalogue, per_item: int) -> pd.DataFrame:
+    """item_index, user_id: each item without an id embedding's first `per_item` users, in order of
+    arrival: what few-shot adaptation blends (the pace reads the item's count of users, not this
+    list). The driver holds at most items x `per_item` rows, however many users a launch found."""
     no_slot = np.flatnonzero((catalogue.id_slot == 0) & (catalogue.n_users > 0)).astype(np.int32)
+    if per_item <= 0 or not len(no_slot):
+        return pd.DataFrame({"item_index": np.zeros(0, np.int32), "user_id": np.zeros(0, str)})
     wanted = spark.createDataFrame(pd.DataFrame({"item_index": no_slot}), "item_index int")
+    arrival = Window.partitionBy("item_index").orderBy("first_ts", "user_id")
     return (pairs_indexed.join(F.broadcast(wanted), "item_index")
+            .withColumn("_arrival", F.row_number().over(arrival)).where(F.col("_arrival") <= per_item)
             .select("item_index", "user_id", "first_ts")
             .orderBy("item_index", "first_ts", "user_id").toPandas()[["item_index", "user_id"]])
 

@@ -37,7 +37,15 @@ from rec_lib.training.data import DataSettings, TrainingData, build_training_dat
 from rec_lib.training.embed import fit_blend, item_vectors, user_sides
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.serving import ItemSides, UserSides
-from rec_lib.training.worker import COLUMNS, PetastormFeed, ReportingWorker, WorkerResult, WorkerSpec, read_reports, run_worker
+from rec_lib.training.worker import (
+    COLUMNS,
+    PetastormFeed,
+    ReportingWorker,
+    WorkerResult,
+    WorkerSpec,
+    read_reports,
+    run_worker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +226,7 @@ def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = ru
     tables = input_snapshot(spark, warehouse)  # fixed before any data is read, and the version with it
     version = model_version(spark, cfg, cutoff, tables)
     with timed(log, "build the training data"):
-        data = build_training_data(spark, warehouse, cutoff, DataSettings.from_train(cfg.train), tables)
+        data = build_training_data(spark, warehouse, cutoff, DataSettings.from_train(cfg.train, cfg.few_shot.max_k), tables)
     folder = ModelFolder.of(cfg.train.model_dir, version)
     spec = _worker_spec(cfg, data, folder)
     with contextlib.ExitStack() as held:

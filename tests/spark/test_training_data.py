@@ -87,3 +87,23 @@ def test_errors_for_an_empty_training_set_a_missing_text_embedding_and_two_encod
     early = datetime(2026, 9, 1, tzinfo=timezone.utc)
     with pytest.raises(RecError, match="training table would be empty: no interactions before the cutoff 2026-09-01"):
         build_training_data(spark, small_warehouse, early, SMALL)
+
+
+def test_the_driver_gets_only_each_new_items_first_users(spark):
+    """Few-shot adaptation blends an item's first `few_shot.max_k` users; the pace reads its count
+    of users. So only those first users come to the driver, not every user of a launch."""
+    from types import SimpleNamespace
+
+    from rec_lib.training.data import _first_users
+
+    t = datetime(2026, 10, 1)
+    pairs = spark.createDataFrame(
+        [(0, "ua", t.replace(hour=3)), (0, "ub", t.replace(hour=1)), (0, "uc", t.replace(hour=2)),
+         (0, "ud", t.replace(hour=2)),  # ties with uc: the user id decides
+         (1, "ua", t), (1, "ub", t), (2, "ux", t)],
+        "item_index int, user_id string, first_ts timestamp")
+    # item 1 has an id embedding: it is not adapted; item 3 has no users
+    catalogue = SimpleNamespace(id_slot=np.array([0, 1, 0, 0]), n_users=np.array([4, 2, 1, 0]))
+    got = _first_users(spark, pairs, catalogue, per_item=2)
+    assert list(zip(got.item_index, got.user_id)) == [(0, "ub"), (0, "uc"), (2, "ux")]
+    assert _first_users(spark, pairs, catalogue, per_item=0).empty

@@ -51,6 +51,7 @@ def test_settings_override_with_typed_values():
     ("train.blend=average", "train.blend must be learned or fixed, got 'average'"),
     ("train.blend_ks=[1,3]", "train.blend_ks must hold 0"),
     ("train.attribute_types.year=date", "train.attribute_types must map fields to one of"),
+    ("train.user_id_buckets=-1", "train.user_id_buckets must be >= 0, got -1"),
     ("score.order=random", "score.order must be score or personal, got 'random'"),
     ("evaluate.window=holdout", "evaluate.window must be test or validation, got 'holdout'"),
     ("evaluate.gate=[popularity]", "evaluate.gate names baselines the model must beat, each one of evaluate.methods"),
@@ -186,6 +187,9 @@ def test_a_config_file_from_before_the_keys_with_defaults_still_loads(tmp_path):
     ev = load_config(EvaluateJobConfig, older)
     assert (ev.evaluate.gate, ev.score.serve, ev.mlflow.registered_model, ev.mlflow.registry_uri, ev.sql.tables) == (
         [], "latest", "", "", [])
+    del tree["train"]["user_id_buckets"]  # the hashed user ids came later too: none by default
+    older.write_text(yaml.safe_dump(tree))
+    assert load_config(TrainJobConfig, older).train.user_id_buckets == 0
     del tree["input"]["encoding"]  # a key without a default is still required
     older.write_text(yaml.safe_dump(tree))
     with pytest.raises(ConfigError, match="missing config key 'input.encoding'"):
