@@ -210,7 +210,7 @@ def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[da
     pairs.unpersist()
     log.info("training data: %d examples, %d items (%d with an id embedding), %d users (%d with history), as of %s; "
              "%d launch cohort(s) with %d positive pairs", n_examples, len(catalogue), catalogue.n_id_slots,
-             len(users_pdf), int((users_pdf.user_slot > 0).sum()), as_of, len(cohorts),
+             len(users_pdf), int((users_pdf.n_history > 0).sum()), as_of, len(cohorts),
              sum(int(c.positives.sum()) for c in cohorts))
     return TrainingData(examples=examples, n_examples=n_examples, catalogue=catalogue, users=users_pdf,
                         n_user_slots=settings.user_id_buckets, cutoff=cutoff_at, as_of=as_of,
