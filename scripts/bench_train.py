@@ -83,7 +83,7 @@ def main() -> None:
         rates[("in-memory", num_proc)] = steady_rate(run_workers(spec, in_memory, num_proc, t.start_timeout_s, report))
 
     print(f"\nbench-train: {data.n_examples:,} training examples ({args.events:,} events, {len(data.catalogue):,} items, "
-          f"{len(data.users):,} users), batch {t.batch_size}/worker, {args.epochs} epochs, "
+          f"{data.n_users:,} users), batch {t.batch_size}/worker, {args.epochs} epochs, "
           f"Spark {spark.sparkContext.master}, {os.cpu_count()} CPUs")
     for num_proc in (1, 2):
         p, m = rates[("petastorm", num_proc)], rates[("in-memory", num_proc)]

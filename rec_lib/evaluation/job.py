@@ -61,7 +61,7 @@ from rec_lib.evaluation.rankers import (
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
-from rec_lib.platform.spark import index_frame
+from rec_lib.platform.spark import index_frame, sorted_index
 from rec_lib.platform.sql_views import apply_sql
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
 from rec_lib.scoring.published import EMBEDDINGS, champion_row, embedding_model_version, record_decision
@@ -74,11 +74,11 @@ from rec_lib.scoring.serve import (
     write_list_metrics,
 )
 from rec_lib.training import serving
-from rec_lib.training.data import TrainingData, before_cutoff, pair_weights
+from rec_lib.training.data import TrainingData, before_cutoff, pair_weights, users_of
 from rec_lib.training.few_shot import FewShotSettings
 from rec_lib.training.fit import FittedModel, fit_model
 from rec_lib.training.model_folder import ModelFolder
-from rec_lib.training.serving import ItemSides, take
+from rec_lib.training.serving import ItemSides
 
 log = logging.getLogger(__name__)
 
@@ -134,25 +134,26 @@ def window_pairs(interactions: DataFrame, new: DataFrame, cutoff: datetime, end:
 
 def model_inputs(fitted: FittedModel, items: np.ndarray, launch_ts: np.ndarray, users: np.ndarray,
                  cfg: EvaluateJobConfig) -> ModelInputs:
-    data = fitted.data
-    catalogue = data.catalogue
+    """The model's side of the evaluation for the users of `users` (a bounded sample: embedded on
+    the driver as the Spark tasks embed every user)."""
+    catalogue = fitted.data.catalogue
     rows = np.searchsorted(catalogue.item_ids, items)
     if catalogue.n_users[rows].any():
         raise AssertionError("a new item has training interactions: the cutoff was not honoured")
-    wanted = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
-    wanted = wanted[wanted.index.isin(users)]
+    known, sides = fitted.sides_of(users)
     content = ItemSides(fitted.content[rows], catalogue.text[rows], catalogue.attr_vectors[rows],
                         catalogue.prior[rows].astype(np.float64), np.full(len(rows), "content", dtype=object))
-    return ModelInputs(users=take(fitted.users, wanted.to_numpy()), user_row={u: i for i, u in enumerate(wanted.index)},
+    return ModelInputs(users=sides, user_row={u: i for i, u in enumerate(known["user_id"])},
                        content=content, launch_ts=launch_ts, rate_offset=catalogue.rate_offset, weights=fitted.blend,
                        temperature=cfg.train.temperature, settings=FewShotSettings.of(cfg.few_shot))
 
 
 def user_histories(data: TrainingData, users: np.ndarray) -> Dict[str, np.ndarray]:
     """user_id -> catalogue rows of the user's latest items before the cutoff (what the model's
-    user tower sees); users without history are left out."""
-    table = data.users[data.users["user_id"].astype(str).isin(users) & (data.users["n_history"] > 0)]
-    return {u: np.asarray(h)[np.asarray(h) >= 0] for u, h in zip(table["user_id"].astype(str), table["history"])}
+    user tower sees); users without history are left out. A bounded lookup (training.data.users_of)."""
+    table = users_of(data, users)
+    table = table[table["n_history"] > 0]
+    return {u: h[h >= 0] for u, h in zip(table["user_id"], table["history"])}
 
 
 def raw_text(spark: SparkSession, warehouse: str, item_ids: np.ndarray) -> np.ndarray:
@@ -170,18 +171,21 @@ def history_profiles(data: TrainingData, users: np.ndarray, text: np.ndarray) ->
 
 class AlsFitter:
     """Spark MLlib ALS (implicit feedback) on the interactions before the cutoff plus the revealed
-    pairs of the new items, refitted for every k; returns the factors of the wanted users and items."""
+    pairs of the new items, refitted for every k; returns the factors of the wanted users and items.
+    Users are numbered by Spark (platform.spark.sorted_index) and only the wanted users' and items'
+    factors come back to the driver."""
 
     def __init__(self, spark: SparkSession, interactions: DataFrame, cutoff: datetime, ev: EvaluateSection,
-                 user_ids: np.ndarray, item_ids: np.ndarray, users: np.ndarray, items: np.ndarray):
+                 user_ids: DataFrame, item_ids: np.ndarray, users: np.ndarray, items: np.ndarray):
         self.spark, self.ev = spark, ev
-        self.user_ids, self.item_ids = np.asarray(user_ids, str), np.asarray(item_ids, str)  # index order
-        self.users, self.items = set(users), set(items)
-        user_index = index_frame(spark, self.user_ids, "user_id", "u")
-        item_index = index_frame(spark, self.item_ids, "item_id", "i")
-        self.user_index, self.item_index = user_index, item_index
+        self.item_ids = np.asarray(item_ids, str)  # index order
+        self.user_index = sorted_index(user_ids, "user_id", "u").cache()
+        self.item_index = index_frame(spark, self.item_ids, "item_id", "i")
+        self.wanted_users = spark.createDataFrame(pd.DataFrame({"user_id": np.unique(np.asarray(users, str))}),
+                                                  "user_id string")
+        self.items = set(items)
         self.past = (pair_weights(before_cutoff(interactions, cutoff))
-                     .join(F.broadcast(user_index), "user_id").join(F.broadcast(item_index), "item_id")
+                     .join(self.user_index, "user_id").join(F.broadcast(self.item_index), "item_id")
                      .select("u", "i", F.log1p("weight_sum").cast("float").alias("rating"))).cache()
 
     def __call__(self, k: int, shown: pd.DataFrame) -> Tuple[Dict[str, np.ndarray], Dict[str, np.ndarray]]:
@@ -190,23 +194,27 @@ class AlsFitter:
         if not len(shown):  # the new items have no interaction before the cutoff: no factor without revealed pairs
             log.info("ALS at k=%d: no revealed pair of a new item, nothing to fit", k)
             return {}, {}
-        extra = pd.DataFrame({"u": np.searchsorted(self.user_ids, shown["user_id"].to_numpy(str)).astype(np.int32),
-                              "i": np.searchsorted(self.item_ids, shown["item_id"].to_numpy(str)).astype(np.int32),
-                              "rating": np.log1p(shown["first_weight"].to_numpy(np.float64)).astype(np.float32)})
-        ratings = self.past.unionByName(self.spark.createDataFrame(extra, "u int, i int, rating float"))
+        extra = (self.spark.createDataFrame(pd.DataFrame({
+            "user_id": shown["user_id"].astype(str), "item_id": shown["item_id"].astype(str),
+            "rating": np.log1p(shown["first_weight"].to_numpy(np.float64)).astype(np.float32)}),
+            "user_id string, item_id string, rating float")
+            .join(self.user_index, "user_id").join(F.broadcast(self.item_index), "item_id").select("u", "i", "rating"))
+        ratings = self.past.unionByName(extra)
         ev = self.ev
         als = ALS(rank=ev.als_rank, maxIter=ev.als_iterations, regParam=ev.als_reg, alpha=ev.als_alpha,
                   implicitPrefs=True, userCol="u", itemCol="i", ratingCol="rating", seed=ev.seed)
         with timed(log, f"fit ALS at k={k}"):
             model = als.fit(ratings)
-        users = {self.user_ids[r["id"]]: np.asarray(r["features"]) for r in model.userFactors.collect()
-                 if self.user_ids[r["id"]] in self.users}
+        wanted = self.user_index.join(F.broadcast(self.wanted_users), "user_id")
+        users = {r["user_id"]: np.asarray(r["features"])
+                 for r in model.userFactors.join(wanted, F.col("id") == F.col("u")).select("user_id", "features").collect()}
         items = {self.item_ids[r["id"]]: np.asarray(r["features"]) for r in model.itemFactors.collect()
                  if self.item_ids[r["id"]] in self.items}
         return users, items
 
     def close(self) -> None:
         self.past.unpersist()
+        self.user_index.unpersist()
 
 
 def ground_truth_folder(spark: SparkSession, cfg: EvaluateJobConfig) -> Optional[str]:
@@ -261,10 +269,7 @@ def _served_inputs(spark: SparkSession, fitted: FittedModel, cfg: EvaluateJobCon
                                           F.sum("type_weight").alias("weighted_interactions"))
     cands = collect_candidates(candidate_frame(io.read_table(spark, cfg.paths.warehouse, ITEMS), item_frame, stats,
                                                cfg.score, run_date))
-    user_frame = spark.createDataFrame(pd.DataFrame({
-        "user_id": data.users["user_id"].astype(str),
-        "embedding": list(serving.user_rows(fitted.users, blend, fitted.temperature))}),
-        "user_id string, embedding array<float>")
+    user_frame = fitted.user_rows_frame().select("user_id", "embedding")
     return cands, user_frame
 
 
@@ -302,7 +307,8 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
         log.warning("backtest: no candidates on %s (nothing launched within %d days)", run_date, cfg.score.new_item_days)
         return {}
     seen = seen_candidates(before, cands, spark)
-    users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left")
+    # every user embedded once by Spark tasks, kept on the executors for both lists
+    users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left").persist()
     index = index_frame(spark, cands.item_ids, "item_id", "cand")
     window = interactions.where((F.col("ts") >= timestamp_lit(ts.cutoff)) & (F.col("ts") < timestamp_lit(ts.end)))
     test = (window.join(F.broadcast(index), "item_id").select("user_id", "item_id").distinct()
@@ -322,6 +328,7 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         test.unpersist()
+        users.unpersist()
     return out
 
 
@@ -497,7 +504,7 @@ def build_rankers(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedMod
             rankers.append(AttributeProfileRanker(user_histories(fitted.data, ts.users), catalogue.attr_ids,
                                                   catalogue.attr_weights, np.searchsorted(catalogue.item_ids, ts.items)))
         elif method == "als":
-            als = AlsFitter(spark, interactions, ts.cutoff, ev, fitted.data.users["user_id"].to_numpy(str),
+            als = AlsFitter(spark, interactions, ts.cutoff, ev, fitted.data.users.select("user_id"),
                             fitted.data.catalogue.item_ids, ts.users, ts.items)
             rankers.append(FactorRanker(ts.items, als))
             notes.append("als cannot score an item nobody interacted with: n/a at k=0 (scorable_items 0)")

@@ -16,6 +16,7 @@ from typing import List
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from rec_lib.core.config import SparkSection
 from rec_lib.core.errors import EnvironmentSetupError
@@ -124,3 +125,12 @@ def index_frame(spark: SparkSession, ids: np.ndarray, id_column: str, index_colu
     return spark.createDataFrame(pd.DataFrame({id_column: np.asarray(ids, dtype=str),
                                                index_column: np.arange(len(ids), dtype=np.int32)}),
                                  f"{id_column} string, {index_column} int")
+
+
+def sorted_index(ids: DataFrame, id_column: str, index_column: str) -> DataFrame:
+    """(id_column string, index_column int): each distinct id of `ids` -> its position in sorted
+    order, numbered by Spark (a range-partitioned sort and RDD.zipWithIndex: no window that puts
+    every row in one task, no list on the driver). Ids must number fewer than 2^31."""
+    ordered = ids.select(F.col(id_column).cast("string")).distinct().orderBy(id_column)
+    return (ordered.rdd.zipWithIndex().map(lambda pair: (pair[0][0], int(pair[1])))
+            .toDF(f"{id_column} string, {index_column} int"))

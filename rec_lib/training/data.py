@@ -6,7 +6,9 @@
 - The catalogue (numpy, saved with the model): what the item tower knows about every item in the
   `items` table, new ones included: its text embedding, category, brand and price bucket, whether it
   has an id embedding, and how often it appears in training (for the logQ correction).
-- User inputs (pandas): the same history and numbers for every user in `users`, to embed them all.
+- User inputs (a Spark DataFrame, never collected): the same history and numbers for every user in
+  `users`, embedded by Spark tasks (training.fit); the driver gets only bounded subsets of it
+  (`users_of`: each launch's first users, the evaluation's sampled users).
 - The launch prior (training.prior) fitted on the launches whose first `train.launch_days` lie
   before the cutoff, and the launch cohorts (`train.launch_cohorts` windows of `launch_days` before
   the cutoff): each window's launches and a seeded sample of the users who came to them, with their
@@ -47,6 +49,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+USER_INPUT_COLUMNS = ("user_id", "user_slot", "history", "n_history", "user_numeric")
+
+
 class TrainingDataError(RecError):
     """The feature tables cannot make a training set (empty, or an item lacks its text embedding)."""
 
@@ -73,11 +78,13 @@ class TrainingData:
     examples: DataFrame  # TRAINING_EXAMPLES columns
     n_examples: int
     catalogue: Catalogue
-    users: pd.DataFrame  # user_id, user_slot, history (int32 [H], -1 padded), n_history, user_numeric
+    users: DataFrame  # USER_INPUT_COLUMNS of every user (Spark: it grows with the shop, the driver never holds it)
+    n_users: int
+    n_users_with_history: int
     n_user_slots: int  # rows of the user-id embedding besides row 0 (train.user_id_buckets)
     cutoff: datetime
     as_of: datetime  # newest interaction used (the 'now' of the training data)
-    first_users: pd.DataFrame  # item_index, user_id: the first users of items without an id slot, oldest first
+    first_users: pd.DataFrame  # item_index + USER_INPUT_COLUMNS: the first users of items without an id slot, oldest first
     content: Optional[ItemContent] = None  # what the catalogue was assembled from (the prior refits on it)
     data_start: Optional[datetime] = None  # the oldest interaction used
     cohorts: List[LaunchCohort] = field(default_factory=list)
@@ -193,9 +200,9 @@ def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[da
     pairs_indexed = pairs.join(F.broadcast(index_frame(spark, catalogue.item_ids, "item_id", "item_index")), "item_id")
     with_history = user_inputs(pairs_indexed, as_of_ts, history_length)
     slotted = with_history.withColumn("user_slot", user_id_bucket(F.col("user_id"), settings.user_id_buckets))
-    all_users = (users.select("user_id").union(pairs.select("user_id")).distinct()
-                 .join(slotted, "user_id", "left"))
-    users_pdf = _fill_users_without_history(all_users.orderBy("user_id").toPandas(), history_length)
+    all_users = all_user_inputs(users.select("user_id").union(pairs.select("user_id")).distinct(), slotted,
+                                history_length)
+    n_users, n_with_history = _count_users(all_users)
 
     examples = (pairs_indexed.join(slotted, "user_id")
                 .select("user_id", "user_slot", F.col("item_index").cast("int").alias("item_index"), "history", "user_numeric",
@@ -205,15 +212,15 @@ def build_training_data(spark: SparkSession, warehouse: str, cutoff: Optional[da
         examples = examples.join(F.broadcast(spark.createDataFrame(pd.DataFrame({"item_index": held_out}),
                                                                    "item_index int")), "item_index", "left_anti")
         n_examples -= int(catalogue.n_users[held_out].sum())
-    first_users = _first_users(spark, pairs_indexed, catalogue, settings.first_users_per_item)
+    first_users = _first_users(spark, pairs_indexed, slotted, catalogue, settings.first_users_per_item)
     cohorts = launch_cohorts(spark, interactions, pairs, catalogue, content, utc_naive(cutoff_at), settings)
     pairs.unpersist()
     log.info("training data: %d examples, %d items (%d with an id embedding), %d users (%d with history), as of %s; "
              "%d launch cohort(s) with %d positive pairs", n_examples, len(catalogue), catalogue.n_id_slots,
-             len(users_pdf), int((users_pdf.n_history > 0).sum()), as_of, len(cohorts),
+             n_users, n_with_history, as_of, len(cohorts),
              sum(int(c.positives.sum()) for c in cohorts))
-    return TrainingData(examples=examples, n_examples=n_examples, catalogue=catalogue, users=users_pdf,
-                        n_user_slots=settings.user_id_buckets, cutoff=cutoff_at, as_of=as_of,
+    return TrainingData(examples=examples, n_examples=n_examples, catalogue=catalogue, users=all_users,
+                        n_users=n_users, n_users_with_history=n_with_history, n_user_slots=settings.user_id_buckets, cutoff=cutoff_at, as_of=as_of,
                         first_users=first_users, content=content, data_start=data_start, cohorts=cohorts)
 
 
@@ -277,19 +284,58 @@ def _catalogue(items: DataFrame, text: DataFrame, pairs: DataFrame, settings: Ca
     return assemble(frame, settings, epoch_s(cutoff), epoch_s(as_of))
 
 
-def _first_users(spark: SparkSession, pairs_indexed: DataFrame, catalogue: Catalogue, per_item: int) -> pd.DataFrame:
-    """item_index, user_id: each item without an id embedding's first `per_item` users, in order of
-    arrival: what few-shot adaptation blends (the pace reads the item's count of users, not this
-    list). The driver holds at most items x `per_item` rows, however many users a launch found."""
+def _first_users(spark: SparkSession, pairs_indexed: DataFrame, with_history: DataFrame, catalogue: Catalogue,
+                 per_item: int) -> pd.DataFrame:
+    """item_index and the inputs (USER_INPUT_COLUMNS) of each item without an id embedding's first
+    `per_item` users, in order of arrival: what few-shot adaptation blends (the pace reads the
+    item's count of users, not this list). The driver holds at most items x `per_item` rows,
+    however many users a launch found."""
     no_slot = np.flatnonzero((catalogue.id_slot == 0) & (catalogue.n_users > 0)).astype(np.int32)
     if per_item <= 0 or not len(no_slot):
-        return pd.DataFrame({"item_index": np.zeros(0, np.int32), "user_id": np.zeros(0, str)})
+        return _as_arrays(pd.DataFrame({"item_index": np.zeros(0, np.int32),
+                                        **{c: np.zeros(0, object) for c in USER_INPUT_COLUMNS}}))
     wanted = spark.createDataFrame(pd.DataFrame({"item_index": no_slot}), "item_index int")
     arrival = Window.partitionBy("item_index").orderBy("first_ts", "user_id")
-    return (pairs_indexed.join(F.broadcast(wanted), "item_index")
-            .withColumn("_arrival", F.row_number().over(arrival)).where(F.col("_arrival") <= per_item)
-            .select("item_index", "user_id", "first_ts")
-            .orderBy("item_index", "first_ts", "user_id").toPandas()[["item_index", "user_id"]])
+    first = (pairs_indexed.join(F.broadcast(wanted), "item_index")
+             .withColumn("_arrival", F.row_number().over(arrival)).where(F.col("_arrival") <= per_item)
+             .join(with_history, "user_id")
+             .select("item_index", "first_ts", *USER_INPUT_COLUMNS)
+             .orderBy("item_index", "first_ts", "user_id").toPandas())
+    return _as_arrays(first[["item_index", *USER_INPUT_COLUMNS]].reset_index(drop=True))
+
+
+def all_user_inputs(user_ids: DataFrame, with_history: DataFrame, history_length: int) -> DataFrame:
+    """USER_INPUT_COLUMNS of every user in `user_ids` (distinct): those in `with_history` (user_inputs
+    with a user_slot) as they are, the others with slot 0, an empty history (-1s) and zero numbers."""
+    zeros = F.array(*[F.lit(0.0).cast("float") for _ in USER_NUMERIC])
+    return (user_ids.join(with_history, "user_id", "left")
+            .select("user_id", F.coalesce("user_slot", F.lit(0)).cast("int").alias("user_slot"),
+                    F.coalesce("history", F.array_repeat(F.lit(-1), history_length)).cast("array<int>").alias("history"),
+                    F.coalesce("n_history", F.lit(0)).cast("int").alias("n_history"),
+                    F.coalesce("user_numeric", zeros).cast("array<float>").alias("user_numeric")))
+
+
+def _count_users(all_users: DataFrame) -> Tuple[int, int]:
+    row = all_users.agg(F.count(F.lit(1)).alias("n"), F.sum((F.col("n_history") > 0).cast("long")).alias("h")).first()
+    return int(row["n"]), int(row["h"] or 0)
+
+
+def users_of(data: TrainingData, user_ids: np.ndarray) -> pd.DataFrame:
+    """USER_INPUT_COLUMNS of the users of `user_ids` that `data` knows, sorted by user_id: a bounded
+    lookup (as many rows as ids asked for) in the Spark frame of every user."""
+    spark = data.users.sparkSession
+    ids = np.unique(np.asarray(user_ids, dtype=str))
+    wanted = spark.createDataFrame(pd.DataFrame({"user_id": ids}), "user_id string")
+    found = data.users.join(F.broadcast(wanted), "user_id").toPandas()
+    return _as_arrays(found.sort_values("user_id").reset_index(drop=True))
+
+
+def _as_arrays(users: pd.DataFrame) -> pd.DataFrame:
+    """History and numbers as numpy arrays (int32, float32), whatever Arrow returned."""
+    return users.assign(user_id=users["user_id"].astype(str),
+                        user_slot=users["user_slot"].astype(np.int32), n_history=users["n_history"].astype(np.int32),
+                        history=[np.asarray(h, np.int32) for h in users["history"]],
+                        user_numeric=[np.asarray(v, np.float32) for v in users["user_numeric"]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,18 +445,6 @@ def _cohort(j: int, start_s: float, launches: np.ndarray, came: pd.DataFrame, pa
     return LaunchCohort(index=j, start_s=start_s, launches=launches, user_ids=users, history=history,
                         user_numeric=numeric, positives=positives, sampled=is_sampled, first=first, first_s=first_s,
                         n_came=n_came)
-
-
-def _fill_users_without_history(users_pdf: pd.DataFrame, history_length: int) -> pd.DataFrame:
-    no_history = users_pdf["user_slot"].isna()
-    users_pdf["user_slot"] = users_pdf["user_slot"].fillna(0).astype(np.int32)
-    users_pdf["n_history"] = users_pdf["n_history"].fillna(0).astype(np.int32)
-    empty, zeros = np.full(history_length, -1, np.int32), np.zeros(len(USER_NUMERIC), np.float32)
-    users_pdf["history"] = [empty if missing else np.asarray(h, np.int32)
-                            for h, missing in zip(users_pdf["history"], no_history)]
-    users_pdf["user_numeric"] = [zeros if missing else np.asarray(v, np.float32)
-                                 for v, missing in zip(users_pdf["user_numeric"], no_history)]
-    return users_pdf
 
 
 def write_examples(data: TrainingData, warehouse: str, model_version: str, partitions: int,

@@ -1,20 +1,27 @@
 """Every user's and item's vectors from a trained model, the blend of the score's parts fitted on
-the launch cohorts, and new items adapted from their first users (numpy and TensorFlow; no Spark)."""
+the launch cohorts, and new items adapted from their first users (numpy and TensorFlow; no Spark).
+
+`UserRowsTask` is what a Spark task runs over its share of the users (`mapInPandas`): it loads the
+model from its folder once and turns batches of user inputs into `user_embeddings` rows, so every
+user is embedded where the data is and the driver never holds them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Tuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Optional, Tuple
 
 import numpy as np
 import pandas as pd
 
 from rec_lib.core.clock import SECONDS_PER_DAY, epoch_s
+from rec_lib.core.process import worker_setup
 from rec_lib.core.schema import EmbeddingSource
 from rec_lib.training import attributes, few_shot
 from rec_lib.training.blend import Blend, BlendWeights, fit_weights
 from rec_lib.training.catalogue import Catalogue
+from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.prior import prior_as_of
-from rec_lib.training.serving import UserSides, adapt_item, take
+from rec_lib.training.serving import UserSides, adapt_item, take, user_rows
 
 if TYPE_CHECKING:
     from rec_lib.training.data import LaunchCohort, TrainingData
@@ -173,3 +180,39 @@ def fit_blend(model, data: "TrainingData", launch_days: int, temperature: float,
 def user_sources(users: pd.DataFrame) -> np.ndarray:
     return np.where(users["user_slot"] > 0, EmbeddingSource.USER_ID,
                     np.where(users["n_history"] > 0, EmbeddingSource.USER_HISTORY, EmbeddingSource.USER_FEATURES_ONLY))
+
+
+# The columns a UserRowsTask yields (the rest of user_embeddings is constant per run: added in Spark).
+USER_ROW_COLUMNS = "user_id string, embedding array<float>, source string, n_history int"
+
+
+class UserRowsTask:
+    """user inputs (training.data.USER_INPUT_COLUMNS) -> USER_ROW_COLUMNS, for `mapInPandas`: the
+    model is loaded from `folder` once per task (its catalogue, sizes and weights), then every batch
+    is embedded as `user_sides` + `serving.user_rows` embed them on the driver. Picklable: it holds
+    only a path and the blend."""
+
+    def __init__(self, folder: str, blend: Blend, temperature: float, tf_threads: int = 0):
+        self.folder, self.blend, self.temperature, self.tf_threads = folder, blend, temperature, tf_threads
+
+    def load(self):
+        from rec_lib.training import two_tower
+
+        return two_tower.load_model(ModelFolder(Path(self.folder)))
+
+    def rows(self, model, catalogue: Catalogue, users: pd.DataFrame) -> pd.DataFrame:
+        users = users.reset_index(drop=True)
+        sides = user_sides(model, users, catalogue)
+        return pd.DataFrame({"user_id": users["user_id"].astype(str),
+                             "embedding": list(user_rows(sides, self.blend, self.temperature)),
+                             "source": user_sources(users).astype(str),
+                             "n_history": users["n_history"].astype(np.int32)})
+
+    def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        worker_setup(self.tf_threads)
+        loaded: Optional[tuple] = None
+        for batch in batches:
+            if not len(batch):
+                continue
+            loaded = loaded or self.load()
+            yield self.rows(*loaded, batch)

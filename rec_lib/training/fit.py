@@ -17,7 +17,7 @@ import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -33,8 +33,8 @@ from rec_lib.platform import io
 from rec_lib.training import few_shot, serving
 from rec_lib.training.blend import Blend, default_weights
 from rec_lib.training.catalogue import USER_NUMERIC
-from rec_lib.training.data import DataSettings, TrainingData, build_training_data, write_examples
-from rec_lib.training.embed import fit_blend, item_vectors, user_sides
+from rec_lib.training.data import DataSettings, TrainingData, build_training_data, users_of, write_examples
+from rec_lib.training.embed import USER_ROW_COLUMNS, UserRowsTask, fit_blend, item_vectors, user_sides
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.serving import ItemSides, UserSides
 from rec_lib.training.worker import (
@@ -184,33 +184,50 @@ def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: ModelFolder):
 
 @dataclass
 class FittedModel:
-    """A trained model and the vectors the jobs need from it (rows in `data`'s order)."""
+    """A trained model and the vectors the jobs need from it: every item's (rows in the catalogue's
+    order) and each launch's first users' (bounded); every user's are computed by Spark tasks
+    (`user_rows_frame`), a bounded set of them on the driver (`sides_of`)."""
 
     version: str
     folder: ModelFolder
     data: TrainingData
+    model: object  # the TwoTower model, on the driver (its size does not grow with users)
     trained: np.ndarray  # unit [n_items, d]: with id embeddings where items have one
     content: np.ndarray  # unit [n_items, d]: from content alone
-    users: UserSides  # every user's parts of the score
+    first: Dict[int, UserSides]  # catalogue row of an item without an id -> its first users' sides, oldest first
     blend: Blend  # how much each part counts, by k (training.blend)
     temperature: float
+    tf_threads: int  # TensorFlow threads of each embedding task (train.tf_threads)
     result: Optional[WorkerResult]  # None: the version was complete already
     digests: List[str]
-
 
     def item_sides(self, settings: few_shot.FewShotSettings, max_k: int) -> ItemSides:
         """Every catalogue item's sides of the served score, new ones adapted from their users
         before the cutoff (training.serving.item_sides)."""
-        first = {row: serving.take(self.users, users) for row, users in first_user_rows(self.data).items()}
-        return serving.item_sides(self.data.catalogue, self.trained, self.content, first, settings, max_k)
+        return serving.item_sides(self.data.catalogue, self.trained, self.content, self.first, settings, max_k)
+
+    def sides_of(self, user_ids: np.ndarray) -> Tuple[pd.DataFrame, UserSides]:
+        """(their inputs, their sides) of the users of `user_ids` the training data knows, sorted by
+        user_id: embedded on the driver, so only for a bounded set (an evaluation's sample)."""
+        users = users_of(self.data, user_ids)
+        return users, user_sides(self.model, users, self.data.catalogue)
+
+    def user_rows_frame(self) -> DataFrame:
+        """USER_ROW_COLUMNS of every user, computed by Spark tasks that load the model from its
+        folder (embed.UserRowsTask): the served user side, never on the driver."""
+        task = UserRowsTask(str(self.folder.root), self.blend, self.temperature, self.tf_threads)
+        return self.data.users.mapInPandas(task, USER_ROW_COLUMNS)
 
 
-def first_user_rows(data: TrainingData) -> Dict[int, np.ndarray]:
-    """Catalogue row -> positions in `data.users` of the item's users before the cutoff, oldest
-    first, for items without an id (one grouping for every side of the score)."""
-    user_row = pd.Series(np.arange(len(data.users)), index=data.users["user_id"].astype(str))
-    return {int(item_index): user_row[group["user_id"].astype(str)].to_numpy()
-            for item_index, group in data.first_users.groupby("item_index", sort=False)}
+def first_user_sides(model, data: TrainingData) -> Dict[int, UserSides]:
+    """Catalogue row -> the sides of the item's first users before the cutoff, oldest first, for
+    items without an id (data.first_users: items x few_shot.max_k rows at most)."""
+    first = data.first_users
+    if not len(first):
+        return {}
+    sides = user_sides(model, first, data.catalogue)
+    return {int(item_index): serving.take(sides, rows)
+            for item_index, rows in first.groupby("item_index", sort=False).indices.items()}
 
 
 def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = run_worker,
@@ -254,10 +271,10 @@ def _embedded(version: str, folder: ModelFolder, data: TrainingData, spec, cfg: 
     if result is not None:
         two_tower.write_description(data.catalogue, spec.params, folder)
     model = two_tower.read_weights(two_tower.build(data.catalogue, spec.params), folder)
-    with timed(log, "embed every user and item"):
+    with timed(log, "embed every item and the launches' first users"):
         trained = item_vectors(model, len(data.catalogue), use_ids=True)[0]
         content = item_vectors(model, len(data.catalogue), use_ids=False)[0]
-        users = user_sides(model, data.users, data.catalogue)
+        first = first_user_sides(model, data)
     blend = _blend(model, data, cfg, folder)
     if result is not None:
         info = {"model_version": version, "cutoff": data.cutoff, "as_of": data.as_of,
@@ -267,7 +284,8 @@ def _embedded(version: str, folder: ModelFolder, data: TrainingData, spec, cfg: 
                 "train": asdict(cfg.train), "few_shot": asdict(cfg.few_shot)}
         atomic_write(folder.description, json.dumps(info, indent=1, default=str))
         shutil.rmtree(folder.checkpoints, ignore_errors=True)
-    return FittedModel(version, folder, data, trained, content, users, blend, cfg.train.temperature, result, digests)
+    return FittedModel(version, folder, data, model, trained, content, first, blend, cfg.train.temperature,
+                       cfg.train.tf_threads, result, digests)
 
 
 def _blend(model, data: TrainingData, cfg: TrainJobConfig, folder: ModelFolder) -> Blend:

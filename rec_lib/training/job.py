@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import pandas as pd
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from rec_lib.core import faults
 from rec_lib.core.clock import run_identity, utc_naive
@@ -21,10 +22,10 @@ from rec_lib.core.progress import timed
 from rec_lib.core.schema import ITEM_EMBEDDINGS, USER_EMBEDDINGS
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
+from rec_lib.platform.columns import timestamp_lit
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
 from rec_lib.training import serving
 from rec_lib.training.blend import Blend
-from rec_lib.training.embed import user_sources
 from rec_lib.training.few_shot import FewShotSettings
 from rec_lib.training.fit import FittedModel, fit_model
 from rec_lib.training.model_folder import ModelFolder
@@ -37,20 +38,20 @@ log = logging.getLogger(__name__)
 def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_at: datetime, fitted: "FittedModel",
                      items: ItemSides, tag: str) -> None:
     """Overwrite both tables (one Delta commit each), users first: scoring checks that both carry
-    the same model_version. The rows are the served score's (training.serving)."""
-    created = pd.Timestamp(utc_naive(created_at))
-    users, catalogue = fitted.data.users, fitted.data.catalogue
-    user_rows = pd.DataFrame({
-        "user_id": users["user_id"].astype(str), "model_version": version,
-        "embedding": list(serving.user_rows(fitted.users, fitted.blend, fitted.temperature)),
-        "source": user_sources(users), "n_history": users["n_history"].astype(np.int32), "created_at": created})
+    the same model_version. The rows are the served score's (training.serving); the users' are
+    computed by Spark tasks (FittedModel.user_rows_frame), the items' (catalogue-sized) here."""
+    created = utc_naive(created_at)
+    catalogue = fitted.data.catalogue
+    users = (fitted.user_rows_frame()
+             .select("user_id", F.lit(version).alias("model_version"), "embedding", "source", "n_history",
+                     timestamp_lit(created).alias("created_at")))
     item_rows = pd.DataFrame({
         "item_id": catalogue.item_ids.astype(str), "model_version": version,
         "embedding": list(serving.item_rows(items, fitted.blend)), "bias": serving.item_bias(items, fitted.blend),
-        "n_users": catalogue.n_users.astype(np.int64), "source": items.source.astype(str), "created_at": created})
-    for spec, rows in ((USER_EMBEDDINGS, user_rows), (ITEM_EMBEDDINGS, item_rows)):
-        df = spark.createDataFrame(rows, schema=spec.schema)
-        io.overwrite_table(df, spec, warehouse, user_metadata=tag)
+        "n_users": catalogue.n_users.astype(np.int64), "source": items.source.astype(str),
+        "created_at": pd.Timestamp(created)})
+    for spec, df in ((USER_EMBEDDINGS, users), (ITEM_EMBEDDINGS, spark.createDataFrame(item_rows, schema=ITEM_EMBEDDINGS.schema))):
+        io.overwrite_table(df.select(*spec.columns), spec, warehouse, user_metadata=tag)
         faults.point(f"train.{spec.name}_written")
 
 
@@ -141,13 +142,13 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
     sources = pd.Series(items.source).value_counts().to_dict()
     summary = TrainRunSummary(
         run_id=run_id, model_version=version, model_folder=str(fitted.folder), trained=result is not None,
-        n_examples=data.n_examples, n_users=len(data.users), n_items=len(data.catalogue), item_sources=sources,
+        n_examples=data.n_examples, n_users=data.n_users, n_items=len(data.catalogue), item_sources=sources,
         epoch_loss=result.epoch_loss if result else [],
         examples_per_s=float(np.mean(result.epoch_examples_per_s)) if result and result.epoch_loss else 0.0,
         device=result.device if result else "", resumed_from_epoch=result.start_epoch if result else 0, weights_digests=fitted.digests, blend=fitted.blend)
     if result is not None:
         params = flat_params({"train": cfg.train, "few_shot": cfg.few_shot}, model_version=version,
-                             n_examples=data.n_examples, n_items=len(data.catalogue), n_users=len(data.users))
+                             n_examples=data.n_examples, n_items=len(data.catalogue), n_users=data.n_users)
         summary.mlflow_run_id, summary.registered_version = log_to_mlflow(cfg.mlflow, version, params, result,
                                               {"final_loss": result.epoch_loss[-1] if result.epoch_loss else float("nan"),
                                                **fitted.blend.flat()},

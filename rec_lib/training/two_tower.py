@@ -297,8 +297,14 @@ def save(model: TwoTower, catalogue: Catalogue, folder: ModelFolder, extra: Dict
     atomic_write(folder.description, json.dumps(extra, indent=1, default=str))
 
 
-def load(folder: ModelFolder) -> Tuple[TwoTower, Catalogue, Dict[str, object]]:
+def load_model(folder: ModelFolder) -> Tuple[TwoTower, Catalogue]:
+    """The model and its catalogue from a folder with its description and weights (model.json,
+    written last, not required: the embedding tasks load it before it is written)."""
     catalogue = Catalogue.load(folder)
     params = ModelParams.from_json(folder.params.read_text())
-    model = read_weights(build(catalogue, params), folder)
+    return read_weights(build(catalogue, params), folder), catalogue
+
+
+def load(folder: ModelFolder) -> Tuple[TwoTower, Catalogue, Dict[str, object]]:
+    model, catalogue = load_model(folder)
     return model, catalogue, json.loads(folder.description.read_text())

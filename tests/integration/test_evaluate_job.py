@@ -70,16 +70,18 @@ def test_no_event_after_the_cutoff_reaches_a_training_input(spark, small_warehou
         history_length=3, catalogue=CatalogueSettings(min_item_interactions=1, price_buckets=2), launch_cohorts=0))
     got = {(r.user_id, r.item_index) for r in data.examples.collect()}
     assert got == {("u1", 0), ("u2", 1)}  # I1 is row 0, I2 row 1
-    users = data.users.set_index("user_id")
+    users = data.users.toPandas().set_index("user_id")
     assert list(users.loc["u1", "history"]) == [0, -1, -1] and users.loc["u3", "n_history"] == 0
     assert list(data.catalogue.n_users) == [1, 1, 0]
 
     section = EvaluateSection(cutoff=None, test_days=14, window="test", required=False, backtest=False, ks=[0, 1],
                               top_k=5, methods=["model"], max_users=0, seed=1, ground_truth=None, report_dir="r",
                               als_rank=2, als_reg=0.1, als_alpha=1.0, als_iterations=2)
-    als = AlsFitter(spark, interactions, cutoff, section, data.users["user_id"].to_numpy(str),
+    als = AlsFitter(spark, interactions, cutoff, section, data.users.select("user_id"),
                     data.catalogue.item_ids, np.array(["u1"]), np.array(["I3"]))
-    ratings = {(data.users.user_id[r.u], data.catalogue.item_ids[r.i]) for r in als.past.collect()}
+    # users numbered in sorted order by Spark: u1 0, u2 1, u3 2
+    assert {r.user_id: r.u for r in als.user_index.collect()} == {"u1": 0, "u2": 1, "u3": 2}
+    ratings = {(["u1", "u2", "u3"][r.u], data.catalogue.item_ids[r.i]) for r in als.past.collect()}
     als.close()
     assert ratings == {("u1", "I1"), ("u2", "I2")}
     profiles = history_profiles(data, np.array(["u1", "u2", "u3"]),

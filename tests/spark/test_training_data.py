@@ -53,10 +53,16 @@ def test_training_data_by_hand_and_nothing_after_the_cutoff(spark, small_warehou
     # no user-id embedding by default (train.user_id_buckets: 0): every slot is the "none" row
     assert {r.user_slot for r in examples.values()} == {0} and data.n_user_slots == 0
 
-    users = data.users.set_index("user_id")
+    assert (data.n_users, data.n_users_with_history) == (3, 2)
+    users = data.users.toPandas().set_index("user_id")
     assert users.loc["u3", "user_slot"] == 0 and users.loc["u3", "n_history"] == 0  # only post-cutoff
     assert list(users.loc["u3", "history"]) == [-1, -1, -1]
     assert list(users.loc["u1", "history"]) == [0, -1, -1] and users.loc["u1", "user_slot"] == 0
+    assert list(users.loc["u3", "user_numeric"]) == [0.0, 0.0, 0.0]
+    # the launch I2 (row 1, no id embedding): its first user u2 comes to the driver with its inputs
+    first = data.first_users
+    assert list(zip(first.item_index, first.user_id)) == [(1, "u2")]
+    assert list(first.history[0]) == [1, -1, -1] and first.history[0].dtype == np.int32
 
 
 def test_user_id_rows_are_hashed_into_a_fixed_number_of_buckets(spark, small_warehouse):
@@ -68,7 +74,7 @@ def test_user_id_rows_are_hashed_into_a_fixed_number_of_buckets(spark, small_war
               .collect()}
     want = {u: 1 + h % 5 for u, h in hashes.items()}  # Python's % of a negative hash is Spark's pmod
     assert all(1 <= s <= 5 for s in want.values())
-    users = data.users.set_index("user_id")["user_slot"]
+    users = data.users.toPandas().set_index("user_id")["user_slot"]
     assert {u: users[u] for u in want} == want and users["u3"] == 0
     assert {(r.user_id, r.user_slot) for r in data.examples.collect()} == set(want.items())
     assert data.n_user_slots == 5
@@ -104,6 +110,11 @@ def test_the_driver_gets_only_each_new_items_first_users(spark):
         "item_index int, user_id string, first_ts timestamp")
     # item 1 has an id embedding: it is not adapted; item 3 has no users
     catalogue = SimpleNamespace(id_slot=np.array([0, 1, 0, 0]), n_users=np.array([4, 2, 1, 0]))
-    got = _first_users(spark, pairs, catalogue, per_item=2)
+    # the users' inputs (one history item each: ua 0, ub 1, ...) ride along
+    inputs = spark.createDataFrame([(u, 0, [i, -1], 1, [0.5, 0.0, 0.0]) for i, u in enumerate(["ua", "ub", "uc", "ud", "ux"])],
+                                   "user_id string, user_slot int, history array<int>, n_history int, "
+                                   "user_numeric array<float>")
+    got = _first_users(spark, pairs, inputs, catalogue, per_item=2)
     assert list(zip(got.item_index, got.user_id)) == [(0, "ub"), (0, "uc"), (2, "ux")]
-    assert _first_users(spark, pairs, catalogue, per_item=0).empty
+    assert [list(h) for h in got.history] == [[1, -1], [2, -1], [4, -1]]
+    assert _first_users(spark, pairs, inputs, catalogue, per_item=0).empty

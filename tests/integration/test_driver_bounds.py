@@ -1,0 +1,91 @@
+"""Nothing user-sized reaches the driver: the training job (training data, Horovod training, every
+user's and item's embedding) runs on a shop with many more users than items under a guard on every
+row the driver collects (DataFrame.collect / toPandas) or sends (SparkSession.createDataFrame);
+and the user rows the Spark tasks write are the rows the driver computes for the same users."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from rec_lib.core.schema import USER_EMBEDDINGS
+from rec_lib.platform import io
+from rec_lib.training import serving
+from rec_lib.training.fit import fit_model
+from rec_lib.training.job import run_train_job
+from tests.helpers import build_small_shop, train_config
+
+N_USERS, N_ITEMS = 1500, 40
+# the most rows one collect may bring: the catalogue (40), each launch's first few_shot.max_k users
+# (a few launches x 10) and the blend's sample (train.blend_max_users=200) fit; a user-sized frame
+# (1,500 rows) does not
+ROW_LIMIT = 600
+
+
+class RowGuard:
+    """Wraps collect, toPandas and createDataFrame: records the rows each call moves and fails the
+    call that moves more than `limit`."""
+
+    def __init__(self, limit: int):
+        self.limit, self.largest = limit, (0, "")
+
+    def check(self, rows: int, what: str) -> None:
+        if rows > self.largest[0]:
+            self.largest = (rows, what)
+        if rows > self.limit:
+            raise AssertionError(f"{what} moved {rows} rows between the driver and Spark (limit {self.limit})")
+
+    def install(self, monkeypatch) -> None:
+        collect, to_pandas, create = DataFrame.collect, DataFrame.toPandas, SparkSession.createDataFrame
+        guard = self
+
+        def guarded_collect(df, *args, **kwargs):
+            out = collect(df, *args, **kwargs)
+            guard.check(len(out), "DataFrame.collect")
+            return out
+
+        def guarded_to_pandas(df, *args, **kwargs):
+            out = to_pandas(df, *args, **kwargs)
+            guard.check(len(out), "DataFrame.toPandas")
+            return out
+
+        def guarded_create(session, data, *args, **kwargs):
+            if isinstance(data, (pd.DataFrame, list, np.ndarray)):
+                guard.check(len(data), "SparkSession.createDataFrame")
+            return create(session, data, *args, **kwargs)
+
+        monkeypatch.setattr(DataFrame, "collect", guarded_collect)
+        monkeypatch.setattr(DataFrame, "toPandas", guarded_to_pandas)
+        monkeypatch.setattr(SparkSession, "createDataFrame", guarded_create)
+
+
+@pytest.fixture(scope="module")
+def wide_shop(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("wide-shop")
+    return root, build_small_shop(spark, root, n_users=N_USERS, n_items=N_ITEMS, n_events=9000, seed=5)
+
+
+def test_training_moves_no_user_sized_frame_through_the_driver(spark, wide_shop, monkeypatch):
+    cfg = train_config(wide_shop, "train.epochs=1", "train.num_proc=1", "train.blend_max_users=200")
+    guard = RowGuard(ROW_LIMIT)
+    guard.install(monkeypatch)
+    summary = run_train_job(spark, cfg)
+    monkeypatch.undo()
+    assert summary.trained and summary.n_users == N_USERS and summary.n_items == N_ITEMS
+    # the guard saw real collects (the catalogue at least) and none near the users' size
+    assert N_ITEMS <= guard.largest[0] <= ROW_LIMIT, guard.largest
+
+    table = io.read_table(spark, cfg.paths.warehouse, USER_EMBEDDINGS)
+    assert table.count() == N_USERS and table.select("user_id").distinct().count() == N_USERS
+    # the rows the Spark tasks wrote are the driver's rows for the same users (the model is complete:
+    # fit_model rebuilds the data and loads it, nothing is retrained)
+    fitted = fit_model(spark, cfg)
+    assert fitted.result is None and fitted.version == summary.model_version
+    sample = np.sort(table.select("user_id").orderBy("user_id").limit(1000).toPandas()["user_id"].to_numpy(str))[::200]
+    known, sides = fitted.sides_of(sample)
+    assert list(known["user_id"]) == list(sample)
+    want = serving.user_rows(sides, fitted.blend, fitted.temperature)
+    got = table.where(table.user_id.isin(list(sample))).orderBy("user_id").toPandas()
+    assert list(got["user_id"]) == list(sample)
+    np.testing.assert_allclose(np.stack(got["embedding"].to_list()), want, rtol=1e-5, atol=1e-6)
