@@ -233,10 +233,12 @@ def oracle_affinity_rows(spark: SparkSession, folder: str, users: np.ndarray, it
     """user_id -> ground-truth affinity with each new item (-inf where the truth lacks the item)."""
     from rec_lib.demo.generator import oracle_affinity
 
-    truth_users = spark.read.parquet(io.join_path(folder, "users.parquet")).toPandas()
+    wanted = spark.createDataFrame(pd.DataFrame({"user_id": np.unique(np.asarray(users, str))}), "user_id string")
+    truth_users = (spark.read.parquet(io.join_path(folder, "users.parquet"))
+                   .join(F.broadcast(wanted), "user_id", "left_semi")
+                   .toPandas().sort_values("user_id").reset_index(drop=True))  # the ranked users only
     truth_items = spark.read.parquet(io.join_path(folder, "items.parquet")).toPandas()
     beta = float(json.loads(io.read_text(spark, io.join_path(folder, "params.json")))["beta"])
-    truth_users = truth_users[truth_users["user_id"].astype(str).isin(users)].reset_index(drop=True)
     truth_items = truth_items.set_index(truth_items["item_id"].astype(str))
     known = np.isin(items, truth_items.index)
     affinity = np.full((len(truth_users), len(items)), -np.inf)

@@ -215,7 +215,7 @@ class FittedModel:
     def user_rows_frame(self) -> DataFrame:
         """USER_ROW_COLUMNS of every user, computed by Spark tasks that load the model from its
         folder (embed.UserRowsTask): the served user side, never on the driver."""
-        task = UserRowsTask(str(self.folder.root), self.blend, self.temperature, self.tf_threads)
+        task = UserRowsTask(str(self.folder.root.resolve()), self.blend, self.temperature, self.tf_threads)
         return self.data.users.mapInPandas(task, USER_ROW_COLUMNS)
 
 
