@@ -50,8 +50,9 @@ def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_
         "embedding": list(serving.item_rows(items, fitted.blend)), "bias": serving.item_bias(items, fitted.blend),
         "n_users": catalogue.n_users.astype(np.int64), "source": items.source.astype(str),
         "created_at": pd.Timestamp(created)})
-    for spec, df in ((USER_EMBEDDINGS, users), (ITEM_EMBEDDINGS, spark.createDataFrame(item_rows, schema=ITEM_EMBEDDINGS.schema))):
-        io.overwrite_table(df.select(*spec.columns), spec, warehouse, user_metadata=tag)
+    items_df = spark.createDataFrame(item_rows, schema=ITEM_EMBEDDINGS.schema)
+    for spec, df in ((USER_EMBEDDINGS, users), (ITEM_EMBEDDINGS, items_df)):
+        io.overwrite_table(df, spec, warehouse, user_metadata=tag)  # overwrite_table orders and casts the columns
         faults.point(f"train.{spec.name}_written")
 
 

@@ -298,8 +298,8 @@ def save(model: TwoTower, catalogue: Catalogue, folder: ModelFolder, extra: Dict
 
 
 def load_model(folder: ModelFolder) -> Tuple[TwoTower, Catalogue]:
-    """The model and its catalogue from a folder with its description and weights (model.json,
-    written last, not required: the embedding tasks load it before it is written)."""
+    """The model and its catalogue from a folder's catalogue, sizes and weights (what the
+    embedding tasks read; model.json, the run's record, is not needed to rebuild the model)."""
     catalogue = Catalogue.load(folder)
     params = ModelParams.from_json(folder.params.read_text())
     return read_weights(build(catalogue, params), folder), catalogue
