@@ -67,7 +67,7 @@ def main() -> None:
     t = cfg.train
     data = build_training_data(spark, str(warehouse), None, DataSettings.from_train(t, cfg.few_shot.max_k))
     examples = write_examples(data, str(warehouse), "bench", partitions=8)
-    spec = dataclasses.replace(_worker_spec(cfg, data, ModelFolder(out / "models" / "bench")), checkpoint_dir="", weights_dir="")
+    spec = dataclasses.replace(_worker_spec(cfg, data, ModelFolder(out / "models" / "bench")), checkpoint_dir="", return_weights=False)
 
     pdf = examples.toPandas()
     columns = {c: (np.stack(pdf[c].map(lambda v: np.asarray(v)).to_list()) if c in ("history", "user_numeric")

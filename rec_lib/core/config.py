@@ -120,7 +120,7 @@ class EncoderSection:
 
 @dataclass(frozen=True)
 class TrainSection:
-    model_dir: str  # versioned models live in <model_dir>/<model_version>/ (a local or FUSE path)
+    model_dir: str  # versioned models live in <model_dir>/<model_version>/: a folder every worker opens, or a Hadoop URI (training.store)
     cutoff: Optional[str]  # ISO-8601; only interactions before it train the model. None: run.now
     num_proc: int  # Horovod workers (Spark tasks): 2 locally, executors x GPUs on a cluster
     epochs: int
@@ -155,6 +155,8 @@ class TrainSection:
     # rows of the user-id embedding, each user with a history hashed into one (0: no user-id embedding):
     # a fixed size, so the model does not grow with the shop's users
     user_id_buckets: int = 0
+    # where a model_dir on a URI is built and read on the driver (default: <temp>/rec-models); unused for a folder
+    local_model_dir: str = ""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,14 @@ from typing import Optional, Union
 from rec_lib.core.errors import RecError
 
 
+def is_uri(location: str) -> bool:
+    """Whether `location` names a file system by a scheme (`s3a://b/x`, `dbfs:/x`, `file:///x`) rather
+    than being a plain path (`/dbfs/x`, `models`; a one-letter scheme is a Windows drive)."""
+    scheme, sep, _ = location.partition(":")
+    return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum() \
+        and scheme[0].isalpha()
+
+
 class LockedError(RecError):
     """Another process holds the folder's lock (a second run of the same work)."""
 

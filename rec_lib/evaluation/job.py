@@ -79,6 +79,7 @@ from rec_lib.training.few_shot import FewShotSettings
 from rec_lib.training.fit import FittedModel, fit_model
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.serving import ItemSides
+from rec_lib.training.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -580,7 +581,7 @@ def apply_gate(spark: SparkSession, cfg: EvaluateJobConfig, run_id: str, now: da
     registered = None
     publish = decision.passed and bool(cfg.mlflow.tracking_uri and cfg.mlflow.registered_model)
     if publish:
-        registered = register_production_model(cfg, version)
+        registered = register_production_model(spark, cfg, version)
     record_decision(spark, cfg.paths.warehouse, run_id, tables, version, evaluated_version, decision.passed,
                     decision.reason, cfg.mlflow.registered_model, registered, now)
     if publish:
@@ -593,17 +594,19 @@ def apply_gate(spark: SparkSession, cfg: EvaluateJobConfig, run_id: str, now: da
     return outcome
 
 
-def register_production_model(cfg: EvaluateJobConfig, version: str) -> str:
+def register_production_model(spark: SparkSession, cfg: EvaluateJobConfig, version: str) -> str:
     """The registry's version of production model `version`, registered from its model folder now
-    if training did not (tracking was off, or the version was complete already)."""
+    if training did not (tracking was off, or the version was complete already); a model on a URI
+    is brought to the driver first."""
     from rec_lib.training import registry
 
     registered = registry.registered_version(cfg.mlflow, version)
     if registered is not None:
         return registered
-    folder = ModelFolder.of(cfg.train.model_dir, version)
+    store = ModelStore.of(cfg.train)
+    folder = store.fetch(spark, version)
     if not folder.is_complete():
-        raise EvaluationError(f"the production model {version} has no complete folder at {folder} to register; "
+        raise EvaluationError(f"the production model {version} has no complete folder at {store.uri(version)} to register; "
                               "run the training job with this train.model_dir")
     with mlflow_run(cfg.mlflow, f"register {version}") as mlflow:
         mlflow.set_tag("model_version", version)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -189,16 +189,18 @@ USER_ROW_COLUMNS = "user_id string, embedding array<float>, source string, n_his
 class UserRowsTask:
     """user inputs (training.data.USER_INPUT_COLUMNS) -> USER_ROW_COLUMNS, for `mapInPandas`: the
     model is loaded from `folder` once per task (its catalogue, sizes and weights), then every batch
-    is embedded as `user_sides` + `serving.user_rows` embed them on the driver. Picklable: it holds
-    only a path and the blend."""
+    is embedded as `user_sides` + `serving.user_rows` embed them on the driver. `folder`: the model
+    folder's path, or a callable that gives it in the task (training.store.ModelStore.task_folder).
+    Picklable: it holds only that and the blend."""
 
-    def __init__(self, folder: str, blend: Blend, temperature: float, tf_threads: int = 0):
+    def __init__(self, folder: Union[str, Callable[[], str]], blend: Blend, temperature: float, tf_threads: int = 0):
         self.folder, self.blend, self.temperature, self.tf_threads = folder, blend, temperature, tf_threads
 
     def load(self):
         from rec_lib.training import two_tower
 
-        return two_tower.load_model(ModelFolder(Path(self.folder)))
+        folder = self.folder if isinstance(self.folder, str) else self.folder()
+        return two_tower.load_model(ModelFolder(Path(folder)))
 
     def rows(self, model, catalogue: Catalogue, users: pd.DataFrame) -> pd.DataFrame:
         users = users.reset_index(drop=True)

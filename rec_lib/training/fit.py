@@ -37,6 +37,7 @@ from rec_lib.training.data import DataSettings, TrainingData, build_training_dat
 from rec_lib.training.embed import USER_ROW_COLUMNS, UserRowsTask, fit_blend, item_vectors, user_sides
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.serving import ItemSides, UserSides
+from rec_lib.training.store import ModelStore
 from rec_lib.training.worker import (
     COLUMNS,
     PetastormFeed,
@@ -60,7 +61,7 @@ class TrainingError(RecError):
 
 # Settings that do not change the trained weights, left out of the model version.
 # (the cutoff is in the version parsed, so 2026-10-17T00:00:00Z and ...+00:00 are one model)
-_NOT_IN_VERSION = ("model_dir", "petastorm_cache_dir", "start_timeout_s", "tf_threads", "deterministic", "cutoff")
+_NOT_IN_VERSION = ("model_dir", "local_model_dir", "petastorm_cache_dir", "start_timeout_s", "tf_threads", "deterministic", "cutoff")
 # Part of the model version: changes whenever the model's layers change, so a model folder is
 # never loaded by code that builds a different model.
 ARCHITECTURE = ("two-tower/6: hashed user-id rows, centred text, attribute bag in the item tower, launches without id embeddings, "
@@ -179,7 +180,7 @@ def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: ModelFolder):
                          n_user_numeric=len(USER_NUMERIC), history_length=t.history_length)
     return WorkerSpec(catalogue=data.catalogue, params=params, n_examples=data.n_examples, epochs=t.epochs,
                       batch_size=t.batch_size, learning_rate=t.learning_rate, seed=t.seed, tf_threads=t.tf_threads,
-                      checkpoint_dir=str(folder.checkpoints), weights_dir=str(folder), deterministic=t.deterministic)
+                      checkpoint_dir=str(folder.checkpoints), deterministic=t.deterministic)
 
 
 @dataclass
@@ -189,7 +190,8 @@ class FittedModel:
     (`user_rows_frame`), a bounded set of them on the driver (`sides_of`)."""
 
     version: str
-    folder: ModelFolder
+    folder: ModelFolder  # on the driver
+    store: ModelStore  # where the version is kept (train.model_dir)
     data: TrainingData
     model: object  # the TwoTower model, on the driver (its size does not grow with users)
     trained: np.ndarray  # unit [n_items, d]: with id embeddings where items have one
@@ -215,7 +217,8 @@ class FittedModel:
     def user_rows_frame(self) -> DataFrame:
         """USER_ROW_COLUMNS of every user, computed by Spark tasks that load the model from its
         folder (embed.UserRowsTask): the served user side, never on the driver."""
-        task = UserRowsTask(str(self.folder.root.resolve()), self.blend, self.temperature, self.tf_threads)
+        task = UserRowsTask(self.store.task_folder(self.data.users.sparkSession, self.folder), self.blend,
+                            self.temperature, self.tf_threads)
         return self.data.users.mapInPandas(task, USER_ROW_COLUMNS)
 
 
@@ -244,7 +247,8 @@ def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = ru
     version = model_version(spark, cfg, cutoff, tables)
     with timed(log, "build the training data"):
         data = build_training_data(spark, warehouse, cutoff, DataSettings.from_train(cfg.train, cfg.few_shot.max_k), tables)
-    folder = ModelFolder.of(cfg.train.model_dir, version)
+    store = ModelStore.of(cfg.train)
+    folder = store.fetch(spark, version)
     spec = _worker_spec(cfg, data, folder)
     with contextlib.ExitStack() as held:
         if not folder.is_complete():
@@ -259,16 +263,20 @@ def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = ru
                                      cfg.train.start_timeout_s, str(folder.failures), worker_fn)
             result = next(r for r in results if r.rank == 0)
             digests = [r.weights_digest for r in sorted(results, key=lambda r: r.rank)]
-        return _embedded(version, folder, data, spec, cfg, result, digests)
+        fitted = _embedded(version, store, folder, data, spec, cfg, result, digests)
+        store.publish(spark, folder)
+        return fitted
 
 
-def _embedded(version: str, folder: ModelFolder, data: TrainingData, spec, cfg: TrainJobConfig,
+def _embedded(version: str, store: ModelStore, folder: ModelFolder, data: TrainingData, spec, cfg: TrainJobConfig,
               result: Optional[WorkerResult], digests: List[str]) -> FittedModel:
-    """The trained model's vectors for every user and item and its blend; where it was trained
-    just now (`result`), its description and then model.json, which marks it complete."""
+    """The trained model's vectors for every item and each launch's first users, and its blend;
+    where it was trained just now (`result`), its weights (rank 0's), its description and then
+    model.json, which marks it complete."""
     from rec_lib.training import two_tower  # the driver needs TensorFlow only from here on
 
     if result is not None:
+        folder.write_weight_files(result.weights)
         two_tower.write_description(data.catalogue, spec.params, folder)
     model = two_tower.read_weights(two_tower.build(data.catalogue, spec.params), folder)
     with timed(log, "embed every item and the launches' first users"):
@@ -284,7 +292,7 @@ def _embedded(version: str, folder: ModelFolder, data: TrainingData, spec, cfg: 
                 "train": asdict(cfg.train), "few_shot": asdict(cfg.few_shot)}
         atomic_write(folder.description, json.dumps(info, indent=1, default=str))
         shutil.rmtree(folder.checkpoints, ignore_errors=True)
-    return FittedModel(version, folder, data, model, trained, content, first, blend, cfg.train.temperature,
+    return FittedModel(version, folder, store, data, model, trained, content, first, blend, cfg.train.temperature,
                        cfg.train.tf_threads, result, digests)
 
 

@@ -9,13 +9,17 @@
         checkpoints/                per-epoch training state while training runs (deleted once complete)
         failures/                   the workers' error reports of the last failed attempt
         .lock                       held while a run completes the version (core.files.FolderLock)
-Every file but the weights and the checkpoints (TensorFlow's own) is written through a temporary
-file and a rename, so a killed run leaves no half-written file.
+Every file but the checkpoints (TensorFlow's own) is written through a temporary file and a rename,
+so a killed run leaves no half-written file. When `train.model_dir` is a URI, this folder is the
+local copy (training.store), and the URI holds the same files but the transient ones.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict
+
+from rec_lib.core.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,14 @@ class ModelFolder:
         """The weights' checkpoint prefix (TensorFlow adds .index / .data-* to it)."""
         return str(self.root / "weights" / "model")
 
+    def write_weight_files(self, files: Dict[str, bytes]) -> None:
+        """The weights' files as the worker that trained them returned them (worker.weight_files),
+        each written whole (core.files.atomic_write)."""
+        folder = Path(self.weights).parent
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in sorted(files.items()):
+            atomic_write(folder / name, data)
+
     @property
     def blend(self) -> Path:
         return self.root / "blend.json"
@@ -62,11 +74,17 @@ class ModelFolder:
     def is_complete(self) -> bool:
         return self.description.exists()
 
+    def is_artifact(self, relative: str) -> bool:
+        """Whether a path in the folder (relative to it) is part of the model, which a tracking
+        server or a copy on a URI keeps: everything but the transient training state (checkpoints,
+        failure reports, the lock and any temporary file)."""
+        parts = Path(relative).parts
+        return bool(parts) and parts[0] not in (self.checkpoints.name, self.failures.name) \
+            and not any(part.startswith(".") for part in parts)
+
     def artifacts(self) -> list:
-        """What a tracking server keeps of the folder: everything but the transient training state
-        (checkpoints, failure reports, the lock and any temporary file)."""
-        transient = {self.checkpoints.name, self.failures.name}
-        return [p for p in sorted(self.root.iterdir()) if p.name not in transient and not p.name.startswith(".")]
+        """The folder's top-level entries that are part of the model (`is_artifact`)."""
+        return [p for p in sorted(self.root.iterdir()) if self.is_artifact(p.name)]
 
     def __str__(self) -> str:
         return str(self.root)

@@ -4,13 +4,16 @@ One function, any launcher: `horovod.spark.run` starts it on Spark tasks (locall
 `local[n]` session, on a cluster on the executors), and `run_worker` also works under
 `horovodrun`. Each worker reads its shard, averages gradients with `hvd.DistributedGradientTape`,
 uses a learning rate scaled by the number of workers, starts from rank 0's variables, and resumes
-from the newest checkpoint. Only rank 0 writes checkpoints and the final weights.
+from the newest checkpoint (rank 0's epoch count is every worker's). Only rank 0 writes
+checkpoints; it returns the final weights' files in its result, so the driver writes them into the
+model folder without sharing a file system with the worker that trained them.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -46,7 +49,7 @@ class WorkerSpec:
     seed: int
     tf_threads: int
     checkpoint_dir: str  # shared by all workers; empty: no checkpoints
-    weights_dir: str  # rank 0 writes the final weights here; empty: not written
+    return_weights: bool = True  # rank 0 returns the final weights' files in its result
     log_every_s: float = 10.0
     deterministic: str = "auto"  # train.deterministic: auto | always | never (see determinism_wanted)
 
@@ -138,6 +141,7 @@ class WorkerResult:
     weights_digest: str = ""
     device: str = "CPU"  # the GPU this worker trained on (tf.config's name), or CPU
     deterministic: bool = True  # TensorFlow op determinism was on
+    weights: Dict[str, bytes] = field(default_factory=dict)  # rank 0: the weights' files, by name in weights/
 
 
 class ReportingWorker:
@@ -302,9 +306,9 @@ def run_worker(spec: WorkerSpec, feed) -> WorkerResult:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     worker_setup(spec.tf_threads)
-    from rec_lib.training import two_tower
 
     run = _start(spec)
+    run.hvd.broadcast_variables([run.epoch], root_rank=0)  # a worker that restored no checkpoint runs rank 0's epochs
     start_epoch = int(run.epoch.numpy())
     steps = max(1, spec.n_examples // (spec.batch_size * run.size))
     result = WorkerResult(rank=run.rank, size=run.size, start_epoch=start_epoch, steps_per_epoch=steps,
@@ -316,6 +320,18 @@ def run_worker(spec: WorkerSpec, feed) -> WorkerResult:
         for epoch in range(start_epoch, spec.epochs):
             _run_epoch(run, spec, train_step, batches, epoch, result)
     result.weights_digest = weights_digest(run.model.variables)
-    if run.rank == 0 and spec.weights_dir:
-        two_tower.write_weights(run.model, ModelFolder(Path(spec.weights_dir)))
+    if run.rank == 0 and spec.return_weights:
+        result.weights = weight_files(run.model)
     return result
+
+
+def weight_files(model) -> Dict[str, bytes]:
+    """The files `two_tower.write_weights` writes for `model`, by name (written to a temporary
+    folder on this worker and read back)."""
+    from rec_lib.training import two_tower
+
+    with tempfile.TemporaryDirectory(prefix="rec-weights-") as tmp:
+        folder = ModelFolder(Path(tmp))
+        two_tower.write_weights(model, folder)
+        weights = Path(folder.weights).parent
+        return {p.name: p.read_bytes() for p in sorted(weights.iterdir()) if p.is_file()}

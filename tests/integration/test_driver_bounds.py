@@ -1,7 +1,11 @@
 """Nothing user-sized reaches the driver: the training job (training data, Horovod training, every
 user's and item's embedding) runs on a shop with many more users than items under a guard on every
 row the driver collects (DataFrame.collect / toPandas) or sends (SparkSession.createDataFrame);
-and the user rows the Spark tasks write are the rows the driver computes for the same users."""
+and the user rows the Spark tasks write are the rows the driver computes for the same users.
+
+The model folder is on a URI (`file:`, through the same Hadoop FileSystem calls as `s3a:` or
+`dbfs:`): the Spark tasks read the model through the session's files, and a second driver with an
+empty local folder brings the complete model from the URI instead of training it again."""
 from __future__ import annotations
 
 import numpy as np
@@ -67,7 +71,10 @@ def wide_shop(spark, tmp_path_factory):
 
 
 def test_training_moves_no_user_sized_frame_through_the_driver(spark, wide_shop, monkeypatch):
-    cfg = train_config(wide_shop, "train.epochs=1", "train.num_proc=1", "train.blend_max_users=200")
+    root = wide_shop[0]
+    on_uri = (f"train.model_dir=file://{root / 'remote-models'}", "train.epochs=1", "train.num_proc=1",
+              "train.blend_max_users=200")
+    cfg = train_config(wide_shop, *on_uri, f"train.local_model_dir={root / 'driver-a'}")
     guard = RowGuard(ROW_LIMIT)
     guard.install(monkeypatch)
     summary = run_train_job(spark, cfg)
@@ -78,10 +85,16 @@ def test_training_moves_no_user_sized_frame_through_the_driver(spark, wide_shop,
 
     table = io.read_table(spark, cfg.paths.warehouse, USER_EMBEDDINGS)
     assert table.count() == N_USERS and table.select("user_id").distinct().count() == N_USERS
-    # the rows the Spark tasks wrote are the driver's rows for the same users (the model is complete:
-    # fit_model rebuilds the data and loads it, nothing is retrained)
-    fitted = fit_model(spark, cfg)
+    kept = sorted(p.relative_to(root / "remote-models").as_posix() for p in (root / "remote-models").rglob("*")
+                  if p.is_file() and not p.name.endswith(".crc"))
+    assert kept == [f"{summary.model_version}/{name}" for name in
+                    ("blend.json", "catalogue.npz", "model.json", "params.json", "vocab.json",
+                     "weights/model.data-00000-of-00001", "weights/model.index")]
+    # the rows the Spark tasks wrote are the driver's rows for the same users, computed by another
+    # driver that brings the complete model from the URI (nothing is retrained)
+    fitted = fit_model(spark, train_config(wide_shop, *on_uri, f"train.local_model_dir={root / 'driver-b'}"))
     assert fitted.result is None and fitted.version == summary.model_version
+    assert fitted.folder.root == root / "driver-b" / summary.model_version and fitted.folder.is_complete()
     sample = np.sort(table.select("user_id").orderBy("user_id").limit(1000).toPandas()["user_id"].to_numpy(str))[::200]
     known, sides = fitted.sides_of(sample)
     assert list(known["user_id"]) == list(sample)

@@ -36,6 +36,8 @@ SPARK_SIDE = {
     "rec_lib.features.transforms": "the validation and feature transforms are Spark column expressions",
     "rec_lib.training.data": "builds the training table and the catalogue from the Delta tables",
     "rec_lib.training.fit": "fits a model through Horovod on Spark tasks; the training and evaluation jobs share it",
+    "rec_lib.training.store": "a model folder on a URI is copied with the session's Hadoop FileSystem and shipped "
+                              "to the executors as the session's files",
     "rec_lib.scoring.serve": "serves the lists in Spark tasks; the scoring job and the evaluation's backtest share it",
     "rec_lib.scoring.published": "which model's embeddings are served (model_gate, Delta time travel); the scoring "
                                  "job reads it and the evaluation gate writes it",

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rec_lib.core.files import FolderLock, LockedError, atomic_write
+from rec_lib.core.files import FolderLock, LockedError, atomic_write, is_uri
 from tests.helpers import HANG_GUARD_S, REPO
 
 
@@ -67,3 +67,13 @@ def test_a_fault_point_kills_its_process_the_nth_time_it_is_reached(kill_at, pri
     done = subprocess.run([sys.executable, "-c", POINT], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.stdout.split("\n")[:-1] == printed
     assert done.returncode == (-signal.SIGKILL if killed else 0), (done.returncode, done.stderr, time.time() - start)
+
+
+@pytest.mark.parametrize("location, uri", [
+    ("s3a://bucket/models", True), ("dbfs:/rec/models", True), ("abfss://c@acct.dfs.core.windows.net/m", True),
+    ("hdfs:///rec/models", True), ("file:///tmp/models", True), ("viewfs+x://n/m", True),
+    ("/dbfs/rec/models", False), ("models", False), ("/Volumes/main/s/files", False), ("C:\\models", False),
+    ("./a:b", False), ("3d://x", False),
+])
+def test_a_location_is_a_uri_when_it_names_a_scheme(location, uri):
+    assert is_uri(location) is uri
