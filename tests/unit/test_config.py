@@ -18,10 +18,29 @@ from tests.helpers import REPO
 LOCAL = REPO / "conf" / "local.yaml"
 
 
-def test_local_and_cluster_files_load_for_every_job():
-    for conf in ("local.yaml", "cluster.yaml"):
+def test_local_cluster_and_yarn_files_load_for_every_job():
+    for conf in ("local.yaml", "cluster.yaml", "yarn.yaml"):
+        for job in (FeatureJobConfig, GenerateJobConfig, TrainJobConfig, ScoreJobConfig, EvaluateJobConfig):
+            load_config(job, REPO / "conf" / conf)
         assert load_config(FeatureJobConfig, REPO / "conf" / conf).features.recent_items == 20
         assert load_config(GenerateJobConfig, REPO / "conf" / conf).demo.seed == 42
+
+
+def test_the_yarn_file_is_the_cluster_file_without_databricks():
+    """conf/yarn.yaml differs from conf/cluster.yaml only where Databricks' places and services are
+    named: the model folder is a URI, nothing points at /dbfs, Unity Catalog or Databricks' MLflow."""
+    from rec_lib.core.files import is_uri
+
+    cluster = load_config(EvaluateJobConfig, REPO / "conf" / "cluster.yaml")
+    yarn = load_config(EvaluateJobConfig, REPO / "conf" / "yarn.yaml")
+    assert is_uri(yarn.train.model_dir) and yarn.train.petastorm_cache_dir.startswith("hdfs://")
+    assert yarn.mlflow.tracking_uri == "" and yarn.mlflow.registry_uri == "" and yarn.sql.catalog is None
+    text = (REPO / "conf" / "yarn.yaml").read_text().split("\n")
+    assert not [line for line in text if ("/dbfs" in line or "databricks" in line) and not line.startswith("#")]
+    differ = {f"{section}.{key}" for section in ("train", "evaluate", "mlflow", "sql", "score", "paths", "spark")
+              for key, value in vars(getattr(cluster, section)).items() if vars(getattr(yarn, section))[key] != value}
+    assert differ == {"train.model_dir", "train.petastorm_cache_dir", "evaluate.report_dir", "mlflow.tracking_uri",
+                      "mlflow.experiment", "mlflow.registered_model", "mlflow.registry_uri", "sql.catalog"}
 
 
 def test_settings_override_with_typed_values():
