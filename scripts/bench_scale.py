@@ -14,7 +14,8 @@ the executors' heap too, which `spark.driver.memory` caps.
 
 Prints, and writes to <out>/scale.md and scale.json, per stage and size: wall seconds, the driver's
 peak (Python + JVM, MB) and seconds per million events; then the largest size's driver peak over the
-smallest's per stage (the target: at most 1.3x).
+smallest's per stage (the target: at most 1.3x). A stage that fails (out of memory, a result over
+maxResultSize) is reported with its exit code and figures, and the size's later stages are not run.
 """
 from __future__ import annotations
 
@@ -106,10 +107,7 @@ def run_job(name: str, conf: Path, settings: List[str], log: Path) -> Dict[str, 
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
         peak = DriverPeak(proc.pid)
         code = proc.wait()
-    figures = {"seconds": time.perf_counter() - start, **peak.stop()}
-    if code != 0:
-        raise SystemExit(f"{name} failed with exit code {code}; its log: {log}")
-    return figures
+    return {"seconds": time.perf_counter() - start, **peak.stop(), "exit_code": code}
 
 
 def run_size(out: Path, conf: Path, users: int, events_per_user: int, items: int, extra: List[str]) -> dict:
@@ -123,12 +121,16 @@ def run_size(out: Path, conf: Path, users: int, events_per_user: int, items: int
               f"demo.n_events={events}", "demo.format=parquet", "demo.chunk_users=20000", *extra]
     log = root / "jobs.log"
     start = time.perf_counter()
-    run_job("generate_data", conf, common, log)
+    if run_job("generate_data", conf, common, log)["exit_code"] != 0:
+        raise SystemExit(f"the demo shop could not be generated; its log: {log}")
     result = {"users": users, "events": events, "items": items, "generate_s": time.perf_counter() - start}
-    for stage in STAGES:
+    for stage in STAGES:  # a stage that fails is reported with its figures; the later ones are not run
         result[stage] = run_job(stage, conf, common, log)
         print(f"users {users}: {stage} {result[stage]['seconds']:.0f} s, driver peak "
-              f"{result[stage]['driver_mb']:.0f} MB", flush=True)
+              f"{result[stage]['driver_mb']:.0f} MB, exit code {result[stage]['exit_code']}", flush=True)
+        if result[stage]["exit_code"] != 0:
+            print(f"users {users}: {stage} failed; its log: {log}", flush=True)
+            break
     return result
 
 
@@ -139,14 +141,21 @@ def report(results: List[dict], args: argparse.Namespace) -> str:
              "|---|---:|---:|---:|---:|---:|"]
     for stage in STAGES:
         for r in results:
-            f = r[stage]
-            lines.append(f"| {stage} | {r['users']:,} | {r['events']:,} | {f['seconds']:.0f} | "
+            f = r.get(stage)
+            if f is None:
+                lines.append(f"| {stage} | {r['users']:,} | {r['events']:,} | not run | | |")
+                continue
+            failed = f" **failed (exit {f['exit_code']})**" if f["exit_code"] else ""
+            lines.append(f"| {stage} | {r['users']:,} | {r['events']:,} | {f['seconds']:.0f}{failed} | "
                          f"{f['seconds'] / (r['events'] / 1e6):.0f} | {f['driver_mb']:.0f} "
                          f"({f['python_mb']:.0f} + {f['jvm_mb']:.0f}) |")
     if len(results) > 1:
         lines += ["", f"largest over smallest ({results[-1]['users']:,} / {results[0]['users']:,} users):", ""]
         for stage in STAGES:
-            small, large = results[0][stage], results[-1][stage]
+            small, large = results[0].get(stage), results[-1].get(stage)
+            if not small or not large or small["exit_code"] or large["exit_code"]:
+                lines.append(f"- {stage}: not comparable (a size failed or did not run)")
+                continue
             lines.append(f"- {stage}: driver peak x{large['driver_mb'] / small['driver_mb']:.2f}, wall time "
                          f"x{large['seconds'] / small['seconds']:.2f} for x{results[-1]['events'] / results[0]['events']:.1f} events")
     return "\n".join(lines)
