@@ -48,7 +48,7 @@ class WorkerSpec:
     learning_rate: float
     seed: int
     tf_threads: int
-    checkpoint_dir: str  # shared by all workers; empty: no checkpoints
+    checkpoint_dir: str  # rank 0 writes it; a worker that can read it resumes, and all run rank 0's epochs; empty: none
     return_weights: bool = True  # rank 0 returns the final weights' files in its result
     log_every_s: float = 10.0
     deterministic: str = "auto"  # train.deterministic: auto | always | never (see determinism_wanted)
