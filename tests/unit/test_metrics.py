@@ -67,3 +67,21 @@ def test_accumulator_without_judged_users_gives_nan():
     acc.add(RECOMMENDED[2:], RELEVANT[2:])
     out = acc.result()
     assert math.isnan(out["recall@2"]) and out["coverage@2"] == 0.5 and out["users"] == 0.0
+
+
+def test_chance_recall_is_the_mean_of_min_1_k_over_unseen_and_matches_random_orders():
+    from tests.helpers import chance_recall_at_k
+
+    # 5 items, k=2. u0 saw item 0: 4 unseen, a random top 2 holds each relevant item with chance 2/4.
+    # u1 saw items 0-3: its one unseen item is always in the top 2 (1.0). u2 has nothing relevant: not judged.
+    seen = np.zeros((3, 5), bool)
+    seen[0, 0] = True
+    seen[1, :4] = True
+    relevant = [{1, 2}, {4}, set()]
+    assert chance_recall_at_k(seen, relevant, 2) == pytest.approx((0.5 + 1.0) / 2)
+    # the same figure from random orders: u0's hits are hypergeometric (0, 1, 2 with 1/6, 4/6, 1/6:
+    # recall sd 0.29), so 4,000 copies of each user put the mean within 0.0023 (sd) of 0.75
+    copies = 4000
+    scores = np.random.default_rng(7).random((3 * copies, 5))
+    drawn = recall_at_k(top_k(scores, 2, np.tile(seen, (copies, 1))), relevant * copies, 2)
+    assert drawn == pytest.approx(0.75, abs=0.01)
