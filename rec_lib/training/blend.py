@@ -31,6 +31,7 @@ MAX_STEPS = 50
 MIN_POSITIVES = 50  # fewer positive pairs on the launch split: the default weights are kept
 MIN_LAUNCHES = 3
 NEG_INF = -1e9  # the logit of a padded (not a candidate) entry
+ROWS_PER_CHUNK = 2048  # users whose rows the fit works on at once (bounds its temporaries)
 
 
 @dataclass(frozen=True)
@@ -84,20 +85,38 @@ def _logits(w: np.ndarray, x: np.ndarray, offset: np.ndarray) -> np.ndarray:
     return np.tensordot(w, x, axes=1) + offset
 
 
+def _row_chunks(n_rows: int) -> List[slice]:
+    """The rows of the blend's matrices in blocks of ROWS_PER_CHUNK: the loss, gradient and Hessian
+    are sums over rows (users), so working block by block bounds their temporaries by the block."""
+    return [slice(s, min(s + ROWS_PER_CHUNK, n_rows)) for s in range(0, n_rows, ROWS_PER_CHUNK)]
+
+
+def _loss(w: np.ndarray, x: np.ndarray, positives: np.ndarray, offset: np.ndarray) -> float:
+    """softmax_loss(sum_c w_c x_c + offset, positives), block by block."""
+    total = 0.0
+    for rows in _row_chunks(x.shape[1]):
+        block = positives[rows]
+        total += softmax_loss(_logits(w, x[:, rows], offset[rows]), block) * max(int(block.sum()), 1)
+    return total / max(int(positives.sum()), 1)
+
+
 def _gradient_hessian(w: np.ndarray, x: np.ndarray, positives: np.ndarray, offset: np.ndarray
                       ) -> Tuple[np.ndarray, np.ndarray]:
-    """x [C, U, L]: gradient [C] and Hessian [C, C] of softmax_loss(sum_c w_c x_c + offset) + L2 |w|^2."""
-    logits = _logits(w, x, offset)
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    n_pos = positives.sum(axis=1).astype(np.float64)
-    total = max(n_pos.sum(), 1.0)
-    mean_x = (x * p[None]).sum(axis=2)  # [C, U]: E_p[x_c] per user
-    grad = ((n_pos[None] * mean_x).sum(axis=1) - (x * positives[None]).sum(axis=(1, 2))) / total + 2 * L2 * w
-    centred = x - mean_x[:, :, None]
-    weighted = centred * (p * n_pos[:, None])[None]
-    hess = np.einsum("cul,dul->cd", weighted, centred) / total + 2 * L2 * np.eye(len(w))
-    return grad, hess
+    """x [C, U, L]: gradient [C] and Hessian [C, C] of softmax_loss(sum_c w_c x_c + offset) + L2 |w|^2,
+    summed block by block over the rows."""
+    grad, hess = np.zeros(len(w)), np.zeros((len(w), len(w)))
+    for rows in _row_chunks(x.shape[1]):
+        xr = x[:, rows]
+        logits = _logits(w, xr, offset[rows])
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        n_pos = positives[rows].sum(axis=1).astype(np.float64)
+        mean_x = (xr * p[None]).sum(axis=2)  # [C, rows]: E_p[x_c] per user
+        grad += (n_pos[None] * mean_x).sum(axis=1) - (xr * positives[rows][None]).sum(axis=(1, 2))
+        centred = xr - mean_x[:, :, None]
+        hess += np.einsum("cul,dul->cd", centred * (p * n_pos[:, None])[None], centred)
+    total = max(float(positives.sum()), 1.0)
+    return grad / total + 2 * L2 * w, hess / total + 2 * L2 * np.eye(len(w))
 
 
 def fit_weights(components: Mapping[str, np.ndarray], positives: np.ndarray, fallback: BlendWeights,
@@ -116,19 +135,23 @@ def fit_weights(components: Mapping[str, np.ndarray], positives: np.ndarray, fal
         reason = f"launch split too small: {n_launches} launches, {n_pos} positive pairs"
         return BlendWeights(fallback.weights, False, reason, n_users, n_launches, n_pos)
     names = [c for c in COMPONENTS if c in components]
-    scales = {c: float(np.std(np.asarray(components[c])[valid])) for c in names}
+    scales = {c: float(np.std(np.asarray(components[c])[valid], dtype=np.float64)) for c in names}
     used = [c for c in names if scales[c] > 1e-9]
-    x = np.stack([np.where(valid, components[c], 0.0) / scales[c] for c in used]).astype(np.float64)
+    x = np.empty((len(used),) + positives.shape)  # float64, filled one component at a time
+    for at, c in enumerate(used):
+        x[at] = components[c]
+        x[at][~valid] = 0.0
+        x[at] /= scales[c]
     offset = np.where(valid, 0.0, NEG_INF)
     w = np.ones(len(used))
-    loss = softmax_loss(_logits(w, x, offset), positives) + L2 * w @ w
+    loss = _loss(w, x, positives, offset) + L2 * w @ w
     for _ in range(MAX_STEPS):
         grad, hess = _gradient_hessian(w, x, positives, offset)
         step = np.linalg.solve(hess, grad)
         scale, improved = 1.0, False
         while scale > 1e-4:
             trial = np.maximum(w - scale * step, 0.0)
-            trial_loss = softmax_loss(_logits(trial, x, offset), positives) + L2 * trial @ trial
+            trial_loss = _loss(trial, x, positives, offset) + L2 * trial @ trial
             if trial_loss < loss - 1e-10:
                 w, loss, improved = trial, trial_loss, True
                 break
@@ -137,8 +160,8 @@ def fit_weights(components: Mapping[str, np.ndarray], positives: np.ndarray, fal
             break
     weights = {c: 0.0 for c in COMPONENTS}
     weights.update({c: float(wc / scales[c]) for c, wc in zip(used, w)})
-    final = softmax_loss(_logits(w, x, offset), positives)
-    uniform = softmax_loss(offset, positives)
+    final = _loss(w, x, positives, offset)
+    uniform = _loss(np.zeros(len(used)), x, positives, offset)
     return BlendWeights(weights, True, "", n_users, n_launches, n_pos, final, uniform, scales)
 
 

@@ -169,11 +169,13 @@ def fit_blend(model, data: "TrainingData", launch_days: int, temperature: float,
             return np.pad(matrix, ((0, 0), (0, width - matrix.shape[1])), constant_values=fill)
 
         names = sorted(set.intersection(*[set(p[0]) for p in parts]))
-        components = {n: np.concatenate([pad(np.asarray(p[0][n], np.float64), 0.0) for p in parts]) for n in names}
+        # in the parts' own precision (fit_weights works in float64 a block of rows at a time)
+        components = {n: np.concatenate([pad(np.asarray(p[0][n]), 0.0) for p in parts]) for n in names}
         positives = np.concatenate([pad(p[1], False) for p in parts])
         valid = np.concatenate([pad(p[2], False) for p in parts])
-        by_k[k] = fit_weights(components, positives, fallback, valid=valid,
-                              n_launches=sum(p[1].shape[1] for p in parts))
+        n_launches = sum(p[1].shape[1] for p in parts)
+        del parts  # the per-cohort matrices: only the stacked ones are needed from here
+        by_k[k] = fit_weights(components, positives, fallback, valid=valid, n_launches=n_launches)
     return Blend(by_k)
 
 

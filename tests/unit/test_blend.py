@@ -84,3 +84,21 @@ def test_an_item_takes_the_weights_of_its_k():
     np.testing.assert_allclose(w["prior"], [2.0, 2.0, 4.0, 4.0])
     np.testing.assert_allclose(w["tower"], [0.0, 0.0, 1.0, 1.0])
     assert Blend.from_dict(blend.to_dict()).at(4).weights == at3.weights
+
+
+def test_the_fit_is_the_same_whether_its_rows_are_taken_in_blocks_or_at_once(monkeypatch):
+    from rec_lib.training import blend as module
+
+    components, positives = _world(4, n_users=300, n_launches=8)
+    positives[::5] = False  # rows without a positive count nothing, in any block
+    components = {name: values.astype(np.float32) for name, values in components.items()}  # as the towers give them
+    fallback = default_weights(1.0, "x")
+    monkeypatch.setattr(module, "ROWS_PER_CHUNK", 10_000)  # every row in one block
+    whole = fit_weights(components, positives, fallback)
+    monkeypatch.setattr(module, "ROWS_PER_CHUNK", 7)  # 43 blocks, the last of 6 rows
+    blocks = fit_weights(components, positives, fallback)
+    assert whole.fitted and whole.n_positives == 240
+    for name in ("text", "attributes"):
+        assert blocks[name] == pytest.approx(whole[name], rel=1e-9)
+    assert blocks.loss == pytest.approx(whole.loss, rel=1e-12)
+    assert blocks.loss_uniform == pytest.approx(math.log(8), rel=1e-12)
