@@ -157,6 +157,9 @@ class TrainSection:
     user_id_buckets: int = 0
     # where a model_dir on a URI is built and read on the driver (default: <temp>/rec-models); unused for a folder
     local_model_dir: str = ""
+    # cells of the blend fit's matrices (sampled users x the widest cohort's launches; about 62 bytes
+    # each on the driver): fewer users are sampled where the launches are many
+    blend_max_cells: int = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -402,7 +405,7 @@ class TrainJobConfig:
                                "min_item_interactions", "history_length", "price_buckets",
                                "start_timeout_s"), 1)
         _at_least("train", t, ("extra_negatives", "tf_threads", "launch_cohorts", "attribute_dims", "user_id_buckets"), 0)
-        _at_least("train", t, ("launch_days", "blend_max_users", "attribute_slots"), 1)
+        _at_least("train", t, ("launch_days", "blend_max_users", "blend_max_cells", "attribute_slots"), 1)
         if not t.blend_ks or 0 not in t.blend_ks or any(k < 0 for k in t.blend_ks):
             raise ConfigError(f"train.blend_ks must hold 0 and whole numbers >= 0, got {t.blend_ks}")
         if t.blend not in ("learned", "fixed"):

@@ -34,6 +34,15 @@ NEG_INF = -1e9  # the logit of a padded (not a candidate) entry
 ROWS_PER_CHUNK = 2048  # users whose rows the fit works on at once (bounds its temporaries)
 
 
+def users_per_cohort(n_cohorts: int, widest: int, max_users: int, max_cells: int) -> int:
+    """Users to sample in each of `n_cohorts` launch cohorts so that the fit's matrices (the
+    cohorts' users stacked, each row as wide as the widest cohort's `widest` launches) hold at most
+    `max_cells` cells and `max_users` rows in all: the driver's share of the fit is then set by
+    these two settings, not by the shop's users or launches. At least one user per cohort."""
+    cohorts, width = max(n_cohorts, 1), max(widest, 1)
+    return max(1, min(max_users // cohorts, max_cells // (cohorts * width)))
+
+
 @dataclass(frozen=True)
 class BlendWeights:
     """Weights of the raw components (already divided by their scales) and how they were found."""

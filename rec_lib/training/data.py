@@ -35,6 +35,7 @@ from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAIN
 from rec_lib.platform import io
 from rec_lib.platform.columns import days_between, timestamp_lit
 from rec_lib.platform.spark import index_frame
+from rec_lib.training.blend import users_per_cohort
 from rec_lib.training.catalogue import (
     USER_NUMERIC,
     Catalogue,
@@ -157,6 +158,7 @@ class DataSettings:
     catalogue: CatalogueSettings = CatalogueSettings()
     launch_cohorts: int = 4  # launch windows before the cutoff the blend is fitted on (0: none)
     blend_max_users: int = 20000  # users sampled over all launch cohorts
+    blend_max_cells: int = 2_000_000  # sampled users x the widest cohort's launches, over all cohorts
     blend_ks: Tuple[int, ...] = (0, 1, 3, 10)  # revealed first users at which the blend is fitted
     seed: int = 7
     user_id_buckets: int = 0  # rows of the user-id embedding (user_id_bucket); 0: none
@@ -172,7 +174,8 @@ class DataSettings:
                                                held_out_days=(t.launch_days * t.launch_cohorts
                                                               if t.blend == "learned" and t.hold_out_launches else 0)),
                    launch_cohorts=t.launch_cohorts if t.blend == "learned" else 0,
-                   blend_max_users=t.blend_max_users, blend_ks=tuple(t.blend_ks), seed=t.seed,
+                   blend_max_users=t.blend_max_users,
+                   blend_max_cells=t.blend_max_cells, blend_ks=tuple(t.blend_ks), seed=t.seed,
                    user_id_buckets=t.user_id_buckets, first_users_per_item=few_shot_max_k)
 
 
@@ -361,7 +364,8 @@ def cohort_items(catalogue: Catalogue, content: ItemContent, start_s: float, end
 def launch_cohorts(spark: SparkSession, interactions: DataFrame, pairs: DataFrame, catalogue: Catalogue,
                    content: ItemContent, cutoff: datetime, settings: DataSettings) -> List[LaunchCohort]:
     """Per launch window before the cutoff: its launches, a seeded sample of the users who came to
-    them in the window (at most blend_max_users over all windows), each launch's first
+    them in the window (at most blend_max_users over all windows, and about blend_max_cells
+    users x launches: blend.users_per_cohort), each launch's first
     `max(blend_ks)` users (over all users: whom k-shot adaptation reads), and all of these users'
     history and numbers as of the window's start. Three Spark jobs whatever the number of windows."""
     windows = cohort_windows(epoch_s(cutoff), settings.catalogue.launch_days, settings.launch_cohorts)
@@ -377,7 +381,11 @@ def launch_cohorts(spark: SparkSession, interactions: DataFrame, pairs: DataFram
     came = (pairs.join(F.broadcast(spark_index), "item_id")
             .where((first_s >= F.col("start_s")) & (first_s < F.col("end_s")))
             .select("user_id", "cohort", "item_index", first_s.alias("first_s")))
-    per_cohort = max(1, settings.blend_max_users // max(len(rows), 1))
+    widest = max(len(r) for r in rows.values())
+    per_cohort = users_per_cohort(len(rows), widest, settings.blend_max_users, settings.blend_max_cells)
+    log.info("blend sample: at most about %d user(s) in each of %d launch cohort(s) (the widest has %d launches; "
+             "train.blend_max_users %d, train.blend_max_cells %d)", per_cohort, len(rows), widest,
+             settings.blend_max_users, settings.blend_max_cells)
     counts = {r["cohort"]: r["n"] for r in came.groupBy("cohort").agg(F.countDistinct("user_id").alias("n")).collect()}
     share = F.lit(1.0)
     for cohort, n in counts.items():

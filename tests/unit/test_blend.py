@@ -4,7 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from rec_lib.training.blend import Blend, BlendWeights, default_weights, fit_weights, softmax_loss
+from rec_lib.training.blend import (
+    Blend,
+    BlendWeights,
+    default_weights,
+    fit_weights,
+    softmax_loss,
+    users_per_cohort,
+)
 
 
 def test_softmax_loss_by_hand():
@@ -102,3 +109,15 @@ def test_the_fit_is_the_same_whether_its_rows_are_taken_in_blocks_or_at_once(mon
         assert blocks[name] == pytest.approx(whole[name], rel=1e-9)
     assert blocks.loss == pytest.approx(whole.loss, rel=1e-12)
     assert blocks.loss_uniform == pytest.approx(math.log(8), rel=1e-12)
+
+
+def test_the_users_sampled_per_cohort_keep_the_fit_within_its_rows_and_cells():
+    # 4 cohorts, the widest with 565 launches: 20,000 users would be 5,000 per cohort, but
+    # 2,000,000 cells allow 2,000,000 // (4 x 565) = 884 (4 x 884 x 565 = 1,997,840 cells)
+    assert users_per_cohort(4, 565, 20000, 2_000_000) == 884
+    # few launches: the users' cap binds (20,000 // 4)
+    assert users_per_cohort(4, 10, 20000, 2_000_000) == 5000
+    # more launches than cells: still one user, so every cohort can be fitted
+    assert users_per_cohort(2, 10, 100, 5) == 1
+    # no cohort or an empty one is not a division by zero
+    assert users_per_cohort(0, 0, 100, 1000) == 100
