@@ -29,46 +29,35 @@ if TYPE_CHECKING:
 EMBED_BATCH = 4096
 
 
-def user_vectors(model, users: pd.DataFrame) -> np.ndarray:
-    import tensorflow as tf
-
-    out = []
-    for start in range(0, len(users), EMBED_BATCH):
-        part = users.iloc[start:start + EMBED_BATCH]
-        out.append(model.encode_users(
-            tf.constant(np.stack(part["history"].to_list()), tf.int32),
-            tf.constant(np.stack(part["user_numeric"].to_list()), tf.float32),
-            tf.constant(part["user_slot"].to_numpy(np.int32))).numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.params.embedding_dim), np.float32)
-
-
 def history_matrix(users: pd.DataFrame) -> np.ndarray:
     return np.stack(users["history"].to_list()).astype(np.int32) if len(users) else np.zeros((0, 0), np.int32)
 
 
-def attribute_profiles(history: np.ndarray, catalogue: Catalogue) -> np.ndarray:
-    """[U, attribute_dims]: each user's attribute profile (training.attributes.profiles), in blocks."""
-    dims = catalogue.attr_vectors.shape[1]
-    out = np.zeros((len(history), dims), np.float32)
-    for start in range(0, len(history), EMBED_BATCH):
-        out[start:start + EMBED_BATCH] = attributes.profiles(history[start:start + EMBED_BATCH], catalogue.attr_vectors)
-    return out
+def sides_of(model, history: np.ndarray, numeric: np.ndarray, slots: np.ndarray, catalogue: Catalogue) -> UserSides:
+    """The users' parts of the score (tower vector, text profile, attribute profile) from their
+    history [U, H] (catalogue rows, -1 padded), numbers [U, n] and user-id rows [U], EMBED_BATCH
+    users at a time, so the gathered history vectors ([batch, H, text width]) stay bounded."""
+    import tensorflow as tf
+
+    n = len(history)
+    tower = np.zeros((n, model.params.embedding_dim), np.float32)
+    text = np.zeros((n, int(model.text.shape[1])), np.float32)
+    attr = np.zeros((n, catalogue.attr_vectors.shape[1]), np.float32)
+    for start in range(0, n, EMBED_BATCH):
+        part = slice(start, start + EMBED_BATCH)
+        h = tf.constant(history[part], tf.int32)
+        tower[part] = model.encode_users(h, tf.constant(numeric[part], tf.float32),
+                                         tf.constant(slots[part], tf.int32)).numpy()
+        text[part] = model.text_profile(h).numpy()
+        attr[part] = attributes.profiles(history[part], catalogue.attr_vectors)
+    return UserSides(tower, text, attr)
 
 
 def user_sides(model, users: pd.DataFrame, catalogue: Catalogue) -> UserSides:
-    """Every user's parts of the score (tower vector, text profile, attribute profile)."""
-    return UserSides(user_vectors(model, users), user_text_profiles(model, users),
-                     attribute_profiles(history_matrix(users), catalogue))
-
-
-def user_text_profiles(model, users: pd.DataFrame) -> np.ndarray:
-    """[n_users, text_dim]: each user's normalised mean history text (zeros without a history)."""
-    import tensorflow as tf
-
-    out = [model.text_profile(tf.constant(np.stack(users["history"].iloc[start:start + EMBED_BATCH].to_list()),
-                                          tf.int32)).numpy()
-           for start in range(0, len(users), EMBED_BATCH)]
-    return np.concatenate(out) if out else np.zeros((0, int(model.text.shape[1])), np.float32)
+    """Every user's parts of the score, from user inputs (training.data.USER_INPUT_COLUMNS)."""
+    numeric = (np.stack(users["user_numeric"].to_list()).astype(np.float32) if len(users)
+               else np.zeros((0, 0), np.float32))
+    return sides_of(model, history_matrix(users), numeric, users["user_slot"].to_numpy(np.int32), catalogue)
 
 
 def item_vectors(model, n_items: int, use_ids: bool) -> Tuple[np.ndarray, np.ndarray]:
@@ -97,11 +86,7 @@ def _cohort_state(model, data: "TrainingData", cohort: "LaunchCohort", launch_da
     import tensorflow as tf
 
     catalogue, content = data.catalogue, data.content
-    history = tf.constant(cohort.history, tf.int32)
-    tower = model.encode_users(history, tf.constant(cohort.user_numeric, tf.float32),
-                               tf.zeros([len(cohort.user_ids)], tf.int32)).numpy()
-    users = UserSides(tower, model.text_profile(history).numpy(),
-                      attributes.profiles(cohort.history, catalogue.attr_vectors))
+    users = sides_of(model, cohort.history, cohort.user_numeric, np.zeros(len(cohort.user_ids), np.int32), catalogue)
     vectors, _ = model.item_vectors(tf.constant(cohort.launches, tf.int32), tf.zeros([len(cohort.launches)], tf.bool))
     prior = prior_as_of(catalogue.launched_s, content.tokens, content.fields, content.numeric, content.early_users,
                         cohort.start_s, epoch_s(data.data_start), launch_days).values
