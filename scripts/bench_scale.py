@@ -6,21 +6,27 @@ driver process): features -> item text embeddings -> training (one epoch) -> sco
 with the driver capped (`spark.driver.memory`, `spark.driver.maxResultSize`). While a job runs, the
 peak resident memory of its driver is read from /proc every 0.2 s: the job's Python process and
 its JVM (VmHWM, the kernel's high-water mark). The Spark Python workers and Horovod's worker
-processes (the executors' side) are not the driver and are left out; in local mode the JVM holds
-the executors' heap too, which `spark.driver.memory` caps.
+processes (the executors' side) are not the driver and are left out.
+
+`--master` picks the local Spark: `local[*]` (one JVM is the driver and the executors at once, so
+its figure includes the executors' heap) or `local-cluster[W,C,MB]` (the default: W executor JVMs
+of C cores each, started by the driver's JVM as on a standalone cluster, so the driver's JVM holds
+only what a cluster's driver holds; the executors' peaks are reported apart, summed).
 
     python scripts/bench_scale.py [--users 100000 300000 1000000] [--events-per-user 10] [--items 20000]
+                                  [--master 'local-cluster[2,1,2048]'] [--executor-memory 2g]
                                   [--driver-memory 2g] [--max-result-size 64m] [--out bench_out/scale]
 
 Prints, and writes to <out>/scale.md and scale.json, per stage and size: wall seconds, the driver's
-peak (Python + JVM, MB) and seconds per million events; then the largest size's driver peak over the
-smallest's per stage (the target: at most 1.3x). A stage that fails (out of memory, a result over
+peak (Python + JVM, MB), the executors' and seconds per million events; then the largest size's
+driver peak over the smallest's per stage (the target: at most 1.3x). A stage that fails (out of memory, a result over
 maxResultSize) is reported with its exit code and figures, and the size's later stages are not run.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -50,11 +56,28 @@ def peak_kb(pid: int) -> int:
     return 0
 
 
+def descendants(pid: int) -> List[int]:
+    found, todo = [], children(pid)
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children(child))
+    return found
+
+
 def children(pid: int) -> List[int]:
+    """Child processes of `pid`, started by any of its threads (a JVM starts its executors from a
+    worker thread, which /proc lists under that thread)."""
+    found = []
     try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
     except (FileNotFoundError, ProcessLookupError):
-        return []
+        pass
+    return found
 
 
 def is_jvm(pid: int) -> bool:
@@ -66,11 +89,13 @@ def is_jvm(pid: int) -> bool:
 
 class DriverPeak:
     """Samples the driver of a job process: its own VmHWM and its JVM child's (a Python driver
-    starts its JVM as a direct child; the JVM's own children are Spark's Python workers)."""
+    starts its JVM as a direct child; the JVM's own children are Spark's Python workers and, in
+    local-cluster mode, the executors' JVMs, whose peaks are kept apart)."""
 
     def __init__(self, pid: int, every_s: float = 0.2):
         self.pid, self.every_s = pid, every_s
         self.python_kb = self.jvm_kb = 0
+        self.executor_kb: Dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -81,20 +106,28 @@ class DriverPeak:
             for child in children(self.pid):
                 if is_jvm(child):
                     self.jvm_kb = max(self.jvm_kb, peak_kb(child))
+                    for executor in filter(is_jvm, descendants(child)):
+                        self.executor_kb[executor] = max(self.executor_kb.get(executor, 0), peak_kb(executor))
             self._stop.wait(self.every_s)
 
     def stop(self) -> Dict[str, float]:
         self._stop.set()
         self._thread.join()
         return {"python_mb": self.python_kb / 1024, "jvm_mb": self.jvm_kb / 1024,
-                "driver_mb": (self.python_kb + self.jvm_kb) / 1024}
+                "driver_mb": (self.python_kb + self.jvm_kb) / 1024,
+                "executors_mb": sum(self.executor_kb.values()) / 1024}
 
 
-def bench_conf(out: Path, driver_memory: str, max_result_size: str) -> Path:
-    """conf/local.yaml with the driver capped."""
+def bench_conf(out: Path, master: str, driver_memory: str, executor_memory: str, max_result_size: str) -> Path:
+    """conf/local.yaml with the driver capped, on `master`."""
     conf = yaml.safe_load((REPO / "conf" / "local.yaml").read_text())
+    conf["spark"]["master"] = master
     conf["spark"]["driver_memory"] = driver_memory
-    conf["spark"]["conf"] = {**(conf["spark"].get("conf") or {}), "spark.driver.maxResultSize": max_result_size}
+    extra = {"spark.driver.maxResultSize": max_result_size}
+    if master.startswith("local-cluster"):  # executors reach the driver on the loopback address
+        extra.update({"spark.executor.memory": executor_memory, "spark.driver.host": "127.0.0.1",
+                      "spark.driver.bindAddress": "127.0.0.1"})
+    conf["spark"]["conf"] = {**(conf["spark"].get("conf") or {}), **extra}
     path = out / "bench.yaml"
     path.write_text(yaml.safe_dump(conf, sort_keys=False))
     return path
@@ -103,8 +136,10 @@ def bench_conf(out: Path, driver_memory: str, max_result_size: str) -> Path:
 def run_job(name: str, conf: Path, settings: List[str], log: Path) -> Dict[str, float]:
     cmd = [sys.executable, "-m", f"jobs.{name}", "--conf-file", str(conf), "--set", " ".join(settings)]
     start = time.perf_counter()
+    # a local cluster's workers keep their executors' logs here, not in the installed pyspark
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "SPARK_WORKER_DIR": str(log.parent / "spark-work")}
     with open(log, "a") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env)
         peak = DriverPeak(proc.pid)
         code = proc.wait()
     return {"seconds": time.perf_counter() - start, **peak.stop(), "exit_code": code}
@@ -127,7 +162,8 @@ def run_size(out: Path, conf: Path, users: int, events_per_user: int, items: int
     for stage in STAGES:  # a stage that fails is reported with its figures; the later ones are not run
         result[stage] = run_job(stage, conf, common, log)
         print(f"users {users}: {stage} {result[stage]['seconds']:.0f} s, driver peak "
-              f"{result[stage]['driver_mb']:.0f} MB, exit code {result[stage]['exit_code']}", flush=True)
+              f"{result[stage]['driver_mb']:.0f} MB, executors {result[stage]['executors_mb']:.0f} MB, "
+              f"exit code {result[stage]['exit_code']}", flush=True)
         if result[stage]["exit_code"] != 0:
             print(f"users {users}: {stage} failed; its log: {log}", flush=True)
             break
@@ -135,20 +171,21 @@ def run_size(out: Path, conf: Path, users: int, events_per_user: int, items: int
 
 
 def report(results: List[dict], args: argparse.Namespace) -> str:
-    lines = [f"driver capped at spark.driver.memory={args.driver_memory}, spark.driver.maxResultSize="
-             f"{args.max_result_size}; {args.events_per_user} events per user, {args.items} items, one epoch", "",
-             "| stage | users | events | wall s | s per M events | driver peak MB (Python + JVM) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [f"master {args.master}; driver capped at spark.driver.memory={args.driver_memory}, "
+             f"spark.driver.maxResultSize={args.max_result_size}; {args.events_per_user} events per user, "
+             f"{args.items} items, one epoch", "",
+             "| stage | users | events | wall s | s per M events | driver peak MB (Python + JVM) | executors' peaks MB |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for stage in STAGES:
         for r in results:
             f = r.get(stage)
             if f is None:
-                lines.append(f"| {stage} | {r['users']:,} | {r['events']:,} | not run | | |")
+                lines.append(f"| {stage} | {r['users']:,} | {r['events']:,} | not run | | | |")
                 continue
             failed = f" **failed (exit {f['exit_code']})**" if f["exit_code"] else ""
             lines.append(f"| {stage} | {r['users']:,} | {r['events']:,} | {f['seconds']:.0f}{failed} | "
                          f"{f['seconds'] / (r['events'] / 1e6):.0f} | {f['driver_mb']:.0f} "
-                         f"({f['python_mb']:.0f} + {f['jvm_mb']:.0f}) |")
+                         f"({f['python_mb']:.0f} + {f['jvm_mb']:.0f}) | {f['executors_mb']:.0f} |")
     if len(results) > 1:
         lines += ["", f"largest over smallest ({results[-1]['users']:,} / {results[0]['users']:,} users):", ""]
         for stage in STAGES:
@@ -166,6 +203,9 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--events-per-user", type=int, default=10)
     parser.add_argument("--items", type=int, default=20_000)
+    parser.add_argument("--master", default="local-cluster[2,1,2048]",
+                        help="local[*]: one JVM for driver and executors; local-cluster[W,C,MB]: W executor JVMs")
+    parser.add_argument("--executor-memory", default="2g", help="each executor's heap (local-cluster only)")
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--max-result-size", default="64m")
     parser.add_argument("--out", default="bench_out/scale")
@@ -173,7 +213,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    conf = bench_conf(out, args.driver_memory, args.max_result_size)
+    conf = bench_conf(out, args.master, args.driver_memory, args.executor_memory, args.max_result_size)
     extra = split_settings(args.set) if args.set else []
     results = [run_size(out, conf, users, args.events_per_user, args.items, extra) for users in sorted(args.users)]
     text = report(results, args)
