@@ -25,6 +25,10 @@ from tests.helpers import HANG_GUARD_S, REPO
 
 TIERS = ("unit", "tf", "spark", "integration", "packaging", "gpu")
 collect_ignore = [] if os.environ.get("REC_GPU_CHECK") == "1" else ["gpu"]
+# Every JVM the suite starts (the test session's, the jobs run as subprocesses, spark-submit) inherits
+# this and collects garbage on one thread: on 2 cores G1's concurrent threads compete with the tests'
+# own work (five Spark tests, one worker: 73 and 73 s with G1, 68 and 69 s with the serial collector).
+os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:+UseSerialGC")
 # fixture -> the marker a test using it gets (the fixtures that start a JVM or build the package)
 FIXTURE_MARKERS = {"spark": "spark", "shop": "spark", "small_warehouse": "spark", "built_package": "packaging"}
 HEAVY_MODULES = ("pyspark", "tensorflow")
