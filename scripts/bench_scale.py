@@ -14,7 +14,7 @@ of C cores each, started by the driver's JVM as on a standalone cluster, so the 
 only what a cluster's driver holds; the executors' peaks are reported apart, summed).
 
     python scripts/bench_scale.py [--users 100000 300000 1000000] [--events-per-user 10] [--items 20000]
-                                  [--master 'local-cluster[2,1,2048]'] [--executor-memory 2g]
+                                  [--master 'local-cluster[2,1,2048]'] [--executor-memory MB of --master]
                                   [--driver-memory 2g] [--max-result-size 64m] [--out bench_out/scale]
 
 Prints, and writes to <out>/scale.md and scale.json, per stage and size: wall seconds, the driver's
@@ -27,13 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import yaml
 
@@ -118,13 +119,37 @@ class DriverPeak:
                 "executors_mb": sum(self.executor_kb.values()) / 1024}
 
 
-def bench_conf(out: Path, master: str, driver_memory: str, executor_memory: str, max_result_size: str) -> Path:
+LOCAL_CLUSTER = re.compile(r"local-cluster\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]")
+UNIT_MB = {"k": 1 / 1024, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def executor_memory(master: str, given: Optional[str]) -> Optional[str]:
+    """The executors' heap on `local-cluster[W,C,MB]`: MB megabytes where not given (each worker
+    offers MB and one executor takes it all); a heap over MB would leave every executor waiting for
+    a worker with room, so it is refused. None for any other master (its executors are the driver)."""
+    match = LOCAL_CLUSTER.fullmatch(master.strip())
+    if not match:
+        return None
+    worker_mb = int(match.group(3))
+    if given is None:
+        return f"{worker_mb}m"
+    size = re.fullmatch(r"(\d+)([kmgt]?)b?", given.strip().lower())
+    if not size:
+        raise SystemExit(f"--executor-memory must be a JVM size such as 2g or 1536m, got {given!r}")
+    mb = int(size.group(1)) * UNIT_MB[size.group(2) or "m"]
+    if mb > worker_mb:
+        raise SystemExit(f"--executor-memory {given} is more than the {worker_mb} MB each worker of {master} "
+                         f"offers: no executor could start (raise the MB in --master)")
+    return given
+
+
+def bench_conf(out: Path, master: str, driver_memory: str, executor_memory: Optional[str], max_result_size: str) -> Path:
     """conf/local.yaml with the driver capped, on `master`."""
     conf = yaml.safe_load((REPO / "conf" / "local.yaml").read_text())
     conf["spark"]["master"] = master
     conf["spark"]["driver_memory"] = driver_memory
     extra = {"spark.driver.maxResultSize": max_result_size}
-    if master.startswith("local-cluster"):  # executors reach the driver on the loopback address
+    if executor_memory:  # local-cluster: executors reach the driver on the loopback address
         extra.update({"spark.executor.memory": executor_memory, "spark.driver.host": "127.0.0.1",
                       "spark.driver.bindAddress": "127.0.0.1"})
     conf["spark"]["conf"] = {**(conf["spark"].get("conf") or {}), **extra}
@@ -205,7 +230,8 @@ def main(argv=None) -> int:
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--master", default="local-cluster[2,1,2048]",
                         help="local[*]: one JVM for driver and executors; local-cluster[W,C,MB]: W executor JVMs")
-    parser.add_argument("--executor-memory", default="2g", help="each executor's heap (local-cluster only)")
+    parser.add_argument("--executor-memory", default=None,
+                        help="each executor's heap (local-cluster only; default: the MB each worker offers)")
     parser.add_argument("--driver-memory", default="2g")
     parser.add_argument("--max-result-size", default="64m")
     parser.add_argument("--out", default="bench_out/scale")
@@ -213,7 +239,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    conf = bench_conf(out, args.master, args.driver_memory, args.executor_memory, args.max_result_size)
+    conf = bench_conf(out, args.master, args.driver_memory, executor_memory(args.master, args.executor_memory),
+                      args.max_result_size)
     extra = split_settings(args.set) if args.set else []
     results = [run_size(out, conf, users, args.events_per_user, args.items, extra) for users in sorted(args.users)]
     text = report(results, args)
