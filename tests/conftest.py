@@ -30,7 +30,8 @@ collect_ignore = [] if os.environ.get("REC_GPU_CHECK") == "1" else ["gpu"]
 # own work (five Spark tests, one worker: 73 and 73 s with G1, 68 and 69 s with the serial collector).
 os.environ.setdefault("JAVA_TOOL_OPTIONS", "-XX:+UseSerialGC")
 # fixture -> the marker a test using it gets (the fixtures that start a JVM or build the package)
-FIXTURE_MARKERS = {"spark": "spark", "shop": "spark", "small_warehouse": "spark", "built_package": "packaging"}
+FIXTURE_MARKERS = {"spark": "spark", "shop": "spark", "small_warehouse": "spark", "featured": "spark",
+                   "built_package": "packaging"}
 HEAVY_MODULES = ("pyspark", "tensorflow")
 
 
@@ -134,16 +135,40 @@ def shop(spark, tmp_path_factory):
     return root, build_small_shop(spark, root)
 
 
-@pytest.fixture
-def small_warehouse(spark, feature_config):
-    """The feature job's small example: interactions (u1, I1) view + purchase on 2026-10-01, (u2, I2)
-    view at 2026-10-14T17:46:40 and (u3, I3) click on 2026-10-28."""
+@pytest.fixture(scope="session")
+def featured(spark, tmp_path_factory):
+    """feature_config, **exports (`tests.helpers.write_inputs`) -> its warehouse: the exports
+    written to the test's input folder and the feature job's tables for them in the test's
+    warehouse, a copy of the tables the job built once in this session for the same exports (the
+    job takes 15-30 s; the copy milliseconds). The tables are a test's own to change."""
+    import dataclasses
+
     from rec_lib.features.job import run_feature_job
     from tests.helpers import write_inputs
 
-    write_inputs(Path(feature_config.paths.input))
-    run_feature_job(spark, feature_config)
-    return feature_config.paths.warehouse
+    built = {}
+
+    def build(cfg, **exports):
+        write_inputs(Path(cfg.paths.input), **exports)
+        key = tuple(sorted(exports.items()))
+        if key not in built:
+            root = tmp_path_factory.mktemp("features")
+            (root / "input").mkdir()
+            write_inputs(root / "input", **exports)
+            paths = dataclasses.replace(cfg.paths, input=str(root / "input"), warehouse=str(root / "warehouse"))
+            run_feature_job(spark, dataclasses.replace(cfg, paths=paths))
+            built[key] = root / "warehouse"
+        shutil.copytree(built[key], cfg.paths.warehouse)
+        return cfg.paths.warehouse
+
+    return build
+
+
+@pytest.fixture
+def small_warehouse(featured, feature_config):
+    """The feature job's small example: interactions (u1, I1) view + purchase on 2026-10-01, (u2, I2)
+    view at 2026-10-14T17:46:40 and (u3, I3) click on 2026-10-28."""
+    return featured(feature_config)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,12 @@
 """The scoring job on small hand-made embedding tables: brute-force equality, seen items, rules,
 fallbacks, the partition per run_date and the SQL view."""
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rec_lib.core import config as rc
 from rec_lib.core.schema import ITEM_EMBEDDINGS, LIST_METRICS, RECOMMENDATIONS
-from rec_lib.features.job import run_feature_job
 from rec_lib.platform import io
 from rec_lib.scoring.job import NoCandidates, ScoringError, run_score_job
 from tests.helpers import (
@@ -21,14 +19,12 @@ from tests.helpers import (
     brute,
     hand_made_embeddings,
     lists,
-    write_inputs,
 )
 
 
 @pytest.fixture
-def scored_shop(spark, feature_config):
-    write_inputs(Path(feature_config.paths.input), items=SCORE_ITEMS, users=SCORE_USERS, events=SCORE_EVENTS)
-    run_feature_job(spark, feature_config)
+def scored_shop(featured, feature_config):
+    featured(feature_config, items=SCORE_ITEMS, users=SCORE_USERS, events=SCORE_EVENTS)
     return feature_config
 
 
