@@ -15,7 +15,7 @@ recall rewards: each pair (u, i) of a launch i and a user u who came to it is a 
     loss = mean over positives of -log( exp(s(u, i)) / sum_j exp(s(u, j)) ),   j over the launches.
 Components are scaled to unit standard deviation first, so a small L2 penalty treats them alike,
 and weights are kept >= 0 (each component is built so that higher means more likely), found by
-projected Newton steps (five parameters: a few dozen steps). A part that is the same for every
+projected Newton steps (five parameters: a few dozen steps; `_minimise`). A part that is the same for every
 launch (the pace at k = 0) carries nothing and weighs 0.
 """
 from __future__ import annotations
@@ -128,6 +128,39 @@ def _gradient_hessian(w: np.ndarray, x: np.ndarray, positives: np.ndarray, offse
     return grad / total + 2 * L2 * w, hess / total + 2 * L2 * np.eye(len(w))
 
 
+def _minimise(x: np.ndarray, positives: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """The weights w >= 0 that minimise softmax_loss(sum_c w_c x_c + offset) + L2 |w|^2 (convex),
+    from w = 1, by projected Newton steps (Bertsekas): a weight at 0 whose gradient pushes it below
+    0 is held there, the Newton step is taken on the others, and where that step (projected) does
+    not lower the loss, the gradient's. A full Newton step with the held weights in it, clipped,
+    need not go downhill: it stopped at corners far from the minimum (a blend of the pace alone
+    where text, attributes and the prior counted at every other k)."""
+    w = np.ones(x.shape[0])
+    loss = _loss(w, x, positives, offset) + L2 * w @ w
+    for _ in range(MAX_STEPS):
+        grad, hess = _gradient_hessian(w, x, positives, offset)
+        free = (w > 0) | (grad < 0)
+        if not free.any():
+            break
+        newton = np.zeros_like(w)
+        newton[free] = np.linalg.solve(hess[np.ix_(free, free)], grad[free])
+        moved = False
+        for step in (newton, np.where(free, grad, 0.0)):
+            scale = 1.0
+            while scale > 1e-6:
+                trial = np.maximum(w - scale * step, 0.0)
+                trial_loss = _loss(trial, x, positives, offset) + L2 * trial @ trial
+                if trial_loss < loss - 1e-12:
+                    w, loss, moved = trial, trial_loss, True
+                    break
+                scale /= 2
+            if moved:
+                break
+        if not moved:
+            break
+    return w
+
+
 def fit_weights(components: Mapping[str, np.ndarray], positives: np.ndarray, fallback: BlendWeights,
                 valid: Optional[np.ndarray] = None, n_launches: Optional[int] = None) -> BlendWeights:
     """Weights of `components` (name -> scores [U, L] of sampled users x the launches) that minimise
@@ -152,21 +185,7 @@ def fit_weights(components: Mapping[str, np.ndarray], positives: np.ndarray, fal
         x[at][~valid] = 0.0
         x[at] /= scales[c]
     offset = np.where(valid, 0.0, NEG_INF)
-    w = np.ones(len(used))
-    loss = _loss(w, x, positives, offset) + L2 * w @ w
-    for _ in range(MAX_STEPS):
-        grad, hess = _gradient_hessian(w, x, positives, offset)
-        step = np.linalg.solve(hess, grad)
-        scale, improved = 1.0, False
-        while scale > 1e-4:
-            trial = np.maximum(w - scale * step, 0.0)
-            trial_loss = _loss(trial, x, positives, offset) + L2 * trial @ trial
-            if trial_loss < loss - 1e-10:
-                w, loss, improved = trial, trial_loss, True
-                break
-            scale /= 2
-        if not improved:
-            break
+    w = _minimise(x, positives, offset)
     weights = {c: 0.0 for c in COMPONENTS}
     weights.update({c: float(wc / scales[c]) for c, wc in zip(used, w)})
     final = _loss(w, x, positives, offset)

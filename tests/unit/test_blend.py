@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from rec_lib.training.blend import (
+    COMPONENTS,
     Blend,
     BlendWeights,
+    _gradient_hessian,
     default_weights,
     fit_weights,
     softmax_loss,
@@ -121,3 +123,42 @@ def test_the_users_sampled_per_cohort_keep_the_fit_within_its_rows_and_cells():
     assert users_per_cohort(2, 10, 100, 5) == 1
     # no cohort or an empty one is not a division by zero
     assert users_per_cohort(0, 0, 100, 1000) == 100
+
+
+def _correlated_launches(seed: int, users: int = 300, launches: int = 40):
+    """Components as the launch cohorts give them: a pace that follows the launches' quality, a
+    prior that half does, attributes and text both noisy views of the users' taste (text also
+    repeating the attributes), a tower of noise; each user came to 2 launches drawn by taste and
+    quality."""
+    rng = np.random.default_rng(seed)
+    quality = rng.normal(size=launches)
+    pace, prior = quality + 0.3 * rng.normal(size=launches), 0.6 * quality + rng.normal(size=launches)
+    taste = rng.normal(size=(users, launches))
+    attributes = taste + 0.8 * rng.normal(size=(users, launches))
+    text = 0.5 * taste + rng.normal(size=(users, launches)) + 0.8 * attributes
+    chance = np.exp(1.2 * taste + 1.5 * quality[None])
+    chance /= chance.sum(axis=1, keepdims=True)
+    positives = np.zeros((users, launches), bool)
+    for u in range(users):
+        positives[u, rng.choice(launches, size=2, replace=False, p=chance[u])] = True
+    every = np.ones((users, 1))
+    return {"tower": rng.normal(size=(users, launches)), "text": text, "attributes": attributes,
+            "prior": every * prior, "pace": every * pace}, positives
+
+
+def test_the_fit_stops_at_the_minimum_not_at_a_corner():
+    # The loss is convex in w >= 0, so its minimum is where every weight above 0 has a zero
+    # gradient and every weight at 0 a gradient >= 0 (nothing to gain by raising it). A full Newton
+    # step clipped at 0 stopped short of it on this data, with attributes 0.44 and pace 1.13 where
+    # the minimum has 0.49 and 1.05 (a gradient of 0.109 left; loss 2.7810 against 2.7745).
+    components, positives = _correlated_launches(51)
+    fitted = fit_weights(components, positives, BlendWeights({c: 1.0 for c in COMPONENTS}, False))
+    used = [c for c in COMPONENTS if fitted.scales[c] > 0]
+    x = np.stack([components[c] / fitted.scales[c] for c in used])
+    w = np.array([fitted[c] * fitted.scales[c] for c in used])
+    grad, _ = _gradient_hessian(w, x, positives, np.zeros(positives.shape))
+    assert np.all(np.where(w > 0, np.abs(grad), np.maximum(-grad, 0.0)) < 1e-5), dict(zip(used, grad))
+    assert fitted.loss == pytest.approx(2.7745, abs=1e-4)
+    # what the data says: the pace and the taste views count, the noise tower next to nothing
+    assert fitted["pace"] > 0 and fitted["attributes"] > 0 and fitted["text"] > 0
+    assert fitted["tower"] * fitted.scales["tower"] < 0.1
