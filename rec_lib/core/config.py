@@ -160,6 +160,9 @@ class TrainSection:
     # cells of the blend fit's matrices (sampled users x the widest cohort's launches; about 62 bytes
     # each on the driver): fewer users are sampled where the launches are many
     blend_max_cells: int = 2_000_000
+    # width of the text term in the embedding tables and the towers' text input: the centred text
+    # projected on its first text_dims principal directions, fitted on the catalogue (0: the encoder's width)
+    text_dims: int = 0
 
 
 @dataclass(frozen=True)
@@ -404,7 +407,8 @@ class TrainJobConfig:
         _at_least("train", t, ("num_proc", "epochs", "batch_size", "embedding_dim", "hidden_dim",
                                "min_item_interactions", "history_length", "price_buckets",
                                "start_timeout_s"), 1)
-        _at_least("train", t, ("extra_negatives", "tf_threads", "launch_cohorts", "attribute_dims", "user_id_buckets"), 0)
+        _at_least("train", t, ("extra_negatives", "tf_threads", "launch_cohorts", "attribute_dims", "user_id_buckets",
+                               "text_dims"), 0)
         _at_least("train", t, ("launch_days", "blend_max_users", "blend_max_cells", "attribute_slots"), 1)
         if not t.blend_ks or 0 not in t.blend_ks or any(k < 0 for k in t.blend_ks):
             raise ConfigError(f"train.blend_ks must hold 0 and whole numbers >= 0, got {t.blend_ks}")

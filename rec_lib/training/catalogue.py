@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Dict, List
 
@@ -14,6 +15,8 @@ from rec_lib.core.files import atomic_write
 from rec_lib.training.model_folder import ModelFolder
 
 # The numeric user features of the user tower, in this order (training.data computes them).
+log = logging.getLogger(__name__)
+
 USER_NUMERIC = ("log1p_events", "log1p_items", "log1p_days_since_last")
 
 
@@ -107,6 +110,7 @@ class CatalogueSettings:
     attribute_types: Dict[str, str] = field(default_factory=dict)  # field -> categorical | multi | numeric | ignore
     attribute_slots: int = 65536  # ids of the item tower's attribute bag
     attribute_dims: int = 256  # width of the attribute vectors (0: no attribute vectors)
+    text_dims: int = 0  # the text's width after projection on its principal directions (0: the encoder's)
     held_out_days: int = 0  # launches this recent train no tower (the blend's launch cohorts judge it on them)
 
 
@@ -150,14 +154,35 @@ def price_bucket_of(prices: np.ndarray, edges: List[float]) -> np.ndarray:
     return bucket
 
 
-def centred_text(text: np.ndarray) -> np.ndarray:
+def centred_text(text: np.ndarray, dims: int = 0) -> np.ndarray:
     """The text embeddings minus the catalogue's mean, unit length. Sentence encoders put every
     product text in one narrow cone (any two titles have a cosine of 0.3-0.8), so raw cosines
     favour the texts nearest the cone's axis for every user alike; centred, they compare what
-    differs."""
+    differs. With 0 < `dims` < the encoder's width (`train.text_dims`), the centred texts are
+    projected on their first `dims` principal directions (fitted on these items) before they are
+    made unit again: the text term of the embedding tables and the towers' text input shrink to
+    `dims` floats, and a dot product keeps what the dropped directions did not carry."""
     centred = text.astype(np.float64) - text.mean(axis=0, keepdims=True)
+    if 0 < dims < centred.shape[1]:
+        directions, kept = principal_directions(centred, dims)
+        log.info("item text on %d of its %d dimensions (train.text_dims): %.1f%% of the catalogue texts' variance",
+                 dims, centred.shape[1], 100 * kept)
+        centred = centred @ directions
     norm = np.linalg.norm(centred, axis=1, keepdims=True)
     return (centred / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+def principal_directions(x: np.ndarray, n: int) -> "tuple[np.ndarray, float]":
+    """([width, n], share): the unit directions along which the rows of `x` (centred) spread most,
+    widest first, and the share of the rows' variance they carry, from the width x width Gram
+    matrix (its size does not grow with the rows). Each direction's sign is fixed (its largest
+    entry positive), so the same rows give the same columns."""
+    values, vectors = np.linalg.eigh(x.T @ x)
+    order = np.argsort(values)[::-1][:n]
+    top = vectors[:, order]
+    largest = top[np.argmax(np.abs(top), axis=0), np.arange(top.shape[1])]
+    share = float(values[order].sum() / values.sum()) if values.sum() > 0 else 1.0
+    return top * np.where(largest < 0, -1.0, 1.0), share
 
 
 def item_fields(frame: pd.DataFrame) -> pd.DataFrame:
@@ -199,7 +224,7 @@ def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, 
     attr_vectors = (attr.signed_vectors(tokens, settings.attribute_dims) if settings.attribute_dims > 0
                     else np.zeros((n, 0), np.float32))
     catalogue = Catalogue(
-        item_ids=frame["item_id"].to_numpy(dtype=str), text=centred_text(text) if n else text,
+        item_ids=frame["item_id"].to_numpy(dtype=str), text=centred_text(text, settings.text_dims) if n else text,
         category=_index(frame["category"], categories), brand=_index(frame["brand"], brands),
         price_bucket=price_bucket_of(prices, edges), id_slot=id_slot, n_users=n_users, exposure_days=exposure,
         attr_ids=attr_ids, attr_weights=attr_weights, attr_vectors=attr_vectors, launched_s=launched,

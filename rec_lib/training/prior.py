@@ -117,21 +117,11 @@ def numeric_features(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return out
 
 
-def text_components(text: np.ndarray, n: int) -> np.ndarray:
-    """[N, n]: the items' text embeddings on their n main directions (PCA), unit variance each."""
-    if n <= 0 or len(text) < 2:
-        return np.zeros((len(text), 0))
-    centred = np.asarray(text, np.float64) - np.mean(text, axis=0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    projected = centred @ vt[:n].T
-    return projected / np.maximum(projected.std(axis=0), 1e-12)
-
-
 def fit_prior(tokens: Sequence[Sequence[Tuple[str, str, float]]], fields: Sequence[str], y: np.ndarray,
               fit: np.ndarray, numeric: Optional[np.ndarray] = None) -> Tuple[LaunchPrior, np.ndarray]:
     """(the prior, its prediction [N] for every item). `y` [N]: launch rates (read where `fit`);
     `fit` [N] bool: the items to learn from; `numeric` [N, F]: further features, centred and
-    scaled (`numeric_features`, `text_components`), next to the fields' encodings."""
+    scaled (`numeric_features`), next to the fields' encodings."""
     fit = np.asarray(fit, bool)
     fields = tuple(fields)
     extra = np.zeros((len(tokens), 0)) if numeric is None else np.asarray(numeric, np.float64)
@@ -148,7 +138,7 @@ def fit_prior(tokens: Sequence[Sequence[Tuple[str, str, float]]], fields: Sequen
     return LaunchPrior(mean, fields, coef, n_fit), mean + x @ coef
 
 
-__all__ = ["LaunchPrior", "fit_prior", "encodings", "launch_rate", "relative_to_cohort", "numeric_features", "text_components",
+__all__ = ["LaunchPrior", "fit_prior", "encodings", "launch_rate", "relative_to_cohort", "numeric_features",
            "prior_as_of", "PriorAt", "SHRINKAGE", "RIDGE"]
 
 

@@ -5,7 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rec_lib.training.catalogue import CatalogueSettings, assemble, centred_text, price_bucket_of, price_edges
+from rec_lib.training.catalogue import (
+    CatalogueSettings,
+    assemble,
+    centred_text,
+    price_bucket_of,
+    price_edges,
+    principal_directions,
+)
 
 DAY = 86400.0
 
@@ -21,6 +28,32 @@ def test_price_bucket_edges():
 def test_centred_text_compares_what_differs():
     got = centred_text(np.array([[1.0, 1.0], [1.0, 3.0]], np.float32))
     np.testing.assert_allclose(got, [[0.0, -1.0], [0.0, 1.0]])
+
+
+def test_text_dims_keeps_the_directions_the_items_spread_along():
+    # mean [1, 1, 1]; centred: (+-2, 0, 0) and (0, +-1, 0). Gram diag(8, 2, 0): e1 first, then e2
+    text = np.array([[3.0, 1.0, 1.0], [-1.0, 1.0, 1.0], [1.0, 2.0, 1.0], [1.0, 0.0, 1.0]], np.float32)
+    np.testing.assert_allclose(centred_text(text, 2), [[1, 0], [-1, 0], [0, 1], [0, -1]], atol=1e-7)
+    # one direction: the items spread along e2 have nothing left there (0, not divided by 0)
+    np.testing.assert_allclose(centred_text(text, 1), [[1], [-1], [0], [0]], atol=1e-7)
+    # the first direction, e1, and its share of the variance: 8 of the Gram matrix's trace 8 + 2 + 0
+    directions, share = principal_directions(text - text.mean(axis=0), 1)
+    np.testing.assert_allclose(directions, [[1], [0], [0]], atol=1e-12)
+    assert share == pytest.approx(0.8)
+    # 0 or the full width: no projection
+    np.testing.assert_allclose(centred_text(text, 0), centred_text(text, 3))
+    assert centred_text(text, 0).shape == (4, 3)
+
+
+def test_text_dims_keeps_every_cosine_of_texts_in_that_many_directions():
+    # texts of width 6 that differ only within a plane: projected on 2 directions, every pair's
+    # cosine is the full width's (the plane is found whatever its orientation)
+    rng = np.random.default_rng(3)
+    plane = np.linalg.qr(rng.normal(size=(6, 2)))[0]
+    text = (rng.normal(size=(40, 2)) @ plane.T + rng.normal(size=6)).astype(np.float32)
+    full, small = centred_text(text), centred_text(text, 2)
+    assert small.shape == (40, 2)
+    np.testing.assert_allclose(small @ small.T, full @ full.T, atol=1e-5)
 
 
 def _frame():
