@@ -5,7 +5,7 @@ import io
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import pandas as pd
@@ -14,9 +14,9 @@ from rec_lib.core.clock import SECONDS_PER_DAY
 from rec_lib.core.files import atomic_write
 from rec_lib.training.model_folder import ModelFolder
 
-# The numeric user features of the user tower, in this order (training.data computes them).
 log = logging.getLogger(__name__)
 
+# The numeric user features of the user tower, in this order (training.data computes them).
 USER_NUMERIC = ("log1p_events", "log1p_items", "log1p_days_since_last")
 
 
@@ -172,7 +172,7 @@ def centred_text(text: np.ndarray, dims: int = 0) -> np.ndarray:
     return (centred / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
-def principal_directions(x: np.ndarray, n: int) -> "tuple[np.ndarray, float]":
+def principal_directions(x: np.ndarray, n: int) -> Tuple[np.ndarray, float]:
     """([width, n], share): the unit directions along which the rows of `x` (centred) spread most,
     widest first, and the share of the rows' variance they carry, from the width x width Gram
     matrix (its size does not grow with the rows). Each direction's sign is fixed (its largest
