@@ -139,8 +139,8 @@ def shop(spark, tmp_path_factory):
 def featured(spark, tmp_path_factory):
     """feature_config, **exports (`tests.helpers.write_inputs`) -> its warehouse: the exports
     written to the test's input folder and the feature job's tables for them in the test's
-    warehouse, a copy of the tables the job built once in this session for the same exports (the
-    job takes 15-30 s; the copy milliseconds). The tables are a test's own to change."""
+    warehouse, a copy of the tables the job built once in this session for the same exports and
+    settings (the job takes 15-30 s; the copy milliseconds). The tables are a test's own to change."""
     import dataclasses
 
     from rec_lib.features.job import run_feature_job
@@ -150,7 +150,9 @@ def featured(spark, tmp_path_factory):
 
     def build(cfg, **exports):
         write_inputs(Path(cfg.paths.input), **exports)
-        key = tuple(sorted(exports.items()))
+        # the tables follow the exports and every setting but the two folders
+        settings = dataclasses.replace(cfg, paths=dataclasses.replace(cfg.paths, input="", warehouse=""))
+        key = (repr(settings), tuple(sorted(exports.items())))
         if key not in built:
             root = tmp_path_factory.mktemp("features")
             (root / "input").mkdir()
