@@ -506,7 +506,9 @@ KNOWN_SECTIONS = {"sql", "spark", "paths", "input", "features", "run", "demo", "
 # --------------------------------------------------------------------------------------------
 
 
-_SETTING_START = re.compile(r"[A-Za-z_]\w*(\.\w+)*=")
+# a dotted key, whose parts after the section may be column names with hyphens
+# (train.attribute_types.Year-Of-Publication=numeric), then "="
+_SETTING_START = re.compile(r"[A-Za-z_][\w-]*(\.[\w-]+)*=")
 _OPENERS, _CLOSERS = "[{", "]}"
 
 

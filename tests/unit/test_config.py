@@ -126,6 +126,8 @@ def test_parse_overrides_rejects_settings_without_equals():
     ("  evaluate.ks=[0, 1]   sql.database=x ", ["evaluate.ks=[0, 1]", "sql.database=x"]),
     ('run.note="a  b c=d" x={p: [1, 2], q: 3}', ['run.note="a  b c=d"', "x={p: [1, 2], q: 3}"]),
     ("n=it's y='z w'", ["n=it's", "y='z w'"]),  # a quote opens only where a value starts, as in YAML
+    ("train.attribute_types.Image-URL-S=ignore input.csv_delimiter=;",  # a column name as a key
+     ["train.attribute_types.Image-URL-S=ignore", "input.csv_delimiter=;"]),
     ("", []),
 ])
 def test_a_settings_string_splits_at_spaces_outside_quotes_and_brackets(text, expected):
@@ -148,6 +150,18 @@ def test_a_stray_word_in_settings_is_refused_with_how_to_quote():
         split_settings("paths.input=/a b/c")
     with pytest.raises(ConfigError, match="'evaluate.ks=\\[0, 1': the value is not valid YAML"):
         parse_overrides(split_settings("evaluate.ks=[0, 1"))
+
+
+def test_a_column_name_with_hyphens_is_a_key_that_reaches_the_config():
+    from rec_lib.platform.cli import job_parser, load_job_config
+
+    args = job_parser("").parse_args(["--conf-file", str(LOCAL), "--set",
+                                      "train.attribute_types.Year-Of-Publication=numeric "
+                                      "train.attribute_types.Image-URL-S=ignore"])
+    cfg = load_job_config(TrainJobConfig, args)
+    assert cfg.train.attribute_types == {"Year-Of-Publication": "numeric", "Image-URL-S": "ignore"}
+    with pytest.raises(ConfigError, match="'-x=1' is not of the form key=value"):
+        split_settings("a=1 -x=1")
 
 
 def test_a_list_with_spaces_reaches_the_config_through_the_job_parser():
