@@ -506,8 +506,8 @@ KNOWN_SECTIONS = {"sql", "spark", "paths", "input", "features", "run", "demo", "
 # --------------------------------------------------------------------------------------------
 
 
-# a dotted key, whose parts after the section may be column names with hyphens
-# (train.attribute_types.Year-Of-Publication=numeric), then "="
+# a dotted key, then "=": each part starts with a letter or "_" and may hold hyphens after it, so a
+# column name can be a part (train.attribute_types.Year-Of-Publication=numeric)
 _SETTING_START = re.compile(r"[A-Za-z_][\w-]*(\.[\w-]+)*=")
 _OPENERS, _CLOSERS = "[{", "]}"
 
