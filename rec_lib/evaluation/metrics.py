@@ -10,11 +10,16 @@ period. `recommended` is an int matrix [U, >=K] of item indices, best first.
 - MRR@K      1 / rank of the first relevant item in the top K, 0 if none
 Each is averaged over the users with at least one relevant item. Catalogue coverage and mean
 popularity describe the lists themselves.
+
+Two methods ranked for the same users differ by chance as well as by skill: `paired_interval`
+gives the mean per-user difference and its bootstrap interval (users resampled with replacement,
+both methods' values of a user kept together), so a gap smaller than its interval's width is read
+as a tie, not a loss or a win.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Set
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 
@@ -60,17 +65,49 @@ def per_user_metrics(recommended: np.ndarray, relevant: np.ndarray, k: int) -> D
     return out
 
 
+INTERVAL_LEVEL = 0.95
+INTERVAL_RESAMPLES = 1000
+RESAMPLES_PER_BLOCK = 100  # resamples drawn at once: their index matrix is this many rows x the users
+
+
+def paired_interval(first: np.ndarray, second: np.ndarray, seed, resamples: int = INTERVAL_RESAMPLES,
+                    level: float = INTERVAL_LEVEL) -> Tuple[float, float, float]:
+    """(mean, low, high) of first - second over users ([U] each, the same users in the same order):
+    the mean difference and its percentile bootstrap interval at `level` (`resamples` resamples of
+    the users with replacement, seeded). NaN for all three without users."""
+    if np.ndim(first) != 1 or np.shape(first) != np.shape(second):
+        raise ValueError(f"paired values must be two vectors of one length, got {np.shape(first)} and {np.shape(second)}")
+    diff = np.asarray(first, np.float64) - np.asarray(second, np.float64)
+    if not len(diff):
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = np.empty(resamples)
+    for start in range(0, resamples, RESAMPLES_PER_BLOCK):
+        n = min(RESAMPLES_PER_BLOCK, resamples - start)
+        means[start:start + n] = diff[rng.integers(0, len(diff), size=(n, len(diff)))].mean(axis=1)
+    tail = (1.0 - level) / 2
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(diff.mean()), float(low), float(high)
+
+
+PER_USER_KEPT = ("recall", "ndcg")  # the per-user values an accumulator keeps when asked (for paired intervals)
+
+
 @dataclass
 class MetricAccumulator:
     """Sums of per-user metrics over blocks of users, plus what the lists contain, so large user
-    sets are evaluated block by block with the same result as all at once."""
+    sets are evaluated block by block with the same result as all at once. With `keep_users`, also
+    each judged user's recall and ndcg in the order they were added (for `paired_interval`: the
+    evaluation's user count is bounded by evaluate.max_users)."""
 
     n_items: int
     k: int
     popularity: Optional[np.ndarray] = None  # [N] per item, for the mean popularity of what is recommended
+    keep_users: bool = False
 
     def __post_init__(self) -> None:
         self.sums: Dict[str, float] = {"recall": 0.0, "ndcg": 0.0, "hit_rate": 0.0, "mrr": 0.0}
+        self.kept: Dict[str, List[np.ndarray]] = {name: [] for name in PER_USER_KEPT}
         self.n_users = 0
         self.shown = np.zeros(self.n_items, dtype=bool)
         self.popularity_sum, self.slots = 0.0, 0
@@ -81,11 +118,20 @@ class MetricAccumulator:
         self.n_users += int(judged.sum())
         for name, values in per_user.items():
             self.sums[name] += float(values[judged].sum())
+            if self.keep_users and name in self.kept:
+                self.kept[name].append(values[judged])
         top = recommended[:, :self.k]
         self.shown[top.ravel()] = True
         if self.popularity is not None:
             self.popularity_sum += float(self.popularity[top].sum())
             self.slots += top.size
+
+    def per_user(self, name: str) -> np.ndarray:
+        """The judged users' values of `name` (recall or ndcg), in the order added; needs keep_users."""
+        if not self.keep_users:
+            raise ValueError("this accumulator was not asked to keep per-user values (keep_users=True)")
+        parts = self.kept[name]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def result(self) -> Dict[str, float]:
         """recall@K, ndcg@K, hit_rate@K, mrr@K, coverage@K, mean_popularity@K, users."""

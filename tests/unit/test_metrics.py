@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from rec_lib.evaluation.metrics import MetricAccumulator, per_user_metrics, recall_at_k, top_k
+from rec_lib.evaluation.metrics import MetricAccumulator, paired_interval, per_user_metrics, recall_at_k, top_k
 
 
 def test_top_k_orders_breaks_ties_by_index_and_excludes():
@@ -60,6 +60,48 @@ def test_accumulator_over_blocks_equals_all_at_once():
     }
     assert whole.result() == expected
     assert blocks.result() == expected
+
+
+def test_accumulator_keeps_the_judged_users_values_block_by_block_when_asked():
+    acc = MetricAccumulator(4, 3, keep_users=True)
+    acc.add(RECOMMENDED[:2], RELEVANT[:2])
+    acc.add(RECOMMENDED[2:], RELEVANT[2:])
+    # users 0 and 1 are judged (user 2 has nothing relevant): recall 1/2 and 0 at K = 3 (by hand above)
+    np.testing.assert_allclose(acc.per_user("recall"), [0.5, 0.0])
+    assert acc.per_user("ndcg").mean() == pytest.approx(acc.result()["ndcg@3"])
+    with pytest.raises(ValueError, match="keep_users"):
+        MetricAccumulator(4, 3).per_user("recall")
+
+
+def test_paired_interval_of_equal_differences_is_that_difference():
+    assert paired_interval(np.array([0.5, 0.7, 0.9]), np.array([0.25, 0.45, 0.65]), seed=1) == \
+        pytest.approx((0.25, 0.25, 0.25))
+
+
+def test_paired_interval_of_two_users_by_hand():
+    # differences 1 and 0: a resample of two users has mean 0, 1/2 or 1 with chances 1/4, 1/2, 1/4, so
+    # the 2.5% and 97.5% quantiles of 1000 resample means are 0 and 1; the mean difference is 1/2
+    assert paired_interval(np.array([1.0, 0.0]), np.array([0.0, 0.0]), seed=3) == (0.5, 0.0, 1.0)
+
+
+def test_paired_interval_of_many_users_is_the_normal_interval():
+    # 10,000 differences with standard deviation s: the 95% interval is about mean +- 1.96 s / 100
+    rng = np.random.default_rng(0)
+    first = rng.normal(0.3, 1.0, 10_000)
+    second = first - rng.normal(0.1, 1.0, 10_000)
+    mean, low, high = paired_interval(first, second, seed=5)
+    diff = first - second
+    half = 1.96 * diff.std() / 100
+    assert mean == pytest.approx(diff.mean())
+    assert (low, high) == pytest.approx((diff.mean() - half, diff.mean() + half), abs=0.002)
+    # paired: the users' shared part (sd 1) cancels, so the interval is as narrow as the difference's own spread
+    assert high - low < 0.05
+
+
+def test_paired_interval_needs_two_vectors_of_one_length():
+    with pytest.raises(ValueError, match="one length"):
+        paired_interval(np.zeros(3), np.zeros(2), seed=0)
+    assert all(math.isnan(v) for v in paired_interval(np.zeros(0), np.zeros(0), seed=0))
 
 
 def test_accumulator_without_judged_users_gives_nan():
