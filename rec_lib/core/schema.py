@@ -363,7 +363,8 @@ EVALUATION_METRICS = TableSpec(
         ("model_version", S, False),  # the model trained on what precedes the cutoff
         ("k", I32, False),  # first interactions of each new item the methods could use
         ("method", S, False),  # model | random | popular | content_knn | als | oracle
-        ("metric", S, False),  # recall@K, ndcg@K, hit_rate@K, mrr@K, coverage@K, mean_popularity@K, users, scorable_items
+        ("metric", S, False),  # recall@K, ndcg@K, hit_rate@K, mrr@K, coverage@K, mean_popularity@K, users, scorable_items;
+        # on a baseline's rows also recall@K_diff_low/_high, ndcg@K_diff_low/_high: 95% interval of model minus it
         ("value", D, True),
         ("cutoff", TS, False),
         ("test_end", TS, False),

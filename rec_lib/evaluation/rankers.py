@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.core.clock import SECONDS_PER_DAY
-from rec_lib.evaluation.metrics import MetricAccumulator, top_k
+from rec_lib.evaluation.metrics import PER_USER_KEPT, MetricAccumulator, paired_interval, top_k
 from rec_lib.training import few_shot
 from rec_lib.training.blend import Blend
 from rec_lib.training.serving import ItemSides, UserSides, adapt_item, take
@@ -323,7 +323,9 @@ def evaluate(pairs: pd.DataFrame, items: np.ndarray, rankers: List[Ranker], ks: 
     """Every ranker at every k. `pairs`: the evaluated items' pairs with their arrival numbers;
     `items`: the evaluated items (sorted str); `users`: the test users to rank (sorted str).
     Metrics: see `rec_lib.evaluation.metrics`, plus `scorable_items`, the share of items the ranker could score;
-    a ranker that can score none at some k gets only that."""
+    a ranker that can score none at some k gets only that. Each other method's rows also get
+    `<recall|ndcg>@K_diff_low` / `_diff_high`: the 95% paired bootstrap interval of the model's
+    value minus its own (`model_intervals`)."""
     items = np.asarray(items, dtype=str)
     tiebreak = np.argsort(np.random.default_rng(seed).permutation(len(items)))
     popularity = pairs.groupby("item_id").size().reindex(items, fill_value=0).to_numpy(np.float64)
@@ -337,7 +339,7 @@ def evaluate(pairs: pd.DataFrame, items: np.ndarray, rankers: List[Ranker], ks: 
         accumulators = {}
         for ranker in rankers:
             ranker.prepare(k, shown)
-            accumulators[ranker.name] = MetricAccumulator(len(items), top, popularity)
+            accumulators[ranker.name] = MetricAccumulator(len(items), top, popularity, keep_users=True)
         active = [r for r in rankers if r.scorable().any()]
         for start in range(0, len(judged), block):
             block_users = judged[start:start + block]
@@ -346,8 +348,31 @@ def evaluate(pairs: pd.DataFrame, items: np.ndarray, rankers: List[Ranker], ks: 
             for ranker in active:
                 recommended = top_k(ranker.scores(block_users), top, exclude, tiebreak)
                 accumulators[ranker.name].add(recommended, relevant)
+        intervals = model_intervals({r.name: accumulators[r.name] for r in active}, top, [seed, k, INTERVAL_STREAM])
         for ranker in rankers:
             metrics = accumulators[ranker.name].result() if ranker in active else {}
+            metrics.update(intervals.get(ranker.name, {}))
             metrics["scorable_items"] = float(ranker.scorable().mean()) if len(items) else float("nan")
             results.append(MethodResult(k, ranker.name, metrics))
     return results
+
+
+INTERVAL_STREAM = 1  # the intervals' random stream, apart from the random ranker's ([seed, k])
+
+
+def model_intervals(accumulators: Dict[str, MetricAccumulator], top: int, seed) -> Dict[str, Dict[str, float]]:
+    """method -> {'<metric>@K_diff_low': .., '<metric>@K_diff_high': ..}: the paired bootstrap interval
+    (metrics.paired_interval) of the model's per-user recall and ndcg minus each other method's, the
+    same resamples of the users for every method; empty without a model."""
+    model = accumulators.get("model")
+    if model is None:
+        return {}
+    out: Dict[str, Dict[str, float]] = {}
+    for name, other in accumulators.items():
+        if name == "model":
+            continue
+        out[name] = {}
+        for metric in PER_USER_KEPT:
+            _, low, high = paired_interval(model.per_user(metric), other.per_user(metric), seed)
+            out[name][f"{metric}@{top}_diff_low"], out[name][f"{metric}@{top}_diff_high"] = low, high
+    return out

@@ -130,12 +130,18 @@ def test_the_job_writes_every_method_and_k(spark, evaluated):
     assert set(rows.method) == {"model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle"}
     metrics = {"recall@5", "ndcg@5", "hit_rate@5", "mrr@5", "coverage@5", "mean_popularity@5", "users",
                "scorable_items"}
+    intervals = {"recall@5_diff_low", "recall@5_diff_high", "ndcg@5_diff_low", "ndcg@5_diff_high"}
     for (k, method), group in rows.groupby(["k", "method"]):
         if (k, method) == (0, "als"):  # ALS cannot score an item nobody interacted with
             assert list(zip(group.metric, group.value)) == [("scorable_items", 0.0)]
-        else:
-            assert set(group.metric) == metrics, (k, method)
+        else:  # every other method also has the interval of the model minus it
+            assert set(group.metric) == (metrics if method == "model" else metrics | intervals), (k, method)
     value = rows.set_index(["k", "method", "metric"])["value"]
+    for (k, method, metric), low in value.items():
+        if metric.endswith("_diff_low"):
+            name = metric[:-len("_diff_low")]
+            difference = value[(k, "model", name)] - value[(k, method, name)]
+            assert low <= difference + 1e-12 and difference <= value[(k, method, f"{name}_diff_high")] + 1e-12
     assert value[(1, "als", "scorable_items")] == 1.0
     for k in (0, 1, 3):
         for method in ("model", "random", "popular", "content_knn", "attribute_profile", "oracle"):

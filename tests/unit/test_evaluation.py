@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rec_lib.evaluation.metrics import top_k
+from rec_lib.evaluation.metrics import paired_interval, top_k
 from rec_lib.evaluation.rankers import (
     AttributeProfileRanker,
     ContentKnnRanker,
@@ -173,6 +173,38 @@ def test_evaluate_with_the_same_test_pairs_at_every_k_by_hand():
     assert k1["scorable_items"] == 1.0
     # a ranker that can score nothing has only its scorable share
     assert got[(1, "blind")] == {"scorable_items": 0.0}
+
+
+class Named(Fixed):
+    def __init__(self, name, table):
+        super().__init__(table)
+        self.name = name
+
+
+def test_evaluate_gives_each_baseline_the_interval_of_the_model_minus_it():
+    # the pairs above; test pairs (u2, A), (u1, B), (u3, C), top 1
+    pairs = number_arrivals(pd.DataFrame({
+        "user_id": ["u1", "u2", "u3", "u1", "u2", "u3"], "item_id": ["A", "A", "B", "B", "C", "C"],
+        "first_ts": [ts(1), ts(2), ts(1), ts(2), ts(1), ts(2)]}))
+    model = Named("model", {"u1": np.array([3.0, 2.0, 1.0]), "u2": np.array([1.0, 2.0, 3.0]),
+                            "u3": np.array([3.0, 2.0, 1.0])})
+    # always A first (C when A is excluded): u1 misses B, u2 A (hit), u3 A
+    other = Named("other", {u: np.array([3.0, 1.0, 2.0]) for u in ("u1", "u2", "u3")})
+    results = evaluate(pairs, np.array(["A", "B", "C"]), [model, other], [0, 1], top=1,
+                       users=np.array(["u1", "u2", "u3"]), seed=0)
+    got = {(r.k, r.method): r.metrics for r in results}
+    def interval(k, metric):
+        return got[(k, "other")][f"{metric}@1_diff_low"], got[(k, "other")][f"{metric}@1_diff_high"]
+
+    # k = 0: the model hits nobody, `other` hits u2: per-user differences (0, -1, 0), users in sorted order,
+    # resampled with the stream [seed, k, 1]
+    assert interval(0, "recall") == paired_interval(np.zeros(3), np.array([0.0, 1.0, 0.0]), [0, 0, 1])[1:]
+    # k = 1: the model hits u1 (B); `other` gives u1 C (A is revealed to u1), u2 A (a hit), u3 A:
+    # differences (1, -1, 0), the same for ndcg at K = 1
+    by_hand = paired_interval(np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]), [0, 1, 1])
+    assert by_hand[0] == 0.0 and by_hand[1] < 0 < by_hand[2]
+    assert interval(1, "recall") == interval(1, "ndcg") == by_hand[1:]
+    assert "recall@1_diff_low" not in got[(1, "model")]
 
 
 def test_model_ranker_adds_the_text_term():
