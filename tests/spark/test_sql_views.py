@@ -22,6 +22,9 @@ METRICS = [  # run_id, evaluated_at, k, method, metric, value
     ("r1", "2026-10-01", 0, "model", "users", 50.0),
     ("r2", "2026-11-01", 0, "model", "recall@20", 0.4), ("r2", "2026-11-01", 5, "popular", "recall@20", 0.2),
     ("r2", "2026-11-01", 5, "popular", "coverage@20", 0.5), ("r2", "2026-11-01", 0, "als", "scorable_items", 0.0),
+    # the interval of model minus popular: its own columns, not mixed into recall's or top_k's
+    ("r2", "2026-11-01", 5, "popular", "recall@20_diff_low", -0.03), ("r2", "2026-11-01", 5, "popular", "recall@20_diff_high", 0.9),
+    ("r2", "2026-11-01", 5, "popular", "ndcg@20_diff_low", -0.02),
 ]
 
 
@@ -67,7 +70,10 @@ def test_views_show_the_newest_run_and_metrics_by_run(spark, small_warehouse):
     assert set(summary) == {("r1", 0, "model"), ("r2", 0, "model"), ("r2", 5, "popular"), ("r2", 0, "als")}
     r1 = summary[("r1", 0, "model")]
     assert (r1.recall, r1.ndcg, r1.top_k, r1.users, r1.coverage) == (0.3, 0.1, 20, 50.0, None)
-    assert (summary[("r2", 5, "popular")].recall, summary[("r2", 5, "popular")].coverage) == (0.2, 0.5)
+    popular = summary[("r2", 5, "popular")]
+    assert (popular.recall, popular.coverage, popular.top_k) == (0.2, 0.5, 20)
+    assert (popular.recall_diff_low, popular.recall_diff_high, popular.ndcg_diff_low, popular.ndcg_diff_high) == \
+        (-0.03, 0.9, -0.02, None)
     assert summary[("r2", 0, "als")].scorable_items == 0.0 and summary[("r2", 0, "als")].recall is None
     newest = spark.sql("SELECT DISTINCT run_id FROM evaluation_latest").collect()
     assert [r.run_id for r in newest] == ["r2"]
