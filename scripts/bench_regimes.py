@@ -116,15 +116,20 @@ def report(metrics: pd.DataFrame, served: pd.DataFrame, top_k: int = 20) -> str:
 
 
 def _margins(group: pd.DataFrame, top_k: int) -> str:
-    """Per seed, k and metric: model minus the best baseline; the smallest, and whether all > 0."""
+    """Per seed, k and metric: model minus the best baseline; the smallest, whether all > 0, and in
+    how many cells the model is behind some baseline beyond chance (the 95% interval of the
+    difference below 0; evaluations that wrote intervals only)."""
     worst = []
     for metric in (f"recall@{top_k}", f"ndcg@{top_k}"):
         table = group[group.metric == metric].pivot_table(index=["seed", "k"], columns="method", values="value")
         bases = [b for b in BASELINES if b in table.columns]
         margin = table["model"] - table[bases].max(axis=1)
-        worst.append((metric, float(margin.min()), int((margin > 0).sum()), len(margin)))
+        high = group[(group.metric == f"{metric}_diff_high") & group.method.isin(bases)]
+        behind = (f", behind beyond chance in {high[high.value < 0][['seed', 'k']].drop_duplicates().shape[0]}"
+                  if len(high) else "")
+        worst.append((metric, float(margin.min()), int((margin > 0).sum()), len(margin), behind))
     return "Model minus the best baseline, smallest over seeds and k: " + "; ".join(
-        f"{m} {w:+.3f} (ahead in {n} of {total})" for m, w, n, total in worst)
+        f"{m} {w:+.3f} (ahead in {n} of {total}{behind})" for m, w, n, total, behind in worst)
 
 
 def main(argv=None) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -24,19 +24,51 @@ def metric_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     return table.reindex(columns=ordered).sort_index()
 
 
+def difference_interval(rows: pd.DataFrame, metric: str, k: int, method: str) -> Optional[Tuple[float, float]]:
+    """(low, high) of the 95% interval of model minus `method` on `metric` at k, if evaluated."""
+    found = {}
+    for end in ("low", "high"):
+        value = rows[(rows["metric"] == f"{metric}_diff_{end}") & (rows["k"] == k) & (rows["method"] == method)]["value"]
+        if not len(value) or math.isnan(float(value.iloc[0])):
+            return None
+        found[end] = float(value.iloc[0])
+    return found["low"], found["high"]
+
+
 def model_losses(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES) -> List[str]:
     """Where the model does not beat a baseline on recall@K or ndcg@K: 'ndcg@20 at k=3: popular
-    0.21 >= model 0.20'; empty when it wins everywhere."""
+    0.2100 >= model 0.2000 (model minus popular -0.0100, 95% interval -0.0200 to 0.0010)'; empty when
+    it wins everywhere."""
     losses = []
     for name in ("recall", "ndcg"):
-        table = metric_table(rows, f"{name}@{top_k}")
+        metric = f"{name}@{top_k}"
+        table = metric_table(rows, metric)
         for k, row in table.iterrows():
             for base in baselines:
                 if base not in row or "model" not in row or math.isnan(row[base]):
                     continue
                 if not row["model"] > row[base]:
-                    losses.append(f"{name}@{top_k} at k={k}: {base} {row[base]:.4f} >= model {row['model']:.4f}")
+                    line = f"{metric} at k={k}: {base} {row[base]:.4f} >= model {row['model']:.4f}"
+                    interval = difference_interval(rows, metric, k, base)
+                    if interval is not None:
+                        line += (f" (model minus {base} {row['model'] - row[base]:+.4f}, 95% interval "
+                                 f"{interval[0]:+.4f} to {interval[1]:+.4f})")
+                    losses.append(line)
     return losses
+
+
+def clear_losses(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES) -> List[str]:
+    """Where the model is behind a baseline beyond chance: the whole 95% interval of model minus it
+    on recall@K or ndcg@K below 0 ('recall@20 at k=3: popular, -0.0400 to -0.0100')."""
+    out = []
+    for name in ("recall", "ndcg"):
+        metric = f"{name}@{top_k}"
+        for k in sorted(rows.loc[rows["metric"] == metric, "k"].unique()):
+            for base in baselines:
+                interval = difference_interval(rows, metric, int(k), base)
+                if interval is not None and interval[1] < 0:
+                    out.append(f"{metric} at k={int(k)}: {base}, {interval[0]:+.4f} to {interval[1]:+.4f}")
+    return out
 
 
 def oracle_ratios(rows: pd.DataFrame, top_k: int, ks: Sequence[int] = (0, 5)) -> Dict[int, float]:
@@ -94,6 +126,11 @@ def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequ
     verdict = ("yes" if not losses else "no")
     lines.append(f"**Model beats {', '.join(BASELINES)} on Recall@{top_k} and NDCG@{top_k} at every k: {verdict}**")
     lines += [f"- {loss}" for loss in losses]
+    if any(rows["metric"].str.endswith("_diff_low")):
+        behind = clear_losses(rows, top_k)
+        lines += ["", f"Model behind a baseline beyond chance (the 95% paired bootstrap interval of the difference "
+                  f"below 0): {'no' if not behind else 'yes'}"]
+        lines += [f"- {line}" for line in behind]
     ratios = oracle_ratios(rows, top_k)
     if ratios:
         lines.append("")

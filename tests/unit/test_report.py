@@ -21,6 +21,29 @@ def test_wins_lists_every_tie_or_loss_against_a_baseline():
     assert report.model_losses(better, 20) == []
 
 
+def with_intervals(low: float, high: float) -> pd.DataFrame:
+    """The rows by hand plus the interval of model minus content_knn on recall@20 at k = 0."""
+    extra = pd.DataFrame([{"k": 0, "method": "content_knn", "metric": "recall@20_diff_low", "value": low},
+                          {"k": 0, "method": "content_knn", "metric": "recall@20_diff_high", "value": high}])
+    return pd.concat([rows(), extra], ignore_index=True)
+
+
+def test_a_loss_shows_the_interval_of_the_difference_and_counts_beyond_chance_only_below_zero():
+    tied = with_intervals(-0.05, 0.05)
+    assert report.model_losses(tied, 20)[0] == ("recall@20 at k=0: content_knn 0.3000 >= model 0.3000 "
+                                                "(model minus content_knn +0.0000, 95% interval -0.0500 to +0.0500)")
+    # no interval for ndcg: the line stays as it was
+    assert report.model_losses(tied, 20)[1] == "ndcg@20 at k=0: content_knn 0.1500 >= model 0.1500"
+    assert report.clear_losses(tied, 20) == []
+    assert "Model behind a baseline beyond chance (the 95% paired bootstrap interval of the difference below 0): no" \
+        in report.markdown(tied, 20, {})
+    behind = with_intervals(-0.05, -0.01)
+    assert report.clear_losses(behind, 20) == ["recall@20 at k=0: content_knn, -0.0500 to -0.0100"]
+    assert "below 0): yes\n- recall@20 at k=0: content_knn, -0.0500 to -0.0100" in report.markdown(behind, 20, {})
+    # reports of runs without intervals say nothing about chance
+    assert "beyond chance" not in report.markdown(rows(), 20, {})
+
+
 def test_oracle_ratios_and_markdown():
     assert report.oracle_ratios(rows(), 20) == {0: pytest.approx(0.5), 5: pytest.approx(0.625)}
     text = report.markdown(rows(), 20, {"run": "r1"}, ["a note"])
