@@ -110,7 +110,8 @@ def report(metrics: pd.DataFrame, served: pd.DataFrame, top_k: int = 20) -> str:
                                   "candidate_coverage", "exposure_gini", "mean_pairwise_overlap") if m in table.index]
             lines += ["| served lists (backtest, mean) | " + " | ".join(table.columns) + " |",
                       "|---|" + "---:|" * len(table.columns)]
-            lines += [f"| {m} | " + " | ".join(f"{table.at[m, c]:.3f}" for c in table.columns) + " |" for m in wanted]
+            lines += [f"| {m} | " + " | ".join(f"{table.at[m, c]:.3f}" if pd.notna(table.at[m, c]) else "-"
+                                               for c in table.columns) + " |" for m in wanted]
             lines.append("")
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,37 @@
+"""scripts/bench_regimes.py's summary of a regime (the benchmark itself runs in `make bench-regimes`):
+the margins over the best baseline and the cells behind beyond chance, on rows chosen by hand."""
+import importlib.util
+
+import pandas as pd
+
+from tests.helpers import REPO
+
+spec = importlib.util.spec_from_file_location("bench_regimes", REPO / "scripts" / "bench_regimes.py")
+bench_regimes = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench_regimes)
+
+
+def _rows(with_intervals: bool) -> pd.DataFrame:
+    """Two seeds at k = 3: the model 0.50 against popular 0.52 (seed 1) and 0.45 (seed 2) on recall@20,
+    0.30 against 0.20 on ndcg@20; random far behind."""
+    rows = []
+    for seed, popular in ((1, 0.52), (2, 0.45)):
+        for method, recall, ndcg in (("model", 0.50, 0.30), ("popular", popular, 0.20), ("random", 0.10, 0.05)):
+            rows += [(seed, 3, method, "recall@20", recall), (seed, 3, method, "ndcg@20", ndcg)]
+        if with_intervals:  # seed 1's -0.02 is beyond chance, seed 2's +0.05 is not behind at all
+            high = -0.005 if seed == 1 else 0.08
+            rows += [(seed, 3, "popular", "recall@20_diff_low", -0.03), (seed, 3, "popular", "recall@20_diff_high", high),
+                     (seed, 3, "random", "recall@20_diff_low", 0.3), (seed, 3, "random", "recall@20_diff_high", 0.5)]
+    return pd.DataFrame(rows, columns=["seed", "k", "method", "metric", "value"])
+
+
+def test_margins_count_cells_ahead_and_cells_behind_beyond_chance():
+    assert bench_regimes._margins(_rows(True), 20) == (
+        "Model minus the best baseline, smallest over seeds and k: recall@20 -0.020 (ahead in 1 of 2, behind beyond "
+        "chance in 1); ndcg@20 +0.100 (ahead in 2 of 2)")
+
+
+def test_margins_of_runs_without_intervals_say_nothing_about_chance():
+    assert bench_regimes._margins(_rows(False), 20) == (
+        "Model minus the best baseline, smallest over seeds and k: recall@20 -0.020 (ahead in 1 of 2); "
+        "ndcg@20 +0.100 (ahead in 2 of 2)")
