@@ -30,6 +30,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from rec_lib.core.config import split_settings  # noqa: E402
+from rec_lib.evaluation.metrics import difference_names  # noqa: E402
 
 NOW = "2026-11-01T00:00:00Z"  # the shops end the day before: the same calendar for every world
 BASELINES = ("random", "popular", "content_knn", "attribute_profile", "als")
@@ -125,7 +126,7 @@ def _margins(group: pd.DataFrame, top_k: int) -> str:
         table = group[group.metric == metric].pivot_table(index=["seed", "k"], columns="method", values="value")
         bases = [b for b in BASELINES if b in table.columns]
         margin = table["model"] - table[bases].max(axis=1)
-        high = group[(group.metric == f"{metric}_diff_high") & group.method.isin(bases)]
+        high = group[(group.metric == difference_names(metric)[1]) & group.method.isin(bases)]
         behind = (f", behind beyond chance in {high[high.value < 0][['seed', 'k']].drop_duplicates().shape[0]}"
                   if len(high) else "")
         worst.append((metric, float(margin.min()), int((margin > 0).sum()), len(margin), behind))

@@ -90,6 +90,12 @@ def paired_interval(first: np.ndarray, second: np.ndarray, seed, resamples: int 
     return float(diff.mean()), float(low), float(high)
 
 
+def difference_names(metric: str) -> Tuple[str, str]:
+    """The metric names under which the evaluation keeps the interval of the model minus a method on
+    `metric` (e.g. recall@20 -> recall@20_diff_low, recall@20_diff_high)."""
+    return f"{metric}_diff_low", f"{metric}_diff_high"
+
+
 PER_USER_KEPT = ("recall", "ndcg")  # the per-user values an accumulator keeps when asked (for paired intervals)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.core.clock import SECONDS_PER_DAY
-from rec_lib.evaluation.metrics import PER_USER_KEPT, MetricAccumulator, paired_interval, top_k
+from rec_lib.evaluation.metrics import PER_USER_KEPT, MetricAccumulator, difference_names, paired_interval, top_k
 from rec_lib.training import few_shot
 from rec_lib.training.blend import Blend
 from rec_lib.training.serving import ItemSides, UserSides, adapt_item, take
@@ -374,5 +374,5 @@ def model_intervals(accumulators: Dict[str, MetricAccumulator], top: int, seed) 
         out[name] = {}
         for metric in PER_USER_KEPT:
             _, low, high = paired_interval(model.per_user(metric), other.per_user(metric), seed)
-            out[name][f"{metric}@{top}_diff_low"], out[name][f"{metric}@{top}_diff_high"] = low, high
+            out[name].update(zip(difference_names(f"{metric}@{top}"), (low, high)))
     return out

@@ -10,6 +10,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
+from rec_lib.evaluation.metrics import difference_names
+
 # What the model has to beat at every k (on Recall@K and NDCG@K) for the verdict line.
 BASELINES = ("random", "popular", "content_knn", "attribute_profile", "als")
 METHOD_ORDER = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle")
@@ -26,18 +28,18 @@ def metric_table(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
 
 def difference_interval(rows: pd.DataFrame, metric: str, k: int, method: str) -> Optional[Tuple[float, float]]:
     """(low, high) of the 95% interval of model minus `method` on `metric` at k, if evaluated."""
-    found = {}
-    for end in ("low", "high"):
-        value = rows[(rows["metric"] == f"{metric}_diff_{end}") & (rows["k"] == k) & (rows["method"] == method)]["value"]
+    ends = []
+    for name in difference_names(metric):
+        value = rows[(rows["metric"] == name) & (rows["k"] == k) & (rows["method"] == method)]["value"]
         if not len(value) or math.isnan(float(value.iloc[0])):
             return None
-        found[end] = float(value.iloc[0])
-    return found["low"], found["high"]
+        ends.append(float(value.iloc[0]))
+    return ends[0], ends[1]
 
 
 def model_losses(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES) -> List[str]:
     """Where the model does not beat a baseline on recall@K or ndcg@K: 'ndcg@20 at k=3: popular
-    0.2100 >= model 0.2000 (model minus popular -0.0100, 95% interval -0.0200 to 0.0010)'; empty when
+    0.2100 >= model 0.2000 (model minus popular -0.0100, 95% interval -0.0200 to +0.0010)'; empty when
     it wins everywhere."""
     losses = []
     for name in ("recall", "ndcg"):
@@ -57,7 +59,7 @@ def model_losses(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASE
     return losses
 
 
-def clear_losses(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES) -> List[str]:
+def losses_beyond_chance(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES) -> List[str]:
     """Where the model is behind a baseline beyond chance: the whole 95% interval of model minus it
     on recall@K or ndcg@K below 0 ('recall@20 at k=3: popular, -0.0400 to -0.0100')."""
     out = []
@@ -126,8 +128,8 @@ def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequ
     verdict = ("yes" if not losses else "no")
     lines.append(f"**Model beats {', '.join(BASELINES)} on Recall@{top_k} and NDCG@{top_k} at every k: {verdict}**")
     lines += [f"- {loss}" for loss in losses]
-    if any(rows["metric"].str.endswith("_diff_low")):
-        behind = clear_losses(rows, top_k)
+    if rows["metric"].isin([*difference_names(f"recall@{top_k}"), *difference_names(f"ndcg@{top_k}")]).any():
+        behind = losses_beyond_chance(rows, top_k)
         lines += ["", f"Model behind a baseline beyond chance (the 95% paired bootstrap interval of the difference "
                   f"below 0): {'no' if not behind else 'yes'}"]
         lines += [f"- {line}" for line in behind]

@@ -34,11 +34,11 @@ def test_a_loss_shows_the_interval_of_the_difference_and_counts_beyond_chance_on
                                                 "(model minus content_knn +0.0000, 95% interval -0.0500 to +0.0500)")
     # no interval for ndcg: the line stays as it was
     assert report.model_losses(tied, 20)[1] == "ndcg@20 at k=0: content_knn 0.1500 >= model 0.1500"
-    assert report.clear_losses(tied, 20) == []
+    assert report.losses_beyond_chance(tied, 20) == []
     assert "Model behind a baseline beyond chance (the 95% paired bootstrap interval of the difference below 0): no" \
         in report.markdown(tied, 20, {})
     behind = with_intervals(-0.05, -0.01)
-    assert report.clear_losses(behind, 20) == ["recall@20 at k=0: content_knn, -0.0500 to -0.0100"]
+    assert report.losses_beyond_chance(behind, 20) == ["recall@20 at k=0: content_knn, -0.0500 to -0.0100"]
     assert "below 0): yes\n- recall@20 at k=0: content_knn, -0.0500 to -0.0100" in report.markdown(behind, 20, {})
     # reports of runs without intervals say nothing about chance
     assert "beyond chance" not in report.markdown(rows(), 20, {})
