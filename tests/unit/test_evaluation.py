@@ -188,11 +188,12 @@ def test_evaluate_gives_each_baseline_the_interval_of_the_model_minus_it():
         "first_ts": [ts(1), ts(2), ts(1), ts(2), ts(1), ts(2)]}))
     model = Named("model", {"u1": np.array([3.0, 2.0, 1.0]), "u2": np.array([1.0, 2.0, 3.0]),
                             "u3": np.array([3.0, 2.0, 1.0])})
-    # always A first (C when A is excluded): u1 misses B, u2 A (hit), u3 A
+    # A first for everyone (C where A is excluded)
     other = Named("other", {u: np.array([3.0, 1.0, 2.0]) for u in ("u1", "u2", "u3")})
     results = evaluate(pairs, np.array(["A", "B", "C"]), [model, other], [0, 1], top=1,
                        users=np.array(["u1", "u2", "u3"]), seed=0)
     got = {(r.k, r.method): r.metrics for r in results}
+
     def interval(k, metric):
         return got[(k, "other")][f"{metric}@1_diff_low"], got[(k, "other")][f"{metric}@1_diff_high"]
 
