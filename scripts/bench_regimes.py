@@ -117,19 +117,33 @@ def report(metrics: pd.DataFrame, served: pd.DataFrame, top_k: int = 20) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _chance(group: pd.DataFrame, metric: str, table: pd.DataFrame, bases) -> str:
+    """', behind beyond chance in B, ahead of every baseline beyond chance in A': the (seed, k)
+    cells where the 95% interval of model minus some baseline lies wholly below 0 (B), and those
+    where the interval of model minus each baseline evaluated there (a figure in `table`) lies
+    wholly above 0 (A); '' for evaluations that wrote no intervals."""
+    low_name, high_name = difference_names(metric)
+    ends = group[group.metric.isin([low_name, high_name]) & group.method.isin(bases)].pivot_table(
+        index=["seed", "k", "method"], columns="metric", values="value")
+    if not len(ends):
+        return ""
+    by_cell = ends.groupby(level=["seed", "k"])
+    behind = int(by_cell[high_name].min().lt(0).sum())
+    with_interval = by_cell[low_name].count()  # baselines whose interval the cell holds
+    evaluated = table[bases].notna().sum(axis=1).reindex(with_interval.index)
+    ahead = int((by_cell[low_name].min().gt(0) & with_interval.eq(evaluated)).sum())
+    return f", behind beyond chance in {behind}, ahead of every baseline beyond chance in {ahead}"
+
+
 def _margins(group: pd.DataFrame, top_k: int) -> str:
-    """Per seed, k and metric: model minus the best baseline; the smallest, whether all > 0, and in
-    how many cells the model is behind some baseline beyond chance (the 95% interval of the
-    difference below 0; evaluations that wrote intervals only)."""
+    """Per seed, k and metric: model minus the best baseline; the smallest, whether all > 0, and
+    the cells behind or ahead beyond chance (`_chance`)."""
     worst = []
     for metric in (f"recall@{top_k}", f"ndcg@{top_k}"):
         table = group[group.metric == metric].pivot_table(index=["seed", "k"], columns="method", values="value")
         bases = [b for b in BASELINES if b in table.columns]
         margin = table["model"] - table[bases].max(axis=1)
-        high = group[(group.metric == difference_names(metric)[1]) & group.method.isin(bases)]
-        behind = (f", behind beyond chance in {high[high.value < 0][['seed', 'k']].drop_duplicates().shape[0]}"
-                  if len(high) else "")
-        worst.append((metric, float(margin.min()), int((margin > 0).sum()), len(margin), behind))
+        worst.append((metric, float(margin.min()), int((margin > 0).sum()), len(margin), _chance(group, metric, table, bases)))
     return "Model minus the best baseline, smallest over seeds and k: " + "; ".join(
         f"{m} {w:+.3f} (ahead in {n} of {total}{behind})" for m, w, n, total, behind in worst)
 

@@ -18,9 +18,9 @@ def _rows(with_intervals: bool) -> pd.DataFrame:
     for seed, popular in ((1, 0.52), (2, 0.45)):
         for method, recall, ndcg in (("model", 0.50, 0.30), ("popular", popular, 0.20), ("random", 0.10, 0.05)):
             rows += [(seed, 3, method, "recall@20", recall), (seed, 3, method, "ndcg@20", ndcg)]
-        if with_intervals:  # seed 1's -0.02 is beyond chance, seed 2's +0.05 is not behind at all
-            high = -0.005 if seed == 1 else 0.08
-            rows += [(seed, 3, "popular", "recall@20_diff_low", -0.03), (seed, 3, "popular", "recall@20_diff_high", high),
+        if with_intervals:  # seed 1's -0.02 is behind beyond chance, seed 2's +0.05 ahead beyond chance
+            low, high = (-0.03, -0.005) if seed == 1 else (0.01, 0.08)
+            rows += [(seed, 3, "popular", "recall@20_diff_low", low), (seed, 3, "popular", "recall@20_diff_high", high),
                      (seed, 3, "random", "recall@20_diff_low", 0.3), (seed, 3, "random", "recall@20_diff_high", 0.5)]
     return pd.DataFrame(rows, columns=["seed", "k", "method", "metric", "value"])
 
@@ -28,7 +28,14 @@ def _rows(with_intervals: bool) -> pd.DataFrame:
 def test_margins_count_cells_ahead_and_cells_behind_beyond_chance():
     assert bench_regimes._margins(_rows(True), 20) == (
         "Model minus the best baseline, smallest over seeds and k: recall@20 -0.020 (ahead in 1 of 2, behind beyond "
-        "chance in 1); ndcg@20 +0.100 (ahead in 2 of 2)")
+        "chance in 1, ahead of every baseline beyond chance in 1); ndcg@20 +0.100 (ahead in 2 of 2)")
+
+
+def test_a_baseline_without_an_interval_is_not_counted_as_beaten_beyond_chance():
+    # seed 2 without random's interval: popular's alone is above 0, but random was evaluated there too
+    rows = _rows(True)
+    rows = rows[~((rows.seed == 2) & (rows.method == "random") & rows.metric.str.contains("_diff_"))]
+    assert "behind beyond chance in 1, ahead of every baseline beyond chance in 0)" in bench_regimes._margins(rows, 20)
 
 
 def test_margins_of_runs_without_intervals_say_nothing_about_chance():
