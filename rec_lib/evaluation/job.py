@@ -383,6 +383,9 @@ class EvaluationRunSummary:
                                                                                  f"no ({len(losses)} losses)"))
         ratios = report.oracle_ratios(self.rows, self.top_k)
         if ratios:
+            ceiling = report.model_losses(self.rows, self.top_k, method="oracle")
+            out.append("  oracle (true affinity) beats them at every k: " + ("yes" if not ceiling else
+                                                                             f"no ({len(ceiling)} losses)"))
             out.append("  model / oracle Recall@%d: %s" % (self.top_k, ", ".join(f"k={k} {r:.2f}" for k, r in ratios.items())))
         if self.blend:
             out.append(f"  score blend: {self.blend}")

@@ -37,21 +37,22 @@ def difference_interval(rows: pd.DataFrame, metric: str, k: int, method: str) ->
     return ends[0], ends[1]
 
 
-def model_losses(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES) -> List[str]:
-    """Where the model does not beat a baseline on recall@K or ndcg@K: 'ndcg@20 at k=3: popular
-    0.2100 >= model 0.2000 (model minus popular -0.0100, 95% interval -0.0200 to +0.0010)'; empty when
-    it wins everywhere."""
+def model_losses(rows: pd.DataFrame, top_k: int, baselines: Sequence[str] = BASELINES,
+                 method: str = "model") -> List[str]:
+    """Where `method` (the model unless named) does not beat a baseline on recall@K or ndcg@K:
+    'ndcg@20 at k=3: popular 0.2100 >= model 0.2000 (model minus popular -0.0100, 95% interval
+    -0.0200 to +0.0010)', the interval where the model's rows have one; empty when it wins everywhere."""
     losses = []
     for name in ("recall", "ndcg"):
         metric = f"{name}@{top_k}"
         table = metric_table(rows, metric)
         for k, row in table.iterrows():
             for base in baselines:
-                if base not in row or "model" not in row or math.isnan(row[base]):
+                if base not in row or method not in row or math.isnan(row[base]):
                     continue
-                if not row["model"] > row[base]:
-                    line = f"{metric} at k={k}: {base} {row[base]:.4f} >= model {row['model']:.4f}"
-                    interval = difference_interval(rows, metric, k, base)
+                if not row[method] > row[base]:
+                    line = f"{metric} at k={k}: {base} {row[base]:.4f} >= {method} {row[method]:.4f}"
+                    interval = difference_interval(rows, metric, k, base) if method == "model" else None
                     if interval is not None:
                         line += (f" (model minus {base} {row['model'] - row[base]:+.4f}, 95% interval "
                                  f"{interval[0]:+.4f} to {interval[1]:+.4f})")
@@ -138,6 +139,13 @@ def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequ
         lines.append("")
         lines.append("Model / oracle on Recall@%d: %s" % (
             top_k, ", ".join(f"k={k}: {r:.2f}" for k, r in sorted(ratios.items()))))
+    if "oracle" in set(rows["method"]):
+        ceiling = model_losses(rows, top_k, method="oracle")
+        lines += ["", f"Oracle (the shop's true affinity) beats {', '.join(BASELINES)} at every k: "
+                  f"{'yes' if not ceiling else 'no'}"
+                  + ("" if not ceiling else " (where it does not, knowing the world's affinity does not beat that "
+                     "baseline either: no model can be expected to)")]
+        lines += [f"- {line}" for line in ceiling]
     for metric in (f"recall@{top_k}", f"ndcg@{top_k}", f"hit_rate@{top_k}", f"mrr@{top_k}", f"coverage@{top_k}",
                    f"mean_popularity@{top_k}", "scorable_items", "users"):
         table = metric_table(rows, metric)

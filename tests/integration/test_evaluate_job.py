@@ -186,10 +186,13 @@ def test_report_summary_lines_and_mlflow(spark, evaluated):
     assert ("Model beats random, popular, content_knn, attribute_profile, als on Recall@5 and NDCG@5 at every k:"
             in text)
     assert "Model / oracle on Recall@5: k=0:" in text
+    assert "Oracle (the shop's true affinity) beats random, popular, content_knn, attribute_profile, als at every k:" \
+        in text
     for name in ("recall", "ndcg", "coverage"):
         assert Path(summary.report[name]).read_bytes()[:4] == b"\x89PNG"
     lines = "\n".join(summary.lines())
     assert "model beats random, popular, content_knn, attribute_profile, als at every k:" in lines
+    assert "oracle (true affinity) beats them at every k: " in lines
     assert "report: " in lines and "score blend: k>=0: " in lines
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
     run = mlflow.get_run(summary.mlflow_run_id)

@@ -51,6 +51,23 @@ def test_oracle_ratios_and_markdown():
     assert "**Model beats random, popular, content_knn, attribute_profile, als on Recall@20 and NDCG@20 at every k: no**" in text
     assert "Model / oracle on Recall@20: k=0: 0.50, k=5: 0.62" in text
     assert "| 0 | 0.3000 | 0.1000 | 0.1000 | 0.3000 | n/a | 0.6000 |" in text
+    # the oracle (0.60 and 0.80) beats every baseline at both k
+    assert "Oracle (the shop's true affinity) beats random, popular, content_knn, attribute_profile, als at every k: yes" \
+        in text
+    assert "beyond chance" not in text and "oracle" not in report.markdown(rows()[rows().method != "oracle"], 20, {})
+
+
+def test_where_the_true_affinity_itself_does_not_beat_a_baseline_the_report_says_so():
+    # popular at k = 5 raised to 0.85 (ndcg 0.425): above the oracle's 0.80 (0.40) and the model's 0.50 (0.25)
+    ceiling = rows()
+    ceiling.loc[(ceiling.method == "popular") & (ceiling.k == 5) & (ceiling.metric == "recall@20"), "value"] = 0.85
+    ceiling.loc[(ceiling.method == "popular") & (ceiling.k == 5) & (ceiling.metric == "ndcg@20"), "value"] = 0.425
+    assert report.model_losses(ceiling, 20, method="oracle") == ["recall@20 at k=5: popular 0.8500 >= oracle 0.8000",
+                                                                 "ndcg@20 at k=5: popular 0.4250 >= oracle 0.4000"]
+    text = report.markdown(ceiling, 20, {})
+    assert ("at every k: no (where it does not, knowing the world's affinity does not beat that baseline either: "
+            "no model can be expected to)\n- recall@20 at k=5: popular 0.8500 >= oracle 0.8000\n"
+            "- ndcg@20 at k=5: popular 0.4250 >= oracle 0.4000\n") in text
 
 
 def test_write_report_makes_the_summary_and_png_plots(tmp_path):
