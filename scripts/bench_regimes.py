@@ -33,7 +33,9 @@ from rec_lib.core.config import split_settings  # noqa: E402
 from rec_lib.evaluation.metrics import difference_names  # noqa: E402
 from rec_lib.evaluation.report import BASELINES  # noqa: E402  (what the model has to beat)
 
-NOW = "2026-11-01T00:00:00Z"  # the shops end the day before: the same calendar for every world
+NOW = "2026-11-01T00:00:00Z"
+# the margin lines: the model's, and the ceiling's (what ranking by the world's true affinity gets)
+LABELS = {"model": "Model", "oracle": "Oracle (true affinity)"}  # the shops end the day before: the same calendar for every world
 
 
 def job(name: str, settings: list, log: Path) -> None:
@@ -103,7 +105,8 @@ def report(metrics: pd.DataFrame, served: pd.DataFrame, top_k: int = 20) -> str:
             cells = [f"{recall.at[method, k]:.3f} / {ndcg.at[method, k]:.3f}" if pd.notna(recall.at[method, k])
                      else "n/a" for k in ks]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines += ["", _margins(group, top_k), ""]
+        ceiling = _margins(group, top_k, "oracle")
+        lines += ["", _margins(group, top_k)] + (["", ceiling] if ceiling else []) + [""]
         part = served[(served.regime == regime) & (served.window == window)] if len(served) else served
         if len(part):
             table = part.pivot_table(index="metric", columns="source", values="value")
@@ -135,16 +138,20 @@ def _chance(group: pd.DataFrame, metric: str, table: pd.DataFrame, bases) -> str
     return f", behind beyond chance in {behind}, ahead of every baseline beyond chance in {ahead}"
 
 
-def _margins(group: pd.DataFrame, top_k: int) -> str:
-    """Per seed, k and metric: model minus the best baseline; the smallest, whether all > 0, and
-    the cells behind or ahead beyond chance (`_chance`)."""
+def _margins(group: pd.DataFrame, top_k: int, method: str = "model") -> str:
+    """Per seed, k and metric: `method` minus the best baseline; the smallest, whether all > 0, and
+    for the model the cells behind or ahead beyond chance (`_chance`). '' where `method` was not
+    evaluated (the oracle needs the generated shop's ground truth)."""
     worst = []
     for metric in (f"recall@{top_k}", f"ndcg@{top_k}"):
         table = group[group.metric == metric].pivot_table(index=["seed", "k"], columns="method", values="value")
+        if method not in table.columns:
+            return ""
         bases = [b for b in BASELINES if b in table.columns]
-        margin = table["model"] - table[bases].max(axis=1)
-        worst.append((metric, float(margin.min()), int((margin > 0).sum()), len(margin), _chance(group, metric, table, bases)))
-    return "Model minus the best baseline, smallest over seeds and k: " + "; ".join(
+        margin = table[method] - table[bases].max(axis=1)
+        chance = _chance(group, metric, table, bases) if method == "model" else ""
+        worst.append((metric, float(margin.min()), int((margin > 0).sum()), len(margin), chance))
+    return f"{LABELS[method]} minus the best baseline, smallest over seeds and k: " + "; ".join(
         f"{m} {w:+.3f} (ahead in {n} of {total}{behind})" for m, w, n, total, behind in worst)
 
 
