@@ -18,14 +18,16 @@ list is not full, -inf where u has seen i). The assignment, in Spark (scoring.se
    list (offers inside it cost nothing and are always kept), and rejects the rest, which frees the
    item to ask its next users in the following round. Where taste matters little, every item's
    best offers are much the same users and most proposals are turned down, so items walk far down
-   their offers: about 55 rounds on a 5,000-user shop of the popularity regime, where a cap of 20
-   left 44% of its launches short;
+   their offers: 43 to 64 rounds on the popularity regime's 5,000-user shops, where a cap of 20
+   left about 40% of the launches short;
 3. the offers held at the end are the floor pairs.
 The pass that writes the lists then puts each user's floor items into the list (`apply_floor`):
 missing ones replace the lowest entries that are not floor items (a floor pair already in the list
 is kept there: an insertion never pushes out another launch's floor), and the list is re-sorted
 by score. The shortlist's slack (OFFER_FACTOR) lets an item whose first choices are full reach the
-next users; an item none of whose offers survive stays short (the summary's floor_reached says).
+next users; an item none of whose offers survive stays short (the summary's floor_reached says),
+and one whose every offer was turned down gets no floor pair at all: its offers are the users
+with the largest gaps, who may all be full while others have places left.
 
 Choosing by gap rather than by raw score matters: raw scores carry a per-user offset (some users
 score every item high), so the top N by score would be the same users for every item, whose
