@@ -33,9 +33,9 @@ from rec_lib.core.config import split_settings  # noqa: E402
 from rec_lib.evaluation.metrics import difference_names  # noqa: E402
 from rec_lib.evaluation.report import BASELINES  # noqa: E402  (what the model has to beat)
 
-NOW = "2026-11-01T00:00:00Z"
+NOW = "2026-11-01T00:00:00Z"  # the shops end the day before: the same calendar for every world
 # the margin lines: the model's, and the ceiling's (what ranking by the world's true affinity gets)
-LABELS = {"model": "Model", "oracle": "Oracle (true affinity)"}  # the shops end the day before: the same calendar for every world
+LABELS = {"model": "Model", "oracle": "Oracle (true affinity)"}
 
 
 def job(name: str, settings: list, log: Path) -> None:
