@@ -235,7 +235,6 @@ def floor_pairs(spark: SparkSession, users: DataFrame, files: TileFiles, rules: 
     state = (offers.withColumn("_r", F.row_number().over(by_item)).where(F.col("_r") <= OFFER_FACTOR * n_floor)
              .withColumn("status", F.lit("idle")).localCheckpoint())
     outside = F.col("gap") < F.lit(float("inf"))  # not in the user's list (+inf): takes one of their floor slots
-    rounds, settled = 0, False
     for rounds in range(1, FLOOR_ROUNDS + 1):
         held = F.sum(F.when(F.col("status") == "held", 1).otherwise(0)).over(Window.partitionBy("cand"))
         idle_rank = F.sum(F.when(F.col("status") == "idle", 1).otherwise(0)).over(by_item.rowsBetween(
@@ -243,7 +242,7 @@ def floor_pairs(spark: SparkSession, users: DataFrame, files: TileFiles, rules: 
         proposed = state.withColumn("status", F.when((F.col("status") == "idle") & (idle_rank <= n_floor - held),
                                                      F.lit("proposed")).otherwise(F.col("status")))
         if proposed.where(F.col("status") == "proposed").limit(1).count() == 0:
-            settled = True
+            log.info("exposure floor: %d round(s) of deferred acceptance", rounds - 1)
             break
         by_user = Window.partitionBy("user_id").orderBy(F.col("gap").desc(), F.col("cand"))
         asking = F.col("status").isin("held", "proposed")
@@ -253,11 +252,9 @@ def floor_pairs(spark: SparkSession, users: DataFrame, files: TileFiles, rules: 
         fits = ~outside | ((slot <= max_slots) & (place <= rules.k))
         state = proposed.withColumn("status", F.when(asking & fits, F.lit("held"))
                                     .when(asking, F.lit("rejected")).otherwise(F.col("status"))).localCheckpoint()
-    if settled:
-        log.info("exposure floor: %d round(s) of deferred acceptance", rounds - 1)
-    else:
+    else:  # the cap, not the offers, ended the rounds
         log.warning("exposure floor: stopped after %d rounds of deferred acceptance with launches still asking; "
-                    "some may fall short of their floor (floor_reached says how many reached it)", rounds)
+                    "some may fall short of their floor (floor_reached says how many reached it)", FLOOR_ROUNDS)
     # held pairs inside a list are kept there too: an insertion must not push out another launch's floor
     return state.where(F.col("status") == "held").groupBy("user_id").agg(F.collect_list("cand").alias("floor"))
 
