@@ -28,14 +28,11 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from rec_lib.core.clock import SECONDS_PER_DAY
 from rec_lib.evaluation.metrics import PER_USER_KEPT, MetricAccumulator, difference_names, paired_interval, top_k
 from rec_lib.training import few_shot
 from rec_lib.training.blend import Blend
 from rec_lib.training.serving import ItemSides, UserSides, adapt_item, take
 from rec_lib.training.serving import scores as served_scores
-
-MIN_EXPOSURE_DAYS = 1.0 / 24  # an hour: k users "at once" still have a finite pace
 
 
 def number_arrivals(pairs_after: pd.DataFrame) -> pd.DataFrame:
@@ -79,7 +76,7 @@ def pace(shown: pd.DataFrame, items: np.ndarray, launch_ts: np.ndarray) -> Tuple
     counts[seen] = g["size"].to_numpy()[seen]
     last, first = epoch_seconds(g["max"]), epoch_seconds(g["min"])
     start = np.where(np.isfinite(launch_ts), launch_ts, first)
-    exposure[seen] = np.maximum((last[seen] - start[seen]) / SECONDS_PER_DAY, MIN_EXPOSURE_DAYS)
+    exposure[seen] = few_shot.pace_days(start[seen], last[seen])
     return counts, exposure
 
 

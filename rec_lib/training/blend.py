@@ -193,6 +193,27 @@ def fit_weights(components: Mapping[str, np.ndarray], positives: np.ndarray, fal
     return BlendWeights(weights, True, "", n_users, n_launches, n_pos, final, uniform, scales)
 
 
+def nearest_fitted(by_k: Mapping[int, BlendWeights]) -> Dict[int, BlendWeights]:
+    """Each k the fit could not learn from takes the weights of the nearest k it could (the lower
+    one on a tie), so every item of a list is scored on one scale: the fixed blend's numbers are
+    several times the fitted ones, and a launch with 2 users scored by them outranked every
+    zero-shot launch by construction. The reason stays, naming the k whose weights it took. With
+    no k fitted, every k keeps its own (the fixed blend)."""
+    fitted = sorted(k for k, w in by_k.items() if w.fitted)
+    if not fitted:
+        return dict(by_k)
+    out = {}
+    for k, w in by_k.items():
+        if w.fitted:
+            out[k] = w
+            continue
+        source = min(fitted, key=lambda f: (abs(f - k), f))
+        taken = by_k[source]
+        out[k] = BlendWeights(dict(taken.weights), False, f"{w.reason}; the weights fitted at k={source}",
+                              w.n_users, w.n_launches, w.n_positives, scales=dict(taken.scales))
+    return out
+
+
 def combine(components: Mapping[str, np.ndarray], weights: BlendWeights) -> np.ndarray:
     """sum_c weight_c * component_c (components absent count 0)."""
     total: Optional[np.ndarray] = None
@@ -250,12 +271,12 @@ class Blend:
         return cls({0: weights})
 
     def describe(self) -> str:
-        """One line: the weights at each k, and what they were fitted on (or why they are defaults)."""
+        """One line: the weights at each k, and what they were fitted on (or why they were not)."""
         parts = []
         for k, w in sorted(self.by_k.items()):
             weights = ", ".join(f"{n} {v:.3g}" for n, v in w.weights.items())
             where = (f"{w.n_launches} launches, {w.n_positives:,} pairs, loss {w.loss:.3f} vs {w.loss_uniform:.3f}"
-                     if w.fitted else f"default: {w.reason}")
+                     if w.fitted else f"not fitted: {w.reason}")
             parts.append(f"k>={k}: {weights} ({where})")
         return "; ".join(parts)
 
@@ -264,4 +285,5 @@ class Blend:
         return {f"blend_k{k}_{n}": v for k, w in self.by_k.items() for n, v in w.weights.items()}
 
 
-__all__: List[str] = ["Blend", "BlendWeights", "COMPONENTS", "fit_weights", "combine", "default_weights", "softmax_loss"]
+__all__: List[str] = ["Blend", "BlendWeights", "COMPONENTS", "fit_weights", "combine", "default_weights", "nearest_fitted",
+                      "softmax_loss"]

@@ -12,6 +12,7 @@ import pandas as pd
 
 from rec_lib.core.clock import SECONDS_PER_DAY
 from rec_lib.core.files import atomic_write
+from rec_lib.training import few_shot
 from rec_lib.training.model_folder import ModelFolder
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Catalogue:
     launched_s: np.ndarray = None  # float64 [N]: launch (or first interaction) in epoch seconds; NaN: unknown
     prior: np.ndarray = None  # float64 [N]: the launch prior (relative log users/day, training.prior)
     in_training: np.ndarray = None  # bool [N]: the item's pairs train the towers (held-out launches: not)
+    pace_days: np.ndarray = None  # float64 [N]: launch to the latest user before the cutoff (few_shot.pace_days); NaN: none
     categories: List[str] = field(default_factory=list)
     brands: List[str] = field(default_factory=list)
     price_edges: List[float] = field(default_factory=list)  # bucket b holds log1p(price) < edges[b-1]
@@ -63,6 +65,8 @@ class Catalogue:
             self.prior = np.zeros(n)
         if self.in_training is None:
             self.in_training = np.ones(n, bool)
+        if self.pace_days is None:  # a folder written before the field: the span up to the cutoff
+            self.pace_days = np.where(self.n_users > 0, self.exposure_days, np.nan)
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -79,7 +83,7 @@ class Catalogue:
             return np.log(examples / total).astype(np.float32)
 
     ARRAYS = ("item_ids", "text", "category", "brand", "price_bucket", "id_slot", "n_users", "exposure_days",
-              "attr_ids", "attr_weights", "attr_vectors", "launched_s", "prior", "in_training")
+              "attr_ids", "attr_weights", "attr_vectors", "launched_s", "prior", "in_training", "pace_days")
     VOCAB = ("categories", "brands", "price_edges", "attribute_scheme", "attribute_slots", "rate_offset")
 
     def save(self, folder: ModelFolder) -> None:
@@ -197,7 +201,7 @@ def item_fields(frame: pd.DataFrame) -> pd.DataFrame:
 
 def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, as_of_s: float) -> "tuple[Catalogue, ItemContent]":
     """The catalogue of `frame` (one row per item in item_id order: item_id, embedding, n_users,
-    first_s, launch_s, early_users, category, brand, price, attributes). `cutoff_s`: the training
+    first_s, launch_s, early_users, latest_s (the latest user's first interaction; optional), category, brand, price, attributes). `cutoff_s`: the training
     cutoff; `as_of_s`: the newest interaction before it (epoch seconds)."""
     from rec_lib.training import attributes as attr
 
@@ -215,6 +219,7 @@ def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, 
     has_slot = (n_users >= settings.min_item_interactions) & ~recent & ~held_out
     id_slot = np.where(has_slot, np.cumsum(has_slot), 0).astype(np.int32)
     exposure = np.where(np.isfinite(launched) & (launched <= as_of_s), (as_of_s - launched) / SECONDS_PER_DAY, np.nan)
+    latest = frame["latest_s"].astype("float64").to_numpy() if "latest_s" in frame else np.full(n, np.nan)
 
     fields = item_fields(frame)
     scheme = attr.scheme_for(fields, settings.attribute_types, settings.price_buckets)
@@ -228,6 +233,7 @@ def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, 
         category=_index(frame["category"], categories), brand=_index(frame["brand"], brands),
         price_bucket=price_bucket_of(prices, edges), id_slot=id_slot, n_users=n_users, exposure_days=exposure,
         attr_ids=attr_ids, attr_weights=attr_weights, attr_vectors=attr_vectors, launched_s=launched,
+        pace_days=few_shot.pace_days(launched, latest),
         categories=categories, brands=brands, price_edges=[float(e) for e in edges],
         attribute_scheme=scheme.to_dict(), attribute_slots=settings.attribute_slots, in_training=~held_out)
     content = ItemContent(tokens=tokens, fields=sorted(scheme.types), numeric=_numeric(fields, scheme, frame),

@@ -269,8 +269,9 @@ def _catalogue(items: DataFrame, text: DataFrame, pairs: DataFrame, settings: Ca
                cutoff: datetime, as_of: datetime) -> Tuple[Catalogue, ItemContent]:
     """Every item in item_id order, one row each (catalogue-sized), assembled by
     `training.catalogue.assemble`: users before the cutoff, first interaction, users within the
-    launch window of the launch (launch_ts, else the first interaction)."""
-    per_item = pairs.groupBy("item_id").agg(F.count(F.lit(1)).alias("n_users"), F.min("first_ts").alias("first_ts"))
+    launch window of the launch (launch_ts, else the first interaction), the latest user's arrival."""
+    per_item = pairs.groupBy("item_id").agg(F.count(F.lit(1)).alias("n_users"), F.min("first_ts").alias("first_ts"),
+                                            F.max("first_ts").alias("latest_ts"))
     launched = (items.select("item_id", "launch_ts").join(per_item, "item_id", "left")
                 .select("item_id", F.coalesce("launch_ts", "first_ts").alias("_launched")))
     window_s = settings.launch_days * SECONDS_PER_DAY
@@ -282,6 +283,7 @@ def _catalogue(items: DataFrame, text: DataFrame, pairs: DataFrame, settings: Ca
              .join(per_item, "item_id", "left").join(early, "item_id", "left")
              .select("item_id", "embedding", F.coalesce("n_users", F.lit(0)).alias("n_users"),
                      _epoch_col(F.col("first_ts")).alias("first_s"), _epoch_col(F.col("launch_ts")).alias("launch_s"),
+                     _epoch_col(F.col("latest_ts")).alias("latest_s"),
                      F.coalesce("early_users", F.lit(0)).alias("early_users"), "category", "brand",
                      F.when(F.col("price") >= 0, F.col("price")).alias("price"), "attributes")
              .orderBy("item_id").toPandas())

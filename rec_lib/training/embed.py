@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional, Tuple, Union
 import numpy as np
 import pandas as pd
 
-from rec_lib.core.clock import SECONDS_PER_DAY, epoch_s
+from rec_lib.core.clock import epoch_s
 from rec_lib.core.process import worker_setup
 from rec_lib.core.schema import EmbeddingSource
 from rec_lib.training import attributes, few_shot
-from rec_lib.training.blend import Blend, BlendWeights, fit_weights
+from rec_lib.training.blend import Blend, BlendWeights, fit_weights, nearest_fitted
 from rec_lib.training.catalogue import Catalogue
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.prior import prior_as_of
@@ -114,7 +114,7 @@ def cohort_components(state: _CohortState, catalogue: Catalogue, k: int, tempera
         first = c.first[launch, :k]
         first = first[first >= 0]
         exposure = (np.nan if not len(first) else
-                    max((c.first_s[launch, len(first) - 1] - catalogue.launched_s[row]) / SECONDS_PER_DAY, 1.0 / 24))
+                    float(few_shot.pace_days(catalogue.launched_s[row], c.first_s[launch, len(first) - 1])))
         t, x, a, p, r = adapt_item(state.content[launch], catalogue.text[row], catalogue.attr_vectors[row],
                                    float(state.prior[launch]), take(state.users, first), len(first), exposure,
                                    catalogue.rate_offset if rate_offset is None else rate_offset, settings)
@@ -161,7 +161,7 @@ def fit_blend(model, data: "TrainingData", launch_days: int, temperature: float,
         n_launches = sum(p[1].shape[1] for p in parts)
         del parts  # the per-cohort matrices: only the stacked ones are needed from here
         by_k[k] = fit_weights(components, positives, fallback, valid=valid, n_launches=n_launches)
-    return Blend(by_k)
+    return Blend(nearest_fitted(by_k))
 
 
 def user_sources(users: pd.DataFrame) -> np.ndarray:

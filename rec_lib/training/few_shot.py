@@ -32,6 +32,10 @@ from typing import Mapping, Optional, Union
 
 import numpy as np
 
+from rec_lib.core.clock import SECONDS_PER_DAY
+
+MIN_EXPOSURE_DAYS = 1.0 / 24  # an hour: k users "at once" still have a finite pace
+
 
 @dataclass(frozen=True)
 class FewShotSettings:
@@ -88,6 +92,17 @@ def adapt_text(text: np.ndarray, profiles: np.ndarray, settings: FewShotSettings
     if settings.method != "blend" or len(profiles) == 0:
         return text.copy()
     return blend_vector(text, profiles, settings.text_prior_strength)
+
+
+def pace_days(launched_s: np.ndarray, latest_user_s: np.ndarray) -> np.ndarray:
+    """Days from each item's launch to its latest user so far (at least MIN_EXPOSURE_DAYS); NaN
+    where the launch or a user is unknown. How fast the first k users came is read over this span,
+    in the blend's fit, the evaluation and the served tables alike: the span up to today is the
+    same for every launch of one day whatever its users' timing."""
+    launched_s, latest_user_s = np.asarray(launched_s, np.float64), np.asarray(latest_user_s, np.float64)
+    days = (latest_user_s - launched_s) / SECONDS_PER_DAY
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(days), np.maximum(days, MIN_EXPOSURE_DAYS), np.nan)
 
 
 def observed_pace(k: int, exposure_days: float) -> float:

@@ -311,7 +311,7 @@ def _blend(model, data: TrainingData, cfg: TrainJobConfig, folder: ModelFolder) 
     else:
         blend = Blend.single(fallback)
     for k, w in sorted(blend.by_k.items()):
-        log.info("blend at k=%d %s: %s%s", k, "fitted" if w.fitted else "default",
+        log.info("blend at k=%d %s: %s%s", k, "fitted" if w.fitted else "not fitted",
                  ", ".join(f"{n} {v:.3g}" for n, v in w.weights.items()), f" ({w.reason})" if w.reason else "")
     atomic_write(folder.blend, json.dumps(blend.to_dict(), indent=1))
     return blend

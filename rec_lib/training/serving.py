@@ -137,6 +137,8 @@ def item_sides(catalogue: Catalogue, trained: np.ndarray, content: np.ndarray,
             continue
         first = first_users.get(row)
         known = None if first is None else UserSides(first.tower[:max_k], first.text[:max_k], first.attributes[:max_k])
+        if catalogue.n_users[row] > 0:  # the span its users took, as the blend was fitted and evaluated
+            exposure = float(catalogue.pace_days[row])
         tower_v[row], text_v[row], attr_v[row], prior[row], pace[row] = adapt_item(
             content[row], catalogue.text[row], catalogue.attr_vectors[row], float(catalogue.prior[row]), known,
             int(catalogue.n_users[row]), exposure, catalogue.rate_offset, settings)

@@ -11,6 +11,7 @@ from rec_lib.training.blend import (
     _gradient_hessian,
     default_weights,
     fit_weights,
+    nearest_fitted,
     softmax_loss,
     users_per_cohort,
 )
@@ -162,3 +163,19 @@ def test_the_fit_stops_at_the_minimum_not_at_a_corner():
     # what the data says: the pace and the taste views count, the noise tower next to nothing
     assert fitted["pace"] > 0 and fitted["attributes"] > 0 and fitted["text"] > 0
     assert fitted["tower"] * fitted.scales["tower"] < 0.1
+
+
+def test_a_k_the_fit_could_not_learn_takes_the_nearest_fitted_k():
+    at1 = BlendWeights({"tower": 0.0, "text": 1.0, "attributes": 2.0, "prior": 0.5, "pace": 0.0}, True)
+    at5 = BlendWeights({"tower": 0.5, "text": 0.5, "attributes": 1.0, "prior": 0.2, "pace": 1.0}, True)
+    fixed = default_weights(20.0, "launch split too small: 2 launches, 9 positive pairs")
+    got = nearest_fitted({0: fixed, 1: at1, 3: fixed, 4: fixed, 5: at5, 10: fixed})
+    # k=0 -> 1 (the only neighbour below does not exist), k=3 -> 1 or 5 at distance 2 and 2: the lower,
+    # k=4 -> 5 (distance 1), k=10 -> 5; the fitted ones are kept as they are
+    assert got[1] is at1 and got[5] is at5
+    assert got[0].weights == at1.weights and got[3].weights == at1.weights
+    assert got[4].weights == at5.weights and got[10].weights == at5.weights
+    assert not got[3].fitted
+    assert got[3].reason == "launch split too small: 2 launches, 9 positive pairs; the weights fitted at k=1"
+    # nothing fitted: every k keeps the fixed blend
+    assert nearest_fitted({0: fixed, 3: fixed})[3].weights == fixed.weights

@@ -99,3 +99,16 @@ def test_held_out_launches_train_no_tower():
     assert list(catalogue.in_training) == [True, False, False, False] and list(catalogue.id_slot) == [1, 0, 0, 0]
     # their pairs do not count as training examples for the logQ correction
     assert np.isfinite(catalogue.train_log_q()[0]) and np.isneginf(catalogue.train_log_q()[1:]).all()
+
+
+def test_the_pace_span_runs_from_launch_to_the_latest_user():
+    frame, cutoff = _frame()
+    # a's latest user came on day 60, b's 2 hours after its launch, c's on day 85 (launch: its first
+    # user, day 80), d has nobody
+    frame["latest_s"] = [60 * DAY, 97 * DAY + 2 * 3600, 85 * DAY, np.nan]
+    catalogue, _ = assemble(frame, CatalogueSettings(attribute_slots=64, attribute_dims=8), cutoff, cutoff - DAY)
+    np.testing.assert_allclose(catalogue.pace_days, [55.0, 2.0 / 24, 5.0, np.nan])
+    # a user within the launch's first hour still gives a finite span: an hour
+    frame["latest_s"] = [60 * DAY, 97 * DAY + 60, 85 * DAY, np.nan]
+    catalogue, _ = assemble(frame, CatalogueSettings(attribute_slots=64, attribute_dims=8), cutoff, cutoff - DAY)
+    assert catalogue.pace_days[1] == pytest.approx(1.0 / 24)

@@ -6,7 +6,7 @@ import pytest
 
 from rec_lib.core.schema import EmbeddingSource
 from rec_lib.training import few_shot
-from rec_lib.training.blend import Blend, BlendWeights
+from rec_lib.training.blend import Blend, BlendWeights, default_weights, nearest_fitted
 from rec_lib.training.catalogue import Catalogue
 from rec_lib.training.serving import ItemSides, UserSides, item_bias, item_rows, item_sides, parts, scores, user_rows
 
@@ -76,3 +76,37 @@ def test_new_items_are_adapted_and_every_prior_is_paced():
     capped = item_sides(catalogue, trained, content, first, settings, max_k=1)
     np.testing.assert_allclose(capped.tower[1], np.array([2.0, 1.0]) / math.sqrt(5))
     assert capped.prior[1] == pytest.approx(math.log(2.0))
+
+
+def test_the_pace_of_a_new_item_is_read_over_the_span_its_users_took():
+    # b's 2 users came within half a day of its launch, a day before the cutoff: the pace reads
+    # half a day, as the blend's fit and the evaluation read it, not the day up to the cutoff
+    catalogue = _catalogue()
+    catalogue.pace_days = np.array([4.0, 0.5, np.nan])
+    settings = few_shot.FewShotSettings("blend", prior_strength=2.0, pace=True, pace_prior_strength=2.0,
+                                        text_prior_strength=2.0)
+    sides = item_sides(catalogue, np.zeros((3, 2)), np.array([[1.0, 0.0]] * 3), {}, settings, max_k=10)
+    # observed pace log(2 / 0.5); prior: r0 = 2, a = 2 -> log 2 + log((2 + 2) / (2 + 2 * 0.5))
+    assert sides.pace[1] == pytest.approx(math.log(4.0))
+    assert sides.prior[1] == pytest.approx(math.log(2.0) + math.log(4.0 / 3.0))
+    # c (nobody yet) keeps its exposure up to the cutoff: log(2 / (2 + 1 * 2)); a (trained) its whole life
+    assert sides.prior[2] == pytest.approx(math.log(0.5)) and sides.pace[2] == 0.0
+    assert sides.pace[0] == pytest.approx(math.log(2.0))
+
+
+def test_launches_at_different_k_are_ranked_on_one_scale():
+    # the blend was fitted at k=0 only; k=1 and k=3 could not be fitted (too few launches) and take
+    # k=0's weights. Three launches with the same text side and prior, at k = 0, 1, 3: the user's
+    # text profile [1, 0] meets launch 0 at 0.9, launch 1 at 0.6, launch 2 at 0.8, so that is the order
+    # (with the fixed blend at k >= 1, text 20, launch 1 would have come first by its scale alone)
+    fitted = _weights(text=1.0, prior=0.5)
+    blend = Blend(nearest_fitted({0: fitted, 1: default_weights(20.0, "too few"), 3: default_weights(20.0, "too few")}))
+    users = UserSides(tower=np.zeros((1, 1)), text=np.array([[1.0, 0.0]]), attributes=np.zeros((1, 0)))
+    items = ItemSides(tower=np.zeros((3, 1)), text=np.array([[0.9, 0.436], [0.6, 0.8], [0.8, 0.6]]),
+                      attributes=np.zeros((3, 0)), prior=np.zeros(3), source=np.array(["content"] * 3, dtype=object),
+                      k=np.array([0, 1, 3]))
+    got = scores(users, items, blend, temperature=0.1)[0]
+    np.testing.assert_allclose(got, [0.9, 0.6, 0.8])
+    assert list(np.argsort(-got)) == [0, 2, 1]
+    unscaled = scores(users, items, Blend({0: fitted, 1: default_weights(20.0, "too few")}), temperature=0.1)[0]
+    assert list(np.argsort(-unscaled)) == [2, 1, 0]  # what the fixed blend did: k >= 1 first by its scale
