@@ -261,7 +261,7 @@ class EvaluateSection:
 
 
 SERVE_MODELS = ("latest", "champion")
-METHODS = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle")
+METHODS = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle", "tower")
 
 
 def _at_least(section: str, values: Any, names: Sequence[str], minimum: int) -> None:

@@ -50,6 +50,7 @@ from rec_lib.evaluation.rankers import (
     PopularRanker,
     RandomRanker,
     Ranker,
+    TowerRanker,
     epoch_seconds,
     evaluable,
     evaluate,
@@ -493,9 +494,11 @@ def build_rankers(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedMod
     ev = cfg.evaluate
     rankers: List[Ranker] = []
     als: Optional[AlsFitter] = None
+    inputs: Optional[ModelInputs] = None  # the model's sides, for the model and the tower alone
     for method in ev.methods:
-        if method == "model":
-            rankers.append(ModelRanker(model_inputs(fitted, ts.items, ts.launch_ts, ts.needed, cfg), ts.items))
+        if method in ("model", "tower"):
+            inputs = inputs or model_inputs(fitted, ts.items, ts.launch_ts, ts.needed, cfg)
+            rankers.append((ModelRanker if method == "model" else TowerRanker)(inputs, ts.items))
         elif method == "random":
             rankers.append(RandomRanker(len(ts.items), ev.seed))
         elif method == "popular":

@@ -22,6 +22,7 @@ items, the same for every method, so no method gains from how item ids happen to
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -30,7 +31,7 @@ import pandas as pd
 
 from rec_lib.evaluation.metrics import PER_USER_KEPT, MetricAccumulator, difference_names, paired_interval, top_k
 from rec_lib.training import few_shot
-from rec_lib.training.blend import Blend
+from rec_lib.training.blend import COMPONENTS, Blend, BlendWeights
 from rec_lib.training.serving import ItemSides, UserSides, adapt_item, take
 from rec_lib.training.serving import scores as served_scores
 
@@ -221,6 +222,18 @@ class ModelRanker(Ranker):
         for block in (known.tower, known.text, known.attributes):
             block[unknown] = 0.0
         return served_scores(known, self.sides, self.m.weights, self.m.temperature)
+
+
+class TowerRanker(ModelRanker):
+    """The towers alone: the served model with every other part of the score weighed 0, each new
+    item's tower vector adapted from its first k users as served. What the two-tower training
+    brings by itself, next to the baselines."""
+
+    name = "tower"
+
+    def __init__(self, inputs: ModelInputs, items: np.ndarray):
+        alone = BlendWeights({name: float(name == "tower") for name in COMPONENTS}, True, "the tower alone")
+        super().__init__(dataclasses.replace(inputs, weights=Blend.single(alone)), items)
 
 
 class AttributeProfileRanker(Ranker):

@@ -14,6 +14,7 @@ from rec_lib.evaluation.rankers import (
     ModelRanker,
     PopularRanker,
     Ranker,
+    TowerRanker,
     evaluable,
     evaluate,
     held_out,
@@ -216,6 +217,22 @@ def test_model_ranker_adds_the_text_term():
     ranker = ModelRanker(inputs, np.array(["A", "B"]))
     # A: <u, v> 1 + 5 * 0.6 = 4; B: 0 + 5 * 0; a user the model does not know scores 0 everywhere
     np.testing.assert_allclose(ranker.scores(np.array(["u1", "u9"])), [[4.0, 0.0], [0.0, 0.0]])
+
+
+def test_the_tower_ranker_is_the_model_with_every_other_part_at_zero():
+    settings = few_shot.FewShotSettings("blend", prior_strength=3.0, pace=True, pace_prior_strength=2.0)
+    inputs = _model({"u1": ([1.0, 0.0], [0.0, 1.0, 0.0]), "u2": ([0.0, 1.0], [1.0, 0.0, 0.0])},
+                    [[1.0, 0.0], [0.0, 1.0]], [[0.0, 0.6, 0.8], [1.0, 0.0, 0.0]], [0.0, 3.0],
+                    {"tower": 1.0, "text": 5.0, "attributes": 0.0, "prior": 1.0}, 0.5, settings,
+                    launch_ts=np.array([T0.timestamp(), T0.timestamp()]))
+    tower = TowerRanker(inputs, np.array(["A", "B"]))
+    assert tower.name == "tower" and inputs.weights.at(0)["text"] == 5.0  # the model's own blend is untouched
+    # <u, v> / 0.5 alone: the text (5 * 0.6 for u1 . A) and B's prior 3 are left out
+    np.testing.assert_allclose(tower.scores(np.array(["u1", "u2"])), [[2.0, 0.0], [0.0, 2.0]])
+    # its first user moves the tower vector as served: A after u2 = [3, 1] / sqrt(10); the pace does not count
+    tower.prepare(1, pd.DataFrame({"user_id": ["u2"], "item_id": ["A"], "first_ts": [ts(0.5)], "arrival": [0]}))
+    a = np.array([3.0, 1.0]) / math.sqrt(10)
+    np.testing.assert_allclose(tower.scores(np.array(["u1"])), [[a[0] / 0.5, 0.0]])
 
 
 def test_model_ranker_blends_the_text_side_with_the_revealed_users_profiles():
