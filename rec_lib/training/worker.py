@@ -121,6 +121,15 @@ def _field(batch, name: str):
     return batch[name] if isinstance(batch, dict) else getattr(batch, name)
 
 
+def step_inputs(batch) -> tuple:
+    """The train step's tensors (COLUMNS' order) from one batch: every column of a step comes from the
+    same rows, so each user's history meets the item that user chose. (Drawing the batch once per
+    column paired one batch's histories with the next batch's items, and the towers learned noise.)"""
+    import tensorflow as tf
+
+    return tuple(tf.convert_to_tensor(_field(batch, c)) for c in COLUMNS)
+
+
 def weights_digest(variables) -> str:
     digest = hashlib.sha256()
     for v in sorted(variables, key=lambda v: v.name):
@@ -270,12 +279,10 @@ def _train_step(run: _Training, batch_size: int):
 def _run_epoch(run: _Training, spec: WorkerSpec, train_step, batches, epoch: int, result: WorkerResult) -> None:
     """`result.steps_per_epoch` steps; the epoch's mean loss and speed go into `result`; rank 0
     checkpoints. A loss that is not finite stops training."""
-    import tensorflow as tf
-
     steps = result.steps_per_epoch
     start, last_log, total = time.perf_counter(), time.perf_counter(), 0.0
     for step in range(steps):
-        loss = train_step(*(tf.convert_to_tensor(_field(next(batches), c)) for c in COLUMNS))
+        loss = train_step(*step_inputs(next(batches)))
         if not run.optimizer_synced:
             run.hvd.broadcast_variables(run.optimizer.variables(), root_rank=0)
             run.optimizer_synced = True
