@@ -129,7 +129,7 @@ class TrainSection:
     embedding_dim: int
     hidden_dim: int
     temperature: float  # score = <user, item> / temperature + item bias
-    item_id_dropout: float  # share of steps an item's id embedding is hidden (DropoutNet)
+    item_id_dropout: float  # share of steps an item's id embedding is hidden (DropoutNet); 1: no item-id embedding at all
     text_dropout: float  # share of text-embedding dimensions hidden per item and step
     text_weight: float  # score += text_weight * <user text profile, item text>; 0: off (else embeddings grow by text_dim)
     text_in_item_tower: bool  # the item tower also reads the text embedding (else: category, brand, price)
@@ -163,6 +163,10 @@ class TrainSection:
     # width of the text term in the embedding tables and the towers' text input: the centred text
     # projected on its first text_dims principal directions, fitted on the catalogue (0: the encoder's width)
     text_dims: int = 0
+    # the loss's candidates corrected by log E[times sampled] (logQ): the towers then also learn each item's
+    # popularity; false: they learn who chooses an item beyond how popular it is, and popularity is left to the
+    # score's prior and pace parts (a launch's popularity is not a warm item's)
+    logq_correction: bool = False
 
 
 @dataclass(frozen=True)
@@ -424,9 +428,11 @@ class TrainJobConfig:
         for name in ("learning_rate", "temperature"):
             if getattr(t, name) <= 0:
                 raise ConfigError(f"train.{name} must be > 0, got {getattr(t, name)}")
-        for name in ("item_id_dropout", "user_id_dropout", "text_dropout"):
-            if not 0 <= getattr(t, name) < 1:
-                raise ConfigError(f"train.{name} must be in [0, 1), got {getattr(t, name)}")
+        for name, top in (("item_id_dropout", "1] (1: no item-id embedding)"), ("user_id_dropout", "1)"),
+                          ("text_dropout", "1)")):
+            value = getattr(t, name)
+            if not (0 <= value <= 1 if top.startswith("1]") else 0 <= value < 1):
+                raise ConfigError(f"train.{name} must be in [0, {top}, got {value}")
         if f.method not in ("blend", "none"):
             raise ConfigError(f"few_shot.method must be blend or none, got {f.method!r}")
         if f.prior_strength <= 0 or f.pace_prior_strength <= 0 or f.text_prior_strength <= 0:

@@ -116,6 +116,7 @@ class CatalogueSettings:
     attribute_dims: int = 256  # width of the attribute vectors (0: no attribute vectors)
     text_dims: int = 0  # the text's width after projection on its principal directions (0: the encoder's)
     held_out_days: int = 0  # launches this recent train no tower (the blend's launch cohorts judge it on them)
+    item_ids: bool = True  # False: no item has an id embedding (train.item_id_dropout 1: the item tower reads content only)
 
 
 @dataclass
@@ -216,7 +217,7 @@ def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, 
     recent = np.isfinite(launched) & (launched >= cutoff_s - settings.launch_days * SECONDS_PER_DAY)
     held_out = (np.isfinite(launched) & (launched >= cutoff_s - settings.held_out_days * SECONDS_PER_DAY)
                 if settings.held_out_days > 0 else np.zeros(n, bool))
-    has_slot = (n_users >= settings.min_item_interactions) & ~recent & ~held_out
+    has_slot = (n_users >= settings.min_item_interactions) & ~recent & ~held_out & settings.item_ids
     id_slot = np.where(has_slot, np.cumsum(has_slot), 0).astype(np.int32)
     exposure = np.where(np.isfinite(launched) & (launched <= as_of_s), (as_of_s - launched) / SECONDS_PER_DAY, np.nan)
     latest = frame["latest_s"].astype("float64").to_numpy() if "latest_s" in frame else np.full(n, np.nan)

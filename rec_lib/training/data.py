@@ -171,7 +171,7 @@ class DataSettings:
                                                price_buckets=t.price_buckets, launch_days=t.launch_days,
                                                attribute_types=dict(t.attribute_types),
                                                attribute_slots=t.attribute_slots, attribute_dims=t.attribute_dims,
-                                               text_dims=t.text_dims,
+                                               text_dims=t.text_dims, item_ids=t.item_id_dropout < 1,
                                                held_out_days=(t.launch_days * t.launch_cohorts
                                                               if t.blend == "learned" and t.hold_out_launches else 0)),
                    launch_cohorts=t.launch_cohorts if t.blend == "learned" else 0,

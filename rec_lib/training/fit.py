@@ -175,7 +175,7 @@ def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: ModelFolder):
     params = ModelParams(embedding_dim=t.embedding_dim, hidden_dim=t.hidden_dim, temperature=t.temperature,
                          item_id_dropout=t.item_id_dropout, user_id_dropout=t.user_id_dropout,
                          text_dropout=t.text_dropout, text_weight=t.text_weight,
-                         text_in_item_tower=t.text_in_item_tower,
+                         text_in_item_tower=t.text_in_item_tower, logq_correction=t.logq_correction,
                          extra_negatives=t.extra_negatives, n_user_slots=data.n_user_slots,
                          n_user_numeric=len(USER_NUMERIC), history_length=t.history_length)
     return WorkerSpec(catalogue=data.catalogue, params=params, n_examples=data.n_examples, epochs=t.epochs,

@@ -58,6 +58,7 @@ class ModelParams:
     text_dropout: float = 0.0  # share of text-embedding dimensions hidden per item and step in training
     text_weight: float = 0.0  # w of the text-affinity term w * <user text profile, item text>; 0: none
     text_in_item_tower: bool = True  # the item tower's content path reads the text embedding
+    logq_correction: bool = True  # candidates' logits corrected by log E[times sampled] (a folder's params before the key: on)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -226,7 +227,8 @@ class TwoTower(tf.keras.Model):
         negatives = rng.uniform([p.extra_negatives], 0, self.n_items, dtype=tf.int32)
         cand_index = tf.concat([item_index, negatives], 0)
         cand_vectors, cand_bias = self.item_vectors(cand_index, keep_item_ids(cand_index), text_mask(cand_index))
-        log_q = candidate_log_q(self.train_q, cand_index, batch_size, p.extra_negatives, self.n_items)
+        log_q = (candidate_log_q(self.train_q, cand_index, batch_size, p.extra_negatives, self.n_items)
+                 if p.logq_correction else tf.zeros([tf.shape(cand_index)[0]]))
         text_logits = None
         if p.text_weight > 0:
             profile = self.text_profile(history, exclude=item_index)

@@ -136,3 +136,26 @@ def test_item_tower_without_text_reads_only_category_brand_and_price():
         after = model.item_vectors(index, keep)[0].numpy()
         assert np.allclose(before, after, atol=1e-6) == (not reads_text)
         assert any(w.name.startswith("text_proj") for w in model.weights) == reads_text
+
+
+def _batch_loss(catalogue, params, weights=None):
+    tf.random.set_seed(1)
+    model = two_tower.build(catalogue, params)
+    if weights is not None:
+        model.set_weights(weights)
+    rng = tf.random.Generator.from_seed(3)
+    loss = model.compute_loss(tf.constant([0, 0]), tf.constant([0, 2]), tf.constant([[1, 3, -1, -1], [0, 1, -1, -1]]),
+                              tf.zeros([2, 3]), tf.ones([2]), rng, batch_size=2)
+    return float(loss), model.get_weights()
+
+
+def test_without_the_logq_correction_how_often_items_are_sampled_does_not_count():
+    # the same weights and batch over two catalogues that differ only in their items' users (what the
+    # logQ correction reads): off, the loss is the same; on, it is not
+    busy = _catalogue()
+    busy.n_users = np.array([500, 1, 2, 0])
+    for logq, same in ((False, True), (True, False)):
+        params = _params(logq_correction=logq, item_id_dropout=0.0, user_id_dropout=0.0)
+        plain, weights = _batch_loss(_catalogue(), params)
+        other, _ = _batch_loss(busy, params, weights)
+        assert (plain == pytest.approx(other, rel=1e-6)) is same, (logq, plain, other)

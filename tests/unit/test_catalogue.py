@@ -112,3 +112,12 @@ def test_the_pace_span_runs_from_launch_to_the_latest_user():
     frame["latest_s"] = [60 * DAY, 97 * DAY + 60, 85 * DAY, np.nan]
     catalogue, _ = assemble(frame, CatalogueSettings(attribute_slots=64, attribute_dims=8), cutoff, cutoff - DAY)
     assert catalogue.pace_days[1] == pytest.approx(1.0 / 24)
+
+
+def test_without_item_ids_no_item_gets_an_id_slot():
+    # train.item_id_dropout 1: the item tower reads content only, so a (warm) item has no id embedding either
+    frame, cutoff = _frame()
+    catalogue, _ = assemble(frame, CatalogueSettings(min_item_interactions=5, attribute_slots=64, attribute_dims=8,
+                                                     item_ids=False), cutoff, cutoff - DAY)
+    assert list(catalogue.id_slot) == [0, 0, 0, 0] and catalogue.n_id_slots == 0
+    assert list(catalogue.n_users) == [6, 6, 2, 0]  # what paces the prior is unchanged

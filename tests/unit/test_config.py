@@ -178,8 +178,11 @@ def test_train_config_loads_and_accepts_exponent_numbers():
 
     cfg = load_config(TrainJobConfig, LOCAL, ["train.learning_rate=1e-3", "train.epochs=5", "mlflow.tracking_uri=''"])
     assert cfg.train.learning_rate == 0.001 and cfg.train.epochs == 5 and cfg.mlflow.tracking_uri == ""
-    with pytest.raises(ConfigError, match="train.item_id_dropout must be in"):
-        load_config(TrainJobConfig, LOCAL, ["train.item_id_dropout=1"])
+    assert load_config(TrainJobConfig, LOCAL, ["train.item_id_dropout=1"]).train.item_id_dropout == 1.0  # no ids
+    with pytest.raises(ConfigError, match=r"train.item_id_dropout must be in \[0, 1\]"):
+        load_config(TrainJobConfig, LOCAL, ["train.item_id_dropout=1.5"])
+    with pytest.raises(ConfigError, match=r"train.text_dropout must be in \[0, 1\)"):
+        load_config(TrainJobConfig, LOCAL, ["train.text_dropout=1"])
     with pytest.raises(ConfigError, match="few_shot.method must be blend or none"):
         load_config(TrainJobConfig, LOCAL, ["few_shot.method=gradient"])
     with pytest.raises(ConfigError, match="must be a whole number"):
