@@ -85,6 +85,7 @@ def read_figures(spark, root: Path, run_ids) -> tuple:
 
     wh = str(root / "warehouse")
     metrics = (io.read_table(spark, wh, EVALUATION_METRICS).where(F.col("run_id").isin(run_ids))
+               .where(F.col("method") != "served")  # the served lists' ablation rows (k -1) are not a ranker's
                .select("run_id", "k", "method", "metric", "value").toPandas())
     served = (io.read_table(spark, wh, LIST_METRICS).where(F.col("run_id").isin(run_ids))
               .select("run_id", "source", "metric", "value").toPandas()

@@ -75,6 +75,7 @@ from rec_lib.scoring.serve import (
     write_list_metrics,
 )
 from rec_lib.training import serving
+from rec_lib.training.blend import COMPONENTS
 from rec_lib.training.data import TrainingData, before_cutoff, pair_weights, users_of
 from rec_lib.training.few_shot import FewShotSettings
 from rec_lib.training.fit import FittedModel, fit_model
@@ -329,10 +330,38 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
                 lists.unpersist()
             write_list_metrics(spark, cfg.paths.warehouse, figures, run_id, run_date, source, fitted.version, now)
             out[source] = figures
+        name = f"recall@{cfg.score.k}"
+        without = ablation(spark, cfg, fitted, before, run_date, seen, test, folder,
+                           out[ListSource.BACKTEST_NO_FLOOR][name])
+        if without:
+            out[report.ABLATION] = {f"{name}_without_{part}": value for part, value in without.items()}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         test.unpersist()
         users.unpersist()
+    return out
+
+
+def ablation(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, before: DataFrame, run_date: date,
+             seen: DataFrame, test: DataFrame, folder: str, full: float) -> Dict[str, float]:
+    """part -> Recall@K of the lists served (without the exposure floor, whose own change the
+    backtest reports) when the blend is refitted without that part (training.blend: Blend.without);
+    a part whose refit leaves the weights as they are is not served again (`full`, the no-floor
+    lists' own Recall@K). Empty where the blend was not fitted."""
+    sc = dataclasses.replace(cfg.score, min_new_item_exposure=0)
+    out: Dict[str, float] = {}
+    for part in COMPONENTS:
+        other = fitted.blend.ablated(part)
+        if other is None:
+            continue
+        if other.same_weights(fitted.blend):
+            out[part] = full
+            continue
+        with timed(log, f"backtest: serve the lists of {run_date} without the {part} part"):
+            cands, user_frame = _served_inputs(spark, dataclasses.replace(fitted, blend=other), cfg, before, run_date)
+            users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left")
+            lists = served_rows(spark, users, cands, sc, folder)
+            out[part] = accuracy(lists, test, [sc.k])[f"recall@{sc.k}"]
     return out
 
 
@@ -405,6 +434,19 @@ def metric_rows(results: List[MethodResult]) -> pd.DataFrame:
     return pd.DataFrame([{"k": r.k, "method": r.method, "metric": name, "value": float(value)}
                          for r in results for name, value in r.metrics.items()],
                         columns=["k", "method", "metric", "value"])
+
+
+def ablation_rows(served: Dict[str, Dict[str, float]], k: int) -> pd.DataFrame:
+    """evaluation_metrics rows of the served lists' ablation (method 'served', k -1: the lists mix
+    launches at every k): recall@K of the lists without the floor, and per part recall@K_without_<part>
+    and recall@K_change_without_<part> (relative); none without an ablation."""
+    without = served.get(report.ABLATION, {})
+    if not without:
+        return pd.DataFrame(columns=["k", "method", "metric", "value"])
+    name = f"recall@{k}"
+    values = {name: served[ListSource.BACKTEST_NO_FLOOR][name], **without}
+    values.update({f"{name}_change_without_{part}": change for part, change in report.ablation_changes(served, k).items()})
+    return pd.DataFrame([{"k": -1, "method": "served", "metric": m, "value": float(v)} for m, v in values.items()])
 
 
 def write_metrics(spark: SparkSession, warehouse: str, rows: pd.DataFrame, run_id: str, version: str,
@@ -637,8 +679,9 @@ def _evaluate(spark: SparkSession, cfg: EvaluateJobConfig, now: datetime, run_id
         if als is not None:
             als.close()
     rows = metric_rows(results)
-    write_metrics(spark, warehouse, rows, run_id, fitted.version, ts.cutoff, ts.end, now)
     served = backtest(spark, cfg, fitted, ts, interactions, run_id, now) if ev.backtest else {}
+    write_metrics(spark, warehouse, pd.concat([rows, ablation_rows(served, cfg.score.k)], ignore_index=True),
+                  run_id, fitted.version, ts.cutoff, ts.end, now)
     apply_sql(spark, warehouse, cfg.sql)
 
     folder = Path(ev.report_dir) / run_id

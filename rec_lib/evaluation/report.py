@@ -14,7 +14,9 @@ from rec_lib.evaluation.metrics import difference_names
 
 # What the model has to beat at every k (on Recall@K and NDCG@K) for the verdict line.
 BASELINES = ("random", "popular", "content_knn", "attribute_profile", "als")
-METHOD_ORDER = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle")
+METHOD_ORDER = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle", "tower")
+ABLATION = "ablation"  # the served figures' entry of the ablation: recall@K_without_<part> -> served Recall@K
+ABLATION_PARTS = ("tower", "text", "attributes", "prior", "pace")  # training.blend.COMPONENTS: the line's order
 PLOTTED = ("recall", "ndcg", "coverage")
 
 
@@ -94,10 +96,38 @@ SERVED_FIGURES = ("recall@10", "recall@20", "ndcg@20", "test_users", "candidates
                   "mean_pairwise_overlap", "new_item_share")
 
 
+def ablation_changes(served: Dict[str, Dict[str, float]], k: int = 20) -> Dict[str, float]:
+    """part -> relative change of the served Recall@k (lists without the floor) when the blend is
+    refitted without that part; empty without an ablation."""
+    without, base = served.get(ABLATION, {}), served.get("backtest_no_floor", {})
+    full = base.get(f"recall@{k}")
+    if not without or not full:
+        return {}
+    return {part: without[f"recall@{k}_without_{part}"] / full - 1.0 for part in ABLATION_PARTS
+            if f"recall@{k}_without_{part}" in without}
+
+
+def ablation_line(served: Dict[str, Dict[str, float]], k: int = 20) -> Optional[str]:
+    """`ablation (served Recall@20 change without each part): tower -12.3%, text -5.0%, ...`"""
+    changes = ablation_changes(served, k)
+    if not changes:
+        return None
+    cells = [f"{part} {_percent(change)}" for part, change in changes.items()]
+    return f"ablation (served Recall@{k} change without each part): " + ", ".join(cells)
+
+
+def _percent(change: float) -> str:
+    """-12.3%, +1.2%, and 0.0% for what rounds to nothing."""
+    value = round(100 * change, 1)
+    return "0.0%" if value == 0 else f"{value:+.1f}%"
+
+
 def served_lines(served: Dict[str, Dict[str, float]]) -> List[str]:
     """The backtest of the served lists (list_metrics sources -> figures) as short lines."""
     out = []
     for source, f in served.items():
+        if source == ABLATION:
+            continue
         parts = [f"{name} {f[name]:.3f}" if name not in ("test_users", "candidates", "new_candidates",
                                                           "distinct_first_items") else f"{name} {f[name]:,.0f}"
                  for name in SERVED_FIGURES if name in f]
@@ -105,13 +135,16 @@ def served_lines(served: Dict[str, Dict[str, float]]) -> List[str]:
     base, floor = served.get("backtest_no_floor"), served.get("backtest")
     if base and floor and base.get("recall@20"):
         out.append(f"the exposure floor changes served Recall@20 by {floor['recall@20'] / base['recall@20'] - 1:+.1%}")
+    line = ablation_line(served)
+    if line:
+        out.append(line + " (the blend refitted without it, lists without the floor)")
     return out
 
 
 def served_table(served: Dict[str, Dict[str, float]]) -> List[str]:
     if not served:
         return []
-    sources = list(served)
+    sources = [s for s in served if s != ABLATION]
     lines = ["", "## Served lists (backtest: the scoring job's code on the cutoff model)", "",
              "| figure | " + " | ".join(sources) + " |", "|---|" + "---:|" * len(sources)]
     for name in SERVED_FIGURES:
@@ -156,6 +189,9 @@ def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequ
         for k, row in table.iterrows():
             lines.append(f"| {k} | " + " | ".join(fmt(v, whole=metric == "users") for v in row) + " |")
     lines += served_table(served or {})
+    line = ablation_line(served or {})
+    if line:
+        lines += ["", line + " (the blend refitted on the launch cohorts without that part; lists without the floor)"]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"

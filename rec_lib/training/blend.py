@@ -234,6 +234,17 @@ class Blend:
     parts weigh differently. An item takes the weights of the largest fitted k at or below its own."""
 
     by_k: Dict[int, BlendWeights]
+    # part -> the weights by k refitted on the same launches without that part (the ablation that says
+    # what each part is worth); empty where the blend was not fitted
+    without: Dict[str, Dict[int, BlendWeights]] = field(default_factory=dict)
+
+    def ablated(self, part: str) -> Optional["Blend"]:
+        """The blend refitted without `part` (None where it was not refitted)."""
+        return Blend(self.without[part]) if part in self.without else None
+
+    def same_weights(self, other: "Blend") -> bool:
+        return (sorted(self.by_k) == sorted(other.by_k)
+                and all(self.by_k[k].weights == other.by_k[k].weights for k in self.by_k))
 
     def at(self, k: int) -> BlendWeights:
         keys = sorted(self.by_k)
@@ -260,11 +271,14 @@ class Blend:
         return any(w.fitted for w in self.by_k.values())
 
     def to_dict(self) -> dict:
-        return {"by_k": {str(k): w.to_dict() for k, w in sorted(self.by_k.items())}}
+        out: dict = {"by_k": _by_k_dict(self.by_k)}
+        if self.without:
+            out["without"] = {part: _by_k_dict(by_k) for part, by_k in self.without.items()}
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Blend":
-        return cls({int(k): BlendWeights.from_dict(w) for k, w in data["by_k"].items()})
+        return cls(_by_k_of(data["by_k"]), {part: _by_k_of(by_k) for part, by_k in data.get("without", {}).items()})
 
     @classmethod
     def single(cls, weights: BlendWeights) -> "Blend":
@@ -285,5 +299,25 @@ class Blend:
         return {f"blend_k{k}_{n}": v for k, w in self.by_k.items() for n, v in w.weights.items()}
 
 
+def _by_k_dict(by_k: Mapping[int, BlendWeights]) -> dict:
+    return {str(k): w.to_dict() for k, w in sorted(by_k.items())}
+
+
+def _by_k_of(data: Mapping) -> Dict[int, BlendWeights]:
+    return {int(k): BlendWeights.from_dict(w) for k, w in data.items()}
+
+
+def without_part(components: Mapping[str, np.ndarray], positives: np.ndarray, full: BlendWeights, part: str,
+                 valid: Optional[np.ndarray] = None, n_launches: Optional[int] = None) -> BlendWeights:
+    """The weights refitted on the same launches with `part` left out (weight 0): what the blend
+    does without it. A part the full fit gave weight 0, or a k the fit could not learn, changes
+    nothing: the full weights, with that part at 0."""
+    if not full.fitted or full[part] == 0.0 or part not in components:
+        return BlendWeights({**full.weights, part: 0.0}, full.fitted, full.reason, full.n_users, full.n_launches,
+                            full.n_positives, full.loss, full.loss_uniform, dict(full.scales))
+    rest = {name: values for name, values in components.items() if name != part}
+    return fit_weights(rest, positives, full, valid=valid, n_launches=n_launches)
+
+
 __all__: List[str] = ["Blend", "BlendWeights", "COMPONENTS", "fit_weights", "combine", "default_weights", "nearest_fitted",
-                      "softmax_loss"]
+                      "softmax_loss", "without_part"]

@@ -17,7 +17,7 @@ from rec_lib.core.clock import epoch_s
 from rec_lib.core.process import worker_setup
 from rec_lib.core.schema import EmbeddingSource
 from rec_lib.training import attributes, few_shot
-from rec_lib.training.blend import Blend, BlendWeights, fit_weights, nearest_fitted
+from rec_lib.training.blend import COMPONENTS, Blend, BlendWeights, fit_weights, nearest_fitted, without_part
 from rec_lib.training.catalogue import Catalogue
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.prior import prior_as_of
@@ -141,12 +141,14 @@ def fit_blend(model, data: "TrainingData", launch_days: int, temperature: float,
     if not data.cohorts:
         return Blend.single(BlendWeights(fallback.weights, False, "no launch cohort before the cutoff"))
     states = [_cohort_state(model, data, c, launch_days) for c in data.cohorts]
-    by_k = {}
+    by_k, without = {}, {part: {} for part in COMPONENTS}
     for k in sorted(ks):
         parts = [cohort_components(st, data.catalogue, k, temperature, settings, None) for st in states]
         parts = [p for p in parts if p[1].shape[1]]
         if not parts:
             by_k[k] = BlendWeights(fallback.weights, False, f"no launch with more than {k} users in a cohort")
+            for part in COMPONENTS:
+                without[part][k] = BlendWeights({**fallback.weights, part: 0.0}, False, by_k[k].reason)
             continue
         width = max(p[1].shape[1] for p in parts)
 
@@ -161,7 +163,11 @@ def fit_blend(model, data: "TrainingData", launch_days: int, temperature: float,
         n_launches = sum(p[1].shape[1] for p in parts)
         del parts  # the per-cohort matrices: only the stacked ones are needed from here
         by_k[k] = fit_weights(components, positives, fallback, valid=valid, n_launches=n_launches)
-    return Blend(nearest_fitted(by_k))
+        for part in COMPONENTS:
+            without[part][k] = without_part(components, positives, by_k[k], part, valid, n_launches)
+    if not any(w.fitted for w in by_k.values()):
+        return Blend(by_k)
+    return Blend(nearest_fitted(by_k), {part: nearest_fitted(w) for part, w in without.items()})
 
 
 def user_sources(users: pd.DataFrame) -> np.ndarray:

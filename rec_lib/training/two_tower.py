@@ -1,32 +1,30 @@
 """The two-tower model (TensorFlow 2.15 / Keras 2) and its loss.
 
 Item tower: category, brand and price-bucket embeddings, a weighted bag of the item's attribute
-tokens (training.attributes: every further items column) (and, with `text_in_item_tower`, the
-frozen text embedding through a dense layer), through an MLP; plus an item-id embedding that is
-hidden at random during training (DropoutNet), so the content path alone must place an item well.
-A bias head on the same hidden layer predicts the item's popularity from content. The text enters
-the score through the text-affinity term below either way; read by the tower too, it is memorised
-per training item and places new items worse (on the demo shop the tower's bias then predicts new
-items' popularity worse as well), so the shipped configs leave it out.
+tokens (training.attributes: every further items column) and, with `text_in_item_tower` (the
+default), the frozen text embedding through a dense layer (its dimensions hidden at random in
+training, `text_dropout`), through an MLP. Optionally an item-id embedding hidden at random during
+training (DropoutNet, `item_id_dropout` < 1); the shipped configs have none (`item_id_dropout` 1):
+the tower is content only, which is all a launch has, so what it learns on warm items is what it
+can say about launches. A bias head on the same hidden layer predicts the item's popularity from
+content.
 
 User tower: the mean of the item-tower vectors of the user's recent items (the item being scored
 left out), the normalised mean of those items' text embeddings, the user's numbers, through an
 MLP; plus a user-id embedding, also hidden at random, so a user with history but no trained id
-still gets a good vector. The text profile matters for new items: the item-tower vectors share a
-large common direction (they also carry popularity), so their mean says little about taste, while
-the raw text of what a user chose separates tastes well and is what a new item is made of.
+still gets a good vector.
 
 score(u, i) = <u, v_i> / temperature + b_i + w <p_u, t_i>, with u and v_i unit vectors, p_u the
-user's text profile, t_i the item's text embedding and w >= 0 a fixed prior weight (`text_weight`;
-0: no such term). The text term is what the towers cannot overfit: a learned content path sees
-each training item's exact text, which identifies the item as well as an id would, and so
-generalises to new items' texts less than the plain similarity of texts does. Learned jointly, w
-shrinks (on warm items ids and memorised texts explain the data better), which is why it is fixed;
-the towers learn the residual: popularity, ids, what text similarity misses. For scoring both
-parts go into one dot product: user [u, sqrt(w) p_u] . item [v / temperature, sqrt(w) t_i]. The loss is an in-batch
-softmax whose candidates are the batch's positives plus uniformly drawn items, each logit corrected
-by log E[times the item is a candidate] (logQ), so popular items are not punished for being
-sampled often.
+user's text profile, t_i the item's text embedding and w >= 0 a fixed weight (`text_weight`; 0,
+the default: no such term, the towers learn from the text themselves). With w > 0 the towers learn
+the residual of the text term; on launches that residual (popularity, what ids explain) carried
+nothing the served blend used. For scoring both parts go into one dot product: user
+[u, sqrt(w) p_u] . item [v / temperature, sqrt(w) t_i]. The loss is an in-batch softmax whose
+candidates are the batch's positives plus uniformly drawn items. With `logq_correction` each logit
+is corrected by log E[times the item is a candidate] (logQ), so the towers model the full softmax,
+popularity included; without it (the default) in-batch candidates are drawn by popularity and the
+towers learn who chooses an item beyond how popular it is, leaving popularity to the score's
+prior and pace parts (a launch's popularity is not a warm item's).
 """
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """The evaluation stage: no leakage past the cutoff (hand-made warehouse), and the whole job on a
 small generated shop with the real model, ALS and the ground-truth oracle."""
 import dataclasses
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from rec_lib.evaluation.job import (
 from rec_lib.evaluation.rankers import revealed
 from rec_lib.platform import io
 from rec_lib.scoring.job import run_score_job
+from rec_lib.training.blend import COMPONENTS
 from rec_lib.training.catalogue import CatalogueSettings
 from rec_lib.training.data import DataSettings, build_training_data
 from rec_lib.training.job import run_train_job
@@ -126,8 +128,19 @@ def test_the_job_writes_every_method_and_k(spark, evaluated):
     rows = io.read_table(spark, cfg.paths.warehouse, EVALUATION_METRICS).toPandas()
     assert set(rows.run_id) == {"eval-1"} and set(rows.model_version) == {summary.model_version}
     assert summary.model_version.startswith("20261017-")
+    served = rows[rows.method == "served"]  # the served lists' ablation: k -1, the lists mix every k
+    rows = rows[rows.method != "served"]
+    assert set(served.k) == {-1} and set(served.metric) == {"recall@20", *[f"recall@20_{kind}_{part}" for part in
+                                                                          COMPONENTS for kind in ("without",
+                                                                                                  "change_without")]}
+    got = served.set_index("metric")["value"]
+    assert got["recall@20"] == summary.served["backtest_no_floor"]["recall@20"]
+    for part in COMPONENTS:
+        assert got[f"recall@20_change_without_{part}"] == pytest.approx(got[f"recall@20_without_{part}"]
+                                                                        / got["recall@20"] - 1)
     assert set(rows.k) == {0, 1, 3}
-    assert set(rows.method) == {"model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle"}
+    assert set(rows.method) == {"model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle",
+                                "tower"}
     metrics = {"recall@5", "ndcg@5", "hit_rate@5", "mrr@5", "coverage@5", "mean_popularity@5", "users",
                "scorable_items"}
     intervals = {"recall@5_diff_low", "recall@5_diff_high", "ndcg@5_diff_low", "ndcg@5_diff_high"}
@@ -144,7 +157,7 @@ def test_the_job_writes_every_method_and_k(spark, evaluated):
             assert low <= difference + 1e-12 and difference <= value[(k, method, f"{name}_diff_high")] + 1e-12
     assert value[(1, "als", "scorable_items")] == 1.0
     for k in (0, 1, 3):
-        for method in ("model", "random", "popular", "content_knn", "attribute_profile", "oracle"):
+        for method in ("model", "random", "popular", "content_knn", "attribute_profile", "oracle", "tower"):
             assert 0.0 <= value[(k, method, "recall@5")] <= 1.0
         # the same test users at every k, and the ground truth ranks far better than chance
         assert value[(k, "model", "users")] == value[(0, "random", "users")] == summary.n_users > 0
@@ -171,6 +184,10 @@ def test_the_backtest_serves_the_cutoff_days_lists_with_the_scoring_code(spark, 
     assert "floor_reached" in figures.index and summary.served["backtest"]["recall@20"] == figures.at[
         "recall@20", "backtest"]
     assert "served lists (backtest): recall@10 " in "\n".join(summary.lines())
+    # the ablation: every part in order, each lists served again with the blend refitted without it
+    line = [x for x in summary.lines() if "ablation (served Recall@20 change without each part): " in x]
+    pct = r"(0\.0|[-+]\d+\.\d)%"
+    assert len(line) == 1 and re.search(rf"tower {pct}, text {pct}, attributes {pct}, prior {pct}, pace {pct} ", line[0])
 
 
 def test_the_model_ranks_better_than_chance(spark, evaluated):

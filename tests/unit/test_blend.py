@@ -14,6 +14,7 @@ from rec_lib.training.blend import (
     nearest_fitted,
     softmax_loss,
     users_per_cohort,
+    without_part,
 )
 
 
@@ -179,3 +180,29 @@ def test_a_k_the_fit_could_not_learn_takes_the_nearest_fitted_k():
     assert got[3].reason == "launch split too small: 2 launches, 9 positive pairs; the weights fitted at k=1"
     # nothing fitted: every k keeps the fixed blend
     assert nearest_fitted({0: fixed, 3: fixed})[3].weights == fixed.weights
+
+
+def test_a_part_left_out_is_refitted_without_it_and_a_part_at_zero_changes_nothing():
+    # text predicts the picks; a copy of it ("tower") shares the signal: without text, the copy takes its place
+    components, positives = _world(0)
+    components = {"text": components["text"], "tower": components["text"] * 0.5 + 0.1 * components["attributes"],
+                  "attributes": components["attributes"]}
+    full = fit_weights(components, positives, default_weights(20.0, "x"))
+    no_text = without_part(components, positives, full, "text")
+    assert no_text.fitted and no_text["text"] == 0.0 and no_text["tower"] > full["tower"] > 0.0
+    alone = fit_weights({"tower": components["tower"], "attributes": components["attributes"]}, positives, full)
+    assert no_text.weights == alone.weights  # the same fit as with the part never offered
+    # a part the fit gave no weight (the pace, absent here), or a k that was not fitted: the full weights, the part at 0
+    assert without_part(components, positives, full, "pace").weights == {**full.weights, "pace": 0.0}
+    unfitted = default_weights(20.0, "launch split too small")
+    assert without_part(components, positives, unfitted, "text").weights == {**unfitted.weights, "text": 0.0}
+
+
+def test_the_ablated_blends_are_kept_with_the_blend():
+    at0 = BlendWeights({"tower": 1.0, "text": 2.0, "attributes": 0.0, "prior": 1.0, "pace": 0.0}, True)
+    no_tower = BlendWeights({"tower": 0.0, "text": 2.5, "attributes": 0.0, "prior": 1.0, "pace": 0.0}, True)
+    blend = Blend({0: at0}, {"tower": {0: no_tower}, "pace": {0: at0}})
+    back = Blend.from_dict(blend.to_dict())
+    assert back.ablated("tower").at(0).weights == no_tower.weights and back.ablated("text") is None
+    assert back.ablated("pace").same_weights(blend) and not back.ablated("tower").same_weights(blend)
+    assert "without" not in Blend({0: at0}).to_dict() and Blend.from_dict({"by_k": {"0": at0.to_dict()}}).without == {}

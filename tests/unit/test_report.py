@@ -75,3 +75,19 @@ def test_write_report_makes_the_summary_and_png_plots(tmp_path):
     assert paths["summary"].read_text().startswith("# Cold-start evaluation")
     for name in ("recall", "ndcg", "coverage"):
         assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_ablation_line_gives_every_parts_change_in_order():
+    # the lists without the floor found 0.400; without the tower 0.350 (-12.5%), text 0.380 (-5.0%),
+    # attributes 0.400 (nothing), prior 0.404 (+1.0%), pace 0.39998 (rounds to nothing)
+    served = {"backtest_no_floor": {"recall@20": 0.4},
+              report.ABLATION: {"recall@20_without_pace": 0.39998, "recall@20_without_tower": 0.35,
+                                "recall@20_without_text": 0.38, "recall@20_without_attributes": 0.4,
+                                "recall@20_without_prior": 0.404}}
+    assert report.ablation_line(served) == ("ablation (served Recall@20 change without each part): "
+                                            "tower -12.5%, text -5.0%, attributes 0.0%, prior +1.0%, pace 0.0%")
+    assert report.ablation_changes(served)["tower"] == pytest.approx(-0.125)
+    lines = report.served_lines(served)
+    assert lines[-1].startswith("ablation (served Recall@20 change without each part): tower -12.5%")
+    assert not any(line.startswith("served lists (ablation)") for line in lines)
+    assert report.ablation_line({"backtest_no_floor": {"recall@20": 0.4}}) is None
