@@ -362,7 +362,8 @@ EVALUATION_METRICS = TableSpec(
         ("run_id", S, False),
         ("model_version", S, False),  # the model trained on what precedes the cutoff
         ("k", I32, False),  # first interactions of each new item the methods could use
-        ("method", S, False),  # model | random | popular | content_knn | als | oracle
+        ("method", S, False),  # model | random | popular | content_knn | attribute_profile | als | oracle | tower;
+        # served (k -1): the served lists' ablation, recall@K and recall@K_without_<part> / _change_without_<part>
         ("metric", S, False),  # recall@K, ndcg@K, hit_rate@K, mrr@K, coverage@K, mean_popularity@K, users, scorable_items;
         # on a baseline's rows also recall@K_diff_low/_high, ndcg@K_diff_low/_high: 95% interval of model minus it
         ("value", D, True),
