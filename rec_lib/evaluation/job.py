@@ -680,7 +680,8 @@ def _evaluate(spark: SparkSession, cfg: EvaluateJobConfig, now: datetime, run_id
             als.close()
     rows = metric_rows(results)
     served = backtest(spark, cfg, fitted, ts, interactions, run_id, now) if ev.backtest else {}
-    write_metrics(spark, warehouse, pd.concat([rows, ablation_rows(served, cfg.score.k)], ignore_index=True),
+    ablated = ablation_rows(served, cfg.score.k)
+    write_metrics(spark, warehouse, pd.concat([rows, ablated], ignore_index=True) if len(ablated) else rows,
                   run_id, fitted.version, ts.cutoff, ts.end, now)
     apply_sql(spark, warehouse, cfg.sql)
 

@@ -18,12 +18,16 @@ from rec_lib.platform import io
 from rec_lib.training.fit import TrainingError
 from rec_lib.training.job import run_train_job
 from rec_lib.training.model_folder import ModelFolder
+from rec_lib.training.serving import parts
 from tests.helpers import HANG_GUARD_S, REPO, TRAIN_CUTOFF, heldout_recall, train_config
+
+# this module's model has item-id embeddings (the shipped towers are content only), so that path is covered too
+WITH_IDS = "train.item_id_dropout=0.5"
 
 
 @pytest.fixture(scope="module")
 def two_workers(spark, shop):
-    cfg = train_config(shop)
+    cfg = train_config(shop, WITH_IDS)
     summary = run_train_job(spark, cfg)
     # the embedding tables as this run wrote them (other tests here rewrite the shop's own)
     for spec in (USER_EMBEDDINGS, ITEM_EMBEDDINGS):
@@ -49,10 +53,10 @@ def test_two_workers_learn_agree_and_embed_everything(spark, shop, two_workers):
     items = io.read_table(spark, warehouse, ITEM_EMBEDDINGS).toPandas()
     assert len(users) == 400 and len(items) == 200
     assert set(users.model_version) == set(items.model_version) == {summary.model_version}
-    # the rows hold the parts the blend weighs (training.serving): the tower vector (embedding_dim 32),
-    # then MiniLM's 384 text dimensions (the attribute part only where its weight is not 0)
-    blend = summary.blend
-    width = 32 + 384 + (256 if any(w["attributes"] for w in blend.by_k.values()) else 0)
+    # the rows hold the parts the blend weighs at some k (training.serving.parts), in that order: the
+    # tower vector (embedding_dim 32), MiniLM's 384 text dimensions, the 256 attribute dimensions
+    width = sum({"tower": 32, "text": 384, "attributes": 256}[part] for part in parts(summary.blend))
+    assert width > 0
     assert set(items.embedding.map(len)) == set(users.embedding.map(len)) == {width}
     # items launched after the cutoff have no users before it: content vectors
     launched_late = items[items.n_users == 0]
@@ -75,7 +79,9 @@ def test_two_workers_learn_agree_and_embed_everything(spark, shop, two_workers):
     # an item nobody had seen keeps its own (centred) text, weighted by the blend's text weight at k = 0
     row = launched_late.iloc[0]
     text = catalogue.text[list(catalogue.item_ids).index(row.item_id)]
-    np.testing.assert_allclose(np.asarray(row.embedding[32:32 + 384]), blend.at(0)["text"] * text, rtol=1e-5, atol=1e-6)
+    text_at = 32 if "tower" in parts(summary.blend) else 0
+    np.testing.assert_allclose(np.asarray(row.embedding[text_at:text_at + 384]), summary.blend.at(0)["text"] * text,
+                               rtol=1e-5, atol=1e-6)
 
     import mlflow
 
@@ -206,7 +212,7 @@ def test_killed_between_the_embedding_tables_the_next_run_writes_both_from_the_c
 
     settings = [*common, f"paths.warehouse={killed}", f"train.model_dir={cfg.train.model_dir}",
                 f"train.petastorm_cache_dir={root / 'petastorm'}", "mlflow.tracking_uri=''", f"train.cutoff={TRAIN_CUTOFF}",
-                "train.epochs=12", "train.batch_size=64", "spark.master=local[2]", "spark.driver_memory=2g"]
+                "train.epochs=12", "train.batch_size=64", "spark.master=local[2]", "spark.driver_memory=2g", WITH_IDS]
     env = {**os.environ, "REC_KILL_AT": "train.user_embeddings_written"}
     done = subprocess.run([sys.executable, "-m", "jobs.train", "--conf-file", "conf/local.yaml", "--set",
                            " ".join(settings)], cwd=REPO, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S,
@@ -215,7 +221,7 @@ def test_killed_between_the_embedding_tables_the_next_run_writes_both_from_the_c
     assert io.delta_exists(spark, io.table_path(str(killed), USER_EMBEDDINGS))
     assert not io.delta_exists(spark, io.table_path(str(killed), ITEM_EMBEDDINGS))
 
-    again = run_train_job(spark, train_config(shop, f"paths.warehouse={killed}"))
+    again = run_train_job(spark, train_config(shop, f"paths.warehouse={killed}", WITH_IDS))
     assert not again.trained and again.model_version == summary.model_version
     got, want = embedding_tables(spark, killed), embedding_tables(spark, reference)
     for name in want:
@@ -262,10 +268,14 @@ def test_two_shops_with_one_model_dir_each_get_their_own_model(spark, shop, two_
         return {r[0] for r in io.read_table(spark, str(warehouse), spec).select(F.size("embedding")).distinct().collect()}
     assert widths(other / "warehouse", ITEM_TEXT_EMBEDDINGS) == {512}
     assert widths(root / "warehouse", ITEM_TEXT_EMBEDDINGS) == {384}
-    first_width, = widths(root / "warehouse", ITEM_EMBEDDINGS)
-    # the text side follows the encoder (384 in the first shop), or train.text_dims where set
+    # the text side follows train.text_dims where set: the towers read the 48 directions, and the tables
+    # hold them where the blend weighs the text (the parts the blend weighs, training.serving.parts)
+    from rec_lib.training.catalogue import Catalogue
+
+    assert Catalogue.load(ModelFolder.of(cfg.train.model_dir, second.model_version)).text.shape[1] == 48
+    dims = {"tower": 32, "text": 48, "attributes": 256}
     assert widths(other / "warehouse", ITEM_EMBEDDINGS) == widths(other / "warehouse", USER_EMBEDDINGS) == {
-        first_width - 384 + 48}
+        sum(dims[p] for p in parts(second.blend))}
     scored = run_score_job(spark, rc.load_config(rc.ScoreJobConfig, REPO / "conf/local.yaml", other_common))
     assert scored.model_version == second.model_version
     served = io.read_table(spark, str(other / "warehouse"), RECOMMENDATIONS).select("user_id").distinct().count()
