@@ -428,10 +428,10 @@ class TrainJobConfig:
         for name in ("learning_rate", "temperature"):
             if getattr(t, name) <= 0:
                 raise ConfigError(f"train.{name} must be > 0, got {getattr(t, name)}")
-        for name, top in (("item_id_dropout", "1] (1: no item-id embedding)"), ("user_id_dropout", "1)"),
-                          ("text_dropout", "1)")):
-            value = getattr(t, name)
-            if not (0 <= value <= 1 if top.startswith("1]") else 0 <= value < 1):
+        for name in ("item_id_dropout", "user_id_dropout", "text_dropout"):
+            value, closed = getattr(t, name), name == "item_id_dropout"  # an item-id dropout of 1: no id embedding
+            if not (0 <= value <= 1 if closed else 0 <= value < 1):
+                top = "1] (1: no item-id embedding)" if closed else "1)"
                 raise ConfigError(f"train.{name} must be in [0, {top}, got {value}")
         if f.method not in ("blend", "none"):
             raise ConfigError(f"few_shot.method must be blend or none, got {f.method!r}")

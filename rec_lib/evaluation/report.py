@@ -11,12 +11,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from rec_lib.evaluation.metrics import difference_names
+from rec_lib.training.blend import COMPONENTS
 
 # What the model has to beat at every k (on Recall@K and NDCG@K) for the verdict line.
 BASELINES = ("random", "popular", "content_knn", "attribute_profile", "als")
 METHOD_ORDER = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle", "tower")
 ABLATION = "ablation"  # the served figures' entry of the ablation: recall@K_without_<part> -> served Recall@K
-ABLATION_PARTS = ("tower", "text", "attributes", "prior", "pace")  # training.blend.COMPONENTS: the line's order
+ABLATION_NOTE = " (the blend refitted on the launch cohorts without that part; lists without the floor)"
 PLOTTED = ("recall", "ndcg", "coverage")
 
 
@@ -103,7 +104,7 @@ def ablation_changes(served: Dict[str, Dict[str, float]], k: int = 20) -> Dict[s
     full = base.get(f"recall@{k}")
     if not without or not full:
         return {}
-    return {part: without[f"recall@{k}_without_{part}"] / full - 1.0 for part in ABLATION_PARTS
+    return {part: without[f"recall@{k}_without_{part}"] / full - 1.0 for part in COMPONENTS
             if f"recall@{k}_without_{part}" in without}
 
 
@@ -137,7 +138,7 @@ def served_lines(served: Dict[str, Dict[str, float]]) -> List[str]:
         out.append(f"the exposure floor changes served Recall@20 by {floor['recall@20'] / base['recall@20'] - 1:+.1%}")
     line = ablation_line(served)
     if line:
-        out.append(line + " (the blend refitted without it, lists without the floor)")
+        out.append(line + ABLATION_NOTE)
     return out
 
 
@@ -191,7 +192,7 @@ def markdown(rows: pd.DataFrame, top_k: int, header: Dict[str, str], notes: Sequ
     lines += served_table(served or {})
     line = ablation_line(served or {})
     if line:
-        lines += ["", line + " (the blend refitted on the launch cohorts without that part; lists without the floor)"]
+        lines += ["", line + ABLATION_NOTE]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
