@@ -77,9 +77,11 @@ SCORE_EVENTS = ("user_id,item_id,event_type,ts,value\n"
 SCORE_USERS = "user_id\n" + "".join(f"u{u:02d}\n" for u in range(N_USERS)) + "u99\n"
 
 
-def hand_made_embeddings(spark, warehouse, seed=0, version="v1"):
-    """user_embeddings and item_embeddings of the scoring shop, as the training job would write them:
-    seeded normal vectors U [N_USERS, DIM], V [N_ITEMS, DIM] and biases b (rounded to 1e-3)."""
+def hand_made_embeddings(spark, warehouse, seed=0, version="v1", explained=False):
+    """user_embeddings and item_embeddings of the scoring shop: seeded normal vectors U [N_USERS, DIM],
+    V [N_ITEMS, DIM] and biases b (rounded to 1e-3); as a training before reasons wrote them (no
+    reason columns), or with `explained` as one that has them: the rows one tower block, the bias the
+    launch prior (I03 and I09 carry attribute tokens; no attribute block, so they never win)."""
     import numpy as np
     import pandas as pd
 
@@ -95,6 +97,12 @@ def hand_made_embeddings(spark, warehouse, seed=0, version="v1"):
                           "embedding": list(U), "source": "id+history", "n_history": np.int32(1), "created_at": now})
     items = pd.DataFrame({"item_id": [f"I{i:02d}" for i in range(N_ITEMS)], "model_version": version,
                           "embedding": list(V), "bias": b, "n_users": np.int64(0), "source": "trained", "created_at": now})
+    if explained:
+        items = items.assign(parts=[[{"name": "tower", "width": DIM}]] * N_ITEMS, prior_score=b, pace_score=0.0,
+                             pace_days=5.0, expected_users_per_day=np.exp(b),
+                             attribute_tokens=[[{"token": "brand=b", "slot": 0, "weight": 1.0}] if i in (3, 9) else []
+                                               for i in range(N_ITEMS)])
+    items = items.assign(**{c: None for c in ITEM_EMBEDDINGS.columns if c not in items.columns})
     io.overwrite_table(spark.createDataFrame(users, USER_EMBEDDINGS.schema), USER_EMBEDDINGS, warehouse)
     io.overwrite_table(spark.createDataFrame(items, ITEM_EMBEDDINGS.schema), ITEM_EMBEDDINGS, warehouse)
     return U, V, b

@@ -179,6 +179,9 @@ class FewShotSection:
     max_k: int  # items with at most this many users are adapted (and counted as few-shot)
 
 
+SQL_LANGUAGES = ("en", "zh")
+
+
 @dataclass(frozen=True)
 class SqlSection:
     database: Optional[str]  # the views' database (schema); None: the session's current one
@@ -186,8 +189,11 @@ class SqlSection:
     # warehouse tables registered by name next to the views (external Delta tables over their paths), so
     # consumers write `SELECT ... FROM <catalog>.<database>.recommendations`; []: read them by path
     tables: List[str] = dataclasses.field(default_factory=list)
+    language: str = "en"  # en | zh: the language of recommendations_explained's sentences
 
     def __post_init__(self) -> None:
+        if self.language not in SQL_LANGUAGES:
+            raise ConfigError(f"sql.language must be one of {list(SQL_LANGUAGES)}, got {self.language!r}")
         unknown = [t for t in self.tables if t not in TABLES]
         if unknown:
             raise ConfigError(f"sql.tables must name tables of the warehouse {sorted(TABLES)}, got {unknown}")
@@ -239,6 +245,9 @@ class ScoreSection:
     # which model the lists come from: latest (the embedding tables as training left them) | champion (the
     # embeddings of the model the evaluation gate passed last, read by Delta time travel; see evaluate.gate)
     serve: str = "latest"
+    # every row says why (recommendations.reason, rec_lib.scoring.reasons); false: reason null
+    reasons: bool = True
+    reason_history: int = 20  # a user's most recent items a similar_to reason may name (the closest of them)
 
 
 @dataclass(frozen=True)
@@ -453,7 +462,7 @@ class ScoreJobConfig:
         sc = self.score
         _at_least("score", sc, ("k", "new_item_days", "max_tile_items", "users_per_batch"), 1)
         _at_least("score", sc, ("max_new_item_users", "max_per_category", "new_item_quota", "show_users",
-                                "min_new_item_exposure", "max_floor_slots", "keep_run_dates"), 0)
+                                "min_new_item_exposure", "max_floor_slots", "keep_run_dates", "reason_history"), 0)
         if sc.order not in ("score", "personal"):
             raise ConfigError(f"score.order must be score or personal, got {sc.order!r}")
         if sc.candidates not in ("new", "all"):

@@ -108,6 +108,22 @@ def map_of(key: str, value: str) -> str:
     return f"map<{key},{value}>"
 
 
+def struct_of(*fields: Tuple[str, str]) -> str:
+    """A struct type of (name, type) fields, every field nullable."""
+    return "struct<" + ",".join(f"{name}:{kind}" for name, kind in fields) + ">"
+
+
+def _top_level(text: str, sep: str) -> list:
+    """`text` split at each `sep` outside <...>."""
+    out, depth, start = [], 0, 0
+    for at, char in enumerate(text):
+        depth += (char == "<") - (char == ">")
+        if char == sep and depth == 0:
+            out.append(text[start:at])
+            start = at + 1
+    return out + [text[start:]]
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
@@ -140,8 +156,11 @@ def spark_struct(fields: Tuple[Field, ...]) -> "T.StructType":
         if name.startswith("array<"):
             return T.ArrayType(spark_type(name[len("array<"):-1]))
         if name.startswith("map<"):
-            key, value = name[len("map<"):-1].split(",", 1)
+            key, value = _top_level(name[len("map<"):-1], ",")
             return T.MapType(spark_type(key), spark_type(value))
+        if name.startswith("struct<"):
+            pairs = [_top_level(f, ":") for f in _top_level(name[len("struct<"):-1], ",")]
+            return T.StructType([T.StructField(n, spark_type(t), True) for n, t in pairs])
         return simple[name]
 
     return T.StructType([T.StructField(n, spark_type(t), nullable) for n, t, nullable in fields])
@@ -332,6 +351,14 @@ ITEM_EMBEDDINGS = TableSpec(
         ("n_users", L, False),  # users who interacted before the cutoff
         ("source", S, False),  # trained | few_shot | content
         ("created_at", TS, False),
+        # what the reasons of a recommendation read (null in tables trained before them):
+        ("parts", array(struct_of(("name", S), ("width", I32))), True),  # the blocks of `embedding`, in order
+        ("prior_score", D, True),  # the launch prior's term of `bias` (weighted)
+        ("pace_score", D, True),  # the pace's term of `bias` (weighted): bias = prior_score + pace_score
+        ("pace_days", D, True),  # the days the pace was read over (launch -> latest user, or -> cutoff)
+        ("expected_users_per_day", D, True),  # the launch prior as an absolute rate
+        # the item's attribute tokens: where each sits in the attribute block and its signed weight there
+        ("attribute_tokens", array(struct_of(("token", S), ("slot", I32), ("weight", F32))), True),
     ),
     keys=("item_id",),
 )
@@ -349,6 +376,11 @@ RECOMMENDATIONS = TableSpec(
         ("model_version", S, False),
         ("run_date", DT, False),
         ("generated_at", TS, False),
+        # why the item is in the list (ReasonKind; null with score.reasons false or a model trained before
+        # reasons): kind, item_id (similar_to: the user's history item closest to it in that part's terms),
+        # detail (brand=cucina, users=12,days=2.0, ...), share (the part's share of what lifts the item above
+        # the average candidate for this user; null for fallback rows)
+        ("reason", struct_of(("kind", S), ("item_id", S), ("detail", S), ("share", D)), True),
     ),
     keys=("run_date", "user_id", "rank"),
     partition_by=("run_date",),
@@ -429,6 +461,18 @@ class RecommendationSource:
     MODEL = "model"
     FALLBACK_CATEGORY = "fallback_category"  # user without an embedding: popular new items of their top category
     FALLBACK_POPULAR = "fallback_popular"  # ... or popular new items overall
+
+
+class ReasonKind:
+    """recommendations.reason.kind: the part of the score that lifts the item most for this user."""
+    SIMILAR_TO = "similar_to"  # the tower or the text part: like an item of the user's history
+    ATTRIBUTE = "attribute"  # the attribute part: attribute tokens the user's history shares
+    TRENDING = "trending"  # the pace part: the launch's first users came fast
+    POPULAR_LAUNCH = "popular_launch"  # the launch prior
+    FALLBACK = "fallback"  # a fallback list (a user the model does not know)
+    ALL = (SIMILAR_TO, ATTRIBUTE, TRENDING, POPULAR_LAUNCH, FALLBACK)
+    OF_PART = {"tower": SIMILAR_TO, "text": SIMILAR_TO, "attributes": ATTRIBUTE, "pace": TRENDING,
+               "prior": POPULAR_LAUNCH}
 
 
 class EmbeddingSource:

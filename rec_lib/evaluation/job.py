@@ -67,14 +67,17 @@ from rec_lib.platform.sql_views import apply_sql
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
 from rec_lib.scoring.published import EMBEDDINGS, champion_row, embedding_model_version, record_decision
 from rec_lib.scoring.serve import (
+    SERVED_ITEM_COLUMNS,
     candidate_frame,
     collect_candidates,
+    explained,
     lists_figures,
+    reason_figures,
     seen_candidates,
+    served_item_schema,
     served_rows,
     write_list_metrics,
 )
-from rec_lib.training import serving
 from rec_lib.training.blend import COMPONENTS
 from rec_lib.training.data import TrainingData, before_cutoff, pair_weights, users_of
 from rec_lib.training.few_shot import FewShotSettings
@@ -262,20 +265,18 @@ def backtest_run_date(cutoff: datetime) -> date:
 
 def _served_inputs(spark: SparkSession, fitted: FittedModel, cfg: EvaluateJobConfig, before: DataFrame,
                    run_date: date):
-    """(candidates, users frame) as the scoring job would see them on `run_date` with the cutoff
+    """(candidates, users frame, items frame) as the scoring job would see them on `run_date` with the cutoff
     model's tables: item sides adapted from the users before the cutoff, stats before it."""
-    data, blend = fitted.data, fitted.blend
     items = fitted.item_sides(FewShotSettings.of(cfg.few_shot), cfg.few_shot.max_k)
-    item_frame = spark.createDataFrame(pd.DataFrame({
-        "item_id": data.catalogue.item_ids.astype(str), "embedding": list(serving.item_rows(items, blend)),
-        "bias": serving.item_bias(items, blend)}), "item_id string, embedding array<float>, bias double")
+    table = fitted.item_table(items).assign(n_users=fitted.data.catalogue.n_users.astype(np.int64))
+    item_frame = spark.createDataFrame(table[list(SERVED_ITEM_COLUMNS)], served_item_schema())
     stats = before.groupBy("item_id").agg(F.countDistinct("user_id").alias("n_users"),
                                           F.min("ts").alias("first_interaction_ts"),
                                           F.sum("type_weight").alias("weighted_interactions"))
     cands = collect_candidates(candidate_frame(io.read_table(spark, cfg.paths.warehouse, ITEMS), item_frame, stats,
                                                cfg.score, run_date))
     user_frame = fitted.user_rows_frame().select("user_id", "embedding")
-    return cands, user_frame
+    return cands, user_frame, item_frame
 
 
 def accuracy(lists: DataFrame, test: DataFrame, ks: Sequence[int]) -> Dict[str, float]:
@@ -307,13 +308,11 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
     `list_metrics` (sources backtest, backtest_no_floor); source -> figures."""
     run_date = backtest_run_date(ts.cutoff)
     before = before_cutoff(interactions, ts.cutoff)
-    cands, user_frame = _served_inputs(spark, fitted, cfg, before, run_date)
+    cands, user_frame, item_frame = _served_inputs(spark, fitted, cfg, before, run_date)
     if not len(cands):
         log.warning("backtest: no candidates on %s (nothing launched within %d days)", run_date, cfg.score.new_item_days)
         return {}
     seen = seen_candidates(before, cands, spark)
-    # every user embedded once by Spark tasks, kept on the executors for both lists
-    users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left").persist()
     index = index_frame(spark, cands.item_ids, "item_id", "cand")
     window = interactions.where((F.col("ts") >= timestamp_lit(ts.cutoff)) & (F.col("ts") < timestamp_lit(ts.end)))
     test = (window.join(F.broadcast(index), "item_id").select("user_id", "item_id").distinct()
@@ -321,12 +320,19 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
     ks = sorted({10, cfg.score.k})
     out: Dict[str, Dict[str, float]] = {}
     folder = tempfile.mkdtemp(prefix="rec-backtest-")
+    users = None
     try:
-        for source, sc in ((ListSource.BACKTEST, cfg.score),
-                           (ListSource.BACKTEST_NO_FLOOR, dataclasses.replace(cfg.score, min_new_item_exposure=0))):
+        # the served lists say why (as the scoring job's), the no-floor lists compared with them need not
+        cands, user_frame, history = explained(spark, user_frame, item_frame, before, cands, cfg.score, folder)
+        # every user embedded once by Spark tasks, kept on the executors for both lists
+        users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left").persist()
+        for source, sc, served in ((ListSource.BACKTEST, cfg.score, cands),
+                                   (ListSource.BACKTEST_NO_FLOOR, dataclasses.replace(cfg.score, min_new_item_exposure=0),
+                                    dataclasses.replace(cands, explain=None))):
             with timed(log, f"backtest: serve the lists of {run_date} ({source})"):
-                lists = served_rows(spark, users, cands, sc, folder).persist()
-                figures = {**lists_figures(lists, cands, sc.k, sc.min_new_item_exposure), **accuracy(lists, test, ks)}
+                lists = served_rows(spark, users, served, sc, folder, history).persist()
+                figures = {**lists_figures(lists, served, sc.k, sc.min_new_item_exposure), **accuracy(lists, test, ks),
+                           **reason_figures(lists)}
                 lists.unpersist()
             write_list_metrics(spark, cfg.paths.warehouse, figures, run_id, run_date, source, fitted.version, now)
             out[source] = figures
@@ -338,7 +344,8 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         test.unpersist()
-        users.unpersist()
+        if users is not None:
+            users.unpersist()
     return out
 
 
@@ -358,9 +365,9 @@ def ablation(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, b
             out[part] = full
             continue
         with timed(log, f"backtest: serve the lists of {run_date} without the {part} part"):
-            cands, user_frame = _served_inputs(spark, dataclasses.replace(fitted, blend=other), cfg, before, run_date)
+            cands, user_frame, _ = _served_inputs(spark, dataclasses.replace(fitted, blend=other), cfg, before, run_date)
             users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left")
-            lists = served_rows(spark, users, cands, sc, folder)
+            lists = served_rows(spark, users, dataclasses.replace(cands, explain=None), sc, folder)
             out[part] = accuracy(lists, test, [sc.k])[f"recall@{sc.k}"]
     return out
 

@@ -10,7 +10,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
+from rec_lib.core.schema import ReasonKind
 from rec_lib.evaluation.metrics import difference_names
+from rec_lib.scoring.reasons import REASON_METRIC, reason_line
 from rec_lib.training.blend import COMPONENTS
 
 # What the model has to beat at every k (on Recall@K and NDCG@K) for the verdict line.
@@ -134,6 +136,9 @@ def served_lines(served: Dict[str, Dict[str, float]]) -> List[str]:
                  for name in SERVED_FIGURES if name in f]
         out.append(f"served lists ({source}): " + ", ".join(parts))
     base, floor = served.get("backtest_no_floor"), served.get("backtest")
+    kinds = reason_line(floor or {})
+    if kinds:
+        out.append(f"reasons of the served lists (backtest): {kinds} of rows")
     if base and floor and base.get("recall@20"):
         out.append(f"the exposure floor changes served Recall@20 by {floor['recall@20'] / base['recall@20'] - 1:+.1%}")
     line = ablation_line(served)
@@ -148,7 +153,8 @@ def served_table(served: Dict[str, Dict[str, float]]) -> List[str]:
     sources = [s for s in served if s != ABLATION]
     lines = ["", "## Served lists (backtest: the scoring job's code on the cutoff model)", "",
              "| figure | " + " | ".join(sources) + " |", "|---|" + "---:|" * len(sources)]
-    for name in SERVED_FIGURES:
+    reason_names = [REASON_METRIC + kind for kind in ReasonKind.ALL]
+    for name in [*SERVED_FIGURES, *reason_names]:
         if any(name in served[s] for s in sources):
             lines.append(f"| {name} | " + " | ".join(fmt(served[s].get(name, float("nan"))) for s in sources) + " |")
     return lines

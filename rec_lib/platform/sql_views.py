@@ -6,7 +6,8 @@ its name and columns; a change adds columns or a new file. Placeholders:
 
 - `{{view}}`: this file's view, in `sql.catalog`.`sql.database` (or `sql.database`) when set;
 - `{{view:<name>}}`: another view of a lower version;
-- `{{table:<name>}}`: a Delta table of the warehouse (schema.TABLES), as ``delta.`<path>` ``.
+- `{{table:<name>}}`: a Delta table of the warehouse (schema.TABLES), as ``delta.`<path>` ``;
+- `{{setting:<key>}}`: a `sql` setting as a SQL string literal (`language`: sentences in en or zh).
 
 A view whose tables do not exist yet (the evaluation has never run, say) is left out and reported,
 not an error: the job that writes the table applies it later. Locally the views live in the
@@ -18,7 +19,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from pyspark.sql import SparkSession
 
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 
 SQL_DIR = Path(__file__).resolve().parent / "sql"
 FILE_NAME = re.compile(r"^V(\d{3})__([a-z][a-z0-9_]*)\.sql$")
-PLACEHOLDER = re.compile(r"\{\{\s*(view|table)(?::([a-z0-9_]+))?\s*\}\}")
+PLACEHOLDER = re.compile(r"\{\{\s*(view|table|setting)(?::([a-z0-9_]+))?\s*\}\}")
 
 
 class SqlViewError(RecError):
@@ -95,11 +96,13 @@ def referenced_tables(view: ViewFile) -> List[str]:
     return sorted({m.group(2) for m in PLACEHOLDER.finditer(view.path.read_text()) if m.group(1) == "table" and m.group(2)})
 
 
-def render(view: ViewFile, table_paths: dict, earlier: Iterable[str], namespace: Optional[str]) -> str:
+def render(view: ViewFile, table_paths: dict, earlier: Iterable[str], namespace: Optional[str],
+           settings: Optional[Dict[str, str]] = None) -> str:
     """The file's statement with its placeholders replaced; `table_paths` maps table names to
     qualified paths, `earlier` names the views of lower versions, `namespace` is the views' quoted
-    `catalog`.`database` (or None)."""
+    `catalog`.`database` (or None), `settings` the values of `{{setting:<key>}}`."""
     earlier = set(earlier)
+    settings = settings or {}
 
     def substitute(match: re.Match) -> str:
         kind, name = match.group(1), match.group(2)
@@ -109,9 +112,11 @@ def render(view: ViewFile, table_paths: dict, earlier: Iterable[str], namespace:
             return qualified_view(name, namespace)
         if kind == "table" and name in table_paths:
             return f"delta.{quoted(table_paths[name])}"
+        if kind == "setting" and name in settings:
+            return io.sql_literal(settings[name])
         what = f"{kind}:{name}" if name else kind
         raise SqlViewError(f"{view.path.name}: unknown placeholder {{{{{what}}}}}; tables: {sorted(TABLES)}, "
-                           f"earlier views: {sorted(earlier)}")
+                           f"earlier views: {sorted(earlier)}, settings: {sorted(settings)}")
 
     return PLACEHOLDER.sub(substitute, view.path.read_text()).strip().rstrip(";")
 
@@ -122,7 +127,7 @@ def _views_read(view: ViewFile) -> set:
 
 def apply_sql(spark: SparkSession, warehouse: str, sql: SqlSection) -> AppliedViews:
     """What the jobs that write tables call afterwards: the views, and the tables `sql.tables` names."""
-    return apply_views(spark, warehouse, sql.database, catalog=sql.catalog, tables=sql.tables)
+    return apply_views(spark, warehouse, sql.database, catalog=sql.catalog, tables=sql.tables, language=sql.language)
 
 
 def register_tables(spark: SparkSession, warehouse: str, names: Sequence[str],
@@ -143,12 +148,13 @@ def register_tables(spark: SparkSession, warehouse: str, names: Sequence[str],
 
 
 def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = None,
-                folder: Path = SQL_DIR, catalog: Optional[str] = None, tables: Sequence[str] = ()) -> AppliedViews:
+                folder: Path = SQL_DIR, catalog: Optional[str] = None, tables: Sequence[str] = (),
+                language: str = "en") -> AppliedViews:
     """Create or replace every view whose tables exist, in version order, on the warehouse's
     tables (cheap and idempotent: the jobs that write a table call it afterwards), in `database`
     of `catalog` (each None: the session's current one); register the warehouse tables named in
-    `tables` there too."""
-    where = SqlSection(database, catalog, list(tables))
+    `tables` there too. `language`: sql.language, the explained view's sentences."""
+    where = SqlSection(database, catalog, list(tables), language)
     namespace = where.namespace
     files = view_files(folder)
     read = {t for f in files for t in referenced_tables(f)}
@@ -173,7 +179,7 @@ def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = N
         if missing or blocked:
             waiting.append((view, missing + blocked))
             continue
-        spark.sql(render(view, qualified, created, namespace))
+        spark.sql(render(view, qualified, created, namespace, {"language": where.language}))
         log.info("applied view %s", view.label)
         applied.append(view)
         created.append(view.name)

@@ -42,12 +42,15 @@ from rec_lib.platform.columns import timestamp_lit
 from rec_lib.platform.sql_views import apply_sql
 from rec_lib.scoring.kernel import kernel
 from rec_lib.scoring.published import champion_snapshot, embedding_model_version
+from rec_lib.scoring.reasons import reason_line
 from rec_lib.scoring.retention import run_dates_to_drop
 from rec_lib.scoring.serve import (
     ScoringError,
     candidate_frame,
     collect_candidates,
+    explained,
     lists_figures,
+    reason_figures,
     resolve_run_date,
     seen_candidates,
     served_rows,
@@ -86,6 +89,9 @@ class ScoreRunSummary:
                        + f"; the 3 items most often first hold {f['top3_first_share']:.0%} of first places "
                        f"({f['distinct_first_items']:.0f} distinct); exposure Gini {f['exposure_gini']:.2f}; "
                        f"mean overlap of two lists {f['mean_pairwise_overlap']:.0%} (table list_metrics)")
+        kinds = reason_line(f)
+        if kinds:
+            out.append(f"  reasons: {kinds} of rows (recommendations.reason; view recommendations_explained)")
         if self.removed_run_dates:
             dates = ", ".join(str(d) for d in self.removed_run_dates)
             out.append(f"  retention: removed run date(s) {dates} ({self.removed_rows:,} rows; their files stay "
@@ -135,12 +141,15 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
             raise ScoringError(reason)
         log.warning("%s", reason)
         return NoCandidates(run_id, run_date, reason)
-    seen = seen_candidates(tables.read(spark, INTERACTIONS), cands, spark)
+    interactions = tables.read(spark, INTERACTIONS)
+    seen = seen_candidates(interactions, cands, spark)
     folder = tempfile.mkdtemp(prefix="rec-score-")
     try:
-        rows = (served_rows(spark, _users_to_score(spark, tables, seen), cands, sc, folder)
+        cands, users, history = explained(spark, _users_to_score(spark, tables, seen), tables.read(spark, ITEM_EMBEDDINGS),
+                                          interactions, cands, sc, folder)
+        rows = (served_rows(spark, users, cands, sc, folder, history)
                 .select("user_id", "rank", "item_id", "score", "source", F.lit(version).alias("model_version"),
-                        F.lit(run_date).alias("run_date"), timestamp_lit(now).alias("generated_at")))
+                        F.lit(run_date).alias("run_date"), timestamp_lit(now).alias("generated_at"), "reason"))
         # the summary's counts come from the write itself: each user's list has one rank 1
         observed = Observation(f"score-{run_id}")
         rows = rows.observe(observed, F.count(F.lit(1)).alias("rows"),
@@ -155,7 +164,7 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     written = io.read_table(spark, warehouse, RECOMMENDATIONS).where(F.col("run_date") == F.lit(run_date))
-    figures = lists_figures(written, cands, sc.k, sc.min_new_item_exposure)
+    figures = {**lists_figures(written, cands, sc.k, sc.min_new_item_exposure), **reason_figures(written)}
     write_list_metrics(spark, warehouse, figures, run_id, run_date, ListSource.PRODUCTION, version, now)
     removed, removed_rows = _apply_retention(spark, warehouse, sc.keep_run_dates, run_date, run_id)
     apply_sql(spark, warehouse, cfg.sql)

@@ -15,12 +15,14 @@ written, categories, popularity) and one threshold per new candidate, never user
 """
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import os
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -30,8 +32,10 @@ from pyspark.sql import functions as F
 from rec_lib.core.clock import utc_naive
 from rec_lib.core.config import ScoreSection
 from rec_lib.core.errors import ConfigError, RecError
-from rec_lib.core.schema import LIST_METRICS
+from rec_lib.core.schema import ITEM_EMBEDDINGS, LIST_METRICS, ReasonKind
 from rec_lib.platform import io
+from rec_lib.platform.spark import sorted_index
+from rec_lib.scoring import reasons
 from rec_lib.scoring.floor import FLOOR_ROUNDS, OFFER_FACTOR, ItemTop, apply_floor, gaps, new_item_scores
 from rec_lib.scoring.kernel import Rules, augment_candidates, augment_users, set_threads, top_k_tiles
 from rec_lib.scoring.list_metrics import list_figures
@@ -46,7 +50,22 @@ from rec_lib.scoring.lists import (
 
 log = logging.getLogger(__name__)
 
-TOP_SCHEMA = "user_id string, rank int, item_id string, score double, source string"
+# a task's rows: the list's columns and its reason, flat (served_rows makes `reason` a struct)
+TOP_SCHEMA = ("user_id string, rank int, item_id string, score double, source string, reason_kind string, "
+              "reason_item_id string, reason_detail string, reason_share double")
+# what the reasons read of item_embeddings (schema.ITEM_EMBEDDINGS); absent in tables trained before them
+REASON_INPUTS = ("parts", "prior_score", "pace_score", "pace_days", "expected_users_per_day", "attribute_tokens",
+                 "n_users")
+SERVED_ITEM_COLUMNS = ("item_id", "embedding", "bias") + REASON_INPUTS  # what candidate_frame reads of it
+
+
+def served_item_schema():
+    """The Spark schema of SERVED_ITEM_COLUMNS (item_embeddings' types), for a frame built elsewhere
+    than the table (the evaluation's cutoff model)."""
+    from pyspark.sql import types as T
+
+    fields = {f.name: f for f in ITEM_EMBEDDINGS.schema.fields}
+    return T.StructType([fields[name] for name in SERVED_ITEM_COLUMNS])
 
 
 class ScoringError(RecError):
@@ -77,13 +96,17 @@ def candidate_frame(items: DataFrame, item_emb: DataFrame, stats: DataFrame, sco
     launched = F.coalesce(F.col("launch_ts"), F.col("first_interaction_ts"))
     is_new = launched.isNull() | (launched >= window_start)
     long_tail = (n_users < score.max_new_item_users) if score.long_tail else F.lit(False)
+    # what the reasons read, where the table has it (n_users: the users the model's pace counted)
+    explained = set(REASON_INPUTS) <= set(item_emb.columns)
+    carried = [c for c in REASON_INPUTS if c != "n_users"] + ["model_users"] if explained else []
+    reason_columns = [F.col("n_users").alias(c) if c == "model_users" else F.col(c) for c in carried]
     frame = (items.select("item_id", "category", "launch_ts")
-             .join(item_emb.select("item_id", "embedding", "bias"), "item_id")
+             .join(item_emb.select("item_id", "embedding", "bias", *reason_columns), "item_id")
              .join(stats.select("item_id", "n_users", "weighted_interactions", "first_interaction_ts"), "item_id", "left")
              .where(launched.isNull() | (launched < day_end))
              .select("item_id", "embedding", "bias", F.coalesce("category", F.lit("")).alias("category"),
                      is_new.alias("is_new"), long_tail.alias("long_tail"),
-                     F.coalesce("weighted_interactions", F.lit(0.0)).alias("popularity")))
+                     F.coalesce("weighted_interactions", F.lit(0.0)).alias("popularity"), *carried))
     chosen = frame if score.candidates == "all" else frame.where(F.col("is_new") | F.col("long_tail"))
     return chosen.drop("long_tail")
 
@@ -92,11 +115,33 @@ def collect_candidates(frame: DataFrame) -> Candidates:
     pdf = frame.orderBy("item_id").toPandas()
     names = sorted(set(pdf["category"]))
     codes = {c: i for i, c in enumerate(names)}
+    vectors = (np.stack([np.asarray(v, np.float32) for v in pdf["embedding"]]) if len(pdf)
+               else np.zeros((0, 0), np.float32))
     return Candidates(
-        item_ids=pdf["item_id"].to_numpy(dtype=str),
-        vectors=np.stack([np.asarray(v, np.float32) for v in pdf["embedding"]]) if len(pdf) else np.zeros((0, 0), np.float32),
+        item_ids=pdf["item_id"].to_numpy(dtype=str), vectors=vectors,
         bias=pdf["bias"].to_numpy(np.float64), category=pdf["category"].map(codes).to_numpy(np.int64),
-        is_new=pdf["is_new"].to_numpy(bool), popularity=pdf["popularity"].to_numpy(np.float64), category_names=names)
+        is_new=pdf["is_new"].to_numpy(bool), popularity=pdf["popularity"].to_numpy(np.float64), category_names=names,
+        explain=_explanations(pdf, vectors))
+
+
+def _explanations(pdf: pd.DataFrame, vectors: np.ndarray) -> Optional[reasons.Explanations]:
+    """The candidates' Explanations from their item_embeddings columns; None (and a warning) where
+    the table was written before reasons."""
+    if "parts" not in pdf.columns or not len(pdf):
+        if len(pdf):
+            log.warning("item_embeddings has no reason columns (a model trained before reasons): the lists are "
+                        "written with reason null; train again to fill them")
+        return None
+    if pdf["parts"].isna().any():
+        log.warning("item_embeddings rows without reason columns (a model trained before reasons): reason null")
+        return None
+    parts = [(p["name"], int(p["width"])) for p in pdf["parts"].iloc[0]]
+    tokens = [None if t is None else [(x["token"], int(x["slot"]), float(x["weight"])) for x in t]
+              for t in pdf["attribute_tokens"]]
+    return reasons.build(parts, vectors, pdf["prior_score"].to_numpy(np.float64),
+                         pdf["pace_score"].to_numpy(np.float64), pdf["model_users"].to_numpy(np.int64),
+                         pdf["pace_days"].to_numpy(np.float64), pdf["expected_users_per_day"].to_numpy(np.float64),
+                         tokens)
 
 
 @dataclass(frozen=True)
@@ -111,6 +156,7 @@ class TileFiles:
     new_index: str  # int64 [N_new]: the new candidates' indices (the exposure floor's items)
     bias: str  # float64 [N]: the candidates' biases (the personal order subtracts them)
     prefix: str = ""
+    explain: Optional[str] = None  # npz of the candidates' reasons.Explanations (None: no reasons)
 
 
 def _save(spark: SparkSession, folder: str, prefix: str, name: str, array: np.ndarray) -> str:
@@ -130,10 +176,16 @@ def ship_candidates(spark: SparkSession, cands: Candidates, max_tile_items: int,
     tiles = tuple((lo, save(f"tile{lo}", augment_candidates(cands.vectors[lo:lo + max_tile_items],
                                                              cands.bias[lo:lo + max_tile_items])))
                   for lo in range(0, len(cands), max_tile_items))
+    explain = None
+    if cands.explain is not None:
+        path = os.path.join(folder, f"{prefix}-explain.npz")
+        np.savez(path, **cands.explain.arrays())
+        spark.sparkContext.addFile(path)
+        explain = os.path.basename(path)
     return TileFiles(tiles=tiles, item_ids=save("ids", cands.item_ids.astype(str)),
                      category=save("category", cands.category.astype(np.int32)), is_new=save("new", cands.is_new),
                      new_index=save("new-index", np.flatnonzero(cands.is_new).astype(np.int64)),
-                     bias=save("bias", cands.bias.astype(np.float64)), prefix=prefix)
+                     bias=save("bias", cands.bias.astype(np.float64)), prefix=prefix, explain=explain)
 
 
 class _TaskCandidates:
@@ -155,6 +207,75 @@ class _TaskCandidates:
         # one tile stays mapped for the whole task; several are mapped in turn for each block of users
         self.tiles = ([(files.tiles[0][0], (lambda tile=mapped(files.tiles[0][1]): tile))] if len(files.tiles) == 1
                       else [(start, (lambda name=name: mapped(name))) for start, name in files.tiles])
+        self.explain = None
+        if files.explain is not None:
+            with np.load(SparkFiles.get(files.explain)) as data:
+                self.explain = reasons.Explanations.from_arrays(data)
+
+    def gather(self, idx: np.ndarray) -> np.ndarray:
+        """float32 [.., d]: the vectors of candidates idx (-1: zeros), read from the tiles."""
+        out = None
+        for start, tile_of in self.tiles:
+            tile = tile_of()
+            if out is None:
+                out = np.zeros(idx.shape + (tile.shape[1] - 1,), np.float32)
+            here = (idx >= start) & (idx < start + tile.shape[0])
+            out[here] = tile[idx[here] - start, :-1]
+        return out
+
+
+@dataclass(frozen=True)
+class HistoryFile:
+    """The tower and text blocks of the items users interacted with, each block unit length, as a
+    file shipped to every executor (float16 [M, width]) and read by memory map: what a similar_to
+    reason compares the recommended item with (reasons.closest_history)."""
+    vectors: str
+    parts: Tuple[Tuple[str, int, int], ...]  # (part, first column, last + 1) in the file
+
+
+HISTORY_WRITE_ROWS = 4096  # item rows written to the history file at once (the driver's share)
+
+
+def ship_history(spark: SparkSession, item_emb: DataFrame, interactions: DataFrame, cands: Candidates,
+                 depth: int, folder: str) -> Tuple[Optional[HistoryFile], Optional[DataFrame]]:
+    """(the history file, a frame user_id, history (file rows), history_items (item ids)): each
+    user's `depth` most recent distinct items of `interactions` with an item_embeddings row, most
+    recent first. (None, None) where there is nothing to name: no reasons, no tower or text part,
+    depth 0. The items are numbered by Spark (platform.spark.sorted_index) and their rows streamed
+    to the file a partition at a time, so the driver holds HISTORY_WRITE_ROWS rows, whatever the
+    catalogue's size."""
+    if cands.explain is None or depth <= 0:
+        return None, None
+    bounds = cands.explain.bounds()
+    similar = [(name, *bounds[name]) for name in reasons.SIMILAR_PARTS if name in bounds]
+    if not similar:
+        return None, None
+    used = interactions.select("user_id", "item_id", "ts")
+    index = sorted_index(item_emb.select("item_id").join(used.select("item_id").distinct(), "item_id", "left_semi"),
+                         "item_id", "hist").localCheckpoint()
+    width = sum(hi - lo for _, lo, hi in similar)
+    path = os.path.join(folder, f"rec-history-{uuid.uuid4().hex[:12]}.npy")
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(index.count(), width))
+    rows = item_emb.select("item_id", "embedding").join(index, "item_id").select("hist", "embedding").toLocalIterator()
+    while True:
+        batch = list(itertools.islice(rows, HISTORY_WRITE_ROWS))
+        if not batch:
+            break
+        vectors = np.stack([np.asarray(r["embedding"], np.float32) for r in batch])
+        out[np.asarray([r["hist"] for r in batch])] = np.concatenate(
+            [vectors[:, lo:hi] / np.maximum(np.linalg.norm(vectors[:, lo:hi], axis=1, keepdims=True), 1e-12)
+             for _, lo, hi in similar], axis=1)
+    out.flush()
+    del out
+    spark.sparkContext.addFile(path)
+    offsets = np.cumsum([0] + [hi - lo for _, lo, hi in similar])
+    parts = tuple((name, int(offsets[i]), int(offsets[i + 1])) for i, (name, _, _) in enumerate(similar))
+    recent = (used.join(index, "item_id").groupBy("user_id", "item_id", "hist").agg(F.max("ts").alias("ts"))
+              .groupBy("user_id")
+              .agg(F.slice(F.sort_array(F.collect_list(F.struct("ts", "hist", "item_id")), asc=False), 1, depth)
+                   .alias("h"))
+              .select("user_id", F.col("h.hist").alias("history"), F.col("h.item_id").alias("history_items")))
+    return HistoryFile(vectors=os.path.basename(path), parts=parts), recent
 
 
 def _blocks(frames: Iterator[pd.DataFrame], batch: int):
@@ -192,10 +313,34 @@ def _item_top_partition(files: TileFiles, rules: Rules, n_floor: int, batch: int
     return run
 
 
-def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int, order: str = "score"):
-    """mapInPandas function: users (user_id, embedding or null, seen, top_category, floor) -> their
-    list: the model's top k where they have an embedding, with their floor items (scoring.floor),
-    else a fallback list."""
+def _reasons(task: _TaskCandidates, history: Optional[HistoryFile], users: np.ndarray, idx: np.ndarray,
+             part: pd.DataFrame, known: np.ndarray) -> Optional[reasons.Reasons]:
+    """The reasons of a block's lists (None: the candidates carry none)."""
+    if task.explain is None:
+        return None
+    if history is None or "history" not in part.columns:
+        rows, ids = reasons.padded_history([None] * len(users), [None] * len(users))
+        return reasons.explain(users, idx, task.gather, task.explain, rows, ids, lambda name, r: None)
+    from pyspark import SparkFiles
+
+    rows, ids = reasons.padded_history(list(part["history"].to_numpy()[known]),
+                                       list(part["history_items"].to_numpy()[known]))
+    vectors = np.load(SparkFiles.get(history.vectors), mmap_mode="r")
+    columns = {name: (lo, hi) for name, lo, hi in history.parts}
+
+    def block(name: str, at: np.ndarray) -> np.ndarray:
+        lo, hi = columns[name]
+        return np.asarray(vectors[at.ravel(), lo:hi], np.float32).reshape(at.shape + (hi - lo,))
+
+    return reasons.explain(users, idx, task.gather, task.explain, rows, ids, block)
+
+
+def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int, order: str = "score",
+                     history: Optional[HistoryFile] = None):
+    """mapInPandas function: users (user_id, embedding or null, seen, top_category, floor, history,
+    history_items) -> their list: the model's top k where they have an embedding, with their floor
+    items (scoring.floor), else a fallback list; each row with its reason where the candidates
+    carry reasons (files.explain)."""
 
     def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         task = _TaskCandidates(files)
@@ -211,10 +356,12 @@ def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch
                     idx, score, _ = apply_floor(idx, score, floor, new_scores, task.new_index)
                 if order == "personal":
                     idx, score = personal_order(idx, score, np.asarray(task.bias))
-                yield model_frame(user_ids[known], idx, score, task.item_ids)
+                why = _reasons(task, history, users[:, :-1], idx, part, known)
+                yield model_frame(user_ids[known], idx, score, task.item_ids, why)
             if not known.all():
                 yield fallback_frame(user_ids[~known], part["top_category"].to_numpy()[~known],
-                                     [s for s, m in zip(seen, known) if not m], lists, rules.k, task.item_ids)
+                                     [s for s, m in zip(seen, known) if not m], lists, rules.k, task.item_ids,
+                                     reasons=task.explain is not None)
 
     return run
 
@@ -261,9 +408,10 @@ def floor_pairs(spark: SparkSession, users: DataFrame, files: TileFiles, rules: 
 
 def score_users(spark: SparkSession, users: DataFrame, cands: Candidates, rules: Rules, max_tile_items: int,
                 users_per_batch: int, folder: str, min_exposure: int = 0, max_floor_slots: int = 0,
-                order: str = "score") -> DataFrame:
-    """users (user_id, embedding or null, seen: candidate indices, top_category) -> user_id, rank,
-    item_id, score, source: one list per user. With `min_exposure` > 0 the exposure floor's pairs
+                order: str = "score", history: Optional[HistoryFile] = None) -> DataFrame:
+    """users (user_id, embedding or null, seen: candidate indices, top_category; with `history`,
+    history and history_items: ship_history) -> TOP_SCHEMA: one list per user, each row with its
+    reason where `cands.explain` is set (scoring.reasons). With `min_exposure` > 0 the exposure floor's pairs
     come first (scoring.floor: a pass over the users and three small windows) and each list takes
     its floor items (at most `max_floor_slots`); `order` 'personal' orders each list by the personal
     part of the score (scoring.lists.personal_order). The candidate files go under `folder`, which
@@ -273,7 +421,16 @@ def score_users(spark: SparkSession, users: DataFrame, cands: Candidates, rules:
     if min_exposure > 0 and max_floor_slots > 0 and cands.is_new.any():
         floor = floor_pairs(spark, users, files, rules, min_exposure, min(max_floor_slots, rules.k), users_per_batch)
         users = users.join(floor, "user_id", "left")
-    return users.mapInPandas(_score_partition(files, rules, lists, users_per_batch, order), TOP_SCHEMA)
+    return users.mapInPandas(_score_partition(files, rules, lists, users_per_batch, order, history), TOP_SCHEMA)
+
+
+def with_reason(rows: DataFrame) -> DataFrame:
+    """TOP_SCHEMA rows -> user_id, rank, item_id, score, source, reason (the struct of
+    schema.RECOMMENDATIONS; null where the row has no reason)."""
+    reason = F.when(F.col("reason_kind").isNotNull(), F.struct(
+        F.col("reason_kind").alias("kind"), F.col("reason_item_id").alias("item_id"),
+        F.col("reason_detail").alias("detail"), F.col("reason_share").alias("share")))
+    return rows.select("user_id", "rank", "item_id", "score", "source", reason.alias("reason"))
 
 
 def seen_candidates(interactions: DataFrame, cands: Candidates, spark: SparkSession) -> DataFrame:
@@ -283,11 +440,24 @@ def seen_candidates(interactions: DataFrame, cands: Candidates, spark: SparkSess
             .join(F.broadcast(index), "item_id").groupBy("user_id").agg(F.collect_list("cand").alias("seen")))
 
 
-def served_rows(spark: SparkSession, users: DataFrame, cands: Candidates, sc: ScoreSection, folder: str) -> DataFrame:
-    """user_id, rank, item_id, score, source of every user's list under the job's rules and floor."""
+def served_rows(spark: SparkSession, users: DataFrame, cands: Candidates, sc: ScoreSection, folder: str,
+                history: Optional[HistoryFile] = None) -> DataFrame:
+    """user_id, rank, item_id, score, source, reason of every user's list under the job's rules and
+    floor (reasons where `cands.explain` is set: see `explained`)."""
     rules = Rules(k=sc.k, max_per_category=sc.max_per_category, new_item_quota=min(sc.new_item_quota, sc.k))
-    return score_users(spark, users, cands, rules, sc.max_tile_items, sc.users_per_batch, folder,
-                       sc.min_new_item_exposure, sc.max_floor_slots, sc.order)
+    return with_reason(score_users(spark, users, cands, rules, sc.max_tile_items, sc.users_per_batch, folder,
+                                   sc.min_new_item_exposure, sc.max_floor_slots, sc.order, history))
+
+
+def explained(spark: SparkSession, users: DataFrame, item_emb: DataFrame, interactions: DataFrame,
+              cands: Candidates, sc: ScoreSection, folder: str) -> Tuple[Candidates, DataFrame, Optional[HistoryFile]]:
+    """(candidates, users, history file) for served_rows under `score.reasons`: without it the
+    candidates lose their Explanations (reason null); with it the users gain their recent history
+    (ship_history: the `score.reason_history` most recent items of `interactions`)."""
+    if not sc.reasons or cands.explain is None:
+        return dataclasses.replace(cands, explain=None), users, None
+    history, recent = ship_history(spark, item_emb, interactions, cands, sc.reason_history, folder)
+    return cands, (users if recent is None else users.join(recent, "user_id", "left")), history
 
 
 def lists_figures(lists: DataFrame, cands: Candidates, k: int, min_exposure: int) -> Dict[str, float]:
@@ -299,6 +469,17 @@ def lists_figures(lists: DataFrame, cands: Candidates, k: int, min_exposure: int
     exposure = np.asarray([totals.get(i, (0, 0))[0] for i in cands.item_ids], np.float64)
     first = np.asarray([totals.get(i, (0, 0))[1] for i in cands.item_ids], np.float64)
     return list_figures(exposure, first, cands.is_new, int(first.sum()), k, min_exposure or None)
+
+
+def reason_figures(lists: DataFrame) -> Dict[str, float]:
+    """reasons.REASON_METRIC<kind> -> the share of the rows of `lists` (with a `reason` column) whose reason
+    is of that kind, for every ReasonKind ({} where no row has a reason); one small aggregation."""
+    counts = {r["kind"]: int(r["n"]) for r in lists.groupBy(F.col("reason.kind").alias("kind"))
+              .agg(F.count(F.lit(1)).alias("n")).collect()}
+    total = sum(n for kind, n in counts.items() if kind is not None)
+    if not total:
+        return {}
+    return {reasons.REASON_METRIC + kind: counts.get(kind, 0) / total for kind in ReasonKind.ALL}
 
 
 def write_list_metrics(spark: SparkSession, warehouse: str, figures: Dict[str, float], run_id: str, run_date: date,

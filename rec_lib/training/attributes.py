@@ -155,20 +155,34 @@ def token_arrays(tokens: Sequence[Sequence[Tuple[str, str, float]]], slots: Mapp
     return ids, w
 
 
-def signed_vectors(tokens: Sequence[Sequence[Tuple[str, str, float]]], dims: int) -> np.ndarray:
-    """float32 [N, dims]: the items' attribute vectors h_i: each token's weight at its slot
-    (`token_slots` of `dims`), signed by a second hash where the slot is shared (collisions then
-    cancel on average), rows made unit length (all zero where an item has no token)."""
+def signed_slots(tokens: Sequence[Sequence[Tuple[str, str, float]]], dims: int) -> List[List[Tuple[str, int, float]]]:
+    """Per item its (token, slot, signed weight) in the attribute vector h_i (`signed_vectors`): each
+    token's weight at its slot (`token_slots` of `dims`), signed by a second hash where the slot is
+    shared (collisions then cancel on average), divided by the item's vector norm, so that
+    <a, h_i> = sum over the item's tokens of weight * a[slot]."""
     slots = token_slots(tokens, dims)
     shared_from = dims - max(1, dims // 4) if len(slots) > dims else dims
+    out: List[List[Tuple[str, int, float]]] = []
+    for item_tokens in tokens:
+        signed = [(token, slots[token], (1.0 if slots[token] < shared_from or (_crc(token) // dims) % 2 == 0
+                                         else -1.0) * weight) for _, token, weight in item_tokens]
+        summed: Dict[int, float] = {}
+        for _, slot, weight in signed:
+            summed[slot] = summed.get(slot, 0.0) + weight
+        norm = float(np.sqrt(sum(v * v for v in summed.values())))
+        scale = 1.0 / norm if norm > 1e-12 else 0.0  # tokens that cancel out: a zero vector
+        out.append([(token, slot, weight * scale) for token, slot, weight in signed])
+    return out
+
+
+def signed_vectors(tokens: Sequence[Sequence[Tuple[str, str, float]]], dims: int) -> np.ndarray:
+    """float32 [N, dims]: the items' attribute vectors h_i, unit length (all zero where an item has
+    no token): the sum of their `signed_slots`."""
     out = np.zeros((len(tokens), dims), np.float64)
-    for row, item_tokens in enumerate(tokens):
-        for _, token, weight in item_tokens:
-            slot = slots[token]
-            sign = 1.0 if slot < shared_from or (_crc(token) // dims) % 2 == 0 else -1.0
-            out[row, slot] += sign * weight
-    norm = np.linalg.norm(out, axis=1, keepdims=True)
-    return (out / np.maximum(norm, 1e-12)).astype(np.float32)
+    for row, item_slots in enumerate(signed_slots(tokens, dims)):
+        for _, slot, weight in item_slots:
+            out[row, slot] += weight
+    return out.astype(np.float32)
 
 
 def profiles(history: np.ndarray, item_vectors: np.ndarray) -> np.ndarray:
@@ -181,4 +195,4 @@ def profiles(history: np.ndarray, item_vectors: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["AttributeScheme", "scheme_for", "detect_types", "numeric_edges", "token_slots", "token_arrays",
-           "signed_vectors", "profiles", "TYPES", "MAX_TOKENS"]
+           "signed_vectors", "signed_slots", "profiles", "TYPES", "MAX_TOKENS"]

@@ -24,7 +24,6 @@ from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
-from rec_lib.training import serving
 from rec_lib.training.blend import Blend
 from rec_lib.training.few_shot import FewShotSettings
 from rec_lib.training.fit import FittedModel, fit_model
@@ -45,11 +44,9 @@ def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_
     users = (fitted.user_rows_frame()
              .select("user_id", F.lit(version).alias("model_version"), "embedding", "source", "n_history",
                      timestamp_lit(created).alias("created_at")))
-    item_rows = pd.DataFrame({
-        "item_id": catalogue.item_ids.astype(str), "model_version": version,
-        "embedding": list(serving.item_rows(items, fitted.blend)), "bias": serving.item_bias(items, fitted.blend),
-        "n_users": catalogue.n_users.astype(np.int64), "source": items.source.astype(str),
-        "created_at": pd.Timestamp(created)})
+    item_rows = fitted.item_table(items).assign(
+        model_version=version, n_users=catalogue.n_users.astype(np.int64), source=items.source.astype(str),
+        created_at=pd.Timestamp(created))
     items_df = spark.createDataFrame(item_rows, schema=ITEM_EMBEDDINGS.schema)
     for spec, df in ((USER_EMBEDDINGS, users), (ITEM_EMBEDDINGS, items_df)):
         io.overwrite_table(df, spec, warehouse, user_metadata=tag)  # overwrite_table orders and casts the columns

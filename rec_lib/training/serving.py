@@ -23,7 +23,7 @@ before the cutoff, which for a well-known item is its observed rate.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -44,12 +44,15 @@ class ItemSides:
     source: np.ndarray  # str [N]: trained | few_shot | content
     k: np.ndarray = None  # int [N]: first users the item was adapted from (the blend's k); trained: many
     pace: np.ndarray = None  # [N]: observed log users/day (few_shot.observed_pace); 0 before anybody came
+    pace_days: np.ndarray = None  # [N]: the days the pace was read over (nan: not launched by the cutoff)
 
     def __post_init__(self) -> None:
         if self.k is None:
             self.k = np.zeros(len(self.prior), np.int64)
         if self.pace is None:
             self.pace = np.zeros(len(self.prior), np.float64)
+        if self.pace_days is None:
+            self.pace_days = np.full(len(self.prior), np.nan)
 
 
 @dataclass
@@ -125,11 +128,12 @@ def item_sides(catalogue: Catalogue, trained: np.ndarray, content: np.ndarray,
     tower_v, text_v, attr_v = trained.copy(), catalogue.text.copy(), catalogue.attr_vectors.copy()
     prior = catalogue.prior.astype(np.float64).copy()
     source = np.full(n, EmbeddingSource.TRAINED, dtype=object)
-    pace = np.zeros(n, np.float64)
+    pace, pace_days = np.zeros(n, np.float64), np.full(n, np.nan)
     k = np.where(catalogue.id_slot > 0, TRAINED_K, catalogue.n_users).astype(np.int64)
     for row in range(n):
         exposure = float(catalogue.exposure_days[row])
         if catalogue.id_slot[row] > 0:
+            pace_days[row] = exposure
             pace[row] = few_shot.observed_pace(int(catalogue.n_users[row]), exposure)
             if settings.pace:
                 prior[row] = few_shot.pace_bias(prior[row], int(catalogue.n_users[row]), exposure,
@@ -139,17 +143,34 @@ def item_sides(catalogue: Catalogue, trained: np.ndarray, content: np.ndarray,
         known = None if first is None else UserSides(first.tower[:max_k], first.text[:max_k], first.attributes[:max_k])
         if catalogue.n_users[row] > 0:  # the span its users took, as the blend was fitted and evaluated
             exposure = float(catalogue.pace_days[row])
+        pace_days[row] = exposure
         tower_v[row], text_v[row], attr_v[row], prior[row], pace[row] = adapt_item(
             content[row], catalogue.text[row], catalogue.attr_vectors[row], float(catalogue.prior[row]), known,
             int(catalogue.n_users[row]), exposure, catalogue.rate_offset, settings)
         adapted = known is not None and len(known.tower) > 0 and settings.method != "none"
         source[row] = EmbeddingSource.FEW_SHOT if adapted else EmbeddingSource.CONTENT
-    return ItemSides(tower_v, text_v, attr_v, prior, source, k, pace)
+    return ItemSides(tower_v, text_v, attr_v, prior, source, k, pace, pace_days)
+
+
+def item_table(items: ItemSides, blend: Blend, catalogue: Catalogue,
+               attribute_slots: Optional[List[List[Tuple[str, int, float]]]]) -> Dict[str, object]:
+    """The served columns of `item_embeddings` (schema.ITEM_EMBEDDINGS), rows in catalogue order:
+    the row and bias of the score, and what a recommendation's reason reads (the blocks of the row,
+    the bias's two terms, the pace's days, the prior as users per day, the attribute tokens
+    (training.attributes.signed_slots; None: not known))."""
+    weights = blend.weights_for(items.k)
+    layout = [{"name": name, "width": int(getattr(items, name).shape[1])} for name in parts(blend)]
+    tokens = ([None] * len(items.prior) if attribute_slots is None else
+              [[{"token": t, "slot": int(slot), "weight": float(w)} for t, slot, w in row] for row in attribute_slots])
+    return {"embedding": list(item_rows(items, blend)), "bias": item_bias(items, blend),
+            "parts": [layout] * len(items.prior), "prior_score": weights["prior"] * items.prior,
+            "pace_score": weights["pace"] * items.pace, "pace_days": items.pace_days.astype(np.float64),
+            "expected_users_per_day": np.exp(items.prior + catalogue.rate_offset), "attribute_tokens": tokens}
 
 
 def take(users: UserSides, rows: np.ndarray) -> UserSides:
     return UserSides(users.tower[rows], users.text[rows], users.attributes[rows])
 
 
-__all__ = ["ItemSides", "UserSides", "user_rows", "item_rows", "item_bias", "scores", "adapt_item", "item_sides",
+__all__ = ["ItemSides", "UserSides", "user_rows", "item_rows", "item_bias", "scores", "adapt_item", "item_sides", "item_table",
            "parts", "take", "TRAINED_K"]

@@ -63,6 +63,46 @@ def test_model_lists_equal_brute_force_and_skip_seen_items(spark, scored_shop):
     assert summary.n_candidates == N_ITEMS and summary.n_new_candidates == N_ITEMS // 2
 
 
+def test_every_row_says_why_and_similar_to_names_an_item_of_the_users_history(spark, scored_shop):
+    U, V, b = hand_made_embeddings(spark, scored_shop.paths.warehouse, explained=True)
+    summary = run_score_job(spark, score_config(scored_shop, "score.candidates=all"))
+    got = lists(spark, scored_shop.paths.warehouse)
+    history = {"u00": ["I00", "I01"], "u01": ["I05"], "u02": ["I07"]}  # SCORE_EVENTS
+    kinds = set()
+    for user, rows in got.items():
+        for row in rows.itertuples():
+            why = row.reason
+            kinds.add(why["kind"])
+            if user == "u99":  # no embedding: the fallback of its top category
+                assert (why["kind"], why["item_id"], why["detail"], why["share"]) == ("fallback", None, "category=b", None)
+                continue
+            i = int(row.item_id[1:])
+            # the parts: the tower (U.(V_i - mean V)) and the prior (b_i - mean b); the larger names the kind,
+            # the tower only with a history unless the prior does not lift the item
+            tower = float(U[int(user[1:])] @ (V[i] - V.mean(axis=0)))
+            prior = float(b[i] - b.mean())
+            expected = "similar_to" if tower > prior and (user in history or prior <= 0) else "popular_launch"
+            assert why["kind"] == expected, (user, row.item_id, tower, prior)
+            # the share: the kind's part of the positive contributions
+            mine, lifted = max(tower if expected == "similar_to" else prior, 0), max(tower, 0) + max(prior, 0)
+            assert why["share"] == pytest.approx(mine / lifted if lifted > 0 else 0.0, abs=1e-5)
+            if expected == "popular_launch":
+                assert why["detail"] == f"expected_users_per_day={np.exp(b[i]):.2f}" and why["item_id"] is None
+            elif user in history:  # the user's history item closest to the recommended one (cosine)
+                cos = {h: float(V[int(h[1:])] @ V[i]) / np.linalg.norm(V[int(h[1:])]) for h in history[user]}
+                assert why["item_id"] == max(cos, key=cos.get) and why["detail"] == "part=tower"
+            else:
+                assert why["item_id"] is None
+    assert kinds == {"similar_to", "popular_launch", "fallback"}
+    assert any("reasons: similar_to" in line for line in summary.lines())
+    assert sum(v for name, v in summary.figures.items() if name.startswith("reason_share_")) == pytest.approx(1.0)
+    # score.reasons=false: the same lists, reason null
+    run_score_job(spark, score_config(scored_shop, "score.candidates=all", "score.reasons=false"))
+    plain = lists(spark, scored_shop.paths.warehouse)
+    assert all(plain[u].item_id.tolist() == got[u].item_id.tolist() for u in got)
+    assert all(r is None for rows in plain.values() for r in rows.reason)
+
+
 def test_fallback_for_users_without_an_embedding(spark, scored_shop):
     hand_made_embeddings(spark, scored_shop.paths.warehouse)
     run_score_job(spark, score_config(scored_shop, "score.candidates=all"))
@@ -72,6 +112,8 @@ def test_fallback_for_users_without_an_embedding(spark, scored_shop):
     # the remaining 'b' items (I01, I10, I13, ...) have no interactions except I01 (u00's view).
     assert u99.item_id.tolist() == ["I01", "I10", "I13", "I16"]
     assert set(u99.source) == {"fallback_category"}
+    # item_embeddings written before reasons: the lists say nothing rather than something wrong
+    assert all(r is None for rows in lists(spark, scored_shop.paths.warehouse).values() for r in rows.reason)
 
 
 def test_rules_hold_and_rerun_replaces_the_run_date_only(spark, scored_shop):

@@ -7,7 +7,7 @@ import pytest
 
 from jobs import apply_sql
 from rec_lib.core.errors import ConfigError
-from rec_lib.core.schema import EVALUATION_METRICS, RECOMMENDATIONS
+from rec_lib.core.schema import EVALUATION_METRICS, ITEMS, RECOMMENDATIONS
 from rec_lib.platform import io
 from rec_lib.platform.sql_views import SQL_DIR, SqlViewError, apply_views, view_files
 
@@ -17,6 +17,13 @@ RECS = [  # run_date, user, rank, item
     ("2026-10-31", "u1", 1, "I2"), ("2026-10-31", "u1", 2, "I3"),
     ("2026-10-31", "u2", 2, "I1"), ("2026-10-31", "u2", 1, "I3"),
 ]
+# the newest run's reasons (kind, item_id, detail, share); the older run's rows have none
+REASONS = {
+    ("u1", 1): ("similar_to", "I1", "part=text", 0.6),
+    ("u1", 2): ("trending", None, "users=12,days=2.0", 0.5),
+    ("u2", 2): ("attribute", None, "brand=cucina", 0.7),
+    ("u2", 1): ("popular_launch", None, "expected_users_per_day=3.10", 0.4),
+}
 METRICS = [  # run_id, evaluated_at, k, method, metric, value
     ("r1", "2026-10-01", 0, "model", "recall@20", 0.3), ("r1", "2026-10-01", 0, "model", "ndcg@20", 0.1),
     ("r1", "2026-10-01", 0, "model", "users", 50.0),
@@ -29,9 +36,15 @@ METRICS = [  # run_id, evaluated_at, k, method, metric, value
 
 
 def write_recommendations(spark, warehouse):
+    def reason(d, u, r):
+        if d != "2026-10-31":
+            return None
+        kind, item, detail, share = REASONS[(u, r)]
+        return {"kind": kind, "item_id": item, "detail": detail, "share": share}
+
     rows = pd.DataFrame([{"user_id": u, "rank": r, "item_id": i, "score": 1.0 / r, "source": "model",
                           "model_version": "v1", "run_date": date.fromisoformat(d),
-                          "generated_at": datetime(2026, 11, 1)} for d, u, r, i in RECS])
+                          "generated_at": datetime(2026, 11, 1), "reason": reason(d, u, r)} for d, u, r, i in RECS])
     io.overwrite_table(spark.createDataFrame(rows, RECOMMENDATIONS.schema), RECOMMENDATIONS, warehouse)
 
 
@@ -45,7 +58,7 @@ def write_metrics(spark, warehouse):
 def test_view_files_are_numbered_in_order():
     assert [(v.version, v.name) for v in view_files()] == [
         (1, "recommendations_latest"), (2, "recommendations_by_user"), (3, "evaluation_summary"),
-        (4, "evaluation_latest")]
+        (4, "evaluation_latest"), (5, "recommendations_explained")]
     assert (SQL_DIR.name, SQL_DIR.parent.name, SQL_DIR.parent.parent.name) == ("sql", "platform", "rec_lib")  # in the package
 
 
@@ -79,10 +92,31 @@ def test_views_show_the_newest_run_and_metrics_by_run(spark, small_warehouse):
     assert [r.run_id for r in newest] == ["r2"]
 
 
+def test_explained_view_renders_each_reason_in_the_shop_language(spark, small_warehouse):
+    write_recommendations(spark, small_warehouse)
+    apply_views(spark, small_warehouse)
+    query = ("SELECT user_id, rank, reason_kind, because_item_id, because_title, sentence FROM recommendations_explained "
+             "ORDER BY user_id, rank")
+    got = [tuple(r) for r in spark.sql(query).collect()]
+    # u1 interacted with I1 (Red Mug); I1's brand is Cucina (the token is lower case, the view shows the catalogue's)
+    assert got == [
+        ("u1", 1, "similar_to", "I1", "Red Mug", "because you liked Red Mug"),
+        ("u1", 2, "trending", None, None, "selling fast: 12 buyers in 2 days"),
+        ("u2", 1, "popular_launch", None, None, "a promising launch: about 3.10 buyers a day expected"),
+        ("u2", 2, "attribute", None, None, "new from Cucina")]
+    # sql.language=zh, with a Chinese title and brand
+    path = io.qualified_path(spark, io.table_path(small_warehouse, ITEMS))
+    spark.sql(f"UPDATE delta.`{path}` SET title = '红色马克杯', brand = '厨房家' WHERE item_id = 'I1'")
+    apply_views(spark, small_warehouse, language="zh")
+    sentences = [r.sentence for r in spark.sql(query).collect()]
+    assert sentences == ["因为你喜欢《红色马克杯》", "热卖中：2天内12位买家", "热门新品：预计每天3.10位买家", "来自厨房家的新品"]
+
+
 def test_views_wait_for_their_tables_and_go_to_the_configured_database(spark, small_warehouse, tmp_path, capsys):
     write_recommendations(spark, small_warehouse)
     result = apply_views(spark, small_warehouse, database="rec_views_test")
-    assert [v.name for v in result.applied] == ["recommendations_latest", "recommendations_by_user"]
+    assert [v.name for v in result.applied] == ["recommendations_latest", "recommendations_by_user",
+                                                "recommendations_explained"]
     assert {v.name: missing for v, missing in result.waiting} == {
         "evaluation_summary": ("evaluation_metrics",), "evaluation_latest": ("view evaluation_summary",)}
     assert spark.sql("SELECT count(*) FROM rec_views_test.recommendations_latest").first()[0] == 4
@@ -92,12 +126,12 @@ def test_views_wait_for_their_tables_and_go_to_the_configured_database(spark, sm
                            "--set", "sql.database=rec_views_test"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "SQL views in database rec_views_test: 2 applied, 2 waiting" in out
+    assert "SQL views in database rec_views_test: 3 applied, 2 waiting" in out
     assert "view V003 evaluation_summary: waiting for table(s) evaluation_metrics" in out
 
     # a three-level name (Unity Catalog's <catalog>.<schema>.<view>; locally the session's catalog)
     named = apply_views(spark, small_warehouse, database="rec_views_uc", catalog="spark_catalog")
-    assert named.database == "spark_catalog.rec_views_uc" and len(named.applied) == 2
+    assert named.database == "spark_catalog.rec_views_uc" and len(named.applied) == 3
     assert spark.sql("SELECT count(*) FROM spark_catalog.rec_views_uc.recommendations_latest").first()[0] == 4
 
 

@@ -206,9 +206,15 @@ def test_fallback_lists_and_frame_hand_worked():
                                                                    "y": [2, 1, 4, 0]}
     assert lists.scores[""].tolist() == [5.0, 5.0, 3.0, 1.0]
     # n1 likes y and saw c -> b, e; n2 unknown -> a, c; n3's category is no candidate's and saw a, c -> d, b
+    # the reason: the fallback, with the category whose launches it shows (n1: y) or 'popular'
     frame = fallback_frame(np.array(["n1", "n2", "n3"]), np.array(["y", None, "zzz"], dtype=object),
-                            [np.array([2]), None, np.array([0, 2])], lists, 2, cands.item_ids)
+                           [np.array([2]), None, np.array([0, 2])], lists, 2, cands.item_ids, reasons=True)
+    why_y, why_popular = ["fallback", None, "category=y", None], ["fallback", None, "popular", None]
     assert frame.values.tolist() == [
-        ["n1", 1, "b", 1.0, "fallback_category"], ["n1", 2, "e", 0.0, "fallback_category"],
-        ["n2", 1, "a", 5.0, "fallback_popular"], ["n2", 2, "c", 5.0, "fallback_popular"],
-        ["n3", 1, "d", 3.0, "fallback_popular"], ["n3", 2, "b", 1.0, "fallback_popular"]]
+        ["n1", 1, "b", 1.0, "fallback_category", *why_y], ["n1", 2, "e", 0.0, "fallback_category", *why_y],
+        ["n2", 1, "a", 5.0, "fallback_popular", *why_popular], ["n2", 2, "c", 5.0, "fallback_popular", *why_popular],
+        ["n3", 1, "d", 3.0, "fallback_popular", *why_popular], ["n3", 2, "b", 1.0, "fallback_popular", *why_popular]]
+    # without reasons the same rows, reason null
+    plain = fallback_frame(np.array(["n1"]), np.array(["y"], dtype=object), [np.array([2])], lists, 2, cands.item_ids)
+    assert plain.values.tolist() == [["n1", 1, "b", 1.0, "fallback_category", None, None, None, None],
+                                     ["n1", 2, "e", 0.0, "fallback_category", None, None, None, None]]

@@ -1,0 +1,254 @@
+"""Why an item is in a user's list (numpy only: a scoring task runs it on its block's top K).
+
+The served score is a sum of named parts (training.serving): the blocks of the user and item rows
+(tower, text, attributes) and the item's two bias terms (prior, pace). What ranks an item for a
+user is how far each part lifts it above the average candidate, so a part's contribution is
+
+    c_p(u, i) = <u_p, v_p(i) - mean_j v_p(j)>    (a block of the rows; j over the candidates)
+    c_p(i)    = b_p(i) - mean_j b_p(j)           (a bias term)
+
+and sum_p c_p(u, i) = score(u, i) - mean_j score(u, j). The reason's kind is the part with the
+largest contribution (schema.ReasonKind.OF_PART); its share is that part's part of the positive
+contributions, max(c_kind, 0) / sum_p max(c_p, 0) (0 where no part lifts the item, as for an
+exposure-floor item below the average). A tower or text reason names the item of the user's
+history closest to the recommended one in that part's terms (cosine of the blocks); a user
+without history items cannot be told "because you liked", so for them those two parts count only
+where no other part lifts the item (the reason then names no item). An attribute reason names the item's token that adds most to
+<a_u, h_i> (its weight in h_i x the user's profile at its slot).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from rec_lib.core.schema import ReasonKind
+
+SIMILAR_PARTS = ("tower", "text")  # the parts a history item explains
+CHUNK_USERS = 256  # users whose candidate blocks [users, K, width] are gathered at once
+NO_HISTORY = -1  # closest_history's answer for a user without history items
+
+
+@dataclass(frozen=True)
+class Explanations:
+    """What the reasons read of the candidates (rows in candidate order); candidate-sized, built on
+    the driver from `item_embeddings` (schema.ITEM_EMBEDDINGS: parts ... attribute_tokens)."""
+
+    parts: Tuple[Tuple[str, int], ...]  # the blocks of the candidates' vectors, in order: (name, width)
+    prior_score: np.ndarray  # float64 [N]
+    pace_score: np.ndarray  # float64 [N]
+    trending: np.ndarray  # str [N]: the pace's detail, users=12,days=2.0
+    launch: np.ndarray  # str [N]: the prior's detail, expected_users_per_day=3.1
+    centre: np.ndarray  # float32 [d]: the candidates' mean vector
+    token_start: np.ndarray  # int64 [N + 1]: candidate c's attribute tokens are token_*[start[c]:start[c + 1]]
+    token_slot: np.ndarray  # int32 [T]: the token's slot in the attribute block
+    token_weight: np.ndarray  # float32 [T]: its signed weight in the item's attribute vector
+    token_text: np.ndarray  # str [T]: the token, e.g. brand=cucina
+
+    def bounds(self) -> Dict[str, Tuple[int, int]]:
+        """part -> (first, last + 1) column of its block in the vectors."""
+        out, at = {}, 0
+        for name, width in self.parts:
+            out[name] = (at, at + width)
+            at += width
+        return out
+
+    def arrays(self) -> Dict[str, np.ndarray]:
+        """The fields as arrays, for np.savez (`from_arrays` reads them back)."""
+        names = np.asarray([n for n, _ in self.parts], dtype=str)
+        widths = np.asarray([w for _, w in self.parts], dtype=np.int64)
+        return {"part_names": names, "part_widths": widths, "prior_score": self.prior_score,
+                "pace_score": self.pace_score, "trending": self.trending, "launch": self.launch,
+                "centre": self.centre, "token_start": self.token_start, "token_slot": self.token_slot,
+                "token_weight": self.token_weight, "token_text": self.token_text}
+
+    @classmethod
+    def from_arrays(cls, data) -> "Explanations":
+        parts = tuple((str(n), int(w)) for n, w in zip(data["part_names"], data["part_widths"]))
+        return cls(parts=parts, **{k: np.asarray(data[k]) for k in (
+            "prior_score", "pace_score", "trending", "launch", "centre", "token_start", "token_slot", "token_weight",
+            "token_text")})
+
+
+def trending_detail(users: np.ndarray, days: np.ndarray) -> np.ndarray:
+    """'users=12,days=2.0' per item: the users the pace counted and the days it read them over."""
+    return np.asarray([f"users={int(u)},days={(d if np.isfinite(d) else 0.0):.1f}" for u, d in zip(users, days)],
+                      dtype=str)
+
+
+def launch_detail(per_day: np.ndarray) -> np.ndarray:
+    """'expected_users_per_day=3.1' per item: the launch prior as an absolute rate."""
+    return np.asarray([f"expected_users_per_day={(r if np.isfinite(r) else 0.0):.2f}" for r in per_day], dtype=str)
+
+
+def build(parts: Sequence[Tuple[str, int]], vectors: np.ndarray, prior_score: np.ndarray, pace_score: np.ndarray,
+          users: np.ndarray, pace_days: np.ndarray, per_day: np.ndarray,
+          tokens: Sequence[Optional[Sequence[Tuple[str, int, float]]]]) -> Explanations:
+    """The candidates' Explanations from their item_embeddings columns (tokens: (token, slot, weight)
+    per candidate, None or empty without attributes)."""
+    lists = [list(t) if t is not None else [] for t in tokens]
+    start = np.concatenate([[0], np.cumsum([len(t) for t in lists])]).astype(np.int64)
+    flat = [t for item in lists for t in item]
+    return Explanations(
+        parts=tuple((str(n), int(w)) for n, w in parts), prior_score=np.asarray(prior_score, np.float64),
+        pace_score=np.asarray(pace_score, np.float64), trending=trending_detail(users, pace_days),
+        launch=launch_detail(per_day),
+        centre=(vectors.mean(axis=0) if len(vectors) else np.zeros(vectors.shape[1])).astype(np.float32),
+        token_start=start, token_slot=np.asarray([s for _, s, _ in flat], np.int32),
+        token_weight=np.asarray([w for _, _, w in flat], np.float32),
+        token_text=np.asarray([t for t, _, _ in flat], dtype=str) if flat else np.zeros(0, dtype=str))
+
+
+@dataclass
+class Reasons:
+    """The reasons of a block's lists, cells [B, K] as the lists (empty past a list's end)."""
+
+    kind: np.ndarray  # object [B, K]: ReasonKind
+    item_id: np.ndarray  # object [B, K]: similar_to's history item, else None
+    detail: np.ndarray  # object [B, K]
+    share: np.ndarray  # float64 [B, K]
+
+
+def contributions(users: np.ndarray, cand: np.ndarray, idx: np.ndarray, ex: Explanations) -> Dict[str, np.ndarray]:
+    """part -> c_p [B, K] (module doc) of the lists idx [B, K] (-1 padded), whose candidate vectors
+    are cand [B, K, d] and users' rows users [B, d]. Bias terms that are 0 for every candidate (a
+    part the blend does not weigh) are left out."""
+    out = {}
+    for name, (lo, hi) in ex.bounds().items():
+        out[name] = np.einsum("bkd,bd->bk", cand[:, :, lo:hi] - ex.centre[lo:hi], users[:, lo:hi])
+    safe = np.maximum(idx, 0)
+    for name, term in (("prior", ex.prior_score), ("pace", ex.pace_score)):
+        if len(term) and np.any(term != 0.0):
+            out[name] = term[safe] - term.mean()
+    return out
+
+
+def _pick(contrib: Dict[str, np.ndarray], has_history: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """(part index into list(contrib) [B, K], share [B, K]): the largest contribution; for a user
+    without history items the tower and text parts only where no other part lifts the item."""
+    names = list(contrib)
+    stack = np.stack([contrib[n] for n in names])  # [P, B, K]
+    ranked = stack.copy()
+    for p, name in enumerate(names):
+        if name in SIMILAR_PARTS:
+            ranked[p][~has_history] = -np.inf
+    chosen = np.where(ranked.max(axis=0) > 0, np.argmax(ranked, axis=0), np.argmax(stack, axis=0))
+    positive = np.maximum(stack, 0.0)
+    total = positive.sum(axis=0)
+    mine = np.take_along_axis(positive, chosen[None], axis=0)[0]
+    return chosen, np.where(total > 0, mine / np.where(total > 0, total, 1.0), 0.0)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def closest_history(cand_block: np.ndarray, history: np.ndarray, history_block: Callable[[np.ndarray], np.ndarray]
+                    ) -> np.ndarray:
+    """[B, K]: per cell the position in the user's history [B, H] (-1 padded) of the item closest
+    to the candidate (cosine of cand_block [B, K, w] with history_block(rows) [.., w]); -1 where the
+    user has none."""
+    valid = history >= 0
+    hist = _unit(history_block(np.maximum(history, 0)).astype(np.float32))  # [B, H, w]
+    sims = np.matmul(_unit(cand_block), np.swapaxes(hist, 1, 2))  # [B, K, H]
+    sims = np.where(valid[:, None, :], sims, -np.inf)
+    best = np.argmax(sims, axis=2)
+    return np.where(valid.any(axis=1)[:, None], best, NO_HISTORY)
+
+
+def _attribute_tokens(users: np.ndarray, cands: np.ndarray, rows: np.ndarray, ex: Explanations, lo: int) -> np.ndarray:
+    """object [n]: for each (user row, candidate) cell the candidate's token adding most to <a_u, h_i>
+    (None for a candidate without tokens)."""
+    start, end = ex.token_start[cands], ex.token_start[cands + 1]
+    width = int((end - start).max(initial=0))
+    if width == 0:
+        return np.full(len(cands), None, dtype=object)
+    at = start[:, None] + np.arange(width)[None, :]
+    valid = at < end[:, None]
+    at = np.where(valid, at, 0)
+    value = ex.token_weight[at] * users[rows[:, None], lo + ex.token_slot[at]]
+    best = np.argmax(np.where(valid, value, -np.inf), axis=1)
+    return np.where(valid.any(axis=1), ex.token_text[at[np.arange(len(cands)), best]].astype(object), None)
+
+
+def padded_history(rows: Sequence[Optional[np.ndarray]], ids: Sequence[Optional[np.ndarray]]
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+    """(history-file rows int64 [B, H], item ids object [B, H]) of a block's users, -1 / None padded."""
+    depth = max([len(r) for r in rows if r is not None] + [0])
+    out_rows = np.full((len(rows), depth), -1, np.int64)
+    out_ids = np.full((len(rows), depth), None, dtype=object)
+    for b, (r, i) in enumerate(zip(rows, ids)):
+        if r is not None and len(r):
+            out_rows[b, :len(r)], out_ids[b, :len(r)] = r, i
+    return out_rows, out_ids
+
+
+def explain(users: np.ndarray, idx: np.ndarray, gather: Callable[[np.ndarray], np.ndarray], ex: Explanations,
+            history: np.ndarray, history_ids: np.ndarray,
+            history_block: Callable[[str, np.ndarray], np.ndarray]) -> Reasons:
+    """The reasons of the lists idx [B, K] (-1 padded) of users whose rows are users [B, d].
+    gather(idx) -> the candidates' vectors [.., d]; history [B, H]: each user's items as rows of
+    the history file, most recent first, -1 padded, and history_ids [B, H] their item ids
+    (padded_history); history_block(part, rows) -> those items' blocks of the part [.., w]."""
+    B, K = idx.shape
+    kind = np.full((B, K), None, dtype=object)
+    item = np.full((B, K), None, dtype=object)
+    detail = np.full((B, K), None, dtype=object)
+    share = np.full((B, K), np.nan)
+    bounds = ex.bounds()
+    for lo_user in range(0, B, CHUNK_USERS):
+        rows = slice(lo_user, min(B, lo_user + CHUNK_USERS))
+        u, cells, hist, hist_ids = users[rows], idx[rows], history[rows], history_ids[rows]
+        cand = gather(cells)
+        contrib = contributions(u, cand, cells, ex)
+        if not contrib:
+            continue
+        names = list(contrib)
+        chosen, part_share = _pick(contrib, (hist >= 0).any(axis=1))
+        live = cells >= 0
+        k_kind = np.asarray([ReasonKind.OF_PART[n] for n in names], dtype=object)[chosen]
+        k_detail = np.full(chosen.shape, None, dtype=object)
+        k_item = np.full(chosen.shape, None, dtype=object)
+        safe = np.maximum(cells, 0)
+        for p, name in enumerate(names):
+            here = live & (chosen == p)
+            if not here.any():
+                continue
+            if name == "prior":
+                k_detail[here] = ex.launch[safe[here]]
+            elif name == "pace":
+                k_detail[here] = ex.trending[safe[here]]
+            elif name == "attributes":
+                b, _ = np.nonzero(here)
+                k_detail[here] = _attribute_tokens(u, safe[here], b, ex, bounds[name][0])
+            else:  # a history item: the closest of the user's to the recommended one in this part's terms
+                lo, hi = bounds[name]
+                k_detail[here] = f"part={name}"
+                if hist.shape[1]:
+                    best = closest_history(cand[:, :, lo:hi], hist, lambda r, n=name: history_block(n, r))
+                    named = np.take_along_axis(hist_ids, np.maximum(best, 0), axis=1)
+                    found = here & (best >= 0)
+                    k_item[found] = named[found]
+        kind[rows] = np.where(live, k_kind, None)
+        detail[rows], item[rows] = k_detail, k_item
+        share[rows] = np.where(live, part_share, np.nan)
+    return Reasons(kind, item, detail, share)
+
+
+REASON_METRIC = "reason_share_"  # list_metrics: the share of a list's rows of each kind (reason_share_similar_to, ...)
+
+
+def reason_line(figures: Dict[str, float]) -> str:
+    """'similar_to 61%, attribute 20%, ...' from the REASON_METRIC figures ('' where there are none)."""
+    return ", ".join(f"{kind} {figures[REASON_METRIC + kind]:.0%}" for kind in ReasonKind.ALL
+                     if REASON_METRIC + kind in figures)
+
+
+def fallback_detail(top_category: Optional[str]) -> str:
+    """A fallback row's detail: the category whose popular launches it shows, or 'popular'."""
+    return f"category={top_category}" if top_category else "popular"
+
+
+__all__ = ["Explanations", "Reasons", "build", "contributions", "explain", "closest_history", "padded_history", "fallback_detail",
+           "trending_detail", "launch_detail", "SIMILAR_PARTS", "REASON_METRIC", "reason_line"]
