@@ -58,6 +58,18 @@ history.select("ts", "event_type", "title", "category").show(10, truncate=60)
 
 # COMMAND ----------
 
+# MAGIC %md ## Why: each row's reason, as the shop's pages can say it (`recommendations_explained`, `sql.language`)
+
+# COMMAND ----------
+
+explained = spark.sql(f"SELECT * FROM {views}recommendations_explained")
+(explained.where(F.col("user_id") == user).orderBy("rank")
+ .select("rank", "title", "reason_kind", F.round("reason_share", 2).alias("share"), "sentence").show(truncate=60))
+kinds = explained.groupBy("reason_kind").agg(F.count("*").alias("rows")).orderBy(F.desc("rows"))
+kinds.show(truncate=False)
+
+# COMMAND ----------
+
 # MAGIC %md ## How the lists spread over the candidates
 
 # COMMAND ----------
@@ -66,5 +78,7 @@ spread = latest.groupBy("item_id", "title", "category").agg(F.count("*").alias("
 spread.show(10, truncate=60)
 lists = spark.sql(f"SELECT * FROM {views}recommendations_by_user")
 summary = {"user": user, "users_with_lists": lists.count(), "distinct_items": spread.count(),
-           "rows": latest.count(), "user_list": [x.item_id for x in lists.where(F.col("user_id") == user).first()["items"]]}
+           "rows": latest.count(), "user_list": [x.item_id for x in lists.where(F.col("user_id") == user).first()["items"]],
+           "reason_kinds": {r["reason_kind"]: r["rows"] for r in kinds.collect()},
+           "user_sentences": [r.sentence for r in explained.where(F.col("user_id") == user).orderBy("rank").collect()]}
 print(summary)

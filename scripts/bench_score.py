@@ -4,9 +4,11 @@ naive cross join, at two widths, and at a catalogue-wide size with bounded worke
 Usage: python scripts/bench_score.py --users 100000 --items 10000 --dims 64,416 --k 50 --wide 10
 
 For each width in --dims: seeded random user/item factors are written as the embedding tables of a
-scratch warehouse (every item a candidate, no seen items), then timed in the same run:
-  job      the scoring job (`run_score_job`, score.candidates=all), table written; run twice, the
-           first run after the tables were written (JVM warm), and again
+scratch warehouse (every item a launch of the day before: a candidate; each user with --history
+interactions with --history-items established items, which are not candidates: what a similar_to
+reason names), then timed in the same run:
+  plain    the scoring job (`run_score_job`) with score.reasons=false, table written; run twice
+  job      the same with reasons (every row says why: rec_lib.scoring.reasons); run twice
   write    the job's floor in Spark: the same users read and K rows each written to a
            `recommendations` table, without scoring
   product  the matrix product + bias alone, one numpy process (blocks of 4,096 users), no top-K
@@ -21,6 +23,7 @@ Finally a naive crossJoin + window top-K on --naive-users users (0: skip).
 Pairs scored per second = users x items / seconds.
 """
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -40,7 +43,12 @@ from rec_lib.platform.cli import configure_logging  # noqa: E402
 BLOCK = 4096
 
 
-def write_tables(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndarray) -> None:
+def write_tables(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndarray, history: int,
+                 history_items: int, rng: np.random.Generator) -> None:
+    """The embedding, item, user and interaction tables of a shop whose V rows are launches of the day
+    before the run (the candidates) and whose `history_items` further items (random rows, launched
+    long before: not candidates) are what each user interacted with, `history` of them per user:
+    the items a similar_to reason names. Every column the schema declares and the shop lacks is null."""
     from rec_lib.core.schema import (
         INTERACTIONS,
         ITEM_EMBEDDINGS,
@@ -54,22 +62,33 @@ def write_tables(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndar
 
     now = pd.Timestamp("2026-10-31")
     user_ids = [f"u{i:07d}" for i in range(len(U))]
-    item_ids = [f"i{i:07d}" for i in range(len(V))]
+    old = rng.normal(size=(history_items, V.shape[1])).astype(np.float32)
+    item_ids = [f"i{i:07d}" for i in range(len(V))] + [f"h{i:07d}" for i in range(history_items)]
+    launched = [now - pd.Timedelta(days=1)] * len(V) + [now - pd.Timedelta(days=300)] * history_items
 
     def write(spec, pdf):
+        pdf = pdf.assign(**{c: None for c in spec.columns if c not in pdf.columns})[list(spec.columns)]
         io.overwrite_table(spark.createDataFrame(pdf, spec.schema), spec, warehouse)
 
     write(USER_EMBEDDINGS, pd.DataFrame({"user_id": user_ids, "model_version": "bench", "embedding": list(U),
-                                         "source": "id+history", "n_history": np.int32(1), "created_at": now}))
-    write(ITEM_EMBEDDINGS, pd.DataFrame({"item_id": item_ids, "model_version": "bench", "embedding": list(V), "bias": b,
-                                         "n_users": np.int64(0), "source": "trained", "created_at": now}))
-    write(ITEMS, pd.DataFrame({"item_id": item_ids, "title": item_ids, "description": None, "category": "c",
-                               "brand": None, "price": None, "launch_ts": now - pd.Timedelta(days=30),
-                               "content_hash": "h", "source_file": None, "updated_run_id": "bench"}))
-    for spec in (USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES):
+                                         "source": "id+history", "n_history": np.int32(history), "created_at": now}))
+    bias = np.concatenate([b, np.zeros(history_items)])
+    write(ITEM_EMBEDDINGS, pd.DataFrame({  # one tower block, the bias the launch prior: reasons similar_to / popular_launch
+        "item_id": item_ids, "model_version": "bench", "embedding": list(V) + list(old), "bias": bias,
+        "n_users": np.int64(0), "source": "trained", "created_at": now, "parts": [[{"name": "tower", "width": V.shape[1]}]] * len(item_ids),
+        "prior_score": bias, "pace_score": 0.0, "pace_days": 1.0, "expected_users_per_day": np.exp(bias),
+        "attribute_tokens": [[]] * len(item_ids)}))
+    write(ITEMS, pd.DataFrame({"item_id": item_ids, "title": item_ids, "category": "c", "launch_ts": launched,
+                               "content_hash": "h", "updated_run_id": "bench"}))
+    for spec in (ITEM_STATS, USER_FEATURES):
         io.overwrite_table(spark.createDataFrame([], spec.schema), spec, warehouse)
-    write(USERS, pd.DataFrame({"user_id": user_ids, "signup_ts": now, "attributes": None,
-                               "derived_from_events": False, "updated_run_id": "bench"}))
+    write(USERS, pd.DataFrame({"user_id": user_ids, "signup_ts": now, "derived_from_events": False,
+                               "updated_run_id": "bench"}))
+    seen = rng.integers(0, max(history_items, 1), size=(len(U), history)) if history_items else np.zeros((len(U), 0), int)
+    write(INTERACTIONS, pd.DataFrame({
+        "user_id": np.repeat(user_ids, seen.shape[1]), "item_id": [f"h{i:07d}" for i in seen.ravel()],
+        "event_type": "view", "ts": now - pd.to_timedelta(rng.integers(1, 200 * 86400, size=seen.size), unit="s"),
+        "type_weight": 1.0, "event_date": (now - pd.Timedelta(days=2)).date(), "run_id": "bench"}))
 
 
 def write_floor_time(spark, warehouse: str, item_ids: np.ndarray, k: int) -> float:
@@ -91,7 +110,8 @@ def write_floor_time(spark, warehouse: str, item_ids: np.ndarray, k: int) -> flo
     lists = (io.read_table(spark, warehouse, USER_EMBEDDINGS).select("user_id", "embedding")
              .mapInPandas(rows, "user_id string, rank int, item_id string, score double, source string")
              .select("*", F.lit("bench").alias("model_version"), F.lit("2026-10-31").cast("date").alias("run_date"),
-                     F.lit("2026-10-31 12:00:00").cast("timestamp").alias("generated_at")))
+                     F.lit("2026-10-31 12:00:00").cast("timestamp").alias("generated_at"),
+                     F.lit(None).cast(RECOMMENDATIONS.schema["reason"].dataType).alias("reason")))
     times = []
     for _ in range(2):
         start = time.perf_counter()
@@ -216,6 +236,9 @@ def job_times(spark, cfg, expected_rows: int) -> Tuple[List[float], float]:
         summary = run_score_job(spark, cfg)
         times.append(time.perf_counter() - start)
         assert summary.rows == expected_rows, (summary.rows, expected_rows)
+    if cfg.score.reasons:  # every row says why: the kinds' shares
+        print("bench-score: reasons: " + ", ".join(f"{k[len('reason_share_'):]} {v:.0%}"
+                                                   for k, v in summary.figures.items() if k.startswith("reason_share_")))
     return times, worker_peak_rss_mb()
 
 
@@ -228,6 +251,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--k", type=int, default=50)
     parser.add_argument("--wide", type=int, default=10, help="the catalogue-wide size: this many x the items (0: skip)")
     parser.add_argument("--naive-users", type=int, default=2000)
+    parser.add_argument("--history", type=int, default=10, help="items each user interacted with (what reasons name)")
+    parser.add_argument("--history-items", type=int, default=5000, help="established items (not candidates) they are from")
     parser.add_argument("--out", default="bench_out/score")
     parser.add_argument("--conf-file", default="conf/local.yaml")
     return parser.parse_args()
@@ -251,16 +276,19 @@ def main() -> None:
         V = rng.normal(size=(n_items, dim)).astype(np.float32)
         b = rng.normal(size=n_items).astype(np.float32)
         cfg = load_config(ScoreJobConfig, args.conf_file, [
-            f"paths.warehouse={out / 'warehouse'}", "run.now=2026-10-31T12:00:00Z", "score.candidates=all",
-            f"score.k={args.k}", f"score.max_tile_items={args.items}", "score.show_users=0"])
+            f"paths.warehouse={out / 'warehouse'}", "run.now=2026-10-31T12:00:00Z",
+            f"score.k={args.k}", f"score.max_tile_items={args.items}", "score.show_users=0", "score.candidates=new",
+            "score.long_tail=false", "score.min_new_item_exposure=0", "score.new_item_quota=0", "score.order=score"])
         spark = spark or get_spark(cfg.spark)
-        write_tables(spark, cfg.paths.warehouse, U, V, b.astype(np.float64))
+        write_tables(spark, cfg.paths.warehouse, U, V, b.astype(np.float64), args.history, args.history_items, rng)
+        plain, _ = job_times(spark, dataclasses.replace(cfg, score=dataclasses.replace(cfg.score, reasons=False)),
+                             args.users * args.k)
         job, rss = job_times(spark, cfg, args.users * args.k)
         same_list, same_set, gap = exact_check(spark, cfg.paths.warehouse, U, V, b.astype(np.float64), args.k)
         checked = min(1000, args.users)
         print(f"bench-score: exact check on {checked} users: same list {same_list}, same items {same_set}, "
               f"largest score gap at a differing rank {gap:.2g}", flush=True)
-        row = {"job": job, "rss": rss, "product": product_time(U, V, b), "kernel": kernel_time(U, V, b, args.k),
+        row = {"job": job, "plain": plain, "rss": rss, "product": product_time(U, V, b), "kernel": kernel_time(U, V, b, args.k),
                "write": write_floor_time(spark, cfg.paths.warehouse, np.array([f"i{i:07d}" for i in range(args.k)]),
                                          args.k),
                "tiles": -(-n_items // args.items)}
@@ -277,17 +305,19 @@ def main() -> None:
 def report(args: argparse.Namespace, spark, results: Dict[str, Dict[str, object]], naive, U: np.ndarray) -> None:
     print(f"\nbench-score: {args.users:,} users, K={args.k}, Spark {spark.sparkContext.master}, {os.cpu_count()} CPUs; "
           "seconds (pairs scored per second)")
-    print(f"  {'size':28s} {'job (1st / 2nd run)':>22s} {'write':>7s} {'product':>8s} {'kernel':>8s} {'ALS':>8s} "
+    print(f"  {'size':28s} {'job (1st / 2nd run)':>22s} {'no reasons':>11s} {'reasons':>8s} {'write':>7s} {'product':>8s} {'kernel':>8s} {'ALS':>8s} "
           f"{'job/product':>11s} {'kernel/product':>14s} {'ALS/job':>8s} {'worker peak RSS':>16s}")
     for size, row in results.items():
         job = min(row["job"])
         als = row.get("als")
-        print(f"  {size:28s} {row['job'][0]:9.1f} / {row['job'][1]:5.1f} s {row['write']:6.1f}s {row['product']:7.1f}s "
+        print(f"  {size:28s} {row['job'][0]:9.1f} / {row['job'][1]:5.1f} s {min(row['plain']):10.1f}s "
+              f"{job / min(row['plain']):7.2f}x {row['write']:6.1f}s {row['product']:7.1f}s "
               f"{row['kernel']:7.1f}s {(f'{als:7.1f}s' if als else '      - ')} {job / row['product']:10.1f}x "
               f"{row['kernel'] / row['product']:13.1f}x {(f'{als / job:7.1f}x' if als else '       -')} "
               f"{row['rss']:11.0f} MiB ({row['tiles']} tile{'s' if row['tiles'] > 1 else ''})")
     print("  write: the same users read and K rows each written to a recommendations table, no scoring "
           "(best of 2); job/product uses the job's best run")
+    print("  no reasons: the job's best of 2 with score.reasons=false; reasons: the job's best run with reasons / it")
     first = next(iter(results.values()))
     pairs = args.users * args.items
     print(f"  job, best run, {pairs / min(first['job']):,.0f} pairs/s; product {pairs / first['product']:,.0f} pairs/s")

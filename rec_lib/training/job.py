@@ -47,7 +47,7 @@ def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_
     item_rows = fitted.item_table(items).assign(
         model_version=version, n_users=catalogue.n_users.astype(np.int64), source=items.source.astype(str),
         created_at=pd.Timestamp(created))
-    items_df = spark.createDataFrame(item_rows, schema=ITEM_EMBEDDINGS.schema)
+    items_df = spark.createDataFrame(item_rows[list(ITEM_EMBEDDINGS.columns)], schema=ITEM_EMBEDDINGS.schema)  # by position
     for spec, df in ((USER_EMBEDDINGS, users), (ITEM_EMBEDDINGS, items_df)):
         io.overwrite_table(df, spec, warehouse, user_metadata=tag)  # overwrite_table orders and casts the columns
         faults.point(f"train.{spec.name}_written")

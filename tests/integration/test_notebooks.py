@@ -3,7 +3,11 @@ is) on the shared generated shop: explore the features, train, then browse what 
 import runpy
 import shutil
 
+from pyspark.sql import functions as F
+
 from rec_lib.core import config as rc
+from rec_lib.core.schema import INTERACTIONS, RECOMMENDATIONS
+from rec_lib.platform import io
 from rec_lib.scoring.job import run_score_job
 from tests.helpers import REPO
 
@@ -43,3 +47,13 @@ def test_notebooks_run_top_to_bottom_on_the_demo_shop(spark, shop, tmp_path, mon
     assert browse["user"] == "U0000007" and len(browse["user_list"]) == 5
     assert browse["rows"] == scored.rows and browse["users_with_lists"] == 400
     assert 5 <= browse["distinct_items"] <= scored.n_candidates
+    # a trained model's lists say why, every row: the kinds count every row, the user's sentences are there
+    assert None not in browse["reason_kinds"] and sum(browse["reason_kinds"].values()) == scored.rows
+    assert len(browse["user_sentences"]) == 5 and all(browse["user_sentences"])
+    # every similar_to names an item that user interacted with before (none is made up)
+    recs = io.read_table(spark, str(warehouse), RECOMMENDATIONS).where("reason.kind = 'similar_to'")
+    named = recs.where("reason.item_id IS NOT NULL")
+    assert named.count() > 0
+    seen = io.read_table(spark, str(warehouse), INTERACTIONS).select("user_id", F.col("item_id").alias("because"))
+    assert named.select("user_id", F.col("reason.item_id").alias("because")).join(
+        seen, ["user_id", "because"], "left_anti").count() == 0
