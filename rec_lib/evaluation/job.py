@@ -312,7 +312,6 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
     if not len(cands):
         log.warning("backtest: no candidates on %s (nothing launched within %d days)", run_date, cfg.score.new_item_days)
         return {}
-    seen = seen_candidates(before, cands, spark)
     index = index_frame(spark, cands.item_ids, "item_id", "cand")
     window = interactions.where((F.col("ts") >= timestamp_lit(ts.cutoff)) & (F.col("ts") < timestamp_lit(ts.end)))
     test = (window.join(F.broadcast(index), "item_id").select("user_id", "item_id").distinct()
@@ -323,7 +322,8 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
     users = None
     try:
         # the served lists say why (as the scoring job's), the no-floor lists compared with them need not
-        cands, user_frame, history = explained(spark, user_frame, item_frame, before, cands, cfg.score, folder)
+        cands, history, history_index = explained(spark, item_frame, cands, cfg.score, folder)
+        seen = seen_candidates(before, cands, spark, history_index, cfg.score.reason_history)
         # every user embedded once by Spark tasks, kept on the executors for both lists
         users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left").persist()
         for source, sc, served in ((ListSource.BACKTEST, cfg.score, cands),

@@ -34,6 +34,7 @@ from rec_lib.core.schema import (
     USER_FEATURES,
     USERS,
     ListSource,
+    ReasonKind,
     RecommendationSource,
 )
 from rec_lib.platform import io
@@ -42,7 +43,7 @@ from rec_lib.platform.columns import timestamp_lit
 from rec_lib.platform.sql_views import apply_sql
 from rec_lib.scoring.kernel import kernel
 from rec_lib.scoring.published import champion_snapshot, embedding_model_version
-from rec_lib.scoring.reasons import reason_line
+from rec_lib.scoring.reasons import kind_shares, reason_line
 from rec_lib.scoring.retention import run_dates_to_drop
 from rec_lib.scoring.serve import (
     ScoringError,
@@ -50,7 +51,6 @@ from rec_lib.scoring.serve import (
     collect_candidates,
     explained,
     lists_figures,
-    reason_figures,
     resolve_run_date,
     seen_candidates,
     served_rows,
@@ -142,12 +142,11 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
         log.warning("%s", reason)
         return NoCandidates(run_id, run_date, reason)
     interactions = tables.read(spark, INTERACTIONS)
-    seen = seen_candidates(interactions, cands, spark)
     folder = tempfile.mkdtemp(prefix="rec-score-")
     try:
-        cands, users, history = explained(spark, _users_to_score(spark, tables, seen), tables.read(spark, ITEM_EMBEDDINGS),
-                                          interactions, cands, sc, folder)
-        rows = (served_rows(spark, users, cands, sc, folder, history)
+        cands, history, history_index = explained(spark, tables.read(spark, ITEM_EMBEDDINGS), cands, sc, folder)
+        seen = seen_candidates(interactions, cands, spark, history_index, sc.reason_history)
+        rows = (served_rows(spark, _users_to_score(spark, tables, seen), cands, sc, folder, history)
                 .select("user_id", "rank", "item_id", "score", "source", F.lit(version).alias("model_version"),
                         F.lit(run_date).alias("run_date"), timestamp_lit(now).alias("generated_at"), "reason"))
         # the summary's counts come from the write itself: each user's list has one rank 1
@@ -156,7 +155,9 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
                             F.sum(F.when((F.col("rank") == 1) & (F.col("source") == RecommendationSource.MODEL), 1)
                                   .otherwise(0)).alias("model_users"),
                             F.sum(F.when((F.col("rank") == 1) & (F.col("source") != RecommendationSource.MODEL), 1)
-                                  .otherwise(0)).alias("fallback_users"))
+                                  .otherwise(0)).alias("fallback_users"),
+                            *[F.sum(F.when(F.col("reason.kind") == kind, 1).otherwise(0)).alias(kind)
+                              for kind in ReasonKind.ALL])
         with timed(log, f"score users against {len(cands)} candidates and write run_date {run_date}"):
             io.replace_partition(rows, RECOMMENDATIONS, warehouse, "run_date", run_date.isoformat(), user_metadata=run_id,
                                  rows_match=True)  # run_date is the literal above on every row
@@ -164,11 +165,12 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     written = io.read_table(spark, warehouse, RECOMMENDATIONS).where(F.col("run_date") == F.lit(run_date))
-    figures = {**lists_figures(written, cands, sc.k, sc.min_new_item_exposure), **reason_figures(written)}
+    counts = observed.get
+    figures = {**lists_figures(written, cands, sc.k, sc.min_new_item_exposure),
+               **kind_shares({kind: int(counts[kind] or 0) for kind in ReasonKind.ALL})}
     write_list_metrics(spark, warehouse, figures, run_id, run_date, ListSource.PRODUCTION, version, now)
     removed, removed_rows = _apply_retention(spark, warehouse, sc.keep_run_dates, run_date, run_id)
     apply_sql(spark, warehouse, cfg.sql)
-    counts = observed.get
     examples = _examples(spark, warehouse, tables, run_date, sc.show_users)
     return ScoreRunSummary(run_id=run_id, run_date=run_date, model_version=version, n_candidates=len(cands),
                            n_new_candidates=int(cands.is_new.sum()), n_model_users=int(counts["model_users"] or 0),

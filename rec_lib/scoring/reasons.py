@@ -116,7 +116,9 @@ def contributions(users: np.ndarray, cand: np.ndarray, idx: np.ndarray, ex: Expl
     part the blend does not weigh) are left out."""
     out = {}
     for name, (lo, hi) in ex.bounds().items():
-        out[name] = np.einsum("bkd,bd->bk", cand[:, :, lo:hi] - ex.centre[lo:hi], users[:, lo:hi])
+        u = np.ascontiguousarray(users[:, lo:hi], dtype=np.float32)
+        out[name] = (np.matmul(cand[:, :, lo:hi], u[:, :, None])[..., 0]
+                     - (u @ ex.centre[lo:hi].astype(np.float32))[:, None]).astype(np.float64)
     safe = np.maximum(idx, 0)
     for name, term in (("prior", ex.prior_score), ("pace", ex.pace_score)):
         if len(term) and np.any(term != 0.0):
@@ -140,19 +142,16 @@ def _pick(contrib: Dict[str, np.ndarray], has_history: np.ndarray) -> Tuple[np.n
     return chosen, np.where(total > 0, mine / np.where(total > 0, total, 1.0), 0.0)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def closest_history(cand_block: np.ndarray, history: np.ndarray, history_block: Callable[[np.ndarray], np.ndarray]
                     ) -> np.ndarray:
     """[B, K]: per cell the position in the user's history [B, H] (-1 padded) of the item closest
-    to the candidate (cosine of cand_block [B, K, w] with history_block(rows) [.., w]); -1 where the
-    user has none."""
+    to the candidate: the largest cosine of cand_block [B, K, w] with history_block(rows) [B, H, w],
+    which are unit rows (the history file's; the candidate's own norm does not change which is
+    closest); -1 where the user has none."""
     valid = history >= 0
-    hist = _unit(history_block(np.maximum(history, 0)).astype(np.float32))  # [B, H, w]
-    sims = np.matmul(_unit(cand_block), np.swapaxes(hist, 1, 2))  # [B, K, H]
-    sims = np.where(valid[:, None, :], sims, -np.inf)
+    hist = np.asarray(history_block(np.maximum(history, 0)), dtype=np.float32)
+    sims = np.matmul(cand_block, np.swapaxes(hist, 1, 2))  # [B, K, H]
+    sims += np.where(valid, np.float32(0), np.float32(-np.inf))[:, None, :]
     best = np.argmax(sims, axis=2)
     return np.where(valid.any(axis=1)[:, None], best, NO_HISTORY)
 
@@ -172,21 +171,19 @@ def _attribute_tokens(users: np.ndarray, cands: np.ndarray, rows: np.ndarray, ex
     return np.where(valid.any(axis=1), ex.token_text[at[np.arange(len(cands)), best]].astype(object), None)
 
 
-def padded_history(rows: Sequence[Optional[np.ndarray]], ids: Sequence[Optional[np.ndarray]]
-                   ) -> Tuple[np.ndarray, np.ndarray]:
-    """(history-file rows int64 [B, H], item ids object [B, H]) of a block's users, -1 / None padded."""
-    depth = max([len(r) for r in rows if r is not None] + [0])
-    out_rows = np.full((len(rows), depth), -1, np.int64)
-    out_ids = np.full((len(rows), depth), None, dtype=object)
-    for b, (r, i) in enumerate(zip(rows, ids)):
-        if r is not None and len(r):
-            out_rows[b, :len(r)], out_ids[b, :len(r)] = r, i
-    return out_rows, out_ids
+def padded_history(rows: Sequence[Optional[np.ndarray]]) -> np.ndarray:
+    """int64 [B, H]: a block's users' history-file rows (most recent first), -1 padded."""
+    lengths = np.asarray([0 if r is None else len(r) for r in rows], np.int64)
+    out = np.full((len(rows), int(lengths.max(initial=0))), -1, np.int64)
+    if lengths.any():
+        out[np.arange(out.shape[1])[None, :] < lengths[:, None]] = np.concatenate(
+            [np.asarray(r, np.int64) for r in rows if r is not None and len(r)])
+    return out
 
 
 def explain(users: np.ndarray, idx: np.ndarray, gather: Callable[[np.ndarray], np.ndarray], ex: Explanations,
-            history: np.ndarray, history_ids: np.ndarray,
-            history_block: Callable[[str, np.ndarray], np.ndarray]) -> Reasons:
+            history: np.ndarray, history_block: Callable[[str, np.ndarray], np.ndarray],
+            history_ids: Callable[[np.ndarray], np.ndarray]) -> Reasons:
     """The reasons of the lists idx [B, K] (-1 padded) of users whose rows are users [B, d].
     gather(idx) -> the candidates' vectors [.., d]; history [B, H]: each user's items as rows of
     the history file, most recent first, -1 padded, and history_ids [B, H] their item ids
@@ -199,7 +196,7 @@ def explain(users: np.ndarray, idx: np.ndarray, gather: Callable[[np.ndarray], n
     bounds = ex.bounds()
     for lo_user in range(0, B, CHUNK_USERS):
         rows = slice(lo_user, min(B, lo_user + CHUNK_USERS))
-        u, cells, hist, hist_ids = users[rows], idx[rows], history[rows], history_ids[rows]
+        u, cells, hist = users[rows], idx[rows], history[rows]
         cand = gather(cells)
         contrib = contributions(u, cand, cells, ex)
         if not contrib:
@@ -227,9 +224,9 @@ def explain(users: np.ndarray, idx: np.ndarray, gather: Callable[[np.ndarray], n
                 k_detail[here] = f"part={name}"
                 if hist.shape[1]:
                     best = closest_history(cand[:, :, lo:hi], hist, lambda r, n=name: history_block(n, r))
-                    named = np.take_along_axis(hist_ids, np.maximum(best, 0), axis=1)
+                    named = np.take_along_axis(hist, np.maximum(best, 0), axis=1)
                     found = here & (best >= 0)
-                    k_item[found] = named[found]
+                    k_item[found] = history_ids(named[found])
         kind[rows] = np.where(live, k_kind, None)
         detail[rows], item[rows] = k_detail, k_item
         share[rows] = np.where(live, part_share, np.nan)
@@ -237,6 +234,15 @@ def explain(users: np.ndarray, idx: np.ndarray, gather: Callable[[np.ndarray], n
 
 
 REASON_METRIC = "reason_share_"  # list_metrics: the share of a list's rows of each kind (reason_share_similar_to, ...)
+
+
+def kind_shares(counts: Dict[Optional[str], int]) -> Dict[str, float]:
+    """REASON_METRIC<kind> -> the share of the rows with a reason that are of that kind, for every
+    ReasonKind, from rows counted by kind (None: rows without a reason); {} where none has one."""
+    total = sum(n for kind, n in counts.items() if kind is not None)
+    if not total:
+        return {}
+    return {REASON_METRIC + kind: counts.get(kind, 0) / total for kind in ReasonKind.ALL}
 
 
 def reason_line(figures: Dict[str, float]) -> str:
@@ -251,4 +257,4 @@ def fallback_detail(top_category: Optional[str]) -> str:
 
 
 __all__ = ["Explanations", "Reasons", "build", "contributions", "explain", "closest_history", "padded_history", "fallback_detail",
-           "trending_detail", "launch_detail", "SIMILAR_PARTS", "REASON_METRIC", "reason_line"]
+           "trending_detail", "launch_detail", "SIMILAR_PARTS", "REASON_METRIC", "reason_line", "kind_shares"]

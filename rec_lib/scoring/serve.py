@@ -16,13 +16,13 @@ written, categories, popularity) and one threshold per new candidate, never user
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Dict, Iterator, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -32,9 +32,9 @@ from pyspark.sql import functions as F
 from rec_lib.core.clock import utc_naive
 from rec_lib.core.config import ScoreSection
 from rec_lib.core.errors import ConfigError, RecError
-from rec_lib.core.schema import ITEM_EMBEDDINGS, LIST_METRICS, ReasonKind
+from rec_lib.core.schema import ITEM_EMBEDDINGS, LIST_METRICS
 from rec_lib.platform import io
-from rec_lib.platform.spark import sorted_index
+from rec_lib.platform.spark import index_frame
 from rec_lib.scoring import reasons
 from rec_lib.scoring.floor import FLOOR_ROUNDS, OFFER_FACTOR, ItemTop, apply_floor, gaps, new_item_scores
 from rec_lib.scoring.kernel import Rules, augment_candidates, augment_users, set_threads, top_k_tiles
@@ -231,51 +231,63 @@ class HistoryFile:
     reason compares the recommended item with (reasons.closest_history)."""
     vectors: str
     parts: Tuple[Tuple[str, int, int], ...]  # (part, first column, last + 1) in the file
+    item_ids: str  # str [M]: row i's item id
 
 
-HISTORY_WRITE_ROWS = 4096  # item rows written to the history file at once (the driver's share)
+HISTORY_WRITE_ROWS = 4096  # item rows in one chunk of the history file (the driver holds one at a time)
 
 
-def ship_history(spark: SparkSession, item_emb: DataFrame, interactions: DataFrame, cands: Candidates,
-                 depth: int, folder: str) -> Tuple[Optional[HistoryFile], Optional[DataFrame]]:
-    """(the history file, a frame user_id, history (file rows), history_items (item ids)): each
-    user's `depth` most recent distinct items of `interactions` with an item_embeddings row, most
-    recent first. (None, None) where there is nothing to name: no reasons, no tower or text part,
-    depth 0. The items are numbered by Spark (platform.spark.sorted_index) and their rows streamed
-    to the file a partition at a time, so the driver holds HISTORY_WRITE_ROWS rows, whatever the
-    catalogue's size."""
-    if cands.explain is None or depth <= 0:
+def _history_chunks(blocks: Tuple[Tuple[int, int], ...]):
+    """mapInPandas function: item rows (item_id, embedding) -> chunks of at most HISTORY_WRITE_ROWS
+    items (ids, blob: their `blocks` of the embedding, each unit length, float16 bytes [n, width])."""
+
+    def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for pdf in frames:
+            for lo in range(0, len(pdf), HISTORY_WRITE_ROWS):
+                part = pdf.iloc[lo:lo + HISTORY_WRITE_ROWS]
+                vectors = np.stack([np.asarray(v, np.float32) for v in part["embedding"]])
+                unit = np.concatenate([vectors[:, a:b] / np.maximum(np.linalg.norm(vectors[:, a:b], axis=1, keepdims=True),
+                                                                    1e-12) for a, b in blocks], axis=1)
+                yield pd.DataFrame({"ids": [part["item_id"].tolist()], "blob": [unit.astype(np.float16).tobytes()]})
+
+    return run
+
+
+def ship_history(spark: SparkSession, item_emb: DataFrame, cands: Candidates, folder: str
+                 ) -> Tuple[Optional[HistoryFile], Optional[DataFrame]]:
+    """(the history file, its index: item_id -> hist, the item's row in the file) of every item of
+    `item_emb`; (None, None) where there is nothing to name (no reasons, no tower or text part).
+    The executors cut the rows into float16 chunks of HISTORY_WRITE_ROWS items, streamed to the file
+    a partition at a time (toLocalIterator), so the driver holds one chunk and the items' ids (a
+    vocabulary, as the candidates'), whatever the catalogue's size."""
+    if cands.explain is None:
         return None, None
     bounds = cands.explain.bounds()
     similar = [(name, *bounds[name]) for name in reasons.SIMILAR_PARTS if name in bounds]
     if not similar:
         return None, None
-    used = interactions.select("user_id", "item_id", "ts")
-    index = sorted_index(item_emb.select("item_id").join(used.select("item_id").distinct(), "item_id", "left_semi"),
-                         "item_id", "hist").localCheckpoint()
+    start = time.perf_counter()
     width = sum(hi - lo for _, lo, hi in similar)
     path = os.path.join(folder, f"rec-history-{uuid.uuid4().hex[:12]}.npy")
-    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(index.count(), width))
-    rows = item_emb.select("item_id", "embedding").join(index, "item_id").select("hist", "embedding").toLocalIterator()
-    while True:
-        batch = list(itertools.islice(rows, HISTORY_WRITE_ROWS))
-        if not batch:
-            break
-        vectors = np.stack([np.asarray(r["embedding"], np.float32) for r in batch])
-        out[np.asarray([r["hist"] for r in batch])] = np.concatenate(
-            [vectors[:, lo:hi] / np.maximum(np.linalg.norm(vectors[:, lo:hi], axis=1, keepdims=True), 1e-12)
-             for _, lo, hi in similar], axis=1)
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(item_emb.count(), width))
+    rows = (item_emb.select("item_id", "embedding")
+            .mapInPandas(_history_chunks(tuple((lo, hi) for _, lo, hi in similar)), "ids array<string>, blob binary")
+            .toLocalIterator())
+    ids: List[str] = []  # the items' vocabulary: row i of the file is ids[i]
+    for row in rows:
+        out[len(ids):len(ids) + len(row["ids"])] = np.frombuffer(row["blob"], np.float16).reshape(-1, width)
+        ids.extend(row["ids"])
     out.flush()
     del out
     spark.sparkContext.addFile(path)
+    log.info("reasons: the history items' blocks written in %.1f s", time.perf_counter() - start)
     offsets = np.cumsum([0] + [hi - lo for _, lo, hi in similar])
     parts = tuple((name, int(offsets[i]), int(offsets[i + 1])) for i, (name, _, _) in enumerate(similar))
-    recent = (used.join(index, "item_id").groupBy("user_id", "item_id", "hist").agg(F.max("ts").alias("ts"))
-              .groupBy("user_id")
-              .agg(F.slice(F.sort_array(F.collect_list(F.struct("ts", "hist", "item_id")), asc=False), 1, depth)
-                   .alias("h"))
-              .select("user_id", F.col("h.hist").alias("history"), F.col("h.item_id").alias("history_items")))
-    return HistoryFile(vectors=os.path.basename(path), parts=parts), recent
+    id_path = path.replace(".npy", "-ids.npy")
+    np.save(id_path, np.asarray(ids, dtype=str))
+    spark.sparkContext.addFile(id_path)
+    return (HistoryFile(vectors=os.path.basename(path), parts=parts, item_ids=os.path.basename(id_path)),
+            index_frame(spark, np.asarray(ids), "item_id", "hist"))
 
 
 def _blocks(frames: Iterator[pd.DataFrame], batch: int):
@@ -319,20 +331,20 @@ def _reasons(task: _TaskCandidates, history: Optional[HistoryFile], users: np.nd
     if task.explain is None:
         return None
     if history is None or "history" not in part.columns:
-        rows, ids = reasons.padded_history([None] * len(users), [None] * len(users))
-        return reasons.explain(users, idx, task.gather, task.explain, rows, ids, lambda name, r: None)
+        rows = reasons.padded_history([None] * len(users))
+        return reasons.explain(users, idx, task.gather, task.explain, rows, lambda name, r: None, lambda r: None)
     from pyspark import SparkFiles
 
-    rows, ids = reasons.padded_history(list(part["history"].to_numpy()[known]),
-                                       list(part["history_items"].to_numpy()[known]))
+    rows = reasons.padded_history(list(part["history"].to_numpy()[known]))
     vectors = np.load(SparkFiles.get(history.vectors), mmap_mode="r")
+    ids = np.load(SparkFiles.get(history.item_ids), mmap_mode="r")
     columns = {name: (lo, hi) for name, lo, hi in history.parts}
 
-    def block(name: str, at: np.ndarray) -> np.ndarray:
+    def block(name: str, at: np.ndarray) -> np.ndarray:  # unit rows: ship_history wrote them so
         lo, hi = columns[name]
         return np.asarray(vectors[at.ravel(), lo:hi], np.float32).reshape(at.shape + (hi - lo,))
 
-    return reasons.explain(users, idx, task.gather, task.explain, rows, ids, block)
+    return reasons.explain(users, idx, task.gather, task.explain, rows, block, lambda at: ids[at].astype(object))
 
 
 def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int, order: str = "score",
@@ -410,7 +422,7 @@ def score_users(spark: SparkSession, users: DataFrame, cands: Candidates, rules:
                 users_per_batch: int, folder: str, min_exposure: int = 0, max_floor_slots: int = 0,
                 order: str = "score", history: Optional[HistoryFile] = None) -> DataFrame:
     """users (user_id, embedding or null, seen: candidate indices, top_category; with `history`,
-    history and history_items: ship_history) -> TOP_SCHEMA: one list per user, each row with its
+    history: seen_candidates) -> TOP_SCHEMA: one list per user, each row with its
     reason where `cands.explain` is set (scoring.reasons). With `min_exposure` > 0 the exposure floor's pairs
     come first (scoring.floor: a pass over the users and three small windows) and each list takes
     its floor items (at most `max_floor_slots`); `order` 'personal' orders each list by the personal
@@ -433,11 +445,23 @@ def with_reason(rows: DataFrame) -> DataFrame:
     return rows.select("user_id", "rank", "item_id", "score", "source", reason.alias("reason"))
 
 
-def seen_candidates(interactions: DataFrame, cands: Candidates, spark: SparkSession) -> DataFrame:
-    """user_id, seen: the candidate indices each user has interacted with (in `interactions`)."""
+def seen_candidates(interactions: DataFrame, cands: Candidates, spark: SparkSession,
+                    history_index: Optional[DataFrame] = None, depth: int = 0) -> DataFrame:
+    """user_id, seen: the candidate indices each user has interacted with (in `interactions`); with
+    a `history_index` (ship_history) in the same aggregation also history (rows of the history
+    file): the user's `depth` most recent distinct items, most recent first."""
     index = spark.createDataFrame(pd.DataFrame({"item_id": cands.item_ids, "cand": np.arange(len(cands), dtype=np.int32)}))
-    return (interactions.select("user_id", "item_id").distinct()
-            .join(F.broadcast(index), "item_id").groupBy("user_id").agg(F.collect_list("cand").alias("seen")))
+    if history_index is None or depth <= 0:
+        return (interactions.select("user_id", "item_id").distinct()
+                .join(F.broadcast(index), "item_id").groupBy("user_id").agg(F.collect_list("cand").alias("seen")))
+    recent = F.slice(F.sort_array(F.collect_list(F.when(F.col("hist").isNotNull(), F.struct("ts", "hist"))),
+                                  asc=False), 1, depth)
+    seen = F.collect_list("cand")  # nulls (items that are no candidate) are left out
+    return (interactions.groupBy("user_id", "item_id").agg(F.max("ts").alias("ts"))
+            .join(F.broadcast(index), "item_id", "left").join(history_index, "item_id", "left")
+            .groupBy("user_id").agg(seen.alias("seen"), recent.alias("h"))
+            .select("user_id", F.when(F.size("seen") > 0, F.col("seen")).alias("seen"),
+                    F.col("h.hist").alias("history")))
 
 
 def served_rows(spark: SparkSession, users: DataFrame, cands: Candidates, sc: ScoreSection, folder: str,
@@ -449,15 +473,16 @@ def served_rows(spark: SparkSession, users: DataFrame, cands: Candidates, sc: Sc
                                    sc.min_new_item_exposure, sc.max_floor_slots, sc.order, history))
 
 
-def explained(spark: SparkSession, users: DataFrame, item_emb: DataFrame, interactions: DataFrame,
-              cands: Candidates, sc: ScoreSection, folder: str) -> Tuple[Candidates, DataFrame, Optional[HistoryFile]]:
-    """(candidates, users, history file) for served_rows under `score.reasons`: without it the
-    candidates lose their Explanations (reason null); with it the users gain their recent history
-    (ship_history: the `score.reason_history` most recent items of `interactions`)."""
+def explained(spark: SparkSession, item_emb: DataFrame, cands: Candidates, sc: ScoreSection, folder: str
+              ) -> Tuple[Candidates, Optional[HistoryFile], Optional[DataFrame]]:
+    """(candidates, history file, its index) for served_rows under `score.reasons`: without it the
+    candidates lose their Explanations (reason null); with it the history items' blocks are shipped
+    (ship_history) and seen_candidates, given the index and `score.reason_history`, adds each
+    user's recent items."""
     if not sc.reasons or cands.explain is None:
-        return dataclasses.replace(cands, explain=None), users, None
-    history, recent = ship_history(spark, item_emb, interactions, cands, sc.reason_history, folder)
-    return cands, (users if recent is None else users.join(recent, "user_id", "left")), history
+        return dataclasses.replace(cands, explain=None), None, None
+    history, index = ship_history(spark, item_emb, cands, folder) if sc.reason_history > 0 else (None, None)
+    return cands, history, index
 
 
 def lists_figures(lists: DataFrame, cands: Candidates, k: int, min_exposure: int) -> Dict[str, float]:
@@ -474,12 +499,8 @@ def lists_figures(lists: DataFrame, cands: Candidates, k: int, min_exposure: int
 def reason_figures(lists: DataFrame) -> Dict[str, float]:
     """reasons.REASON_METRIC<kind> -> the share of the rows of `lists` (with a `reason` column) whose reason
     is of that kind, for every ReasonKind ({} where no row has a reason); one small aggregation."""
-    counts = {r["kind"]: int(r["n"]) for r in lists.groupBy(F.col("reason.kind").alias("kind"))
-              .agg(F.count(F.lit(1)).alias("n")).collect()}
-    total = sum(n for kind, n in counts.items() if kind is not None)
-    if not total:
-        return {}
-    return {reasons.REASON_METRIC + kind: counts.get(kind, 0) / total for kind in ReasonKind.ALL}
+    return reasons.kind_shares({r["kind"]: int(r["n"]) for r in lists.groupBy(F.col("reason.kind").alias("kind"))
+                                .agg(F.count(F.lit(1)).alias("n")).collect()})
 
 
 def write_list_metrics(spark: SparkSession, warehouse: str, figures: Dict[str, float], run_id: str, run_date: date,

@@ -17,8 +17,9 @@ V = np.array([  # the candidates' rows (already weighted, as item_embeddings hol
 PRIOR = np.array([0, 0, .5, 0, 1.0])  # mean 0.3
 PACE = np.array([0, 0, 0, 1.5, 0])  # mean 0.3
 TOKENS = [None, [], [("brand=cucina", 0, 0.6), ("colour=red", 1, 0.8)], None, None]
-# the history file: h0 and h1, blocks of tower and text
-HISTORY = {"tower": np.array([[0, 1], [1, .1]], np.float32), "text": np.array([[0, 1], [1, 0]], np.float32)}
+# the history file: h0 and h1, blocks of tower and text, unit rows (h1's tower (1, .1) / |(1, .1)|)
+HISTORY = {"tower": np.array([[0, 1], [1 / np.hypot(1, .1), .1 / np.hypot(1, .1)]], np.float32),
+           "text": np.array([[0, 1], [1, 0]], np.float32)}
 
 
 def explanations():
@@ -37,8 +38,9 @@ def test_each_kind_wins_where_its_part_lifts_the_item_most():
     np.testing.assert_allclose(ex.centre, [.4, 0, 0, .4, .12, .16, 0], atol=1e-6)
     user = np.array([[1, 0, 0, 1, .6, .8, 0]], np.float32)
     idx = np.array([[0, 1, 2, 3, 4]])
-    history, ids = reasons.padded_history([np.array([0, 1])], [np.array(["h0", "h1"], dtype=object)])
-    got = reasons.explain(user, idx, gather, ex, history, ids, lambda part, rows: HISTORY[part][rows])
+    history = reasons.padded_history([np.array([0, 1])])
+    got = reasons.explain(user, idx, gather, ex, history, lambda part, rows: HISTORY[part][rows],
+                          lambda rows: np.array(["h0", "h1"], dtype=object)[rows])
     # c0: tower (1,0).((2,0)-(.4,0)) = 1.6; text (0,1).(0-(0,.4)) = -.4; attributes -(.6*.12+.8*.16) = -.2;
     #     prior -.3; pace -.3 -> similar_to, share 1.6 / 1.6; closest in tower terms: h1 (1,.1) (h0 (0,1) is orthogonal)
     # c1: text (0,1).((0,2)-(0,.4)) = 1.6 -> similar_to; closest in text terms: h0 (0,1)
@@ -57,8 +59,9 @@ def test_a_user_without_history_is_told_because_you_liked_only_where_nothing_els
     # no history; the text and attribute profiles are zero (they come from the history), the tower is not
     user = np.array([[1, 0, 0, 0, 0, 0, 0]], np.float32)
     idx = np.array([[0, 3, -1]])  # a list of two, padded
-    history, ids = reasons.padded_history([None], [None])
-    got = reasons.explain(user, idx, gather, ex, history, ids, lambda part, rows: pytest.fail("no history to read"))
+    history = reasons.padded_history([None])
+    got = reasons.explain(user, idx, gather, ex, history, lambda part, rows: pytest.fail("no history to read"),
+                          lambda rows: pytest.fail("no history to name"))
     # c0: tower 1.6 (masked: no history), text 0, attributes 0, prior -.3, pace -.3: nothing else lifts it,
     #     so the tower names it, with no item; c3: pace 1.2 > 0 wins over the masked tower (-.4 anyway)
     assert got.kind.tolist() == [["similar_to", "trending", None]]
@@ -76,6 +79,11 @@ def test_contributions_add_up_to_the_score_above_the_average_candidate():
     contrib = reasons.contributions(users, vectors[idx], idx, ex)
     score = users.astype(np.float64) @ vectors.T.astype(np.float64) + prior + pace  # [4, 9]
     np.testing.assert_allclose(sum(contrib.values()), score - score.mean(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_padded_history_keeps_each_users_order():
+    assert reasons.padded_history([np.array([4, 2]), None, np.array([7])]).tolist() == [[4, 2], [-1, -1], [7, -1]]
+    assert reasons.padded_history([None, None]).shape == (2, 0)
 
 
 def test_explanations_survive_the_file_the_executors_read(tmp_path):
