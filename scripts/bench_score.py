@@ -70,8 +70,11 @@ def write_tables(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndar
         pdf = pdf.assign(**{c: None for c in spec.columns if c not in pdf.columns})[list(spec.columns)]
         io.overwrite_table(spark.createDataFrame(pdf, spec.schema), spec, warehouse)
 
-    write(USER_EMBEDDINGS, pd.DataFrame({"user_id": user_ids, "model_version": "bench", "embedding": list(U),
-                                         "source": "id+history", "n_history": np.int32(history), "created_at": now}))
+    seen = rng.integers(0, max(history_items, 1), size=(len(U), history)) if history_items else np.zeros((len(U), 0), int)
+    write(USER_EMBEDDINGS, pd.DataFrame({  # the history each vector was built from: newest first, as training writes it
+        "user_id": user_ids, "model_version": "bench", "embedding": list(U), "source": "id+history",
+        "n_history": np.int32(history), "created_at": now,
+        "history_items": [list(dict.fromkeys(f"h{i:07d}" for i in row[::-1])) for row in seen]}))
     bias = np.concatenate([b, np.zeros(history_items)])
     write(ITEM_EMBEDDINGS, pd.DataFrame({  # one tower block, the bias the launch prior: reasons similar_to / popular_launch
         "item_id": item_ids, "model_version": "bench", "embedding": list(V) + list(old), "bias": bias,
@@ -80,15 +83,15 @@ def write_tables(spark, warehouse: str, U: np.ndarray, V: np.ndarray, b: np.ndar
         "attribute_tokens": [[]] * len(item_ids)}))
     write(ITEMS, pd.DataFrame({"item_id": item_ids, "title": item_ids, "category": "c", "launch_ts": launched,
                                "content_hash": "h", "updated_run_id": "bench"}))
-    for spec in (ITEM_STATS, USER_FEATURES):
-        io.overwrite_table(spark.createDataFrame([], spec.schema), spec, warehouse)
+    io.overwrite_table(spark.createDataFrame([], ITEM_STATS.schema), ITEM_STATS, warehouse)
     write(USERS, pd.DataFrame({"user_id": user_ids, "signup_ts": now, "derived_from_events": False,
                                "updated_run_id": "bench"}))
-    seen = rng.integers(0, max(history_items, 1), size=(len(U), history)) if history_items else np.zeros((len(U), 0), int)
+    ts = now - pd.to_timedelta(np.sort(rng.integers(1, 200 * 86400, size=seen.shape), axis=1).ravel(), unit="s")
     write(INTERACTIONS, pd.DataFrame({
         "user_id": np.repeat(user_ids, seen.shape[1]), "item_id": [f"h{i:07d}" for i in seen.ravel()],
-        "event_type": "view", "ts": now - pd.to_timedelta(rng.integers(1, 200 * 86400, size=seen.size), unit="s"),
-        "type_weight": 1.0, "event_date": (now - pd.Timedelta(days=2)).date(), "run_id": "bench"}))
+        "event_type": "view", "ts": ts, "type_weight": 1.0, "event_date": (now - pd.Timedelta(days=2)).date(),
+        "run_id": "bench"}))
+    io.overwrite_table(spark.createDataFrame([], USER_FEATURES.schema), USER_FEATURES, warehouse)
 
 
 def write_floor_time(spark, warehouse: str, item_ids: np.ndarray, k: int) -> float:

@@ -95,6 +95,10 @@ def hand_made_embeddings(spark, warehouse, seed=0, version="v1", explained=False
     now = pd.Timestamp("2026-10-31")
     users = pd.DataFrame({"user_id": [f"u{u:02d}" for u in range(N_USERS)], "model_version": version,
                           "embedding": list(U), "source": "id+history", "n_history": np.int32(1), "created_at": now})
+    if explained:  # the history each vector was built from (SCORE_EVENTS), newest first
+        users = users.assign(history_items=[{"u00": ["I01", "I00"], "u01": ["I05"], "u02": ["I07"]}.get(u, [])
+                                            for u in users["user_id"]])
+    users = users.assign(**{c: None for c in USER_EMBEDDINGS.columns if c not in users.columns})
     items = pd.DataFrame({"item_id": [f"I{i:02d}" for i in range(N_ITEMS)], "model_version": version,
                           "embedding": list(V), "bias": b, "n_users": np.int64(0), "source": "trained", "created_at": now})
     if explained:

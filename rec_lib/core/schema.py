@@ -337,6 +337,7 @@ USER_EMBEDDINGS = TableSpec(
         ("source", S, False),  # id+history | history | features_only
         ("n_history", I32, False),  # items in the history the vector was built from
         ("created_at", TS, False),
+        ("history_items", array(S), True),  # those items, newest first (what a similar_to reason names)
     ),
     keys=("user_id",),
 )

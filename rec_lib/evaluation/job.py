@@ -275,7 +275,7 @@ def _served_inputs(spark: SparkSession, fitted: FittedModel, cfg: EvaluateJobCon
                                           F.sum("type_weight").alias("weighted_interactions"))
     cands = collect_candidates(candidate_frame(io.read_table(spark, cfg.paths.warehouse, ITEMS), item_frame, stats,
                                                cfg.score, run_date))
-    user_frame = fitted.user_rows_frame().select("user_id", "embedding")
+    user_frame = fitted.user_rows_frame().select("user_id", "embedding", F.col("history_items").alias("recent_items"))
     return cands, user_frame, item_frame
 
 
@@ -322,8 +322,8 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
     users = None
     try:
         # the served lists say why (as the scoring job's), the no-floor lists compared with them need not
-        cands, history, history_index = explained(spark, item_frame, cands, cfg.score, folder)
-        seen = seen_candidates(before, cands, spark, history_index, cfg.score.reason_history)
+        cands, history = explained(spark, item_frame, cands, cfg.score, folder)
+        seen = seen_candidates(before, cands, spark)
         # every user embedded once by Spark tasks, kept on the executors for both lists
         users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left").persist()
         for source, sc, served in ((ListSource.BACKTEST, cfg.score, cands),

@@ -144,8 +144,8 @@ def run_score_job(spark: SparkSession, cfg: ScoreJobConfig):
     interactions = tables.read(spark, INTERACTIONS)
     folder = tempfile.mkdtemp(prefix="rec-score-")
     try:
-        cands, history, history_index = explained(spark, tables.read(spark, ITEM_EMBEDDINGS), cands, sc, folder)
-        seen = seen_candidates(interactions, cands, spark, history_index, sc.reason_history)
+        cands, history = explained(spark, tables.read(spark, ITEM_EMBEDDINGS), cands, sc, folder)
+        seen = seen_candidates(interactions, cands, spark)
         rows = (served_rows(spark, _users_to_score(spark, tables, seen), cands, sc, folder, history)
                 .select("user_id", "rank", "item_id", "score", "source", F.lit(version).alias("model_version"),
                         F.lit(run_date).alias("run_date"), timestamp_lit(now).alias("generated_at"), "reason"))
@@ -195,16 +195,22 @@ def _apply_retention(spark: SparkSession, warehouse: str, keep: int, written: da
 
 def _users_to_score(spark: SparkSession, tables: io.Snapshot, seen: DataFrame) -> DataFrame:
     """Every user with an embedding and every user of the shop: user_id, embedding (null for users
-    new since training), top_category (only for those: their fallback list's key; null where
-    unknown), seen (candidate indices or null). Only the join with `seen` moves the embeddings."""
-    embedded = tables.read(spark, USER_EMBEDDINGS).select("user_id", "embedding")
+    new since training), recent_items (the history the embedding was built from, newest first: what
+    a similar_to reason may name; null in tables trained before reasons), top_category (only for
+    users new since training: their fallback list's key; null where unknown), seen (candidate
+    indices or null). Only the join with `seen` moves the embeddings."""
+    table = tables.read(spark, USER_EMBEDDINGS)
+    recent = (F.col("history_items") if "history_items" in table.columns
+              else F.lit(None).cast("array<string>")).alias("recent_items")
+    embedded = table.select("user_id", "embedding", recent)
     newcomers = (tables.read(spark, USERS).select("user_id")
                  .join(embedded.select("user_id"), "user_id", "left_anti"))
     profile = tables.read_if_exists(spark, USER_FEATURES)
     newcomers = (newcomers.withColumn("top_category", F.lit(None).cast("string")) if profile is None
                  else newcomers.join(profile.select("user_id", "top_category"), "user_id", "left"))
     everyone = (embedded.withColumn("top_category", F.lit(None).cast("string"))
-                .unionByName(newcomers.withColumn("embedding", F.lit(None).cast(embedded.schema["embedding"].dataType))))
+                .unionByName(newcomers.withColumn("embedding", F.lit(None).cast(embedded.schema["embedding"].dataType))
+                             .withColumn("recent_items", F.lit(None).cast("array<string>"))))
     return everyone.join(seen, "user_id", "left")
 
 

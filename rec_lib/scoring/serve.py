@@ -34,7 +34,6 @@ from rec_lib.core.config import ScoreSection
 from rec_lib.core.errors import ConfigError, RecError
 from rec_lib.core.schema import ITEM_EMBEDDINGS, LIST_METRICS
 from rec_lib.platform import io
-from rec_lib.platform.spark import index_frame
 from rec_lib.scoring import reasons
 from rec_lib.scoring.floor import FLOOR_ROUNDS, OFFER_FACTOR, ItemTop, apply_floor, gaps, new_item_scores
 from rec_lib.scoring.kernel import Rules, augment_candidates, augment_users, set_threads, top_k_tiles
@@ -232,6 +231,16 @@ class HistoryFile:
     vectors: str
     parts: Tuple[Tuple[str, int, int], ...]  # (part, first column, last + 1) in the file
     item_ids: str  # str [M]: row i's item id
+    sorted_ids: str  # str [M]: the items' ids, sorted
+    order: str  # int64 [M]: the file row of each of sorted_ids
+    depth: int = 20  # a user's most recent items looked at (score.reason_history)
+
+    def rows_of(self, ids: np.ndarray, sorted_ids: np.ndarray, order: np.ndarray) -> np.ndarray:
+        """int64: the file rows of item ids `ids` (-1 for an item the file does not hold)."""
+        if not len(sorted_ids) or not len(ids):
+            return np.full(len(ids), -1, np.int64)
+        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        return np.where(sorted_ids[at] == ids, order[at], -1)
 
 
 HISTORY_WRITE_ROWS = 4096  # item rows in one chunk of the history file (the driver holds one at a time)
@@ -253,19 +262,18 @@ def _history_chunks(blocks: Tuple[Tuple[int, int], ...]):
     return run
 
 
-def ship_history(spark: SparkSession, item_emb: DataFrame, cands: Candidates, folder: str
-                 ) -> Tuple[Optional[HistoryFile], Optional[DataFrame]]:
-    """(the history file, its index: item_id -> hist, the item's row in the file) of every item of
-    `item_emb`; (None, None) where there is nothing to name (no reasons, no tower or text part).
+def ship_history(spark: SparkSession, item_emb: DataFrame, cands: Candidates, folder: str) -> Optional[HistoryFile]:
+    """The history file of every item of `item_emb`; None where there is nothing to name (no
+    reasons, no tower or text part).
     The executors cut the rows into float16 chunks of HISTORY_WRITE_ROWS items, streamed to the file
     a partition at a time (toLocalIterator), so the driver holds one chunk and the items' ids (a
     vocabulary, as the candidates'), whatever the catalogue's size."""
     if cands.explain is None:
-        return None, None
+        return None
     bounds = cands.explain.bounds()
     similar = [(name, *bounds[name]) for name in reasons.SIMILAR_PARTS if name in bounds]
     if not similar:
-        return None, None
+        return None
     start = time.perf_counter()
     width = sum(hi - lo for _, lo, hi in similar)
     path = os.path.join(folder, f"rec-history-{uuid.uuid4().hex[:12]}.npy")
@@ -283,11 +291,15 @@ def ship_history(spark: SparkSession, item_emb: DataFrame, cands: Candidates, fo
     log.info("reasons: the history items' blocks written in %.1f s", time.perf_counter() - start)
     offsets = np.cumsum([0] + [hi - lo for _, lo, hi in similar])
     parts = tuple((name, int(offsets[i]), int(offsets[i + 1])) for i, (name, _, _) in enumerate(similar))
-    id_path = path.replace(".npy", "-ids.npy")
-    np.save(id_path, np.asarray(ids, dtype=str))
-    spark.sparkContext.addFile(id_path)
-    return (HistoryFile(vectors=os.path.basename(path), parts=parts, item_ids=os.path.basename(id_path)),
-            index_frame(spark, np.asarray(ids), "item_id", "hist"))
+    names = np.asarray(ids, dtype=str)
+    order = np.argsort(names, kind="stable")
+    files = {}
+    for name, array in (("item_ids", names), ("sorted_ids", names[order]), ("order", order.astype(np.int64))):
+        files[name] = path.replace(".npy", f"-{name}.npy")
+        np.save(files[name], array)
+        spark.sparkContext.addFile(files[name])
+    return HistoryFile(vectors=os.path.basename(path), parts=parts,
+                       **{name: os.path.basename(file) for name, file in files.items()})
 
 
 def _blocks(frames: Iterator[pd.DataFrame], batch: int):
@@ -330,21 +342,26 @@ def _reasons(task: _TaskCandidates, history: Optional[HistoryFile], users: np.nd
     """The reasons of a block's lists (None: the candidates carry none)."""
     if task.explain is None:
         return None
-    if history is None or "history" not in part.columns:
+    if history is None or "recent_items" not in part.columns:
         rows = reasons.padded_history([None] * len(users))
         return reasons.explain(users, idx, task.gather, task.explain, rows, lambda name, r: None, lambda r: None)
     from pyspark import SparkFiles
 
-    rows = reasons.padded_history(list(part["history"].to_numpy()[known]))
     vectors = np.load(SparkFiles.get(history.vectors), mmap_mode="r")
-    ids = np.load(SparkFiles.get(history.item_ids), mmap_mode="r")
+    sorted_ids = np.load(SparkFiles.get(history.sorted_ids), mmap_mode="r")
+    order = np.load(SparkFiles.get(history.order), mmap_mode="r")
+    recent = [r[:history.depth] if r is not None else [] for r in part["recent_items"].to_numpy()[known]]
+    lengths = np.asarray([len(r) for r in recent], np.int64)
+    flat = history.rows_of(np.asarray([i for r in recent for i in r], dtype=str), sorted_ids, order)
+    rows = reasons.padded_history([kept[kept >= 0] for kept in np.split(flat, np.cumsum(lengths)[:-1])])
+    names = np.load(SparkFiles.get(history.item_ids), mmap_mode="r")
     columns = {name: (lo, hi) for name, lo, hi in history.parts}
 
     def block(name: str, at: np.ndarray) -> np.ndarray:  # unit rows: ship_history wrote them so
         lo, hi = columns[name]
         return np.asarray(vectors[at.ravel(), lo:hi], np.float32).reshape(at.shape + (hi - lo,))
 
-    return reasons.explain(users, idx, task.gather, task.explain, rows, block, lambda at: ids[at].astype(object))
+    return reasons.explain(users, idx, task.gather, task.explain, rows, block, lambda at: names[at].astype(object))
 
 
 def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int, order: str = "score",
@@ -422,7 +439,7 @@ def score_users(spark: SparkSession, users: DataFrame, cands: Candidates, rules:
                 users_per_batch: int, folder: str, min_exposure: int = 0, max_floor_slots: int = 0,
                 order: str = "score", history: Optional[HistoryFile] = None) -> DataFrame:
     """users (user_id, embedding or null, seen: candidate indices, top_category; with `history`,
-    history: seen_candidates) -> TOP_SCHEMA: one list per user, each row with its
+    recent_items: the items a similar_to reason may name, most recent first) -> TOP_SCHEMA: one list per user, each row with its
     reason where `cands.explain` is set (scoring.reasons). With `min_exposure` > 0 the exposure floor's pairs
     come first (scoring.floor: a pass over the users and three small windows) and each list takes
     its floor items (at most `max_floor_slots`); `order` 'personal' orders each list by the personal
@@ -445,23 +462,11 @@ def with_reason(rows: DataFrame) -> DataFrame:
     return rows.select("user_id", "rank", "item_id", "score", "source", reason.alias("reason"))
 
 
-def seen_candidates(interactions: DataFrame, cands: Candidates, spark: SparkSession,
-                    history_index: Optional[DataFrame] = None, depth: int = 0) -> DataFrame:
-    """user_id, seen: the candidate indices each user has interacted with (in `interactions`); with
-    a `history_index` (ship_history) in the same aggregation also history (rows of the history
-    file): the user's `depth` most recent distinct items, most recent first."""
+def seen_candidates(interactions: DataFrame, cands: Candidates, spark: SparkSession) -> DataFrame:
+    """user_id, seen: the candidate indices each user has interacted with (in `interactions`)."""
     index = spark.createDataFrame(pd.DataFrame({"item_id": cands.item_ids, "cand": np.arange(len(cands), dtype=np.int32)}))
-    if history_index is None or depth <= 0:
-        return (interactions.select("user_id", "item_id").distinct()
-                .join(F.broadcast(index), "item_id").groupBy("user_id").agg(F.collect_list("cand").alias("seen")))
-    recent = F.slice(F.sort_array(F.collect_list(F.when(F.col("hist").isNotNull(), F.struct("ts", "hist"))),
-                                  asc=False), 1, depth)
-    seen = F.collect_list("cand")  # nulls (items that are no candidate) are left out
-    return (interactions.groupBy("user_id", "item_id").agg(F.max("ts").alias("ts"))
-            .join(F.broadcast(index), "item_id", "left").join(history_index, "item_id", "left")
-            .groupBy("user_id").agg(seen.alias("seen"), recent.alias("h"))
-            .select("user_id", F.when(F.size("seen") > 0, F.col("seen")).alias("seen"),
-                    F.col("h.hist").alias("history")))
+    return (interactions.select("user_id", "item_id").distinct()
+            .join(F.broadcast(index), "item_id").groupBy("user_id").agg(F.collect_list("cand").alias("seen")))
 
 
 def served_rows(spark: SparkSession, users: DataFrame, cands: Candidates, sc: ScoreSection, folder: str,
@@ -474,15 +479,14 @@ def served_rows(spark: SparkSession, users: DataFrame, cands: Candidates, sc: Sc
 
 
 def explained(spark: SparkSession, item_emb: DataFrame, cands: Candidates, sc: ScoreSection, folder: str
-              ) -> Tuple[Candidates, Optional[HistoryFile], Optional[DataFrame]]:
-    """(candidates, history file, its index) for served_rows under `score.reasons`: without it the
-    candidates lose their Explanations (reason null); with it the history items' blocks are shipped
-    (ship_history) and seen_candidates, given the index and `score.reason_history`, adds each
-    user's recent items."""
+              ) -> Tuple[Candidates, Optional[HistoryFile]]:
+    """(candidates, history file) for served_rows under `score.reasons`: without it the candidates
+    lose their Explanations (reason null); with it the history items' blocks are shipped
+    (ship_history), for the users' recent_items (user_embeddings.history_items)."""
     if not sc.reasons or cands.explain is None:
-        return dataclasses.replace(cands, explain=None), None, None
-    history, index = ship_history(spark, item_emb, cands, folder) if sc.reason_history > 0 else (None, None)
-    return cands, history, index
+        return dataclasses.replace(cands, explain=None), None
+    history = ship_history(spark, item_emb, cands, folder) if sc.reason_history > 0 else None
+    return cands, None if history is None else dataclasses.replace(history, depth=sc.reason_history)
 
 
 def lists_figures(lists: DataFrame, cands: Candidates, k: int, min_exposure: int) -> Dict[str, float]:

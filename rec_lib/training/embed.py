@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -176,7 +176,12 @@ def user_sources(users: pd.DataFrame) -> np.ndarray:
 
 
 # The columns a UserRowsTask yields (the rest of user_embeddings is constant per run: added in Spark).
-USER_ROW_COLUMNS = "user_id string, embedding array<float>, source string, n_history int"
+USER_ROW_COLUMNS = "user_id string, embedding array<float>, source string, n_history int, history_items array<string>"
+
+
+def history_items(users: pd.DataFrame, catalogue: Catalogue) -> List[List[str]]:
+    """Per user the item ids of the history their vector was built from (newest first)."""
+    return [[] if h is None else [str(catalogue.item_ids[i]) for i in np.asarray(h) if i >= 0] for h in users["history"]]
 
 
 class UserRowsTask:
@@ -201,7 +206,8 @@ class UserRowsTask:
         return pd.DataFrame({"user_id": users["user_id"].astype(str),
                              "embedding": list(user_rows(sides, self.blend, self.temperature)),
                              "source": user_sources(users).astype(str),
-                             "n_history": users["n_history"].astype(np.int32)})
+                             "n_history": users["n_history"].astype(np.int32),
+                             "history_items": history_items(users, catalogue)})
 
     def __call__(self, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         worker_setup(self.tf_threads)

@@ -43,7 +43,7 @@ def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_
     catalogue = fitted.data.catalogue
     users = (fitted.user_rows_frame()
              .select("user_id", F.lit(version).alias("model_version"), "embedding", "source", "n_history",
-                     timestamp_lit(created).alias("created_at")))
+                     timestamp_lit(created).alias("created_at"), "history_items"))
     item_rows = fitted.item_table(items).assign(
         model_version=version, n_users=catalogue.n_users.astype(np.int64), source=items.source.astype(str),
         created_at=pd.Timestamp(created))
