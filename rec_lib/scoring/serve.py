@@ -22,7 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -235,13 +235,6 @@ class HistoryFile:
     order: str  # int64 [M]: the file row of each of sorted_ids
     depth: int = 20  # a user's most recent items looked at (score.reason_history)
 
-    def rows_of(self, ids: np.ndarray, sorted_ids: np.ndarray, order: np.ndarray) -> np.ndarray:
-        """int64: the file rows of item ids `ids` (-1 for an item the file does not hold)."""
-        if not len(sorted_ids) or not len(ids):
-            return np.full(len(ids), -1, np.int64)
-        at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-        return np.where(sorted_ids[at] == ids, order[at], -1)
-
 
 HISTORY_WRITE_ROWS = 4096  # item rows in one chunk of the history file (the driver holds one at a time)
 
@@ -337,7 +330,42 @@ def _item_top_partition(files: TileFiles, rules: Rules, n_floor: int, batch: int
     return run
 
 
-def _reasons(task: _TaskCandidates, history: Optional[HistoryFile], users: np.ndarray, idx: np.ndarray,
+class _TaskHistory:
+    """What a scoring task maps of the history file (HistoryFile), once per task."""
+
+    def __init__(self, files: HistoryFile):
+        from pyspark import SparkFiles
+
+        def mapped(name: str) -> np.ndarray:
+            return np.load(SparkFiles.get(name), mmap_mode="r")
+
+        self.depth = files.depth
+        self.vectors, self.names = mapped(files.vectors), mapped(files.item_ids)
+        self.sorted_ids, self.order = mapped(files.sorted_ids), mapped(files.order)
+        self.columns = {name: (lo, hi) for name, lo, hi in files.parts}
+
+    def rows(self, recent: Sequence[Optional[Sequence[str]]]) -> np.ndarray:
+        """int64 [B, H]: the file rows of each user's `depth` newest items (reasons.padded_history);
+        an item the file does not hold is left out."""
+        recent = [r[:self.depth] if r is not None else [] for r in recent]
+        ids = np.asarray([i for r in recent for i in r], dtype=str)
+        found = np.full(len(ids), -1, np.int64)
+        if len(ids) and len(self.sorted_ids):
+            at = np.minimum(np.searchsorted(self.sorted_ids, ids), len(self.sorted_ids) - 1)
+            found = np.where(self.sorted_ids[at] == ids, self.order[at], -1)
+        lengths = np.cumsum([len(r) for r in recent])[:-1]
+        return reasons.padded_history([kept[kept >= 0] for kept in np.split(found, lengths)])
+
+    def block(self, name: str, at: np.ndarray) -> np.ndarray:
+        """float32 [.., w]: the unit rows `at` of a part's block (ship_history wrote them unit)."""
+        lo, hi = self.columns[name]
+        return np.asarray(self.vectors[at.ravel(), lo:hi], np.float32).reshape(at.shape + (hi - lo,))
+
+    def item_ids(self, at: np.ndarray) -> np.ndarray:
+        return self.names[at].astype(object)
+
+
+def _reasons(task: _TaskCandidates, history: Optional[_TaskHistory], users: np.ndarray, idx: np.ndarray,
              part: pd.DataFrame, known: np.ndarray) -> Optional[reasons.Reasons]:
     """The reasons of a block's lists (None: the candidates carry none)."""
     if task.explain is None:
@@ -345,23 +373,8 @@ def _reasons(task: _TaskCandidates, history: Optional[HistoryFile], users: np.nd
     if history is None or "recent_items" not in part.columns:
         rows = reasons.padded_history([None] * len(users))
         return reasons.explain(users, idx, task.gather, task.explain, rows, lambda name, r: None, lambda r: None)
-    from pyspark import SparkFiles
-
-    vectors = np.load(SparkFiles.get(history.vectors), mmap_mode="r")
-    sorted_ids = np.load(SparkFiles.get(history.sorted_ids), mmap_mode="r")
-    order = np.load(SparkFiles.get(history.order), mmap_mode="r")
-    recent = [r[:history.depth] if r is not None else [] for r in part["recent_items"].to_numpy()[known]]
-    lengths = np.asarray([len(r) for r in recent], np.int64)
-    flat = history.rows_of(np.asarray([i for r in recent for i in r], dtype=str), sorted_ids, order)
-    rows = reasons.padded_history([kept[kept >= 0] for kept in np.split(flat, np.cumsum(lengths)[:-1])])
-    names = np.load(SparkFiles.get(history.item_ids), mmap_mode="r")
-    columns = {name: (lo, hi) for name, lo, hi in history.parts}
-
-    def block(name: str, at: np.ndarray) -> np.ndarray:  # unit rows: ship_history wrote them so
-        lo, hi = columns[name]
-        return np.asarray(vectors[at.ravel(), lo:hi], np.float32).reshape(at.shape + (hi - lo,))
-
-    return reasons.explain(users, idx, task.gather, task.explain, rows, block, lambda at: names[at].astype(object))
+    rows = history.rows(list(part["recent_items"].to_numpy()[known]))
+    return reasons.explain(users, idx, task.gather, task.explain, rows, history.block, history.item_ids)
 
 
 def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int, order: str = "score",
@@ -373,6 +386,7 @@ def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch
 
     def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         task = _TaskCandidates(files)
+        mapped = _TaskHistory(history) if history is not None and task.explain is not None else None
         for user_ids, known, seen, part in _blocks(frames, batch):
             if known.any():
                 users = augment_users(np.stack(part["embedding"].to_numpy()[known]))
@@ -385,7 +399,7 @@ def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch
                     idx, score, _ = apply_floor(idx, score, floor, new_scores, task.new_index)
                 if order == "personal":
                     idx, score = personal_order(idx, score, np.asarray(task.bias))
-                why = _reasons(task, history, users[:, :-1], idx, part, known)
+                why = _reasons(task, mapped, users[:, :-1], idx, part, known)
                 yield model_frame(user_ids[known], idx, score, task.item_ids, why)
             if not known.all():
                 yield fallback_frame(user_ids[~known], part["top_category"].to_numpy()[~known],
