@@ -156,6 +156,7 @@ class TileFiles:
     bias: str  # float64 [N]: the candidates' biases (the personal order subtracts them)
     prefix: str = ""
     explain: Optional[str] = None  # npz of the candidates' reasons.Explanations (None: no reasons)
+    similar: Optional[str] = None  # float32 [N, W]: the candidates' reasons.similar_blocks (with explain)
 
 
 def _save(spark: SparkSession, folder: str, prefix: str, name: str, array: np.ndarray) -> str:
@@ -175,16 +176,18 @@ def ship_candidates(spark: SparkSession, cands: Candidates, max_tile_items: int,
     tiles = tuple((lo, save(f"tile{lo}", augment_candidates(cands.vectors[lo:lo + max_tile_items],
                                                              cands.bias[lo:lo + max_tile_items])))
                   for lo in range(0, len(cands), max_tile_items))
-    explain = None
+    explain = similar = None
     if cands.explain is not None:
         path = os.path.join(folder, f"{prefix}-explain.npz")
         np.savez(path, **cands.explain.arrays())
         spark.sparkContext.addFile(path)
         explain = os.path.basename(path)
+        similar = save("similar", reasons.similar_blocks(cands.vectors, cands.explain.similar_layout()))
     return TileFiles(tiles=tiles, item_ids=save("ids", cands.item_ids.astype(str)),
                      category=save("category", cands.category.astype(np.int32)), is_new=save("new", cands.is_new),
                      new_index=save("new-index", np.flatnonzero(cands.is_new).astype(np.int64)),
-                     bias=save("bias", cands.bias.astype(np.float64)), prefix=prefix, explain=explain)
+                     bias=save("bias", cands.bias.astype(np.float64)), prefix=prefix, explain=explain,
+                     similar=similar)
 
 
 class _TaskCandidates:
@@ -206,13 +209,19 @@ class _TaskCandidates:
         # one tile stays mapped for the whole task; several are mapped in turn for each block of users
         self.tiles = ([(files.tiles[0][0], (lambda tile=mapped(files.tiles[0][1]): tile))] if len(files.tiles) == 1
                       else [(start, (lambda name=name: mapped(name))) for start, name in files.tiles])
-        self.explain = None
+        self.explain = self.similar_rows = None
         if files.explain is not None:
             with np.load(SparkFiles.get(files.explain)) as data:
                 self.explain = reasons.Explanations.from_arrays(data)
+            self.similar_rows = mapped(files.similar)
 
     def gather(self, idx: np.ndarray) -> np.ndarray:
         """float32 [.., d]: the vectors of candidates idx (-1: zeros), read from the tiles."""
+        if len(self.tiles) == 1:  # one pass: the rows taken whole, the bias column left out
+            tile = self.tiles[0][1]()
+            out = np.take(tile, np.maximum(idx - self.tiles[0][0], 0).ravel(), axis=0)[:, :-1]
+            out[(idx < 0).ravel()] = 0.0
+            return out.reshape(idx.shape + (tile.shape[1] - 1,))
         out = None
         for start, tile_of in self.tiles:
             tile = tile_of()
@@ -222,11 +231,15 @@ class _TaskCandidates:
             out[here] = tile[idx[here] - start, :-1]
         return out
 
+    def similar(self, idx: np.ndarray) -> np.ndarray:
+        """float32 [.., W]: the reasons.similar_blocks of candidates idx (-1: candidate 0's, never read)."""
+        return np.take(self.similar_rows, np.maximum(idx, 0), axis=0)
+
 
 @dataclass(frozen=True)
 class HistoryFile:
-    """The tower and text blocks of the items users interacted with, each block unit length, as a
-    file shipped to every executor (float16 [M, width]) and read by memory map: what a similar_to
+    """The tower and text blocks of the items users interacted with, each block unit length and in
+    its principal directions where it has them (reasons.similar_blocks), as a file shipped to every executor (float16 [M, width]) and read by memory map: what a similar_to
     reason compares the recommended item with (reasons.closest_history)."""
     vectors: str
     parts: Tuple[Tuple[str, int, int], ...]  # (part, first column, last + 1) in the file
@@ -239,17 +252,17 @@ class HistoryFile:
 HISTORY_WRITE_ROWS = 4096  # item rows in one chunk of the history file (the driver holds one at a time)
 
 
-def _history_chunks(blocks: Tuple[Tuple[int, int], ...]):
+def _history_chunks(layout: Tuple[Tuple[str, int, int, Optional[np.ndarray]], ...]):
     """mapInPandas function: item rows (item_id, embedding) -> chunks of at most HISTORY_WRITE_ROWS
-    items (ids, blob: their `blocks` of the embedding, each unit length, float16 bytes [n, width])."""
+    items (ids, blob: their similar parts' unit blocks (reasons.similar_blocks of `layout`), float16
+    bytes [n, width])."""
 
     def run(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in frames:
             for lo in range(0, len(pdf), HISTORY_WRITE_ROWS):
                 part = pdf.iloc[lo:lo + HISTORY_WRITE_ROWS]
                 vectors = np.stack([np.asarray(v, np.float32) for v in part["embedding"]])
-                unit = np.concatenate([vectors[:, a:b] / np.maximum(np.linalg.norm(vectors[:, a:b], axis=1, keepdims=True),
-                                                                    1e-12) for a, b in blocks], axis=1)
+                unit = reasons.similar_blocks(vectors, layout, unit=True)
                 yield pd.DataFrame({"ids": [part["item_id"].tolist()], "blob": [unit.astype(np.float16).tobytes()]})
 
     return run
@@ -263,16 +276,15 @@ def ship_history(spark: SparkSession, item_emb: DataFrame, cands: Candidates, fo
     vocabulary, as the candidates'), whatever the catalogue's size."""
     if cands.explain is None:
         return None
-    bounds = cands.explain.bounds()
-    similar = [(name, *bounds[name]) for name in reasons.SIMILAR_PARTS if name in bounds]
-    if not similar:
+    layout, columns = cands.explain.similar_layout(), cands.explain.similar_bounds()
+    if not layout:
         return None
     start = time.perf_counter()
-    width = sum(hi - lo for _, lo, hi in similar)
+    width = sum(hi - lo for lo, hi in columns.values())
     path = os.path.join(folder, f"rec-history-{uuid.uuid4().hex[:12]}.npy")
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(item_emb.count(), width))
     rows = (item_emb.select("item_id", "embedding")
-            .mapInPandas(_history_chunks(tuple((lo, hi) for _, lo, hi in similar)), "ids array<string>, blob binary")
+            .mapInPandas(_history_chunks(layout), "ids array<string>, blob binary")
             .toLocalIterator())
     ids: List[str] = []  # the items' vocabulary: row i of the file is ids[i]
     for row in rows:
@@ -282,8 +294,7 @@ def ship_history(spark: SparkSession, item_emb: DataFrame, cands: Candidates, fo
     del out
     spark.sparkContext.addFile(path)
     log.info("reasons: the history items' blocks written in %.1f s", time.perf_counter() - start)
-    offsets = np.cumsum([0] + [hi - lo for _, lo, hi in similar])
-    parts = tuple((name, int(offsets[i]), int(offsets[i + 1])) for i, (name, _, _) in enumerate(similar))
+    parts = tuple((name, lo, hi) for name, (lo, hi) in columns.items())
     names = np.asarray(ids, dtype=str)
     order = np.argsort(names, kind="stable")
     files = {}
@@ -374,7 +385,8 @@ def _reasons(task: _TaskCandidates, history: Optional[_TaskHistory], users: np.n
         rows = reasons.padded_history([None] * len(users))
         return reasons.explain(users, idx, task.gather, task.explain, rows, lambda name, r: None, lambda r: None)
     rows = history.rows(list(part["recent_items"].to_numpy()[known]))
-    return reasons.explain(users, idx, task.gather, task.explain, rows, history.block, history.item_ids)
+    return reasons.explain(users, idx, task.gather, task.explain, rows, history.block, history.item_ids,
+                           task.similar)
 
 
 def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int, order: str = "score",

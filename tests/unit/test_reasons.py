@@ -96,3 +96,40 @@ def test_explanations_survive_the_file_the_executors_read(tmp_path):
     assert back.trending.tolist()[3:] == ["users=12,days=2.0", "users=3,days=4.2"]  # 4.25 rounds half to even
     assert reasons.reason_line({"reason_share_similar_to": .61, "reason_share_fallback": .04}) == \
         "similar_to 61%, fallback 4%"
+
+
+def test_a_wide_part_is_compared_in_its_principal_directions_which_keep_the_closest_item():
+    rng = np.random.default_rng(5)
+    width = reasons.REASON_DIMS + 6  # a text part too wide to compare whole
+    basis = np.linalg.qr(rng.normal(size=(width, 3)))[0]  # every item's text lies in these 3 directions
+    coords = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1]], np.float64)
+    texts = (coords @ basis.T).astype(np.float32)
+    parts = (("tower", 2), ("text", width))
+    vectors = np.concatenate([np.zeros((5, 2), np.float32), texts], axis=1)
+    ex = reasons.build(parts, vectors, np.zeros(5), np.zeros(5), np.zeros(5), np.ones(5), np.ones(5), [None] * 5)
+    proj = ex.projections["text"]
+    assert set(ex.projections) == {"text"} and proj.shape == (width, reasons.REASON_DIMS)  # the tower is 2 wide
+    # orthonormal directions, as many as the 5 candidates' unit rows give (the rest of the columns 0)
+    np.testing.assert_allclose(proj.T @ proj, np.diag([1.0] * 5 + [0.0] * (reasons.REASON_DIMS - 5)), atol=1e-5)
+    assert ex.similar_bounds() == {"tower": (0, 2), "text": (2, 2 + reasons.REASON_DIMS)}
+    # the items' inner products survive the projection (their 3 directions are among the kept ones)
+    projected = reasons.similar_blocks(vectors, ex.similar_layout())[:, 2:]
+    np.testing.assert_allclose(projected @ projected.T, texts @ texts.T, atol=1e-5)
+    # a user who liked items 0 and 2 (history rows 0, 1), shown item 3 (1, 1, 0) and item 4 (0, 1, 1):
+    # cosines with item 0 (1, 0, 0): 1/sqrt(2) and 0; with item 2 (0, 0, 1): 0 and 1/sqrt(2)
+    history_rows = reasons.similar_blocks(vectors[[0, 2]], ex.similar_layout(), unit=True)
+    user = np.concatenate([[0, 0], texts[3] + texts[4]]).astype(np.float32)[None]
+    got = reasons.explain(user, np.array([[3, 4]]), lambda idx: vectors[idx], ex, np.array([[0, 1]]),
+                          lambda part, rows: history_rows[rows][..., slice(*ex.similar_bounds()[part])],
+                          lambda rows: np.array(["liked0", "liked2"], dtype=object)[rows])
+    assert got.kind.tolist() == [["similar_to", "similar_to"]] and got.item_id.tolist() == [["liked0", "liked2"]]
+    back = reasons.Explanations.from_arrays(ex.arrays())
+    np.testing.assert_array_equal(back.projections["text"], proj)
+
+
+def test_a_part_no_wider_than_the_reason_dims_is_compared_whole():
+    vectors = np.random.default_rng(0).normal(size=(4, reasons.REASON_DIMS)).astype(np.float32)
+    assert reasons.projection(vectors) is None
+    ex = reasons.build((("text", reasons.REASON_DIMS),), vectors, np.zeros(4), np.zeros(4), np.zeros(4), np.ones(4),
+                       np.ones(4), [None] * 4)
+    np.testing.assert_array_equal(reasons.similar_blocks(vectors, ex.similar_layout()), vectors)
