@@ -69,6 +69,11 @@ class Explanations:
             at += width
         return out
 
+    @property
+    def width(self) -> int:
+        """The candidates' vectors' width: every block's."""
+        return sum(w for _, w in self.parts)
+
     def bounds(self) -> Dict[str, Tuple[int, int]]:
         """part -> (first, last + 1) column of its block in the vectors."""
         out, at = {}, 0
@@ -177,16 +182,27 @@ class Reasons:
     share: np.ndarray  # float64 [B, K]
 
 
-def contributions(users: np.ndarray, cand: np.ndarray, idx: np.ndarray, ex: Explanations) -> Dict[str, np.ndarray]:
-    """part -> c_p [B, K] (module doc) of the lists idx [B, K] (-1 padded), whose candidate vectors
-    are cand [B, K, d] and users' rows users [B, d]. Bias terms that are 0 for every candidate (a
-    part the blend does not weigh) are left out."""
-    out = {}
-    for name, (lo, hi) in ex.bounds().items():
-        u = np.ascontiguousarray(users[:, lo:hi], dtype=np.float32)
-        out[name] = (np.matmul(cand[:, :, lo:hi], u[:, :, None])[..., 0]
-                     - (u @ ex.centre[lo:hi].astype(np.float32))[:, None]).astype(np.float64)
+def contributions(users: np.ndarray, columns: Callable[[int, int], np.ndarray], idx: np.ndarray, ex: Explanations,
+                  score: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+    """part -> c_p [B, K] (module doc) of the lists idx [B, K] (-1 padded) of users whose rows are
+    users [B, d]; columns(lo, hi) -> the listed candidates' columns lo:hi [B, K, hi - lo]. With the
+    lists' scores `score` [B, K] (<user row, item row> + bias), the widest block's dot product is
+    what the score leaves after the bias and the other blocks, so its columns are never read (the
+    text, 384 of the row's columns with MiniLM). Bias terms that are 0 for every candidate (a part
+    the blend does not weigh) are left out."""
+    out, dots = {}, {}
+    bounds = ex.bounds()
+    widest = max(bounds, key=lambda n: bounds[n][1] - bounds[n][0]) if score is not None and bounds else None
     safe = np.maximum(idx, 0)
+    for name, (lo, hi) in bounds.items():
+        if name != widest:
+            u = np.ascontiguousarray(users[:, lo:hi], dtype=np.float32)
+            dots[name] = np.matmul(columns(lo, hi), u[:, :, None])[..., 0].astype(np.float64)
+    if widest is not None:
+        rest = sum(dots.values()) if dots else 0.0
+        dots[widest] = np.asarray(score, np.float64) - (ex.prior_score + ex.pace_score)[safe] - rest
+    for name, (lo, hi) in bounds.items():
+        out[name] = dots[name] - (users[:, lo:hi].astype(np.float32) @ ex.centre[lo:hi].astype(np.float32))[:, None]
     for name, term in (("prior", ex.prior_score), ("pace", ex.pace_score)):
         if len(term) and np.any(term != 0.0):
             out[name] = term[safe] - term.mean()
@@ -248,16 +264,18 @@ def padded_history(rows: Sequence[Optional[np.ndarray]]) -> np.ndarray:
     return out
 
 
-def explain(users: np.ndarray, idx: np.ndarray, gather: Callable[[np.ndarray], np.ndarray], ex: Explanations,
-            history: np.ndarray, history_block: Callable[[str, np.ndarray], np.ndarray],
+def explain(users: np.ndarray, idx: np.ndarray, columns: Callable[[np.ndarray, int, int], np.ndarray],
+            ex: Explanations, history: np.ndarray, history_block: Callable[[str, np.ndarray], np.ndarray],
             history_ids: Callable[[np.ndarray], np.ndarray],
-            similar: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> Reasons:
+            similar: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+            score: Optional[np.ndarray] = None) -> Reasons:
     """The reasons of the lists idx [B, K] (-1 padded) of users whose rows are users [B, d].
-    gather(idx) -> the candidates' vectors [.., d]; history [B, H]: each user's items as rows of
-    the history file, most recent first, -1 padded, and history_ids [B, H] their item ids
-    (padded_history); history_block(part, rows) -> those items' unit blocks of the part, in its
-    principal directions where it has them [.., w']; similar(idx) -> the candidates'
-    similar_blocks [.., W] (default: from their vectors)."""
+    columns(idx, lo, hi) -> the candidates' columns lo:hi of their vectors [.., hi - lo]; history
+    [B, H]: each user's items as rows of the history file, most recent first, -1 padded, and
+    history_ids [B, H] their item ids (padded_history); history_block(part, rows) -> those items'
+    unit blocks of the part, in its principal directions where it has them [.., w']; similar(idx)
+    -> the candidates' similar_blocks [.., W] (default: from their columns); score [B, K]: the
+    lists' scores, which spare reading the widest block (see `contributions`)."""
     B, K = idx.shape
     kind = np.full((B, K), None, dtype=object)
     item = np.full((B, K), None, dtype=object)
@@ -267,8 +285,8 @@ def explain(users: np.ndarray, idx: np.ndarray, gather: Callable[[np.ndarray], n
     for lo_user in range(0, B, CHUNK_USERS):
         rows = slice(lo_user, min(B, lo_user + CHUNK_USERS))
         u, cells, hist = users[rows], idx[rows], history[rows]
-        cand = gather(cells)
-        contrib = contributions(u, cand, cells, ex)
+        contrib = contributions(u, lambda lo, hi, c=cells: columns(c, lo, hi), cells, ex,
+                                None if score is None else score[rows])
         if not contrib:
             continue
         names = list(contrib)
@@ -293,7 +311,9 @@ def explain(users: np.ndarray, idx: np.ndarray, gather: Callable[[np.ndarray], n
             else:  # a history item: the closest of the user's to the recommended one in this part's terms
                 k_detail[here] = f"part={name}"
                 if hist.shape[1]:
-                    sim = (similar(cells) if similar is not None else similar_blocks(cand, layout)) if sim is None else sim
+                    if sim is None:
+                        sim = (similar(cells) if similar is not None
+                               else similar_blocks(columns(cells, 0, ex.width), layout))
                     lo, hi = similar_bounds[name]
                     best = closest_history(sim[:, :, lo:hi], hist, lambda r, n=name: history_block(n, r))
                     named = np.take_along_axis(hist, np.maximum(best, 0), axis=1)

@@ -215,20 +215,14 @@ class _TaskCandidates:
                 self.explain = reasons.Explanations.from_arrays(data)
             self.similar_rows = mapped(files.similar)
 
-    def gather(self, idx: np.ndarray) -> np.ndarray:
-        """float32 [.., d]: the vectors of candidates idx (-1: zeros), read from the tiles."""
-        if len(self.tiles) == 1:  # one pass: the rows taken whole, the bias column left out
-            tile = self.tiles[0][1]()
-            out = np.take(tile, np.maximum(idx - self.tiles[0][0], 0).ravel(), axis=0)[:, :-1]
-            out[(idx < 0).ravel()] = 0.0
-            return out.reshape(idx.shape + (tile.shape[1] - 1,))
-        out = None
+    def columns(self, idx: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """float32 [.., hi - lo]: columns lo:hi of the vectors of candidates idx (-1: zeros); only
+        those columns of each row are read."""
+        out = np.zeros(idx.shape + (hi - lo,), np.float32)
         for start, tile_of in self.tiles:
             tile = tile_of()
-            if out is None:
-                out = np.zeros(idx.shape + (tile.shape[1] - 1,), np.float32)
             here = (idx >= start) & (idx < start + tile.shape[0])
-            out[here] = tile[idx[here] - start, :-1]
+            out[here] = tile[idx[here] - start, lo:hi]
         return out
 
     def similar(self, idx: np.ndarray) -> np.ndarray:
@@ -356,16 +350,20 @@ class _TaskHistory:
         self.columns = {name: (lo, hi) for name, lo, hi in files.parts}
 
     def rows(self, recent: Sequence[Optional[Sequence[str]]]) -> np.ndarray:
-        """int64 [B, H]: the file rows of each user's `depth` newest items (reasons.padded_history);
-        an item the file does not hold is left out."""
-        recent = [r[:self.depth] if r is not None else [] for r in recent]
-        ids = np.asarray([i for r in recent for i in r], dtype=str)
-        found = np.full(len(ids), -1, np.int64)
-        if len(ids) and len(self.sorted_ids):
+        """int64 [B, H]: the file rows of each user's `depth` newest items, in their order, -1
+        padded (as reasons.padded_history); an item the file does not hold is left out."""
+        kept = [r[:self.depth] if r is not None else () for r in recent]
+        lengths = np.fromiter((len(r) for r in kept), np.int64, len(kept))
+        found = np.zeros(0, np.int64)
+        if lengths.sum() and len(self.sorted_ids):
+            ids = np.concatenate([r for r in kept if len(r)]).astype(str)
             at = np.minimum(np.searchsorted(self.sorted_ids, ids), len(self.sorted_ids) - 1)
             found = np.where(self.sorted_ids[at] == ids, self.order[at], -1)
-        lengths = np.cumsum([len(r) for r in recent])[:-1]
-        return reasons.padded_history([kept[kept >= 0] for kept in np.split(found, lengths)])
+        user = np.repeat(np.arange(len(kept)), lengths)[:len(found)][found >= 0]
+        counts = np.bincount(user, minlength=len(kept))
+        out = np.full((len(kept), int(counts.max(initial=0))), -1, np.int64)
+        out[user, np.arange(len(user)) - np.repeat(np.cumsum(counts) - counts, counts)] = found[found >= 0]
+        return out
 
     def block(self, name: str, at: np.ndarray) -> np.ndarray:
         """float32 [.., w]: the unit rows `at` of a part's block (ship_history wrote them unit)."""
@@ -377,16 +375,17 @@ class _TaskHistory:
 
 
 def _reasons(task: _TaskCandidates, history: Optional[_TaskHistory], users: np.ndarray, idx: np.ndarray,
-             part: pd.DataFrame, known: np.ndarray) -> Optional[reasons.Reasons]:
+             score: np.ndarray, part: pd.DataFrame, known: np.ndarray) -> Optional[reasons.Reasons]:
     """The reasons of a block's lists (None: the candidates carry none)."""
     if task.explain is None:
         return None
     if history is None or "recent_items" not in part.columns:
         rows = reasons.padded_history([None] * len(users))
-        return reasons.explain(users, idx, task.gather, task.explain, rows, lambda name, r: None, lambda r: None)
+        return reasons.explain(users, idx, task.columns, task.explain, rows, lambda name, r: None, lambda r: None,
+                               score=score)
     rows = history.rows(list(part["recent_items"].to_numpy()[known]))
-    return reasons.explain(users, idx, task.gather, task.explain, rows, history.block, history.item_ids,
-                           task.similar)
+    return reasons.explain(users, idx, task.columns, task.explain, rows, history.block, history.item_ids,
+                           task.similar, score)
 
 
 def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch: int, order: str = "score",
@@ -411,7 +410,7 @@ def _score_partition(files: TileFiles, rules: Rules, lists: FallbackLists, batch
                     idx, score, _ = apply_floor(idx, score, floor, new_scores, task.new_index)
                 if order == "personal":
                     idx, score = personal_order(idx, score, np.asarray(task.bias))
-                why = _reasons(task, mapped, users[:, :-1], idx, part, known)
+                why = _reasons(task, mapped, users[:, :-1], idx, score, part, known)
                 yield model_frame(user_ids[known], idx, score, task.item_ids, why)
             if not known.all():
                 yield fallback_frame(user_ids[~known], part["top_category"].to_numpy()[~known],

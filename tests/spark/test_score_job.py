@@ -205,3 +205,17 @@ def test_personal_order_opens_each_list_with_its_most_personal_item(spark, score
         chosen = brute(U, V, b, u, range(1, N_ITEMS, 2), seen.get(u, set()), 4)
         by_personal = sorted(chosen, key=lambda i: (-float(U[u] @ V[int(i[1:])]), i))
         assert got[f"u{u:02d}"].item_id.tolist() == by_personal
+
+
+def test_the_history_rows_of_a_block_keep_each_users_newest_items_in_order():
+    from rec_lib.scoring.serve import _TaskHistory
+
+    history = object.__new__(_TaskHistory)  # the arrays a task maps, without the shipped files
+    history.depth = 2
+    names = np.array(["b", "d", "a", "c"])  # the file's rows: b 0, d 1, a 2, c 3
+    history.order = np.argsort(names, kind="stable")
+    history.sorted_ids = names[history.order]
+    # user 0: c, zz (not in the file), a -> newest 2: c, zz -> [3]; user 1: none; user 2: d, b, a -> [1, 0]
+    rows = history.rows([np.array(["c", "zz", "a"], dtype=object), None, ["d", "b", "a"]])
+    assert rows.tolist() == [[3, -1], [-1, -1], [1, 0]]
+    assert history.rows([None, []]).shape == (2, 0)

@@ -28,8 +28,8 @@ def explanations():
                          tokens=TOKENS)
 
 
-def gather(idx):
-    return np.where((idx >= 0)[..., None], V[np.maximum(idx, 0)], 0.0).astype(np.float32)
+def columns(idx, lo, hi):
+    return np.where((idx >= 0)[..., None], V[np.maximum(idx, 0), lo:hi], 0.0).astype(np.float32)
 
 
 def test_each_kind_wins_where_its_part_lifts_the_item_most():
@@ -39,7 +39,7 @@ def test_each_kind_wins_where_its_part_lifts_the_item_most():
     user = np.array([[1, 0, 0, 1, .6, .8, 0]], np.float32)
     idx = np.array([[0, 1, 2, 3, 4]])
     history = reasons.padded_history([np.array([0, 1])])
-    got = reasons.explain(user, idx, gather, ex, history, lambda part, rows: HISTORY[part][rows],
+    got = reasons.explain(user, idx, columns, ex, history, lambda part, rows: HISTORY[part][rows],
                           lambda rows: np.array(["h0", "h1"], dtype=object)[rows])
     # c0: tower (1,0).((2,0)-(.4,0)) = 1.6; text (0,1).(0-(0,.4)) = -.4; attributes -(.6*.12+.8*.16) = -.2;
     #     prior -.3; pace -.3 -> similar_to, share 1.6 / 1.6; closest in tower terms: h1 (1,.1) (h0 (0,1) is orthogonal)
@@ -52,6 +52,12 @@ def test_each_kind_wins_where_its_part_lifts_the_item_most():
     assert got.detail.tolist() == [["part=tower", "part=text", "colour=red", "users=12,days=2.0",
                                     "expected_users_per_day=3.10"]]
     np.testing.assert_allclose(got.share, [[1.0, 1.0, 0.8, 1.0, 1.0]], atol=1e-6)
+    # the same reasons where the widest block's part comes from the lists' scores (as in a scoring task)
+    score = (user @ V.T + PRIOR + PACE).astype(np.float32)
+    from_score = reasons.explain(user, idx, columns, ex, history, lambda part, rows: HISTORY[part][rows],
+                                 lambda rows: np.array(["h0", "h1"], dtype=object)[rows], score=score)
+    assert from_score.kind.tolist() == got.kind.tolist() and from_score.item_id.tolist() == got.item_id.tolist()
+    np.testing.assert_allclose(from_score.share, got.share, atol=1e-6)
 
 
 def test_a_user_without_history_is_told_because_you_liked_only_where_nothing_else_lifts_the_item():
@@ -60,7 +66,7 @@ def test_a_user_without_history_is_told_because_you_liked_only_where_nothing_els
     user = np.array([[1, 0, 0, 0, 0, 0, 0]], np.float32)
     idx = np.array([[0, 3, -1]])  # a list of two, padded
     history = reasons.padded_history([None])
-    got = reasons.explain(user, idx, gather, ex, history, lambda part, rows: pytest.fail("no history to read"),
+    got = reasons.explain(user, idx, columns, ex, history, lambda part, rows: pytest.fail("no history to read"),
                           lambda rows: pytest.fail("no history to name"))
     # c0: tower 1.6 (masked: no history), text 0, attributes 0, prior -.3, pace -.3: nothing else lifts it,
     #     so the tower names it, with no item; c3: pace 1.2 > 0 wins over the masked tower (-.4 anyway)
@@ -76,9 +82,21 @@ def test_contributions_add_up_to_the_score_above_the_average_candidate():
     ex = reasons.build(PARTS, vectors, prior, pace, np.zeros(9), np.ones(9), np.ones(9), [None] * 9)
     users = rng.normal(size=(4, 7)).astype(np.float32)
     idx = np.tile(np.arange(9), (4, 1))
-    contrib = reasons.contributions(users, vectors[idx], idx, ex)
     score = users.astype(np.float64) @ vectors.T.astype(np.float64) + prior + pace  # [4, 9]
+    read = []
+
+    def listed(lo, hi):
+        read.append((lo, hi))
+        return vectors[idx][:, :, lo:hi]
+
+    contrib = reasons.contributions(users, listed, idx, ex)
     np.testing.assert_allclose(sum(contrib.values()), score - score.mean(axis=1, keepdims=True), atol=1e-5)
+    # with the lists' scores the widest block (attributes, 3 columns) is what the score leaves: never read
+    read.clear()
+    from_score = reasons.contributions(users, listed, idx, ex, score=score.astype(np.float32))
+    assert read == [(0, 2), (2, 4)]
+    for name in contrib:
+        np.testing.assert_allclose(from_score[name], contrib[name], atol=1e-5)
 
 
 def test_padded_history_keeps_each_users_order():
@@ -119,7 +137,7 @@ def test_a_wide_part_is_compared_in_its_principal_directions_which_keep_the_clos
     # cosines with item 0 (1, 0, 0): 1/sqrt(2) and 0; with item 2 (0, 0, 1): 0 and 1/sqrt(2)
     history_rows = reasons.similar_blocks(vectors[[0, 2]], ex.similar_layout(), unit=True)
     user = np.concatenate([[0, 0], texts[3] + texts[4]]).astype(np.float32)[None]
-    got = reasons.explain(user, np.array([[3, 4]]), lambda idx: vectors[idx], ex, np.array([[0, 1]]),
+    got = reasons.explain(user, np.array([[3, 4]]), lambda idx, lo, hi: vectors[idx, lo:hi], ex, np.array([[0, 1]]),
                           lambda part, rows: history_rows[rows][..., slice(*ex.similar_bounds()[part])],
                           lambda rows: np.array(["liked0", "liked2"], dtype=object)[rows])
     assert got.kind.tolist() == [["similar_to", "similar_to"]] and got.item_id.tolist() == [["liked0", "liked2"]]
@@ -133,3 +151,4 @@ def test_a_part_no_wider_than_the_reason_dims_is_compared_whole():
     ex = reasons.build((("text", reasons.REASON_DIMS),), vectors, np.zeros(4), np.zeros(4), np.zeros(4), np.ones(4),
                        np.ones(4), [None] * 4)
     np.testing.assert_array_equal(reasons.similar_blocks(vectors, ex.similar_layout()), vectors)
+
