@@ -167,6 +167,15 @@ class TrainSection:
     # popularity; false: they learn who chooses an item beyond how popular it is, and popularity is left to the
     # score's prior and pace parts (a launch's popularity is not a warm item's)
     logq_correction: bool = False
+    # where the launch windows hold fewer than min_cohort_launches launches (a shop whose items came out long
+    # before anybody found them, or whose recent months are sparse), the model dates every item at its first
+    # interaction, so the items first found in each window are the blend's pseudo-launches (auto); always: so
+    # dated in any case; never: dated at launch_ts (too few launches leave the blend at its fixed default)
+    pseudo_launches: str = "auto"
+    min_cohort_launches: int = 30
+
+
+PSEUDO_LAUNCHES = ("auto", "always", "never")
 
 
 @dataclass(frozen=True)
@@ -275,6 +284,12 @@ class EvaluateSection:
 
 SERVE_MODELS = ("latest", "champion")
 METHODS = ("model", "random", "popular", "content_knn", "attribute_profile", "als", "oracle", "tower")
+
+
+def _one_of(section: str, values: Any, name: str, choices: Sequence[str]) -> None:
+    value = getattr(values, name)
+    if value not in choices:
+        raise ConfigError(f"{section}.{name} must be one of {list(choices)}, got {value!r}")
 
 
 def _at_least(section: str, values: Any, names: Sequence[str], minimum: int) -> None:
@@ -421,14 +436,14 @@ class TrainJobConfig:
                                "min_item_interactions", "history_length", "price_buckets",
                                "start_timeout_s"), 1)
         _at_least("train", t, ("extra_negatives", "tf_threads", "launch_cohorts", "attribute_dims", "user_id_buckets",
-                               "text_dims"), 0)
+                               "text_dims", "min_cohort_launches"), 0)
         _at_least("train", t, ("launch_days", "blend_max_users", "blend_max_cells", "attribute_slots"), 1)
         if not t.blend_ks or 0 not in t.blend_ks or any(k < 0 for k in t.blend_ks):
             raise ConfigError(f"train.blend_ks must hold 0 and whole numbers >= 0, got {t.blend_ks}")
         if t.blend not in ("learned", "fixed"):
             raise ConfigError(f"train.blend must be learned or fixed, got {t.blend!r}")
-        if t.deterministic not in TRAIN_DETERMINISM:
-            raise ConfigError(f"train.deterministic must be one of {list(TRAIN_DETERMINISM)}, got {t.deterministic!r}")
+        _one_of("train", t, "pseudo_launches", PSEUDO_LAUNCHES)
+        _one_of("train", t, "deterministic", TRAIN_DETERMINISM)
         bad_types = {k: v for k, v in t.attribute_types.items() if v not in ATTRIBUTE_TYPES}
         if bad_types:
             raise ConfigError(f"train.attribute_types must map fields to one of {list(ATTRIBUTE_TYPES)}, got {bad_types}")

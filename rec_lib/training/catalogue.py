@@ -25,6 +25,21 @@ def _empty_tokens(n: int, dtype) -> np.ndarray:
     return np.zeros((n, 1), dtype)
 
 
+LAUNCH = "launch"  # an item's launch is its launch_ts (else its first interaction)
+FIRST_INTERACTION = "first_interaction"  # ... its first interaction (else its launch_ts): pseudo-launches
+
+
+def dating(settings: "CatalogueSettings", launches_in_span: int) -> str:
+    """How the catalogue dates its items' launches, given how many items launched (launch_ts, else
+    first interaction) in the span the launch cohorts cover: at their first interaction where
+    there are too few launches for the blend to learn from (train.pseudo_launches)."""
+    if settings.pseudo_launches == "always":
+        return FIRST_INTERACTION
+    if settings.pseudo_launches == "never" or settings.cohort_days <= 0:
+        return LAUNCH
+    return FIRST_INTERACTION if launches_in_span < settings.min_cohort_launches else LAUNCH
+
+
 @dataclass
 class Catalogue:
     """Every item the model can score, in a fixed order (sorted by item_id); row i is item_index i."""
@@ -50,6 +65,7 @@ class Catalogue:
     attribute_scheme: Dict = field(default_factory=dict)  # training.attributes.AttributeScheme.to_dict()
     attribute_slots: int = 0  # ids of attr_ids are 1..attribute_slots
     rate_offset: float = 0.0  # mean log users/day of recent launches: prior + offset is a launch's absolute rate
+    dated_at: str = LAUNCH  # what launched_s holds: LAUNCH (launch_ts, else the first interaction) or FIRST_INTERACTION
 
     def __post_init__(self) -> None:
         n = len(self.item_ids)
@@ -84,7 +100,7 @@ class Catalogue:
 
     ARRAYS = ("item_ids", "text", "category", "brand", "price_bucket", "id_slot", "n_users", "exposure_days",
               "attr_ids", "attr_weights", "attr_vectors", "launched_s", "prior", "in_training", "pace_days")
-    VOCAB = ("categories", "brands", "price_edges", "attribute_scheme", "attribute_slots", "rate_offset")
+    VOCAB = ("categories", "brands", "price_edges", "attribute_scheme", "attribute_slots", "rate_offset", "dated_at")
 
     def save(self, folder: ModelFolder) -> None:
         folder.root.mkdir(parents=True, exist_ok=True)
@@ -117,6 +133,9 @@ class CatalogueSettings:
     text_dims: int = 0  # the text's width after projection on its principal directions (0: the encoder's)
     held_out_days: int = 0  # launches this recent train no tower (the blend's launch cohorts judge it on them)
     item_ids: bool = True  # False: no item has an id embedding (train.item_id_dropout 1: the item tower reads content only)
+    cohort_days: int = 0  # the span the blend's launch cohorts cover before the cutoff (launch_days x cohorts)
+    pseudo_launches: str = "auto"  # train.pseudo_launches: when items are dated at their first interaction
+    min_cohort_launches: int = 30  # fewer launches in the cohorts' span: pseudo-launches (auto)
 
 
 @dataclass
@@ -200,10 +219,12 @@ def item_fields(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(columns, index=frame.index)
 
 
-def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, as_of_s: float) -> "tuple[Catalogue, ItemContent]":
+def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, as_of_s: float,
+             dated_at: str = LAUNCH) -> "tuple[Catalogue, ItemContent]":
     """The catalogue of `frame` (one row per item in item_id order: item_id, embedding, n_users,
     first_s, launch_s, early_users, latest_s (the latest user's first interaction; optional), category, brand, price, attributes). `cutoff_s`: the training
-    cutoff; `as_of_s`: the newest interaction before it (epoch seconds)."""
+    cutoff; `as_of_s`: the newest interaction before it (epoch seconds); `dated_at`: what an
+    item's launch is (LAUNCH or FIRST_INTERACTION; early_users counted from it)."""
     from rec_lib.training import attributes as attr
 
     n = len(frame)
@@ -212,7 +233,9 @@ def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, 
     prices = frame["price"].astype("float64").to_numpy()
     edges = price_edges(prices, settings.price_buckets)
     first_s = frame["first_s"].astype("float64").to_numpy()
-    launched = np.where(np.isfinite(frame["launch_s"].astype("float64")), frame["launch_s"].astype("float64"), first_s)
+    launch_s = frame["launch_s"].astype("float64").to_numpy()
+    launched = (np.where(np.isfinite(first_s), first_s, launch_s) if dated_at == FIRST_INTERACTION
+                else np.where(np.isfinite(launch_s), launch_s, first_s))
     n_users = frame["n_users"].to_numpy(np.int64)
     recent = np.isfinite(launched) & (launched >= cutoff_s - settings.launch_days * SECONDS_PER_DAY)
     held_out = (np.isfinite(launched) & (launched >= cutoff_s - settings.held_out_days * SECONDS_PER_DAY)
@@ -236,7 +259,8 @@ def assemble(frame: pd.DataFrame, settings: CatalogueSettings, cutoff_s: float, 
         attr_ids=attr_ids, attr_weights=attr_weights, attr_vectors=attr_vectors, launched_s=launched,
         pace_days=few_shot.pace_days(launched, latest),
         categories=categories, brands=brands, price_edges=[float(e) for e in edges],
-        attribute_scheme=scheme.to_dict(), attribute_slots=settings.attribute_slots, in_training=~held_out)
+        attribute_scheme=scheme.to_dict(), attribute_slots=settings.attribute_slots, in_training=~held_out,
+        dated_at=dated_at)
     content = ItemContent(tokens=tokens, fields=sorted(scheme.types), numeric=_numeric(fields, scheme, frame),
                           early_users=frame["early_users"].to_numpy(np.int64), first_s=first_s)
     return catalogue, content

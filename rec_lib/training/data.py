@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -37,11 +37,13 @@ from rec_lib.platform.columns import days_between, timestamp_lit
 from rec_lib.platform.spark import index_frame
 from rec_lib.training.blend import users_per_cohort
 from rec_lib.training.catalogue import (
+    FIRST_INTERACTION,
     USER_NUMERIC,
     Catalogue,
     CatalogueSettings,
     ItemContent,
     assemble,
+    dating,
 )
 from rec_lib.training.prior import prior_as_of
 
@@ -173,7 +175,10 @@ class DataSettings:
                                                attribute_slots=t.attribute_slots, attribute_dims=t.attribute_dims,
                                                text_dims=t.text_dims, item_ids=t.item_id_dropout < 1,
                                                held_out_days=(t.launch_days * t.launch_cohorts
-                                                              if t.blend == "learned" and t.hold_out_launches else 0)),
+                                                              if t.blend == "learned" and t.hold_out_launches else 0),
+                                               cohort_days=t.launch_days * t.launch_cohorts if t.blend == "learned" else 0,
+                                               pseudo_launches=t.pseudo_launches,
+                                               min_cohort_launches=t.min_cohort_launches),
                    launch_cohorts=t.launch_cohorts if t.blend == "learned" else 0,
                    blend_max_users=t.blend_max_users,
                    blend_max_cells=t.blend_max_cells, blend_ks=tuple(t.blend_ks), seed=t.seed,
@@ -272,8 +277,10 @@ def _catalogue(items: DataFrame, text: DataFrame, pairs: DataFrame, settings: Ca
     launch window of the launch (launch_ts, else the first interaction), the latest user's arrival."""
     per_item = pairs.groupBy("item_id").agg(F.count(F.lit(1)).alias("n_users"), F.min("first_ts").alias("first_ts"),
                                             F.max("first_ts").alias("latest_ts"))
-    launched = (items.select("item_id", "launch_ts").join(per_item, "item_id", "left")
-                .select("item_id", F.coalesce("launch_ts", "first_ts").alias("_launched")))
+    dated = items.select("item_id", "launch_ts").join(per_item, "item_id", "left")
+    dated_at = _dating(dated, settings, cutoff)
+    launched = dated.select("item_id", (F.coalesce("first_ts", "launch_ts") if dated_at == FIRST_INTERACTION
+                                        else F.coalesce("launch_ts", "first_ts")).alias("_launched"))
     window_s = settings.launch_days * SECONDS_PER_DAY
     early = (pairs.join(launched, "item_id")
              .where(_epoch_col(F.col("first_ts")) < _epoch_col(F.col("_launched")) + F.lit(window_s))
@@ -287,7 +294,23 @@ def _catalogue(items: DataFrame, text: DataFrame, pairs: DataFrame, settings: Ca
                      F.coalesce("early_users", F.lit(0)).alias("early_users"), "category", "brand",
                      F.when(F.col("price") >= 0, F.col("price")).alias("price"), "attributes")
              .orderBy("item_id").toPandas())
-    return assemble(frame, settings, epoch_s(cutoff), epoch_s(as_of))
+    return assemble(frame, settings, epoch_s(cutoff), epoch_s(as_of), dated_at)
+
+
+def _dating(dated: DataFrame, settings: CatalogueSettings, cutoff: datetime) -> str:
+    """catalogue.dating of the items (item_id, launch_ts, first_ts): one count of the items
+    launched (launch_ts, else first interaction) in the span the launch cohorts cover."""
+    if settings.pseudo_launches != "auto" or settings.cohort_days <= 0:
+        return dating(settings, 0)
+    launched = F.coalesce("launch_ts", "first_ts")
+    n = dated.where((launched >= timestamp_lit(cutoff - timedelta(days=settings.cohort_days)))
+                    & (launched < timestamp_lit(cutoff))).count()
+    dated_at = dating(settings, n)
+    if dated_at == FIRST_INTERACTION:
+        log.info("launch cohorts: %d item(s) launched in the %d days before the cutoff (train.min_cohort_launches %d): "
+                 "items are dated at their first interaction, so those first found in each window are the blend's "
+                 "pseudo-launches (train.pseudo_launches=auto)", n, settings.cohort_days, settings.min_cohort_launches)
+    return dated_at
 
 
 def _first_users(spark: SparkSession, pairs_indexed: DataFrame, with_history: DataFrame, catalogue: Catalogue,

@@ -25,6 +25,7 @@ from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
 from rec_lib.training.blend import Blend
+from rec_lib.training.catalogue import FIRST_INTERACTION, LAUNCH
 from rec_lib.training.few_shot import FewShotSettings
 from rec_lib.training.fit import FittedModel, fit_model
 from rec_lib.training.model_folder import ModelFolder
@@ -105,6 +106,7 @@ class TrainRunSummary:
     resumed_from_epoch: int = 0
     weights_digests: List[str] = field(default_factory=list)
     blend: Optional[Blend] = None
+    dated_at: str = LAUNCH  # what the model took as each item's launch (catalogue.dating)
     mlflow_run_id: Optional[str] = None
     registered_version: Optional[str] = None  # the MLflow registered model's version of this model
     seconds: float = 0.0
@@ -122,6 +124,9 @@ class TrainRunSummary:
         out.append(f"  embeddings: {self.n_users:,} users, {self.n_items:,} items ({sources}) in {self.seconds:.1f} s")
         if self.blend is not None:
             out.append("  score blend by k (first users of an item known): " + self.blend.describe())
+            if self.dated_at == FIRST_INTERACTION:
+                out.append("  launches: too few in the launch windows, so the items first found in each window were "
+                           "the blend's pseudo-launches (items dated at their first interaction; train.pseudo_launches)")
         if self.mlflow_run_id:
             out.append(f"  MLflow run {self.mlflow_run_id}"
                        + (f"; registered version {self.registered_version}" if self.registered_version else ""))
@@ -143,7 +148,8 @@ def run_train_job(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable 
         n_examples=data.n_examples, n_users=data.n_users, n_items=len(data.catalogue), item_sources=sources,
         epoch_loss=result.epoch_loss if result else [],
         examples_per_s=float(np.mean(result.epoch_examples_per_s)) if result and result.epoch_loss else 0.0,
-        device=result.device if result else "", resumed_from_epoch=result.start_epoch if result else 0, weights_digests=fitted.digests, blend=fitted.blend)
+        device=result.device if result else "", resumed_from_epoch=result.start_epoch if result else 0, weights_digests=fitted.digests, blend=fitted.blend,
+        dated_at=data.catalogue.dated_at)
     if result is not None:
         params = flat_params({"train": cfg.train, "few_shot": cfg.few_shot}, model_version=version,
                              n_examples=data.n_examples, n_items=len(data.catalogue), n_users=data.n_users)

@@ -118,3 +118,25 @@ def test_the_driver_gets_only_each_new_items_first_users(spark):
     assert list(zip(got.item_index, got.user_id)) == [(0, "ub"), (0, "uc"), (2, "ux")]
     assert [list(h) for h in got.history] == [[1, -1], [2, -1], [4, -1]]
     assert _first_users(spark, pairs, inputs, catalogue, per_item=0).empty
+
+
+def test_too_few_launches_in_the_cohorts_span_date_every_item_at_its_first_interaction(spark, small_warehouse):
+    fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
+    # one 14-day launch window before the cutoff (2026-10-06 to 10-20): I1 launched 09-01, I2 on the
+    # cutoff day, I3 after it: no launch in it, fewer than min_cohort_launches (30)
+    auto = dataclasses.replace(SMALL.catalogue, cohort_days=14)
+    data = build_training_data(spark, small_warehouse, CUTOFF, dataclasses.replace(SMALL, catalogue=auto))
+    cat = data.catalogue
+    assert cat.dated_at == "first_interaction"
+    # I1 at u1's first view, 2026-10-01T10:00; I2 at u2's view (epoch 1792000000, before its launch_ts);
+    # I3, found by nobody before the cutoff, at its launch_ts
+    assert cat.launched_s[0] == datetime(2026, 10, 1, 10, tzinfo=timezone.utc).timestamp()
+    assert cat.launched_s[1] == 1792000000.0
+    assert cat.launched_s[2] == datetime(2026, 10, 25, tzinfo=timezone.utc).timestamp()
+    # exposure from the first interaction: as_of 2026-10-14T17:46:40 - 10-01T10:00 = 13 days 28,000 s
+    assert cat.exposure_days[0] == pytest.approx(13 + 28000 / 86400, rel=1e-9) and cat.exposure_days[1] == 0.0
+    for dated, settings in (("launch", dataclasses.replace(auto, pseudo_launches="never")),
+                            ("launch", dataclasses.replace(auto, min_cohort_launches=0))):
+        other = build_training_data(spark, small_warehouse, CUTOFF, dataclasses.replace(SMALL, catalogue=settings))
+        assert other.catalogue.dated_at == dated
+        assert other.catalogue.launched_s[0] == datetime(2026, 9, 1, tzinfo=timezone.utc).timestamp()

@@ -1,4 +1,5 @@
 """The catalogue's assembly from one row per item, by hand."""
+import dataclasses
 import math
 
 import numpy as np
@@ -121,3 +122,13 @@ def test_without_item_ids_no_item_gets_an_id_slot():
                                                      item_ids=False), cutoff, cutoff - DAY)
     assert list(catalogue.id_slot) == [0, 0, 0, 0] and catalogue.n_id_slots == 0
     assert list(catalogue.n_users) == [6, 6, 2, 0]  # what paces the prior is unchanged
+
+
+def test_items_are_dated_at_their_first_interaction_only_where_the_cohorts_span_holds_too_few_launches():
+    from rec_lib.training.catalogue import FIRST_INTERACTION, LAUNCH, dating
+
+    span = CatalogueSettings(cohort_days=56, min_cohort_launches=30)
+    assert dating(span, 29) == FIRST_INTERACTION and dating(span, 30) == LAUNCH
+    assert dating(dataclasses.replace(span, pseudo_launches="never"), 0) == LAUNCH
+    assert dating(dataclasses.replace(span, pseudo_launches="always"), 1000) == FIRST_INTERACTION
+    assert dating(dataclasses.replace(span, cohort_days=0), 0) == LAUNCH  # no launch cohorts: nothing to fit
