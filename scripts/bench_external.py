@@ -10,7 +10,7 @@ attribute-profile heuristic (the user's share of each attribute value - author, 
 in their history, dotted with the launch's values), each ranking the launches for the same users,
 without the launches' raters already in the input.
 
-    python scripts/bench_external.py [--out bench_out/external] [--k 0 5]
+    python scripts/bench_external.py [--out bench_out/external] [--k 0 5] [--catalogue-dates launch|old]
 """
 from __future__ import annotations
 
@@ -131,12 +131,15 @@ def main(argv=None) -> int:
     parser.add_argument("--k", type=int, nargs="+", default=[0, 5])
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--set", default="", help="further settings for every run")
+    parser.add_argument("--catalogue-dates", choices=("launch", "old"), default="launch",
+                        help="book_crossing.py's: 'old' exports every other book dated at the history's start (no "
+                             "launch cohorts; the blend then learns from pseudo-launches)")
     args = parser.parse_args(argv)
     out = (REPO / args.out).resolve()
     shops = out / "shops"
     if not all((shops / f"bx_k{k}" / "truth" / "heldout.csv").exists() for k in args.k):
         subprocess.run([sys.executable, str(REPO / "scripts" / "book_crossing.py"), "--out", str(shops),
-                        "--k", *map(str, args.k)], check=True, cwd=REPO)
+                        "--k", *map(str, args.k), "--catalogue-dates", args.catalogue_dates], check=True, cwd=REPO)
     results = {}
     for k in args.k:
         warehouse = out / f"wh_k{k}"

@@ -168,9 +168,10 @@ class TrainSection:
     # score's prior and pace parts (a launch's popularity is not a warm item's)
     logq_correction: bool = False
     # where the launch windows hold fewer than min_cohort_launches launches (a shop whose items came out long
-    # before anybody found them, or whose recent months are sparse), the model dates every item at its first
-    # interaction, so the items first found in each window are the blend's pseudo-launches (auto); always: so
-    # dated in any case; never: dated at launch_ts (too few launches leave the blend at its fixed default)
+    # before anybody found them, or whose recent months are sparse) but at least that many items first found in
+    # them, the model dates every item at its first interaction, so those items are the blend's pseudo-launches
+    # (auto); always: so dated in any case; never: dated at launch_ts (too few launches leave the blend at its
+    # fixed default)
     pseudo_launches: str = "auto"
     min_cohort_launches: int = 30
 

@@ -29,15 +29,17 @@ LAUNCH = "launch"  # an item's launch is its launch_ts (else its first interacti
 FIRST_INTERACTION = "first_interaction"  # ... its first interaction (else its launch_ts): pseudo-launches
 
 
-def dating(settings: "CatalogueSettings", launches_in_span: int) -> str:
-    """How the catalogue dates its items' launches, given how many items launched (launch_ts, else
-    first interaction) in the span the launch cohorts cover: at their first interaction where
-    there are too few launches for the blend to learn from (train.pseudo_launches)."""
+def dating(settings: "CatalogueSettings", launched: int, found: int) -> str:
+    """How the catalogue dates its items' launches, given how many items of the span the launch
+    cohorts cover were launched in it (launch_ts, else first interaction) and how many were first
+    interacted with in it: at their first interaction where the launches are too few for the blend
+    to learn from and the first interactions are enough (train.pseudo_launches: auto)."""
     if settings.pseudo_launches == "always":
         return FIRST_INTERACTION
     if settings.pseudo_launches == "never" or settings.cohort_days <= 0:
         return LAUNCH
-    return FIRST_INTERACTION if launches_in_span < settings.min_cohort_launches else LAUNCH
+    enough = settings.min_cohort_launches
+    return FIRST_INTERACTION if launched < enough <= found else LAUNCH
 
 
 @dataclass

@@ -298,18 +298,25 @@ def _catalogue(items: DataFrame, text: DataFrame, pairs: DataFrame, settings: Ca
 
 
 def _dating(dated: DataFrame, settings: CatalogueSettings, cutoff: datetime) -> str:
-    """catalogue.dating of the items (item_id, launch_ts, first_ts): one count of the items
-    launched (launch_ts, else first interaction) in the span the launch cohorts cover."""
+    """catalogue.dating of the items (item_id, launch_ts, first_ts): one aggregation counting the
+    items launched (launch_ts, else first interaction) and those first interacted with in the span
+    the launch cohorts cover."""
     if settings.pseudo_launches != "auto" or settings.cohort_days <= 0:
-        return dating(settings, 0)
-    launched = F.coalesce("launch_ts", "first_ts")
-    n = dated.where((launched >= timestamp_lit(cutoff - timedelta(days=settings.cohort_days)))
-                    & (launched < timestamp_lit(cutoff))).count()
-    dated_at = dating(settings, n)
+        return dating(settings, 0, 0)
+
+    def within(ts):
+        return F.sum(F.when((ts >= timestamp_lit(cutoff - timedelta(days=settings.cohort_days)))
+                            & (ts < timestamp_lit(cutoff)), 1).otherwise(0))
+
+    row = dated.agg(within(F.coalesce("launch_ts", "first_ts")).alias("launched"),
+                    within(F.col("first_ts")).alias("found")).first()
+    launched, found = int(row["launched"] or 0), int(row["found"] or 0)
+    dated_at = dating(settings, launched, found)
     if dated_at == FIRST_INTERACTION:
-        log.info("launch cohorts: %d item(s) launched in the %d days before the cutoff (train.min_cohort_launches %d): "
-                 "items are dated at their first interaction, so those first found in each window are the blend's "
-                 "pseudo-launches (train.pseudo_launches=auto)", n, settings.cohort_days, settings.min_cohort_launches)
+        log.info("launch cohorts: %d item(s) launched in the %d days before the cutoff, fewer than "
+                 "train.min_cohort_launches (%d), and %d first interacted with in them: items are dated at their "
+                 "first interaction, so those first found in each window are the blend's pseudo-launches",
+                 launched, settings.cohort_days, settings.min_cohort_launches, found)
     return dated_at
 
 

@@ -123,8 +123,8 @@ def test_the_driver_gets_only_each_new_items_first_users(spark):
 def test_too_few_launches_in_the_cohorts_span_date_every_item_at_its_first_interaction(spark, small_warehouse):
     fake_text_embeddings(spark, small_warehouse, ["I1", "I2", "I3"])
     # one 14-day launch window before the cutoff (2026-10-06 to 10-20): I1 launched 09-01, I2 on the
-    # cutoff day, I3 after it: no launch in it, fewer than min_cohort_launches (30)
-    auto = dataclasses.replace(SMALL.catalogue, cohort_days=14)
+    # cutoff day, I3 after it: no launch in it; I2 first interacted with in it (10-14): 0 < 1 <= 1
+    auto = dataclasses.replace(SMALL.catalogue, cohort_days=14, min_cohort_launches=1)
     data = build_training_data(spark, small_warehouse, CUTOFF, dataclasses.replace(SMALL, catalogue=auto))
     cat = data.catalogue
     assert cat.dated_at == "first_interaction"
@@ -135,8 +135,10 @@ def test_too_few_launches_in_the_cohorts_span_date_every_item_at_its_first_inter
     assert cat.launched_s[2] == datetime(2026, 10, 25, tzinfo=timezone.utc).timestamp()
     # exposure from the first interaction: as_of 2026-10-14T17:46:40 - 10-01T10:00 = 13 days 28,000 s
     assert cat.exposure_days[0] == pytest.approx(13 + 28000 / 86400, rel=1e-9) and cat.exposure_days[1] == 0.0
+    # never; no launch needed (0 < 0 is false); or two first interactions needed in the window (only I2's)
     for dated, settings in (("launch", dataclasses.replace(auto, pseudo_launches="never")),
-                            ("launch", dataclasses.replace(auto, min_cohort_launches=0))):
+                            ("launch", dataclasses.replace(auto, min_cohort_launches=0)),
+                            ("launch", dataclasses.replace(auto, min_cohort_launches=2))):
         other = build_training_data(spark, small_warehouse, CUTOFF, dataclasses.replace(SMALL, catalogue=settings))
         assert other.catalogue.dated_at == dated
         assert other.catalogue.launched_s[0] == datetime(2026, 9, 1, tzinfo=timezone.utc).timestamp()

@@ -124,11 +124,14 @@ def test_without_item_ids_no_item_gets_an_id_slot():
     assert list(catalogue.n_users) == [6, 6, 2, 0]  # what paces the prior is unchanged
 
 
-def test_items_are_dated_at_their_first_interaction_only_where_the_cohorts_span_holds_too_few_launches():
+def test_items_are_dated_at_their_first_interaction_only_where_that_gives_the_blend_launches_to_learn_from():
     from rec_lib.training.catalogue import FIRST_INTERACTION, LAUNCH, dating
 
     span = CatalogueSettings(cohort_days=56, min_cohort_launches=30)
-    assert dating(span, 29) == FIRST_INTERACTION and dating(span, 30) == LAUNCH
-    assert dating(dataclasses.replace(span, pseudo_launches="never"), 0) == LAUNCH
-    assert dating(dataclasses.replace(span, pseudo_launches="always"), 1000) == FIRST_INTERACTION
-    assert dating(dataclasses.replace(span, cohort_days=0), 0) == LAUNCH  # no launch cohorts: nothing to fit
+    # (launched in the span, first interacted with in it)
+    assert dating(span, 29, 30) == FIRST_INTERACTION
+    assert dating(span, 30, 500) == LAUNCH  # launches enough
+    assert dating(span, 2, 29) == LAUNCH  # first interactions too few as well: nothing gained
+    assert dating(dataclasses.replace(span, pseudo_launches="never"), 0, 500) == LAUNCH
+    assert dating(dataclasses.replace(span, pseudo_launches="always"), 1000, 0) == FIRST_INTERACTION
+    assert dating(dataclasses.replace(span, cohort_days=0), 0, 500) == LAUNCH  # no launch cohorts: nothing to fit
