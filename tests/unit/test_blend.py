@@ -206,3 +206,24 @@ def test_the_ablated_blends_are_kept_with_the_blend():
     assert back.ablated("tower").at(0).weights == no_tower.weights and back.ablated("text") is None
     assert back.ablated("pace").same_weights(blend) and not back.ablated("tower").same_weights(blend)
     assert "without" not in Blend({0: at0}).to_dict() and Blend.from_dict({"by_k": {"0": at0.to_dict()}}).without == {}
+
+
+def test_launches_at_k_0_1_and_3_are_ranked_by_what_their_parts_say_not_by_their_k():
+    from rec_lib.training.serving import ItemSides, UserSides, scores
+
+    # one user and three launches, every part one column: A (nobody yet) has every part above B's
+    # (2 users, who came fast), whose parts are at or above C's (3 users, slowly)
+    user = UserSides(np.array([[1.0]]), np.array([[1.0]]), np.array([[1.0]]))
+    items = ItemSides(tower=np.array([[.2], [.1], [.1]]), text=np.array([[.9], [.3], [.1]]),
+                      attributes=np.array([[.5], [.2], [.1]]), prior=np.zeros(3), source=np.array(["content"] * 3),
+                      k=np.array([0, 2, 3]), pace=np.array([0.0, math.log(2 / .5), 0.0]))
+    at0 = BlendWeights({"tower": .5, "text": 1.5, "attributes": 1.0, "prior": .7, "pace": 0.0}, True)
+    at3 = BlendWeights({"tower": .5, "text": 1.0, "attributes": 1.0, "prior": .5, "pace": .3}, True)
+    fixed = default_weights(20.0, "launch split too small: 2 launches, 9 positive pairs")
+    by_k = {0: at0, 1: fixed, 3: at3}
+    # A: .5*.2 + 1.5*.9 + .5 = 1.95; B takes k=0's weights (the pace counts 0 there): .05 + .45 + .2 = .70;
+    # C at k=3: .05 + .1 + .1 + .3*0 = .25
+    got = scores(user, items, Blend(nearest_fitted(by_k)), temperature=1.0)[0]
+    np.testing.assert_allclose(got, [1.95, .70, .25], atol=1e-6)
+    # on the fixed blend's scale B would be 1*.1 + 20*.3 = 6.1 and outrank A by construction
+    assert scores(user, items, Blend(by_k), temperature=1.0)[0][1] == pytest.approx(6.1)
