@@ -156,20 +156,19 @@ def build(parts: Sequence[Tuple[str, int]], vectors: np.ndarray, prior_score: np
     lists = [list(t) if t is not None else [] for t in tokens]
     start = np.concatenate([[0], np.cumsum([len(t) for t in lists])]).astype(np.int64)
     flat = [t for item in lists for t in item]
-    widths = dict((str(n), int(w)) for n, w in parts)
-    bounds = np.cumsum([0] + list(widths.values()))
-    at = {name: (int(bounds[i]), int(bounds[i + 1])) for i, name in enumerate(widths)}
-    projections = {name: proj for name in SIMILAR_PARTS if name in at
-                   for proj in [projection(vectors[:, at[name][0]:at[name][1]])] if proj is not None}
-    return Explanations(
+    ex = Explanations(
         parts=tuple((str(n), int(w)) for n, w in parts), prior_score=np.asarray(prior_score, np.float64),
         pace_score=np.asarray(pace_score, np.float64), trending=trending_detail(users, pace_days),
         launch=launch_detail(per_day),
         centre=(vectors.mean(axis=0) if len(vectors) else np.zeros(vectors.shape[1])).astype(np.float32),
         token_start=start, token_slot=np.asarray([s for _, s, _ in flat], np.int32),
         token_weight=np.asarray([w for _, _, w in flat], np.float32),
-        token_text=np.asarray([t for t, _, _ in flat], dtype=str) if flat else np.zeros(0, dtype=str),
-        projections=projections)
+        token_text=np.asarray([t for t, _, _ in flat], dtype=str) if flat else np.zeros(0, dtype=str))
+    for name, lo, hi, _ in ex.similar_layout():  # the blocks' bounds are the Explanations' own
+        proj = projection(vectors[:, lo:hi])
+        if proj is not None:
+            ex.projections[name] = proj
+    return ex
 
 
 @dataclass
