@@ -173,10 +173,16 @@ class TrainSection:
     # (auto); always: so dated in any case; never: dated at launch_ts (too few launches leave the blend at its
     # fixed default)
     pseudo_launches: str = "auto"
+    # the large model's fine-tuning with the towers: frozen (the encoder's vectors as embedded) | adapter (a
+    # residual low-rank layer of adapter_rank on its output, trained on the shop's interactions: every part of the
+    # score then reads the tuned text, written to item_text_embeddings_tuned under the model's version)
+    encoder_tuning: str = "frozen"
+    adapter_rank: int = 32
     min_cohort_launches: int = 30
 
 
 PSEUDO_LAUNCHES = ("auto", "always", "never")
+ENCODER_TUNINGS = ("frozen", "adapter")  # train.encoder_tuning
 
 
 @dataclass(frozen=True)
@@ -438,12 +444,13 @@ class TrainJobConfig:
                                "start_timeout_s"), 1)
         _at_least("train", t, ("extra_negatives", "tf_threads", "launch_cohorts", "attribute_dims", "user_id_buckets",
                                "text_dims", "min_cohort_launches"), 0)
-        _at_least("train", t, ("launch_days", "blend_max_users", "blend_max_cells", "attribute_slots"), 1)
+        _at_least("train", t, ("launch_days", "adapter_rank", "blend_max_users", "blend_max_cells", "attribute_slots"), 1)
         if not t.blend_ks or 0 not in t.blend_ks or any(k < 0 for k in t.blend_ks):
             raise ConfigError(f"train.blend_ks must hold 0 and whole numbers >= 0, got {t.blend_ks}")
         if t.blend not in ("learned", "fixed"):
             raise ConfigError(f"train.blend must be learned or fixed, got {t.blend!r}")
         _one_of("train", t, "pseudo_launches", PSEUDO_LAUNCHES)
+        _one_of("train", t, "encoder_tuning", ENCODER_TUNINGS)
         _one_of("train", t, "deterministic", TRAIN_DETERMINISM)
         bad_types = {k: v for k, v in t.attribute_types.items() if v not in ATTRIBUTE_TYPES}
         if bad_types:

@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import dataclasses
 import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -177,6 +178,7 @@ def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: ModelFolder):
                          item_id_dropout=t.item_id_dropout, user_id_dropout=t.user_id_dropout,
                          text_dropout=t.text_dropout, text_weight=t.text_weight,
                          text_in_item_tower=t.text_in_item_tower, logq_correction=t.logq_correction,
+                         encoder_tuning=t.encoder_tuning, adapter_rank=t.adapter_rank,
                          extra_negatives=t.extra_negatives, n_user_slots=data.n_user_slots,
                          n_user_numeric=len(USER_NUMERIC), history_length=t.history_length)
     return WorkerSpec(catalogue=data.catalogue, params=params, n_examples=data.n_examples, epochs=t.epochs,
@@ -289,6 +291,8 @@ def _embedded(version: str, store: ModelStore, folder: ModelFolder, data: Traini
         folder.write_weight_files(result.weights)
         two_tower.write_description(data.catalogue, spec.params, folder)
     model = two_tower.read_weights(two_tower.build(data.catalogue, spec.params), folder)
+    # a tuned encoder's text is every part's from here on (the folder keeps the frozen text it was built from)
+    data = dataclasses.replace(data, catalogue=two_tower.served_catalogue(model, data.catalogue))
     with timed(log, "embed every item and the launches' first users"):
         trained = item_vectors(model, len(data.catalogue), use_ids=True)[0]
         content = item_vectors(model, len(data.catalogue), use_ids=False)[0]

@@ -28,6 +28,7 @@ prior and pace parts (a launch's popularity is not a warm item's).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, Optional, Tuple
@@ -57,6 +58,8 @@ class ModelParams:
     text_weight: float = 0.0  # w of the text-affinity term w * <user text profile, item text>; 0: none
     text_in_item_tower: bool = True  # the item tower's content path reads the text embedding
     logq_correction: bool = True  # candidates' logits corrected by log E[times sampled] (a folder's params before the key: on)
+    encoder_tuning: str = "frozen"  # frozen | adapter: a residual low-rank layer on the encoder's output, trained
+    adapter_rank: int = 32  # the adapter's inner width
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -93,6 +96,12 @@ class TwoTower(tf.keras.Model):
         self.train_q = tf.constant(np.where(np.isfinite(log_q), np.exp(log_q), 0.0), tf.float32)
 
         dense = tf.keras.layers.Dense
+        self.adapter_down = self.adapter_up = None
+        if params.encoder_tuning == "adapter":
+            # zero at the start (the up-projection): training starts from the frozen encoder's vectors
+            self.adapter_down = dense(params.adapter_rank, use_bias=False, name="adapter_down")
+            self.adapter_up = dense(int(catalogue.text.shape[1]), use_bias=False, kernel_initializer="zeros",
+                                    name="adapter_up")
         self.text_proj = dense(h, activation="relu", name="text_proj") if params.text_in_item_tower else None
         self.category_emb = tf.keras.layers.Embedding(len(catalogue.categories) + 1, 16, name="category_emb")
         self.brand_emb = tf.keras.layers.Embedding(len(catalogue.brands) + 1, 16, name="brand_emb")
@@ -111,6 +120,25 @@ class TwoTower(tf.keras.Model):
         self.user_id_emb = tf.keras.layers.Embedding(params.n_user_slots + 1, d, embeddings_initializer=_small(),
                                                      name="user_id_emb")
 
+    # -- the encoder's output, tuned --------------------------------------------------------------
+
+    def tune(self, text: tf.Tensor) -> tf.Tensor:
+        """[M, text_dim] frozen (centred, unit) text embeddings -> the vectors the model uses: the
+        same without an adapter; with one, unit(t + up(down(t))), trained with the towers."""
+        if self.adapter_up is None:
+            return text
+        return l2_normalize(text + self.adapter_up(self.adapter_down(text)))
+
+    def text_of(self, index: tf.Tensor) -> tf.Tensor:
+        return self.tune(tf.gather(self.text, index))
+
+    def tuned_text(self, batch: int = 8192) -> np.ndarray:
+        """float32 [n_items, text_dim]: every catalogue item's text vector as the model uses it."""
+        if self.adapter_up is None:
+            return self.text.numpy()
+        return np.concatenate([self.tune(self.text[i:i + batch]).numpy() for i in range(0, self.n_items, batch)]
+                              or [np.zeros((0, self.text.shape[1]), np.float32)])
+
     # -- text affinity ------------------------------------------------------------------------
 
     def text_weight(self) -> tf.Tensor:
@@ -123,8 +151,9 @@ class TwoTower(tf.keras.Model):
         valid = history >= 0
         if exclude is not None:
             valid = tf.logical_and(valid, history != exclude[:, None])
-        text = tf.gather(self.text, tf.maximum(history, 0)) * tf.cast(valid, tf.float32)[:, :, None]
-        return l2_normalize(tf.reduce_sum(text, axis=1))
+        flat = tf.reshape(tf.maximum(history, 0), [-1])
+        text = tf.reshape(self.text_of(flat), tf.concat([tf.shape(history), [-1]], 0))
+        return l2_normalize(tf.reduce_sum(text * tf.cast(valid, tf.float32)[:, :, None], axis=1))
 
     # -- item tower ---------------------------------------------------------------------------
 
@@ -141,7 +170,7 @@ class TwoTower(tf.keras.Model):
         if self.attr_emb is not None:
             parts.append(self.attribute_bag(index))
         if self.text_proj is not None:
-            text = tf.gather(self.text, index)
+            text = self.text_of(index)
             if text_mask is not None:
                 text = text * text_mask
             parts.insert(0, self.text_proj(text))
@@ -190,7 +219,7 @@ class TwoTower(tf.keras.Model):
         vectors, _ = self.item_vectors(unique, keep_items, None if text_mask is None else text_mask(unique))
         shape = tf.concat([tf.shape(history), [-1]], 0)
         history_vectors = tf.reshape(tf.gather(vectors, position), shape)
-        history_text = tf.reshape(tf.gather(self.text, tf.gather(unique, position)), shape)
+        history_text = tf.reshape(tf.gather(self.text_of(unique), position), shape)
         valid = history >= 0
         if exclude is not None:
             valid = tf.logical_and(valid, history != exclude[:, None])
@@ -227,12 +256,20 @@ class TwoTower(tf.keras.Model):
         cand_vectors, cand_bias = self.item_vectors(cand_index, keep_item_ids(cand_index), text_mask(cand_index))
         log_q = (candidate_log_q(self.train_q, cand_index, batch_size, p.extra_negatives, self.n_items)
                  if p.logq_correction else tf.zeros([tf.shape(cand_index)[0]]))
-        text_logits = None
-        if p.text_weight > 0:
+        text_logits, profile, cand_text = None, None, None
+        if p.text_weight > 0 or self.adapter_up is not None:
             profile = self.text_profile(history, exclude=item_index)
-            text_logits = self.text_weight() * tf.matmul(profile, tf.gather(self.text, cand_index), transpose_b=True)
-        return sampled_softmax_loss(user, cand_vectors, cand_bias, cand_index, item_index, log_q, weight,
+            cand_text = self.text_of(cand_index)
+        if p.text_weight > 0:
+            text_logits = self.text_weight() * tf.matmul(profile, cand_text, transpose_b=True)
+        loss = sampled_softmax_loss(user, cand_vectors, cand_bias, cand_index, item_index, log_q, weight,
                                     p.temperature, text_logits)
+        if self.adapter_up is not None:
+            # the tuned encoder is also the score's text part, <text profile, item text>, alone: it
+            # learns to rank what the shop's users chose by their history's text
+            loss += sampled_softmax_loss(profile, cand_text, tf.zeros_like(cand_bias), cand_index, item_index, log_q,
+                                         weight, p.temperature)
+        return loss
 
 
 def sampled_softmax_loss(user: tf.Tensor, cand_vectors: tf.Tensor, cand_bias: tf.Tensor, cand_index: tf.Tensor,
@@ -297,12 +334,22 @@ def save(model: TwoTower, catalogue: Catalogue, folder: ModelFolder, extra: Dict
     atomic_write(folder.description, json.dumps(extra, indent=1, default=str))
 
 
+def served_catalogue(model: TwoTower, catalogue: Catalogue) -> Catalogue:
+    """The catalogue whose text is the model's (tuned, with an adapter): what every part of the score
+    reads. The model itself keeps the frozen text it was built from; never build a model from this one."""
+    if model.adapter_up is None:
+        return catalogue
+    return dataclasses.replace(catalogue, text=model.tuned_text())
+
+
 def load_model(folder: ModelFolder) -> Tuple[TwoTower, Catalogue]:
-    """The model and its catalogue from a folder's catalogue, sizes and weights (what the
-    embedding tasks read; model.json, the run's record, is not needed to rebuild the model)."""
+    """The model and its served catalogue (`served_catalogue`) from a folder's catalogue, sizes and
+    weights (what the embedding tasks read; model.json, the run's record, is not needed to rebuild
+    the model)."""
     catalogue = Catalogue.load(folder)
     params = ModelParams.from_json(folder.params.read_text())
-    return read_weights(build(catalogue, params), folder), catalogue
+    model = read_weights(build(catalogue, params), folder)
+    return model, served_catalogue(model, catalogue)
 
 
 def load(folder: ModelFolder) -> Tuple[TwoTower, Catalogue, Dict[str, object]]:

@@ -159,3 +159,53 @@ def test_without_the_logq_correction_how_often_items_are_sampled_does_not_count(
         plain, weights = _batch_loss(_catalogue(), params)
         other, _ = _batch_loss(busy, params, weights)
         assert (plain == pytest.approx(other, rel=1e-6)) is same, (logq, plain, other)
+
+
+def _unit_catalogue():
+    catalogue = _catalogue()
+    catalogue.text = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.6, 0.8, 0]], np.float32)
+    return catalogue
+
+
+def _set_adapter(model, down, up):
+    model.adapter_down.kernel.assign(np.asarray(down, np.float32))
+    model.adapter_up.kernel.assign(np.asarray(up, np.float32))
+
+
+def test_the_adapter_starts_as_the_frozen_encoder_and_tunes_every_text_read():
+    catalogue = _unit_catalogue()
+    model = two_tower.build(catalogue, _params(encoder_tuning="adapter", adapter_rank=1))
+    np.testing.assert_allclose(model.tuned_text(), catalogue.text, atol=1e-6)  # up starts at zero
+    # down reads the first coordinate, up writes it to the second: t' = unit(t + t_0 e_1)
+    _set_adapter(model, [[1.0], [0.0], [0.0]], [[0.0, 1.0, 0.0]])
+    s = 1 / math.sqrt(2)
+    # item 3: (0.6, 0.8 + 0.6, 0) / |.| = (0.6, 1.4, 0) / 1.523155
+    n3 = math.hypot(0.6, 1.4)
+    expected = np.array([[s, s, 0], [0, 1, 0], [0, 0, 1], [0.6 / n3, 1.4 / n3, 0]])
+    np.testing.assert_allclose(model.tuned_text(), expected, atol=1e-6)
+    # the text profile averages the tuned texts: items 0 and 2 -> unit((s, s, 1)) = (0.5, 0.5, s)
+    np.testing.assert_allclose(model.text_profile(tf.constant([[0, 2, -1, -1]])).numpy(), [[0.5, 0.5, s]], atol=1e-6)
+    # the frozen model has no adapter: its text is the catalogue's
+    frozen = two_tower.build(catalogue, _params())
+    assert frozen.adapter_up is None and not any("adapter" in v.name for v in frozen.trainable_variables)
+    np.testing.assert_array_equal(frozen.tuned_text(), catalogue.text)
+
+
+def test_the_adapter_learns_from_the_loss_and_loads_with_its_tuned_catalogue(tmp_path):
+    tf.random.set_seed(4)
+    catalogue = _unit_catalogue()
+    model = two_tower.build(catalogue, _params(encoder_tuning="adapter", adapter_rank=2))
+    rng = tf.random.Generator.from_seed(1)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(tf.constant([1, 2]), tf.constant([0, 2]), tf.constant([[3, -1, -1, -1], [1, 3, -1, -1]]),
+                                  tf.zeros([2, 3]), tf.ones([2]), rng, batch_size=2)
+    up = next(v for v in model.trainable_variables if "adapter_up" in v.name)
+    grad = tape.gradient(loss, up)
+    assert grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0  # the text term reaches the adapter
+    _set_adapter(model, [[1.0, 0.0], [0.0, 0.0], [0.0, 1.0]], [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+    two_tower.save(model, catalogue, ModelFolder(tmp_path), {})
+    loaded, served = two_tower.load_model(ModelFolder(tmp_path))
+    # the folder keeps the frozen text; the served catalogue holds the tuned one, which the model does not tune twice
+    np.testing.assert_array_equal(loaded.text.numpy(), catalogue.text)
+    np.testing.assert_allclose(served.text, model.tuned_text(), atol=1e-6)
+    np.testing.assert_allclose(loaded.tuned_text(), model.tuned_text(), atol=1e-6)
