@@ -308,6 +308,23 @@ ITEM_TEXT_EMBEDDINGS = TableSpec(
 )
 
 
+# The large model fine-tuned on the shop (train.encoder_tuning: adapter): every item's text vector as the
+# model's score reads it, one row per item of the latest model trained with a tuned encoder (overwritten by
+# each such training, earlier versions in the Delta history, like item_embeddings). The vectors are the
+# encoder's (item_text_embeddings, untouched) centred on the catalogue's mean, on train.text_dims principal
+# directions where set, then through the trained adapter: unit length.
+ITEM_TEXT_EMBEDDINGS_TUNED = TableSpec(
+    name="item_text_embeddings_tuned",
+    fields=_struct(
+        ("item_id", S, False),
+        ("model_version", S, False),  # the model whose adapter tuned it (item_embeddings.model_version)
+        ("encoder_tuning", S, False),  # train.encoder_tuning of that model
+        ("embedding", array(F32), False),  # unit vector [text width]
+        ("created_at", TS, False),
+    ),
+    keys=("model_version", "item_id"),
+)
+
 # The training stage's input, one row per (user, item) pair seen before the cutoff. Integer ids
 # index the model's vocabularies (models/<version>/); the table is rebuilt for every model.
 TRAINING_EXAMPLES = TableSpec(
@@ -487,7 +504,7 @@ class EmbeddingSource:
 
 TABLES: Dict[str, TableSpec] = {
     t.name: t for t in (ITEMS, USERS, INTERACTIONS, ITEM_STATS, USER_FEATURES, QUARANTINE, FEATURE_RUNS,
-                        ITEM_TEXT_EMBEDDINGS,
+                        ITEM_TEXT_EMBEDDINGS, ITEM_TEXT_EMBEDDINGS_TUNED,
                         TRAINING_EXAMPLES, USER_EMBEDDINGS, ITEM_EMBEDDINGS, RECOMMENDATIONS, EVALUATION_METRICS,
                         EVALUATION_TRAINING_EXAMPLES, LIST_METRICS, MODEL_GATE)
 }

@@ -19,7 +19,7 @@ from rec_lib.core import faults
 from rec_lib.core.clock import run_identity, utc_naive
 from rec_lib.core.config import MlflowSection, TrainJobConfig
 from rec_lib.core.progress import timed
-from rec_lib.core.schema import ITEM_EMBEDDINGS, USER_EMBEDDINGS
+from rec_lib.core.schema import ITEM_EMBEDDINGS, ITEM_TEXT_EMBEDDINGS_TUNED, USER_EMBEDDINGS
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
@@ -52,6 +52,14 @@ def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_
     for spec, df in ((USER_EMBEDDINGS, users), (ITEM_EMBEDDINGS, items_df)):
         io.overwrite_table(df, spec, warehouse, user_metadata=tag)  # overwrite_table orders and casts the columns
         faults.point(f"train.{spec.name}_written")
+    tuning = fitted.model.params.encoder_tuning
+    if tuning != "frozen":  # the tuned text every part of this model's score reads (schema.ITEM_TEXT_EMBEDDINGS_TUNED)
+        tuned = pd.DataFrame({"item_id": catalogue.item_ids.astype(str), "model_version": version,
+                              "encoder_tuning": tuning, "embedding": list(catalogue.text.astype(np.float32)),
+                              "created_at": pd.Timestamp(created)})
+        io.overwrite_table(spark.createDataFrame(tuned[list(ITEM_TEXT_EMBEDDINGS_TUNED.columns)],
+                                                 schema=ITEM_TEXT_EMBEDDINGS_TUNED.schema),
+                           ITEM_TEXT_EMBEDDINGS_TUNED, warehouse, user_metadata=tag)
 
 
 # --------------------------------------------------------------------------------------------

@@ -253,10 +253,10 @@ def test_two_shops_with_one_model_dir_each_get_their_own_model(spark, shop, two_
     first_model = ModelFolder.of(cfg.train.model_dir, summary.model_version).description
     first_written = first_model.stat().st_mtime_ns
 
-    # its text term compressed (train.text_dims): the 512 encoder dimensions on their first 48 directions;
-    # two epochs (what is checked here is whose model and tables, not how well it learned)
+    # its text term compressed (train.text_dims): the 512 encoder dimensions on their first 48 directions,
+    # tuned by an adapter; two epochs (what is checked here is whose model and tables, not how well it learned)
     second = run_train_job(spark, train_config((other, other_common), f"train.model_dir={cfg.train.model_dir}",
-                                               "train.text_dims=48", "train.epochs=2"))
+                                               "train.text_dims=48", "train.epochs=2", "train.encoder_tuning=adapter"))
     assert second.trained and second.model_version != summary.model_version
     assert (second.n_users, second.n_items) == (150, 80)
     users = io.read_table(spark, str(other / "warehouse"), USER_EMBEDDINGS).select("user_id", "model_version").toPandas()
@@ -272,7 +272,20 @@ def test_two_shops_with_one_model_dir_each_get_their_own_model(spark, shop, two_
     # hold them where the blend weighs the text (the parts the blend weighs, training.serving.parts)
     from rec_lib.training.catalogue import Catalogue
 
-    assert Catalogue.load(ModelFolder.of(cfg.train.model_dir, second.model_version)).text.shape[1] == 48
+    frozen = Catalogue.load(ModelFolder.of(cfg.train.model_dir, second.model_version))
+    assert frozen.text.shape[1] == 48
+    # the adapter's text, every item's, under the model's version; the encoder's own table is untouched
+    from rec_lib.core.schema import ITEM_TEXT_EMBEDDINGS_TUNED
+    from rec_lib.training.two_tower import load_model
+
+    tuned = io.read_table(spark, str(other / "warehouse"), ITEM_TEXT_EMBEDDINGS_TUNED).toPandas().set_index("item_id")
+    assert set(tuned.model_version) == {second.model_version} and set(tuned.encoder_tuning) == {"adapter"}
+    vectors = np.stack(tuned.loc[frozen.item_ids, "embedding"].to_list())
+    _, served_catalogue = load_model(ModelFolder.of(cfg.train.model_dir, second.model_version))
+    np.testing.assert_allclose(vectors, served_catalogue.text, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.abs(vectors - frozen.text).max() > 1e-3  # two epochs moved the adapter off zero
+    assert io.read_table_if_exists(spark, str(root / "warehouse"), ITEM_TEXT_EMBEDDINGS_TUNED) is None  # frozen
     dims = {"tower": 32, "text": 48, "attributes": 256}
     assert widths(other / "warehouse", ITEM_EMBEDDINGS) == widths(other / "warehouse", USER_EMBEDDINGS) == {
         sum(dims[p] for p in parts(second.blend))}
