@@ -29,41 +29,92 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def run_pipeline(shop: Path, warehouse: Path, extra: str) -> float:
+def pipeline_settings(shop: Path, warehouse: Path, extra: str) -> str:
+    """The SET of the benchmark's `make run`: the shop's own settings, the run's folders, `extra`."""
     settings = (shop / "settings.txt").read_text().strip()
     # the pipeline's own evaluation looks at the launches' window, whose later ratings are held out of
     # the export (this benchmark scores them): it reports that it cannot evaluate, and make run goes on
     launch_at = json.loads((shop / "truth" / "facts.json").read_text())["launch_at"]
     settings += f" evaluate.cutoff={launch_at}"
     models = warehouse.parent / f"models_{warehouse.name}"
-    cmd = ["make", "run", f"INPUT={shop}", f"WAREHOUSE={warehouse}",
-           f"SET={settings} train.model_dir={models} train.petastorm_cache_dir={warehouse.parent}/petastorm "
-           f"evaluate.report_dir={warehouse.parent}/reports mlflow.tracking_uri=sqlite:///{warehouse.parent}/mlflow.db "
-           f"{extra}"]
+    return (f"{settings} train.model_dir={models} train.petastorm_cache_dir={warehouse.parent}/petastorm "
+            f"evaluate.report_dir={warehouse.parent}/reports mlflow.tracking_uri=sqlite:///{warehouse.parent}/mlflow.db "
+            f"{extra}")
+
+
+def run_pipeline(shop: Path, warehouse: Path, extra: str) -> float:
+    cmd = ["make", "run", f"INPUT={shop}", f"WAREHOUSE={warehouse}", f"SET={pipeline_settings(shop, warehouse, extra)}"]
     start = time.perf_counter()
     with open(warehouse.parent / f"{warehouse.name}.log", "w") as log:
         subprocess.run(cmd, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT)
     return time.perf_counter() - start
 
 
-def _served_metrics(served: pd.DataFrame, users: np.ndarray, launches: np.ndarray, relevant: np.ndarray) -> dict:
+def _served_metrics(served: pd.DataFrame, users: np.ndarray, launches: np.ndarray, relevant: np.ndarray,
+                    k: int = 10) -> dict:
     """The served lists, as written: their launches in rank order (other items count as misses)."""
     from rec_lib.evaluation.metrics import per_user_metrics
 
     position = {x: i for i, x in enumerate(launches)}
-    lists = np.full((len(users), 10), len(launches), np.int64)  # a column index past the launches: never relevant
+    lists = np.full((len(users), k), len(launches), np.int64)  # a column index past the launches: never relevant
     user_row = {u: i for i, u in enumerate(users)}
-    for row in served[served["user_id"].isin(user_row) & (served["rank"] <= 10)].itertuples():
+    for row in served[served["user_id"].isin(user_row) & (served["rank"] <= k)].itertuples():
         lists[user_row[row.user_id], row.rank - 1] = position.get(row.item_id, len(launches))
     padded = np.concatenate([relevant, np.zeros((len(users), 1), bool)], axis=1)
-    return _means(per_user_metrics(lists, padded, 10))
+    return _means(per_user_metrics(lists, padded, k), k)
 
 
-def _means(m: dict) -> dict:
-    return {"recall@10": float(np.nanmean(m["recall"])), "ndcg@10": float(np.nanmean(m["ndcg"]))}
+def _means(m: dict, k: int = 10) -> dict:
+    return {f"recall@{k}": float(np.nanmean(m["recall"])), f"ndcg@{k}": float(np.nanmean(m["ndcg"]))}
 
 
-def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> dict:
+ABLATION_K = 20  # the ablation line's Recall@K, as the evaluation job's
+
+
+def _ablation(spark, shop: Path, warehouse: Path, extra: str, users: np.ndarray, launches: np.ndarray,
+              relevant: np.ndarray) -> dict:
+    """Served Recall@20 of the lists without the exposure floor (the evaluation's ablation's), with the
+    blend the training fitted and with each part's refit without it (rec_lib.evaluation.job:
+    unfloored_lists, ablated_lists), on the run date's candidates and the same held-out ratings.
+    The model is the one `make run` trained (the same settings and tables: complete, not retrained)."""
+    import shutil
+    import tempfile
+    from datetime import date
+
+    from pyspark.sql import functions as F
+
+    from rec_lib.core.config import EvaluateJobConfig, load_config, split_settings
+    from rec_lib.core.schema import INTERACTIONS
+    from rec_lib.evaluation import report
+    from rec_lib.evaluation.job import ablated_lists, unfloored_lists
+    from rec_lib.platform import io
+    from rec_lib.training.fit import fit_model
+
+    settings = split_settings(pipeline_settings(shop, warehouse, extra))
+    cfg = load_config(EvaluateJobConfig, REPO / "conf" / "local.yaml",
+                      settings + [f"paths.input={shop}", f"paths.warehouse={warehouse}"])
+    fitted = fit_model(spark, cfg.train_config(cfg.train.cutoff))
+    run_date = date.fromisoformat(json.loads((shop / "truth" / "facts.json").read_text())["run_date"])
+    before = io.read_table(spark, str(warehouse), INTERACTIONS)
+    wanted = spark.createDataFrame(pd.DataFrame({"user_id": users}))
+    name = f"recall@{ABLATION_K}"
+
+    def recall(lists) -> float:
+        rows = lists.join(F.broadcast(wanted), "user_id").select("user_id", "rank", "item_id").toPandas()
+        return _served_metrics(rows, users, launches, relevant, ABLATION_K)[name]
+
+    folder = tempfile.mkdtemp(prefix="bench-external-")
+    try:
+        full = recall(unfloored_lists(spark, cfg, fitted, before, run_date, folder))
+        without = {f"{name}_without_{part}": full if lists is None else recall(lists)
+                   for part, lists in ablated_lists(spark, cfg, fitted, before, run_date, folder)}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    served = {"backtest_no_floor": {name: full}, report.ABLATION: without}
+    return {name: full, **without, "line": report.ablation_line(served, ABLATION_K)}
+
+
+def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int, extra: str = "", ablation: bool = True) -> dict:
     from pyspark.sql import functions as F
 
     from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, RECOMMENDATIONS
@@ -122,6 +173,8 @@ def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> dict
     vectors = np.stack(text.set_index("item_id").loc[items["item_id"], "embedding"].map(np.asarray).to_list())
     profiles = {u: vectors[r].mean(axis=0) for u, r in rows_by_user.items() if len(r)}
     record("content_knn", top_k(ContentKnnRanker(profiles, vectors[launch_rows]).scores(users), 10, exclude, tiebreak))
+    if ablation:
+        out["ablation"] = _ablation(spark, shop, warehouse, extra, users, launches, relevant)
     return out
 
 
@@ -131,6 +184,8 @@ def main(argv=None) -> int:
     parser.add_argument("--k", type=int, nargs="+", default=[0, 5])
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--set", default="", help="further settings for every run")
+    parser.add_argument("--no-ablation", action="store_true",
+                        help="skip the served lists' ablation (each part's blend refit served again: minutes per part)")
     parser.add_argument("--catalogue-dates", choices=("launch", "old"), default="launch",
                         help="book_crossing.py's: 'old' exports every other book dated at the history's start (no "
                              "launch cohorts; the blend then learns from pseudo-launches)")
@@ -150,7 +205,8 @@ def main(argv=None) -> int:
         spark = get_spark(SparkSection(master="local[2]", app_name="bench-external", shuffle_partitions=8,
                                        driver_memory="4g", jars_dir=str(REPO / ".cache" / "jars"),
                                        conf={"spark.ui.enabled": "false"}))
-        results[k] = {"seconds": round(seconds, 1), **_scores_table(spark, warehouse, shops / f"bx_k{k}", k, args.seed)}
+        results[k] = {"seconds": round(seconds, 1),
+                      **_scores_table(spark, warehouse, shops / f"bx_k{k}", k, args.seed, args.set, not args.no_ablation)}
         print(json.dumps({f"k={k}": results[k]}), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print("\n| method | " + " | ".join(f"k={k} Recall@10 / NDCG@10" for k in args.k) + " |")
@@ -158,6 +214,9 @@ def main(argv=None) -> int:
     for method in ("served", "random", "popular", "content_knn", "attribute_profile"):
         cells = [f"{results[k][method]['recall@10']:.4f} / {results[k][method]['ndcg@10']:.4f}" for k in args.k]
         print(f"| {method} | " + " | ".join(cells) + " |")
+    for k in args.k:
+        if results[k].get("ablation", {}).get("line"):
+            print(f"k={k}: {results[k]['ablation']['line']}")
     print("users / launches / test pairs: " + ", ".join(f"k={k}: {results[k]['users']:,} / {results[k]['launches']} / "
                                                         f"{results[k]['test_pairs']:,}" for k in args.k))
     return 0

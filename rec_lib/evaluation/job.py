@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -352,24 +352,42 @@ def backtest(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, t
 def ablation(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, before: DataFrame, run_date: date,
              seen: DataFrame, test: DataFrame, folder: str, full: float) -> Dict[str, float]:
     """part -> Recall@K of the lists served (without the exposure floor, whose own change the
-    backtest reports) when the blend is refitted without that part (training.blend: Blend.without);
-    a part whose refit leaves the weights as they are is not served again (`full`, the no-floor
-    lists' own Recall@K). Empty where the blend was not fitted."""
-    sc = dataclasses.replace(cfg.score, min_new_item_exposure=0)
-    out: Dict[str, float] = {}
+    backtest reports) when the blend is refitted without that part (`ablated_lists`); a part whose
+    refit leaves the weights as they are is `full`, the no-floor lists' own Recall@K. Empty where
+    the blend was not fitted."""
+    name = f"recall@{cfg.score.k}"
+    return {part: full if lists is None else accuracy(lists, test, [cfg.score.k])[name]
+            for part, lists in ablated_lists(spark, cfg, fitted, before, run_date, folder, seen)}
+
+
+def ablated_lists(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, before: DataFrame,
+                  run_date: date, folder: str, seen: Optional[DataFrame] = None
+                  ) -> Iterator[Tuple[str, Optional[DataFrame]]]:
+    """(part, lists) for every part of the score, in COMPONENTS order, whose blend was refitted
+    without it (training.blend: Blend.ablated): the lists `unfloored_lists` serves with that blend;
+    None where the refit leaves the weights as they are (the full lists stand for it)."""
     for part in COMPONENTS:
         other = fitted.blend.ablated(part)
         if other is None:
             continue
         if other.same_weights(fitted.blend):
-            out[part] = full
+            yield part, None
             continue
-        with timed(log, f"backtest: serve the lists of {run_date} without the {part} part"):
-            cands, user_frame, _ = _served_inputs(spark, dataclasses.replace(fitted, blend=other), cfg, before, run_date)
-            users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left")
-            lists = served_rows(spark, users, dataclasses.replace(cands, explain=None), sc, folder)
-            out[part] = accuracy(lists, test, [sc.k])[f"recall@{sc.k}"]
-    return out
+        with timed(log, f"serve the lists of {run_date} without the {part} part"):
+            yield part, unfloored_lists(spark, cfg, dataclasses.replace(fitted, blend=other), before, run_date,
+                                        folder, seen)
+
+
+def unfloored_lists(spark: SparkSession, cfg: EvaluateJobConfig, fitted: FittedModel, before: DataFrame,
+                    run_date: date, folder: str, seen: Optional[DataFrame] = None) -> DataFrame:
+    """user_id, rank, item_id, ... of the lists the scoring job would serve on `run_date` with
+    `fitted` and the interactions `before` (each user's seen candidates left out: `seen`, else
+    computed), without the exposure floor and without reasons."""
+    sc = dataclasses.replace(cfg.score, min_new_item_exposure=0)
+    cands, user_frame, _ = _served_inputs(spark, fitted, cfg, before, run_date)
+    seen = seen_candidates(before, cands, spark) if seen is None else seen
+    users = user_frame.withColumn("top_category", F.lit(None).cast("string")).join(seen, "user_id", "left")
+    return served_rows(spark, users, dataclasses.replace(cands, explain=None), sc, folder)
 
 
 # --------------------------------------------------------------------------------------------

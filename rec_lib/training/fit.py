@@ -9,11 +9,11 @@ resumes from its last checkpoint, and a re-run after success trains nothing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
 import os
-import dataclasses
 import shutil
 from dataclasses import asdict, dataclass
 from datetime import datetime
