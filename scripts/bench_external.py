@@ -8,9 +8,11 @@ random, popularity among the launches (k = 0: nothing to go by, the seeded order
 their first k raters came), content kNN (the user's mean text embedding, cosine) and the
 attribute-profile heuristic (the user's share of each attribute value - author, publisher, year -
 in their history, dotted with the launch's values), each ranking the launches for the same users,
-without the launches' raters already in the input.
+without the launches' raters already in the input. Then the served lists' ablation (each part's
+blend refit served again; Recall@20 without the exposure floor, as the evaluation job's line) and
+the tower alone as a ranker (the lists with the tower's part only).
 
-    python scripts/bench_external.py [--out bench_out/external] [--k 0 5] [--catalogue-dates launch|old]
+    python scripts/bench_external.py [--out bench_out/external] [--k 0 5] [--catalogue-dates launch|old] [--no-ablation]
 """
 from __future__ import annotations
 
@@ -75,8 +77,10 @@ def _ablation(spark, shop: Path, warehouse: Path, extra: str, users: np.ndarray,
               relevant: np.ndarray) -> dict:
     """Served Recall@20 of the lists without the exposure floor (the evaluation's ablation's), with the
     blend the training fitted and with each part's refit without it (rec_lib.evaluation.job:
-    unfloored_lists, ablated_lists), on the run date's candidates and the same held-out ratings.
+    unfloored_lists, ablated_lists), on the run date's candidates and the same held-out ratings; and
+    the tower alone as a ranker (the same lists with the tower's part only: Recall@10 / NDCG@10).
     The model is the one `make run` trained (the same settings and tables: complete, not retrained)."""
+    import dataclasses
     import shutil
     import tempfile
     from datetime import date
@@ -88,6 +92,7 @@ def _ablation(spark, shop: Path, warehouse: Path, extra: str, users: np.ndarray,
     from rec_lib.evaluation import report
     from rec_lib.evaluation.job import ablated_lists, unfloored_lists
     from rec_lib.platform import io
+    from rec_lib.training.blend import COMPONENTS, Blend, BlendWeights
     from rec_lib.training.fit import fit_model
 
     settings = split_settings(pipeline_settings(shop, warehouse, extra))
@@ -99,22 +104,25 @@ def _ablation(spark, shop: Path, warehouse: Path, extra: str, users: np.ndarray,
     wanted = spark.createDataFrame(pd.DataFrame({"user_id": users}))
     name = f"recall@{ABLATION_K}"
 
-    def recall(lists) -> float:
+    def metrics(lists, k: int) -> dict:
         rows = lists.join(F.broadcast(wanted), "user_id").select("user_id", "rank", "item_id").toPandas()
-        return _served_metrics(rows, users, launches, relevant, ABLATION_K)[name]
+        return _served_metrics(rows, users, launches, relevant, k)
 
     folder = tempfile.mkdtemp(prefix="bench-external-")
     try:
-        full = recall(unfloored_lists(spark, cfg, fitted, before, run_date, folder))
-        without = {f"{name}_without_{part}": full if lists is None else recall(lists)
+        full = metrics(unfloored_lists(spark, cfg, fitted, before, run_date, folder), ABLATION_K)[name]
+        without = {f"{name}_without_{part}": full if lists is None else metrics(lists, ABLATION_K)[name]
                    for part, lists in ablated_lists(spark, cfg, fitted, before, run_date, folder)}
+        alone = Blend.single(BlendWeights({part: float(part == "tower") for part in COMPONENTS}, True, "the tower alone"))
+        tower = metrics(unfloored_lists(spark, cfg, dataclasses.replace(fitted, blend=alone), before, run_date, folder), 10)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     served = {"backtest_no_floor": {name: full}, report.ABLATION: without}
-    return {name: full, **without, "line": report.ablation_line(served, ABLATION_K)}
+    return {name: full, **without, "line": report.ablation_line(served, ABLATION_K), "tower_alone": tower}
 
 
-def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int, extra: str = "", ablation: bool = True) -> dict:
+def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> tuple:
+    """(the figures, (users, launches, relevant): what they were computed on)"""
     from pyspark.sql import functions as F
 
     from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, RECOMMENDATIONS
@@ -173,9 +181,7 @@ def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int, extra: 
     vectors = np.stack(text.set_index("item_id").loc[items["item_id"], "embedding"].map(np.asarray).to_list())
     profiles = {u: vectors[r].mean(axis=0) for u, r in rows_by_user.items() if len(r)}
     record("content_knn", top_k(ContentKnnRanker(profiles, vectors[launch_rows]).scores(users), 10, exclude, tiebreak))
-    if ablation:
-        out["ablation"] = _ablation(spark, shop, warehouse, extra, users, launches, relevant)
-    return out
+    return out, (users, launches, relevant)
 
 
 def main(argv=None) -> int:
@@ -205,13 +211,18 @@ def main(argv=None) -> int:
         spark = get_spark(SparkSection(master="local[2]", app_name="bench-external", shuffle_partitions=8,
                                        driver_memory="4g", jars_dir=str(REPO / ".cache" / "jars"),
                                        conf={"spark.ui.enabled": "false"}))
-        results[k] = {"seconds": round(seconds, 1),
-                      **_scores_table(spark, warehouse, shops / f"bx_k{k}", k, args.seed, args.set, not args.no_ablation)}
+        table, held = _scores_table(spark, warehouse, shops / f"bx_k{k}", k, args.seed)
+        if not args.no_ablation:
+            table["ablation"] = _ablation(spark, shops / f"bx_k{k}", warehouse, args.set, *held)
+            table["tower_alone"] = table["ablation"].pop("tower_alone")
+        results[k] = {"seconds": round(seconds, 1), **table}
         print(json.dumps({f"k={k}": results[k]}), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print("\n| method | " + " | ".join(f"k={k} Recall@10 / NDCG@10" for k in args.k) + " |")
     print("|---|" + "---:|" * len(args.k))
-    for method in ("served", "random", "popular", "content_knn", "attribute_profile"):
+    for method in ("served", "tower_alone", "random", "popular", "content_knn", "attribute_profile"):
+        if not all(method in results[k] for k in args.k):
+            continue
         cells = [f"{results[k][method]['recall@10']:.4f} / {results[k][method]['ndcg@10']:.4f}" for k in args.k]
         print(f"| {method} | " + " | ".join(cells) + " |")
     for k in args.k:
