@@ -1,6 +1,7 @@
 """The GPU tier (scripts/gpu_check.sh; collected only with REC_GPU_CHECK=1, so a machine without a
 GPU never counts it): the training job with one Horovod worker on the GPU learns, as on the CPU,
-and says which device it used; op determinism forced on the GPU either holds or names the op."""
+and says which device it used; so does a run with the encoder tuned (train.encoder_tuning: adapter); op
+determinism forced on the GPU either holds or names the op."""
 import json
 import os
 from pathlib import Path
@@ -39,6 +40,23 @@ def test_one_worker_trains_on_its_gpu_and_learns(spark, shop, gpus, tmp_path):
     assert summary.epoch_loss[-1] < summary.epoch_loss[0] - 0.1, summary.epoch_loss
     # as the CPU tier's bar for the same shop (tests/integration/test_train_job.py)
     assert recall > 1.5 * random_recall, (recall, random_recall)
+
+
+def test_a_tuned_encoder_trains_on_the_gpu_and_writes_its_text(spark, shop, gpus, tmp_path):
+    from rec_lib.core.schema import ITEM_TEXT_EMBEDDINGS_TUNED
+    from rec_lib.platform import io
+
+    cfg = train_config(shop, "train.num_proc=1", "mlflow.tracking_uri=''", "train.encoder_tuning=adapter",
+                       f"train.model_dir={tmp_path / 'tuned'}")
+    summary = run_train_job(spark, cfg)
+    recall, random_recall = heldout_recall(spark, cfg.paths.warehouse)
+    _report("tuned", {"device": summary.device, "examples_per_s": summary.examples_per_s,
+                      "recall10": recall, "random_recall10": random_recall, "loss": summary.epoch_loss})
+    assert summary.device.startswith("/physical_device:GPU:"), summary.device
+    assert summary.epoch_loss[-1] < summary.epoch_loss[0] - 0.1, summary.epoch_loss
+    tuned = io.read_table(spark, cfg.paths.warehouse, ITEM_TEXT_EMBEDDINGS_TUNED)
+    assert {r[0] for r in tuned.select("model_version").distinct().collect()} == {summary.model_version}
+    assert tuned.count() == summary.n_items
 
 
 def test_determinism_always_on_the_gpu_runs_or_names_the_op(spark, shop, gpus, tmp_path):
