@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -630,6 +631,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if hint is str:
         if value is None:
             raise ConfigError(f"config key {key!r} must be text, got nothing")
+        if isinstance(value, bool):  # YAML reads yes/no/on/off/true/false as booleans: the text is gone
+            raise ConfigError(f"config key {key!r} must be text, got the YAML boolean {str(value).lower()}; "
+                              f"quote the value to mean the word ({key}=\"yes\")")
         return str(value)
     raise TypeError(f"unsupported config type {hint!r} for {key!r}")
 
@@ -660,6 +664,8 @@ def _coerce_number(value: Any, hint: type, key: str) -> Any:
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"config key {key!r} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"config key {key!r} must be a finite number, got {value!r}")
     if hint is int and float(value) != int(value):
         raise ConfigError(f"config key {key!r} must be a whole number, got {value!r}")
     return hint(value)

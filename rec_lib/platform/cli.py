@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import warnings
@@ -28,11 +29,11 @@ def job_parser(description: str) -> argparse.ArgumentParser:
 
 
 def settings(args: argparse.Namespace) -> List[str]:
-    extra = []
+    extra = []  # the two folders as quoted YAML text: a folder named yes, 1e3 or null stays that name
     if getattr(args, "input", None):
-        extra.append(f"paths.input={args.input}")
+        extra.append(f"paths.input={json.dumps(args.input)}")
     if getattr(args, "warehouse", None):
-        extra.append(f"paths.warehouse={args.warehouse}")
+        extra.append(f"paths.warehouse={json.dumps(args.warehouse)}")
     return [s for group in args.set for s in split_settings(group)] + extra
 
 

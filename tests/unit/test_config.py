@@ -86,9 +86,18 @@ def test_settings_override_with_typed_values():
     ("sql.database=x`; DROP TABLE t; --", "sql.database must be one database name"),
     ("input.min_ts=yesterday", "input.min_ts must be an ISO-8601 date or time"),
     ("input.max_text_chars=-1", "input.max_text_chars must be >= 0"),
+    # not a number a job can compute with, whether YAML or Python spells it
+    ("features.decay_half_life_days=nan", "config key 'features.decay_half_life_days' must be a finite number, got nan"),
+    ("few_shot.prior_strength=.nan", "config key 'few_shot.prior_strength' must be a finite number"),
+    ("input.max_future_hours=.inf", "config key 'input.max_future_hours' must be a finite number, got inf"),
+    ("score.k=nan", "config key 'score.k' must be a finite number"),
+    ("train.encoder_tuning=top:2", "train.encoder_tuning must be one of ['frozen', 'adapter'], got 'top:2'"),
+    ("train.adapter_rank=0", "train.adapter_rank must be >= 1, got 0"),
+    # YAML's booleans are not text: a path named yes would silently become "True"
+    ("paths.warehouse=yes", "config key 'paths.warehouse' must be text, got the YAML boolean true; quote the value"),
 ])
 def test_bad_settings_name_the_key(setting, message):
-    cls = {"demo": GenerateJobConfig, "train": TrainJobConfig, "score": ScoreJobConfig, "sql": ScoreJobConfig,
+    cls = {"demo": GenerateJobConfig, "train": TrainJobConfig, "few_shot": TrainJobConfig, "score": ScoreJobConfig, "sql": ScoreJobConfig,
            "evaluate": EvaluateJobConfig}.get(setting.split(".")[0], FeatureJobConfig)
     with pytest.raises(ConfigError) as err:
         load_config(cls, LOCAL, [setting])
@@ -162,6 +171,18 @@ def test_a_column_name_with_hyphens_is_a_key_that_reaches_the_config():
     assert cfg.train.attribute_types == {"Year-Of-Publication": "numeric", "Image-URL-S": "ignore"}
     with pytest.raises(ConfigError, match="'-x=1' is not of the form key=value"):
         split_settings("a=1 -x=1")
+
+
+def test_the_folder_arguments_are_kept_as_written():
+    from rec_lib.platform.cli import job_parser, load_job_config
+
+    # YAML would read these as a boolean, a number and nothing; the folders keep their names
+    for name in ("yes", "1e3", "null", "a 'b' \\c"):
+        args = job_parser("").parse_args(["--conf-file", str(LOCAL), "--warehouse", name, "--input", name])
+        cfg = load_job_config(FeatureJobConfig, args)
+        assert (cfg.paths.warehouse, cfg.paths.input) == (name, name)
+    cfg = load_config(FeatureJobConfig, LOCAL, ['paths.warehouse="yes"'])
+    assert cfg.paths.warehouse == "yes"
 
 
 def test_a_list_with_spaces_reaches_the_config_through_the_job_parser():
