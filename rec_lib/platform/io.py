@@ -192,6 +192,7 @@ def read_export(
     except (AnalysisException, Py4JJavaError) as exc:
         raise InputError(f"{loc.path}: cannot be read as {loc.fmt}: {str(exc).splitlines()[0]}") from exc
 
+    check_header(loc.path, header)
     contract_file_cols = {column_map.get(c, c) for c in contract.columns}
     for contract_col in contract.required:
         file_col = column_map.get(contract_col, contract_col)
@@ -206,6 +207,33 @@ def read_export(
         selected.append((column(file_col) if file_col in header else F.lit(None).cast("string")).alias(contract_col))
     extra = [column(c).alias(c) for c in header if c not in contract_file_cols and c not in contract.columns]
     return df.select(*selected, *extra, *bookkeeping(header, F.input_file_name(), F.col(_CORRUPT)))
+
+
+def check_header(path: str, header: Sequence[str]) -> None:
+    """An InputError naming the columns of an export the job cannot tell apart from its own (the
+    bookkeeping columns, the CSV reader's corrupt-record column) or from each other (Spark matches
+    column names regardless of case: `Title` and `title` are one name to it)."""
+    own = {c.lower() for c in (*BOOKKEEPING, _CORRUPT)}
+    reserved = [c for c in header if c.lower() in own]
+    if reserved:
+        raise InputError(f"{path}: column(s) {reserved} have names the pipeline keeps for its own bookkeeping "
+                         f"({sorted(own)}); rename them in the export")
+    # Spark's CSV reader renames names it cannot tell apart to <name><position> (title1, Title2)
+    renamed: Dict[str, List[str]] = {}
+    for position, name in enumerate(header):
+        suffix = str(position)
+        if name.endswith(suffix) and len(name) > len(suffix):
+            renamed.setdefault(name[:-len(suffix)].lower(), []).append(name[:-len(suffix)])
+    seen: Dict[str, str] = {}
+    clashes = [names[:2] for names in renamed.values() if len(names) > 1]
+    for name in header:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            clashes.append([other, name])
+    if clashes:
+        first, second = clashes[0]
+        raise InputError(f"{path}: columns {first!r} and {second!r} differ only in case (or not at all), which "
+                         "Spark does not tell apart; rename one in the export")
 
 
 def bookkeeping(header: Sequence[str], source_file: Column, corrupt_line: Column) -> List[Column]:

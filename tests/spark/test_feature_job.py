@@ -96,6 +96,21 @@ def test_missing_required_column_stops_before_writing(spark, feature_config):
     _expect_input_error(spark, feature_config, "events.csv", "missing required column 'ts'")
 
 
+def test_columns_named_like_the_bookkeeping_or_apart_only_by_case_stop_before_writing(spark, feature_config):
+    inputs = Path(feature_config.paths.input)
+    write_inputs(inputs, events="user_id,item_id,event_type,ts,_Source_File\nu1,I1,view,2026-10-01T00:00:00Z,x\n")
+    _expect_input_error(spark, feature_config, "events.csv", "column(s) ['_Source_File'] have names the pipeline keeps")
+    write_inputs(inputs, items="item_id,title,Title,category\nI1,Red Mug,RED MUG,kitchen\n")
+    _expect_input_error(spark, feature_config, "items.csv", "columns 'title' and 'Title' differ only in case (or not at all)")
+    write_inputs(inputs, items="item_id,title,colour,colour\nI1,Red Mug,red,blue\n")
+    _expect_input_error(spark, feature_config, "items.csv", "columns 'colour' and 'colour' differ only in case")
+    # a parquet export with both names is refused by Spark's reader already, naming the column
+    write_inputs(inputs, items=None)
+    import pandas as pd
+    pd.DataFrame({"item_id": ["I1"], "title": ["Red Mug"], "Title": ["RED MUG"]}).to_parquet(inputs / "items.parquet")
+    _expect_input_error(spark, feature_config, "items.parquet", "cannot be read as parquet", "`title` already exists")
+
+
 def test_remapped_column_names(spark, feature_config):
     inputs = Path(feature_config.paths.input)
     write_inputs(inputs, events="user_id,item_id,event_type,event_time\nu1,I1,view,2026-10-01T00:00:00Z\n")
