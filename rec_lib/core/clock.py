@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Optional, Tuple
 
 from rec_lib.core.config import RunSection
 from rec_lib.core.errors import ConfigError
 
 SECONDS_PER_DAY = 86400.0
+# how far a configured day may lie ahead of the wall clock (time zones, a clock a little off): a run
+# dated further ahead would stay the newest for good (recommendations_latest, retention, the gate)
+MAX_AHEAD = timedelta(days=1)
 
 
 def new_run_id(now: datetime) -> str:
@@ -36,7 +39,27 @@ def epoch_s(ts: datetime) -> float:
     return (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).timestamp()
 
 
+def check_not_ahead(when: datetime | date, key: str, wall: Optional[datetime] = None) -> None:
+    """A ConfigError when the configured `when` (a time, or a day from its start) lies more than
+    MAX_AHEAD after the wall clock (`wall`: now)."""
+    wall = wall or datetime.now(timezone.utc)
+    if not isinstance(when, datetime):
+        when = datetime.combine(when, time(), timezone.utc)
+    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    if when - wall > MAX_AHEAD:
+        raise ConfigError(f"{key} {when:%Y-%m-%d %H:%M} UTC lies ahead of the wall clock ({wall:%Y-%m-%d %H:%M} UTC): "
+                          "a replayed day must be in the past, or its run would stay the newest for good")
+
+
+def run_now(run: RunSection) -> datetime:
+    """The run's now (`resolve_now` of run.now), refused where it lies ahead of the wall clock."""
+    now = resolve_now(run.now)
+    if run.now is not None:
+        check_not_ahead(now, "run.now")
+    return now
+
+
 def run_identity(run: RunSection) -> Tuple[datetime, str]:
     """(now in UTC, run id): the configured values, else the wall clock and a fresh id."""
-    now = resolve_now(run.now)
+    now = run_now(run)
     return now, run.run_id or new_run_id(now)

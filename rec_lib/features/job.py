@@ -26,7 +26,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from rec_lib.core import faults
-from rec_lib.core.clock import new_run_id, resolve_now, utc_naive
+from rec_lib.core.clock import new_run_id, resolve_now, run_now, utc_naive
 from rec_lib.core.config import FeatureJobConfig
 from rec_lib.core.errors import InputError
 from rec_lib.core.progress import timed
@@ -235,7 +235,7 @@ def _rebuild_derived_tables(spark: SparkSession, cfg: FeatureJobConfig) -> None:
 
 
 def run_feature_job(spark: SparkSession, cfg: FeatureJobConfig) -> FeatureRunSummary:
-    now = resolve_now(cfg.run.now)
+    now = run_now(cfg.run)
     warehouse = cfg.paths.warehouse
     log.info("feature job: input %s -> warehouse %s", cfg.paths.input, warehouse)
     validated, counts = _validate(spark, cfg, timestamp_lit(now))

@@ -29,7 +29,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from rec_lib.core.clock import utc_naive
+from rec_lib.core.clock import check_not_ahead, utc_naive
 from rec_lib.core.config import ScoreSection
 from rec_lib.core.errors import ConfigError, RecError
 from rec_lib.core.schema import ITEM_EMBEDDINGS, LIST_METRICS
@@ -75,9 +75,11 @@ def resolve_run_date(score: ScoreSection, now: datetime) -> date:
     if score.run_date is None:
         return now.date()
     try:
-        return date.fromisoformat(score.run_date)
+        day = date.fromisoformat(score.run_date)
     except ValueError as exc:
         raise ConfigError(f"score.run_date must be YYYY-MM-DD, got {score.run_date!r}") from exc
+    check_not_ahead(day, "score.run_date")
+    return day
 
 
 def candidate_frame(items: DataFrame, item_emb: DataFrame, stats: DataFrame, score: ScoreSection,
