@@ -54,6 +54,9 @@ def test_validate_items_gives_one_reason_per_bad_row(spark):
         dict(good),  # exact copy of the first row
         {"item_id": "I7", "title": "A"},
         {"item_id": "I7", "title": "B"},  # same id, other content
+        {"item_id": "I9", "title": "Caf\ufffd"},  # bytes not in the export's encoding
+        {"item_id": "I10", "title": "Mug", "brand": "Caf\ufffd Co"},
+        {"item_id": "I11", "title": "Antoine de Saint-ExupÃ©ry"},  # decoded, if wrong upstream: kept
     ])
     validated = fx.validate_items(raw, now_ts(), max_future_hours=24)
     reasons = sorted(((r["item_id"], r["title"], r["reason"]) for r in validated.collect()), key=none_first)
@@ -61,6 +64,8 @@ def test_validate_items_gives_one_reason_per_bad_row(spark):
         ("", "No id", Reason.MISSING_ITEM_ID),
         ("I1", "Red Mug", None),
         ("I1", "Red Mug", Reason.EXACT_DUPLICATE),
+        ("I10", "Mug", Reason.BAD_ENCODING),
+        ("I11", "Antoine de Saint-ExupÃ©ry", None),
         ("I3", None, Reason.MISSING_TITLE),
         ("I4", "X", Reason.BAD_PRICE),
         ("I5", "X", Reason.NEGATIVE_PRICE),
@@ -69,6 +74,7 @@ def test_validate_items_gives_one_reason_per_bad_row(spark):
         ("I7", "A", None),
         ("I7", "B", Reason.DUPLICATE_KEY),
         ("I8", "X", Reason.BAD_TS),
+        ("I9", "Caf\ufffd", Reason.BAD_ENCODING),
     ]
     i1 = [r for r in fx.accepted(validated).collect() if r["item_id"] == "I1"][0]
     assert (i1["description"], i1["price"], i1["launch_ts"]) == ("Nice mug", 9.5, datetime(2026, 10, 1))
