@@ -538,6 +538,19 @@ def table_identity(spark: SparkSession, warehouse: str, spec: TableSpec) -> Opti
     return [str(table.detail().first()["id"]), int(table.history(1).first()["version"])]
 
 
+def read_written(spark: SparkSession, warehouse: str, spec: TableSpec, user_metadata: str) -> DataFrame:
+    """The table as of the newest commit tagged `user_metadata` (what one writer wrote, whatever
+    another wrote since: a later overwrite by a concurrent run does not change what is read)."""
+    from delta.tables import DeltaTable
+
+    path = table_path(warehouse, spec)
+    version = (DeltaTable.forPath(spark, path).history().where(F.col("userMetadata") == user_metadata)
+               .agg(F.max("version")).first()[0])
+    if version is None:
+        raise InputError(f"Delta table {spec.name!r} at {path} has no commit tagged {user_metadata!r}")
+    return _load(spark, path, int(version))
+
+
 def last_user_metadata(spark: SparkSession, warehouse: str, spec: TableSpec) -> Optional[str]:
     """The userMetadata of the table's newest commit (what built it), or None."""
     commit = _last_commit(spark, warehouse, spec)

@@ -491,8 +491,8 @@ def _cohort(j: int, start_s: float, launches: np.ndarray, came: pd.DataFrame, pa
 def write_examples(data: TrainingData, warehouse: str, model_version: str, partitions: int,
                    table: TableSpec = TRAINING_EXAMPLES) -> DataFrame:
     """Overwrite `training_examples` (or another table of its schema; tagged with the model
-    version) and return it, read back from Delta, in at least `partitions` files so every Horovod
-    worker gets a shard."""
+    version) and return it, read back from Delta at the version this write made (a training of
+    another model overwriting it meanwhile does not change these rows), in at least `partitions`
+    files so every Horovod worker gets a shard."""
     io.overwrite_table(data.examples.repartition(partitions), table, warehouse, user_metadata=model_version)
-    spark = data.examples.sparkSession
-    return io.read_table(spark, warehouse, table)
+    return io.read_written(data.examples.sparkSession, warehouse, table, model_version)

@@ -46,6 +46,17 @@ def test_a_snapshot_reads_the_versions_it_found_at_its_start(spark, tmp_path):
         tables.read(spark, absent)
 
 
+def test_a_writer_reads_back_its_own_commit_after_another_overwrote_the_table(spark, tmp_path):
+    warehouse = str(tmp_path)
+    io.overwrite_table(rows(spark, ("a", "a1", 1)), PARTED, warehouse, user_metadata="model-1")
+    io.overwrite_table(rows(spark, ("b", "b1", 2)), PARTED, warehouse, user_metadata="model-2")  # another run
+    assert sorted(tuple(r) for r in io.read_written(spark, warehouse, PARTED, "model-1").collect()) == [("a", "a1", 1)]
+    io.overwrite_table(rows(spark, ("c", "c1", 3)), PARTED, warehouse, user_metadata="model-1")  # model-1 again
+    assert sorted(tuple(r) for r in io.read_written(spark, warehouse, PARTED, "model-1").collect()) == [("c", "c1", 3)]
+    with pytest.raises(io.InputError, match="has no commit tagged 'model-3'"):
+        io.read_written(spark, warehouse, PARTED, "model-3")
+
+
 def held_merge(spark, warehouse, tmp_path, condition, outcome):
     """A MERGE of ('a', 'a1', 10) whose source waits, inside the MERGE's transaction, until the
     file `go` exists; it signals `started` first. Its result (None or the exception) goes to `outcome`."""
