@@ -261,7 +261,7 @@ class ScoreSection:
     keep_run_dates: int = 0  # recommendations keeps this many newest run dates (older ones deleted; VACUUM frees their files); 0: all
     # which model the lists come from: latest (the embedding tables as training left them) | champion (the
     # embeddings of the model the evaluation gate passed last, read by Delta time travel; see evaluate.gate)
-    serve: str = "latest"
+    serve: str = "latest"  # not set in the config but evaluate.gate is: champion (load_config)
     # every row says why (recommendations.reason, rec_lib.scoring.reasons); false: reason null
     reasons: bool = True
     reason_history: int = 20  # a user's most recent items a similar_to reason may name (the closest of them)
@@ -693,6 +693,14 @@ def _build(cls: Type[C], data: Any, prefix: str) -> C:
     return cls(**{n: _coerce(data[n], hints[n], dotted(n)) for n in names if n in data})
 
 
+def _serve_what_the_gate_passed(tree: Dict[str, Any]) -> None:
+    """score.serve, where the config does not set it, is champion when evaluate.gate names baselines
+    (a gate whose decision scoring ignored would be no gate), else latest (ScoreSection's default)."""
+    score, evaluate = tree.get("score"), tree.get("evaluate")
+    if isinstance(score, dict) and "serve" not in score and isinstance(evaluate, dict) and evaluate.get("gate"):
+        score["serve"] = "champion"
+
+
 def load_config(cls: Type[C], conf_file: str | Path, settings: Sequence[str] = ()) -> C:
     """Load `cls` from a YAML file, then apply `key=value` settings; validate and return it."""
     path = Path(conf_file)
@@ -704,6 +712,7 @@ def load_config(cls: Type[C], conf_file: str | Path, settings: Sequence[str] = (
         raise ConfigError(f"config file {str(path)!r} is not valid YAML: {exc}") from exc
     for key, value in parse_overrides(settings).items():
         _apply_override(tree, key, value, str(path))
+    _serve_what_the_gate_passed(tree)
     config = _build(cls, tree, "")
     validate = getattr(config, "validate", None)
     return validate() if validate else config

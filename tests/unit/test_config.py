@@ -257,3 +257,14 @@ def test_a_config_file_from_before_the_keys_with_defaults_still_loads(tmp_path):
 def test_a_quarantine_share_outside_0_1_is_refused(share):
     with pytest.raises(ConfigError, match="input.max_quarantine_share.events"):
         load_config(FeatureJobConfig, LOCAL, [f"input.max_quarantine_share.events={share}"])
+
+
+def test_a_config_with_a_gate_and_no_serve_key_serves_what_the_gate_passed(tmp_path):
+    lines = [line for line in LOCAL.read_text().splitlines() if not line.strip().startswith("serve:")]
+    conf = tmp_path / "gated.yaml"
+    conf.write_text("\n".join(lines) + "\n")
+    assert load_config(ScoreJobConfig, conf).score.serve == "latest"  # no gate: the newest model
+    assert load_config(ScoreJobConfig, conf, ["evaluate.gate=[random]"]).score.serve == "champion"
+    assert load_config(EvaluateJobConfig, conf, ["evaluate.gate=[random]"]).score.serve == "champion"
+    # said in so many words, it stands
+    assert load_config(ScoreJobConfig, conf, ["evaluate.gate=[random]", "score.serve=latest"]).score.serve == "latest"
