@@ -83,8 +83,8 @@ class Reason:
     NEGATIVE_PRICE = "negative_price"
     BAD_VALUE = "unparseable_value"
     NON_FINITE = "non_finite_number"  # NaN, Infinity, or a number too large for a double (1e999)
-    # a text that was not in input.encoding: bytes the reader could not decode, read as U+FFFD
-    BAD_ENCODING = "bad_encoding"
+    # a text or id that was not in input.encoding: bytes the reader could not decode, read as U+FFFD
+    INVALID_ENCODING = "invalid_encoding"
     UNKNOWN_EVENT_TYPE = "unknown_event_type"
     UNKNOWN_ITEM = "unknown_item"
     EXACT_DUPLICATE = "exact_duplicate"

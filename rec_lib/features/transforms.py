@@ -166,8 +166,8 @@ def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float
     rules = [
         (blank(F.col("item_id")), Reason.MISSING_ITEM_ID),
         (F.col("title").isNull(), Reason.MISSING_TITLE),
-        (misdecoded(F.col("title"), F.col("description"), F.col("category"), F.col("brand"),
-                    F.array_join(F.map_values(F.col("attributes")), " ")), Reason.BAD_ENCODING),
+        (misdecoded(F.col("item_id"), F.col("title"), F.col("description"), F.col("category"), F.col("brand"),
+                    F.array_join(F.map_values(F.col("attributes")), " ")), Reason.INVALID_ENCODING),
         (~blank(F.col("_price_raw")) & F.col("price").isNull(), Reason.BAD_PRICE),
         (non_finite(F.col("price")), Reason.NON_FINITE),
         (F.col("price") < 0, Reason.NEGATIVE_PRICE),
@@ -190,6 +190,7 @@ def validate_users(raw_users: DataFrame, attribute_columns: Sequence[str], now_t
     )
     rules = [
         (blank(F.col("user_id")), Reason.MISSING_USER_ID),
+        (misdecoded(F.col("user_id"), F.array_join(F.map_values(F.col("attributes")), " ")), Reason.INVALID_ENCODING),
         (~blank(F.col("_signup_raw")) & F.col("signup_ts").isNull(), Reason.BAD_TS),
         (_future(F.col("signup_ts"), now_ts, max_future_hours), Reason.FUTURE_TS),
         (_too_old(F.col("signup_ts"), min_ts), Reason.OLD_TS),
@@ -220,6 +221,7 @@ def validate_events(raw_events: DataFrame, known_item_ids: DataFrame, event_weig
     rules = [
         (blank(F.col("user_id")), Reason.MISSING_USER_ID),
         (blank(F.col("item_id")), Reason.MISSING_ITEM_ID),
+        (misdecoded(F.col("user_id"), F.col("item_id"), F.col("event_type")), Reason.INVALID_ENCODING),
         (blank(F.col("_ts_raw")), Reason.MISSING_TS),
         (F.col("ts").isNull(), Reason.BAD_TS),
         (_future(F.col("ts"), now_ts, max_future_hours), Reason.FUTURE_TS),

@@ -64,7 +64,7 @@ def test_validate_items_gives_one_reason_per_bad_row(spark):
         ("", "No id", Reason.MISSING_ITEM_ID),
         ("I1", "Red Mug", None),
         ("I1", "Red Mug", Reason.EXACT_DUPLICATE),
-        ("I10", "Mug", Reason.BAD_ENCODING),
+        ("I10", "Mug", Reason.INVALID_ENCODING),
         ("I11", "Antoine de Saint-ExupÃ©ry", None),
         ("I3", None, Reason.MISSING_TITLE),
         ("I4", "X", Reason.BAD_PRICE),
@@ -74,7 +74,7 @@ def test_validate_items_gives_one_reason_per_bad_row(spark):
         ("I7", "A", None),
         ("I7", "B", Reason.DUPLICATE_KEY),
         ("I8", "X", Reason.BAD_TS),
-        ("I9", "Caf\ufffd", Reason.BAD_ENCODING),
+        ("I9", "Caf\ufffd", Reason.INVALID_ENCODING),
     ]
     i1 = [r for r in fx.accepted(validated).collect() if r["item_id"] == "I1"][0]
     assert (i1["description"], i1["price"], i1["launch_ts"]) == ("Nice mug", 9.5, datetime(2026, 10, 1))
@@ -119,6 +119,7 @@ def test_validate_events_weights_types_and_catalogue(spark):
         {"user_id": "u2", "item_id": "I2", "event_type": "click", "ts": "2026-11-03T00:00:00Z"},
         {"user_id": "u3", "item_id": "I2", "event_type": "view", "ts": "-86400"},
         {"user_id": "u4", "item_id": "I2", "event_type": "view", "ts": "2026-10-30", "value": "inf"},
+        {"user_id": "u\ufffd", "item_id": "I2", "event_type": "click", "ts": "2026-10-30"},  # an id not in the encoding
     ])
     validated = fx.validate_events(raw, catalogue, WEIGHTS, now_ts(), max_future_hours=24, min_ts=min_ts())
     got = sorted(((r["item_id"], r["event_type"], r["reason"], r["type_weight"]) for r in validated.collect()),
@@ -128,6 +129,7 @@ def test_validate_events_weights_types_and_catalogue(spark):
         ("I1", "view", None, 1.0),  # event types are matched case-insensitively
         ("I1", "wishlist", Reason.UNKNOWN_EVENT_TYPE, None),
         ("I2", "click", Reason.FUTURE_TS, 2.0),  # 2 days after now > 24 h allowed
+        ("I2", "click", Reason.INVALID_ENCODING, 2.0),
         ("I2", "view", Reason.MISSING_TS, 1.0),
         ("I2", "view", Reason.MISSING_USER_ID, 1.0),
         ("I2", "view", Reason.NON_FINITE, 1.0),
@@ -144,11 +146,13 @@ def test_validate_users_keeps_extra_columns_as_attributes(spark):
     raw = raw_export(spark, USERS_INPUT, [
         {"user_id": "u1", "signup_ts": "2026-01-01", "country": "DE", "age_band": None},
         {"user_id": "u2", "signup_ts": "never", "country": "FR", "age_band": "25-34"},
+        {"user_id": "u3", "signup_ts": "2026-01-01", "country": "M\ufffdnchen", "age_band": None},
     ])
     validated = fx.validate_users(raw, ["country", "age_band"], now_ts(), max_future_hours=24)
     got = rows_by(validated, "user_id")
     assert got["u1"]["attributes"] == {"country": "DE"} and got["u1"]["reason"] is None
     assert got["u2"]["reason"] == Reason.BAD_TS
+    assert got["u3"]["reason"] == Reason.INVALID_ENCODING
 
 
 def test_user_rows_derives_users_seen_only_in_events(spark):
