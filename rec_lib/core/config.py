@@ -59,6 +59,9 @@ class InputSection:
     # per export: above this share of its rows quarantined the job fails before writing (1.0: never)
     max_quarantine_share: Dict[str, float] = dataclasses.field(
         default_factory=lambda: {"items": 0.5, "users": 0.5, "events": 0.5})
+    # a file the exporting system writes into the input folder once every export is complete (e.g.
+    # _SUCCESS); set, the feature job stops without it (a half-written export is never loaded); "": none
+    require_marker: str = ""
 
 
 @dataclass(frozen=True)

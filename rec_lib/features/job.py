@@ -140,6 +140,7 @@ class _Validated:
 def _validate(spark: SparkSession, cfg: FeatureJobConfig, now_ts: Column) -> Tuple[_Validated, Dict[str, SourceCounts]]:
     """Locate and read every export before any work, then validate and count each. Events of items
     neither in this export nor already stored are refused (unknown_item)."""
+    io.check_marker(spark, cfg.paths.input, cfg.input.require_marker)
     items_loc, raw_items = _read(spark, cfg, ITEMS_INPUT)
     users_loc, raw_users = _read(spark, cfg, USERS_INPUT)
     events_loc, raw_events = _read(spark, cfg, EVENTS_INPUT)

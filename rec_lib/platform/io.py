@@ -113,6 +113,13 @@ class ExportLocation:
     fmt: str  # csv | parquet
 
 
+def check_marker(spark: SparkSession, input_dir: str, marker: str) -> None:
+    """An InputError unless the input folder holds the completion marker `marker` ("": none asked)."""
+    if marker and not path_exists(spark, join_path(input_dir, marker)):
+        raise InputError(f"input folder {input_dir!r} has no completion marker {marker!r} (input.require_marker): "
+                         "the export may still be being written; run again once it is complete")
+
+
 def locate_export(spark: SparkSession, input_dir: str, contract: InputContract) -> Optional[ExportLocation]:
     """Find `<name>.csv`, `<name>.parquet` or a folder `<name>/` of such part files.
 

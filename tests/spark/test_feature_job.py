@@ -111,6 +111,15 @@ def test_columns_named_like_the_bookkeeping_or_apart_only_by_case_stop_before_wr
     _expect_input_error(spark, feature_config, "items.parquet", "cannot be read as parquet", "`title` already exists")
 
 
+def test_a_required_completion_marker_must_be_there(spark, feature_config):
+    inputs = Path(feature_config.paths.input)
+    write_inputs(inputs)
+    cfg = rc.replace(feature_config, input=dataclasses.replace(feature_config.input, require_marker="_SUCCESS"))
+    _expect_input_error(spark, cfg, "has no completion marker '_SUCCESS' (input.require_marker)")
+    (inputs / "_SUCCESS").write_text("")
+    assert run_feature_job(spark, cfg).sources["items"].accepted == 3
+
+
 def test_remapped_column_names(spark, feature_config):
     inputs = Path(feature_config.paths.input)
     write_inputs(inputs, events="user_id,item_id,event_type,event_time\nu1,I1,view,2026-10-01T00:00:00Z\n")
