@@ -273,3 +273,44 @@ def metric_rows_by_hand():
             data.append({"k": k, "method": method, "metric": "coverage@20", "value": 1.0})
     data.append({"k": 0, "method": "als", "metric": "scorable_items", "value": 0.0})
     return pd.DataFrame(data)
+
+
+class RowGuard:
+    """Wraps collect, toPandas and createDataFrame: records the rows each call moves and fails the
+    call that moves more than `limit`."""
+
+    def __init__(self, limit: int):
+        self.limit, self.largest = limit, (0, "")
+
+    def check(self, rows: int, what: str) -> None:
+        if rows > self.largest[0]:
+            self.largest = (rows, what)
+        if rows > self.limit:
+            raise AssertionError(f"{what} moved {rows} rows between the driver and Spark (limit {self.limit})")
+
+    def install(self, monkeypatch) -> None:
+        import numpy as np
+        import pandas as pd
+        from pyspark.sql import DataFrame, SparkSession
+
+        collect, to_pandas, create = DataFrame.collect, DataFrame.toPandas, SparkSession.createDataFrame
+        guard = self
+
+        def guarded_collect(df, *args, **kwargs):
+            out = collect(df, *args, **kwargs)
+            guard.check(len(out), "DataFrame.collect")
+            return out
+
+        def guarded_to_pandas(df, *args, **kwargs):
+            out = to_pandas(df, *args, **kwargs)
+            guard.check(len(out), "DataFrame.toPandas")
+            return out
+
+        def guarded_create(session, data, *args, **kwargs):
+            if isinstance(data, (pd.DataFrame, list, np.ndarray)):
+                guard.check(len(data), "SparkSession.createDataFrame")
+            return create(session, data, *args, **kwargs)
+
+        monkeypatch.setattr(DataFrame, "collect", guarded_collect)
+        monkeypatch.setattr(DataFrame, "toPandas", guarded_to_pandas)
+        monkeypatch.setattr(SparkSession, "createDataFrame", guarded_create)

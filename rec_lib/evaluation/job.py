@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.window import Window
 
 from rec_lib.core.clock import resolve_now, run_identity, utc_naive
 from rec_lib.core.config import EvaluateJobConfig, EvaluateSection
@@ -52,11 +53,8 @@ from rec_lib.evaluation.rankers import (
     Ranker,
     TowerRanker,
     epoch_seconds,
-    evaluable,
     evaluate,
     held_out,
-    number_arrivals,
-    pick_users,
     revealed,
 )
 from rec_lib.platform import io
@@ -122,15 +120,25 @@ def new_items(items: DataFrame, interactions: DataFrame, cutoff: datetime, end: 
             .select("item_id", "launch_ts"))
 
 
-def window_pairs(interactions: DataFrame, new: DataFrame, cutoff: datetime, end: datetime) -> pd.DataFrame:
-    """user_id, item_id, first_ts, first_weight (event-type weight of the pair's first event) of
-    the new items in [cutoff, end), with each item's `arrival` order."""
+def window_pairs(interactions: DataFrame, new: DataFrame, cutoff: datetime, end: datetime) -> DataFrame:
+    """user_id, item_id, first_ts, first_weight (event-type weight of the pair's first event) and
+    `arrival` (0-based order of each item's users by first_ts, then user_id) of the new items in
+    [cutoff, end): a Spark frame, as large as the window's users."""
     in_window = interactions.where((F.col("ts") >= timestamp_lit(cutoff)) & (F.col("ts") < timestamp_lit(end)))
     pairs = (in_window.join(F.broadcast(new.select("item_id")), "item_id")
              .groupBy("user_id", "item_id")
-             .agg(F.min("ts").alias("first_ts"), F.min_by("type_weight", "ts").alias("first_weight"))
-             .toPandas())
-    return number_arrivals(pairs)
+             .agg(F.min("ts").alias("first_ts"), F.min_by("type_weight", "ts").alias("first_weight")))
+    order = Window.partitionBy("item_id").orderBy("first_ts", "user_id")
+    return pairs.withColumn("arrival", (F.row_number().over(order) - 1).cast("long"))
+
+
+def sample_users(users: DataFrame, max_users: int, seed: int) -> np.ndarray:
+    """The users of `users` (one column user_id, distinct), sorted; where they are more than
+    `max_users` (> 0), the `max_users` first by a seeded hash of their id: a sample Spark draws, so
+    the driver receives only the users it keeps."""
+    if max_users > 0:
+        users = users.orderBy(F.xxhash64("user_id", F.lit(int(seed))), "user_id").limit(max_users)
+    return np.sort(users.toPandas()["user_id"].to_numpy(str))
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,13 +517,15 @@ class EvaluationSet:
     end: datetime
     window: str  # "[cutoff, end)" as text
     n_new: int  # new items in the window, evaluated or not
-    pairs: pd.DataFrame  # user_id, item_id, first_ts of the evaluated items
+    pairs: pd.DataFrame  # user_id, item_id, first_ts, arrival of the evaluated items: their first max(ks) users' and the ranked users'
     items: np.ndarray  # evaluated item ids, sorted
     launch_ts: np.ndarray  # their launch times, epoch seconds
-    test_pairs: pd.DataFrame  # each item's pairs after its first max(ks) users
-    n_test_users: int
+    test_pairs: pd.DataFrame  # the ranked users' pairs after each item's first max(ks) users
+    n_test_users: int  # users with a pair after an item's first max(ks) users (ranked or not)
     users: np.ndarray  # test users ranked (a seeded sample when evaluate.max_users caps them)
     needed: np.ndarray  # users whose vectors the rankers need: the ranked ones and the revealed ones
+    n_test_pairs: int = 0  # pairs after each item's first max(ks) users (of every test user)
+    popularity: Optional[np.ndarray] = None  # [items]: each evaluated item's users in the window
 
 
 def evaluation_set(spark: SparkSession, interactions: DataFrame, items_table: DataFrame, ev: EvaluateSection) -> EvaluationSet:
@@ -525,28 +535,40 @@ def evaluation_set(spark: SparkSession, interactions: DataFrame, items_table: Da
     if new.empty:
         raise EvaluationError(f"no new items: every item was seen before the cutoff {cutoff:%Y-%m-%d %H:%M} "
                               "(set evaluate.cutoff earlier)")
-    all_pairs = window_pairs(interactions, spark.createDataFrame(new[["item_id"]]), cutoff, end)
     max_k = max(ev.ks)
-    pairs = evaluable(all_pairs, max_k)
-    if pairs.empty:
-        most = int(all_pairs.groupby("item_id").size().max()) if len(all_pairs) else 0
-        raise EvaluationError(f"no new item has more than {max_k} users in the test window {window} (the most any "
-                              f"of the {len(new)} new items has is {most}); lower the largest of evaluate.ks, "
-                              "widen evaluate.test_days or move evaluate.cutoff")
-    items = np.unique(pairs["item_id"].to_numpy(str))
+    all_pairs = window_pairs(interactions, spark.createDataFrame(new[["item_id"]]), cutoff, end).persist()
+    try:
+        counts = all_pairs.groupBy("item_id").count().toPandas()  # new items only: catalogue-sized
+        evaluated = counts[counts["count"] > max_k].sort_values("item_id")
+        if evaluated.empty:
+            most = int(counts["count"].max()) if len(counts) else 0
+            raise EvaluationError(f"no new item has more than {max_k} users in the test window {window} (the most any "
+                                  f"of the {len(new)} new items has is {most}); lower the largest of evaluate.ks, "
+                                  "widen evaluate.test_days or move evaluate.cutoff")
+        items = evaluated["item_id"].to_numpy(str)
+        pairs = all_pairs.join(F.broadcast(spark.createDataFrame(evaluated[["item_id"]])), "item_id")
+        test = pairs.where(F.col("arrival") >= max_k)
+        n_test_pairs, n_test_users = test.count(), test.select("user_id").distinct().count()
+        users = sample_users(test.select("user_id").distinct(), ev.max_users if ev.max_users < n_test_users else 0,
+                             ev.seed)
+        # to the driver: every item's first max_k users and the ranked users' pairs, nothing of the others
+        ranked = spark.createDataFrame(pd.DataFrame({"user_id": users}), "user_id string")
+        kept = pairs.where(F.col("arrival") < max_k).unionByName(
+            pairs.where(F.col("arrival") >= max_k).join(F.broadcast(ranked), "user_id"))
+        kept = kept.toPandas().sort_values(["item_id", "arrival"], kind="stable").reset_index(drop=True)
+    finally:
+        all_pairs.unpersist()
     launch = new.set_index(new["item_id"].astype(str))["launch_ts"].reindex(items)
-    test_pairs = held_out(pairs, max_k)
-    users = pick_users(test_pairs["user_id"].to_numpy(str), ev.max_users, ev.seed)
-    needed = np.union1d(users, revealed(pairs, max_k)["user_id"].to_numpy(str))
-    return EvaluationSet(cutoff, end, window, len(new), pairs, items, epoch_seconds(launch), test_pairs,
-                   test_pairs["user_id"].nunique(), users, needed)
+    needed = np.union1d(users, revealed(kept, max_k)["user_id"].to_numpy(str))
+    return EvaluationSet(cutoff, end, window, len(new), kept, items, epoch_seconds(launch), held_out(kept, max_k),
+                         n_test_users, users, needed, n_test_pairs, evaluated["count"].to_numpy(np.float64))
 
 
 def protocol_notes(ts: EvaluationSet, ev: EvaluateSection) -> List[str]:
     max_k = max(ev.ks)
     return [f"evaluated items: the {len(ts.items)} of {ts.n_new} new items with more than {max_k} users in the "
             "test window; every one has exactly k users revealed at each k",
-            f"test interactions: each item's users after its first {max_k} ({len(ts.test_pairs):,} pairs), "
+            f"test interactions: each item's users after its first {max_k} ({ts.n_test_pairs:,} pairs), "
             "the same at every k; a user is never shown an item among whose revealed users they are",
             f"test users ranked: {len(ts.users):,} of {ts.n_test_users:,}"
             + (f" (a seeded sample, evaluate.max_users={ev.max_users})" if len(ts.users) < ts.n_test_users else ""),
@@ -691,7 +713,7 @@ def _evaluate(spark: SparkSession, cfg: EvaluateJobConfig, now: datetime, run_id
     start = time.perf_counter()
     ev, warehouse = cfg.evaluate, cfg.paths.warehouse
     log.info("evaluation window %s: %d of %d new items have more than %d users; %d test pairs, %d test users "
-             "(%d ranked)", ts.window, len(ts.items), ts.n_new, max(ev.ks), len(ts.test_pairs), ts.n_test_users,
+             "(%d ranked)", ts.window, len(ts.items), ts.n_new, max(ev.ks), ts.n_test_pairs, ts.n_test_users,
              len(ts.users))
 
     fitted = fit_model(spark, cfg.train_config(ts.cutoff.isoformat()), examples_table=EVALUATION_TRAINING_EXAMPLES)
@@ -699,7 +721,8 @@ def _evaluate(spark: SparkSession, cfg: EvaluateJobConfig, now: datetime, run_id
     rankers, als = build_rankers(spark, cfg, fitted, ts, interactions, notes)
     try:
         with timed(log, f"evaluate {len(rankers)} methods at k = {ev.ks}"):
-            results = evaluate(ts.pairs, ts.items, rankers, list(ev.ks), ev.top_k, ts.users, ev.seed)
+            results = evaluate(ts.pairs, ts.items, rankers, list(ev.ks), ev.top_k, ts.users, ev.seed,
+                               popularity=ts.popularity)
     finally:
         if als is not None:
             als.close()

@@ -36,20 +36,6 @@ from rec_lib.training.serving import ItemSides, UserSides, adapt_item, take
 from rec_lib.training.serving import scores as served_scores
 
 
-def number_arrivals(pairs_after: pd.DataFrame) -> pd.DataFrame:
-    """Add `arrival` (0-based order of users per item by first_ts, then user_id) to pairs
-    (user_id, item_id, first_ts) of the test window; sorted by item, arrival."""
-    out = pairs_after.sort_values(["item_id", "first_ts", "user_id"], kind="stable").reset_index(drop=True)
-    out["arrival"] = out.groupby("item_id", sort=False).cumcount().astype(np.int64)
-    return out
-
-
-def evaluable(pairs: pd.DataFrame, max_k: int) -> pd.DataFrame:
-    """The pairs of the items with more than `max_k` users in the window."""
-    users = pairs.groupby("item_id")["user_id"].transform("size")
-    return pairs[users > max_k].reset_index(drop=True)
-
-
 def revealed(pairs: pd.DataFrame, k: int) -> pd.DataFrame:
     return pairs[pairs["arrival"] < k]
 
@@ -79,14 +65,6 @@ def pace(shown: pd.DataFrame, items: np.ndarray, launch_ts: np.ndarray) -> Tuple
     start = np.where(np.isfinite(launch_ts), launch_ts, first)
     exposure[seen] = few_shot.pace_days(start[seen], last[seen])
     return counts, exposure
-
-
-def pick_users(user_ids: np.ndarray, max_users: int, seed: int) -> np.ndarray:
-    """All users (sorted), or a seeded sample of `max_users` of them when there are more."""
-    users = np.unique(np.asarray(user_ids, dtype=str))
-    if max_users <= 0 or len(users) <= max_users:
-        return users
-    return np.sort(np.random.default_rng(seed).choice(users, size=max_users, replace=False))
 
 
 def pair_matrix(pairs: pd.DataFrame, users: np.ndarray, items: np.ndarray) -> np.ndarray:
@@ -329,16 +307,20 @@ class MethodResult:
 
 
 def evaluate(pairs: pd.DataFrame, items: np.ndarray, rankers: List[Ranker], ks: List[int], top: int,
-             users: np.ndarray, seed: int, block: int = 2048) -> List[MethodResult]:
+             users: np.ndarray, seed: int, block: int = 2048,
+             popularity: Optional[np.ndarray] = None) -> List[MethodResult]:
     """Every ranker at every k. `pairs`: the evaluated items' pairs with their arrival numbers;
-    `items`: the evaluated items (sorted str); `users`: the test users to rank (sorted str).
+    `items`: the evaluated items (sorted str); `users`: the test users to rank (sorted str);
+    `popularity` [items]: each item's users in the window (default: counted in `pairs`, which then
+    must hold every user's pairs).
     Metrics: see `rec_lib.evaluation.metrics`, plus `scorable_items`, the share of items the ranker could score;
     a ranker that can score none at some k gets only that. Each other method's rows also get
     `<recall|ndcg>@K_diff_low` / `_diff_high`: the 95% paired bootstrap interval of the model's
     value minus its own (`model_intervals`)."""
     items = np.asarray(items, dtype=str)
     tiebreak = np.argsort(np.random.default_rng(seed).permutation(len(items)))
-    popularity = pairs.groupby("item_id").size().reindex(items, fill_value=0).to_numpy(np.float64)
+    if popularity is None:
+        popularity = pairs.groupby("item_id").size().reindex(items, fill_value=0).to_numpy(np.float64)
     test = held_out(pairs, max(ks))
     test = test[test["user_id"].isin(users)]
     judged = np.intersect1d(users, test["user_id"].to_numpy(str))

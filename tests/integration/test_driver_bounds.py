@@ -9,59 +9,20 @@ empty local folder brings the complete model from the URI instead of training it
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
-from pyspark.sql import DataFrame, SparkSession
 
 from rec_lib.core.schema import USER_EMBEDDINGS
 from rec_lib.platform import io
 from rec_lib.training import serving
 from rec_lib.training.fit import fit_model
 from rec_lib.training.job import run_train_job
-from tests.helpers import build_small_shop, train_config
+from tests.helpers import RowGuard, build_small_shop, train_config
 
 N_USERS, N_ITEMS = 1500, 40
 # the most rows one collect may bring: the catalogue (40), each launch's first few_shot.max_k users
 # (a few launches x 10) and the blend's sample (train.blend_max_users=200) fit; a user-sized frame
 # (1,500 rows) does not
 ROW_LIMIT = 600
-
-
-class RowGuard:
-    """Wraps collect, toPandas and createDataFrame: records the rows each call moves and fails the
-    call that moves more than `limit`."""
-
-    def __init__(self, limit: int):
-        self.limit, self.largest = limit, (0, "")
-
-    def check(self, rows: int, what: str) -> None:
-        if rows > self.largest[0]:
-            self.largest = (rows, what)
-        if rows > self.limit:
-            raise AssertionError(f"{what} moved {rows} rows between the driver and Spark (limit {self.limit})")
-
-    def install(self, monkeypatch) -> None:
-        collect, to_pandas, create = DataFrame.collect, DataFrame.toPandas, SparkSession.createDataFrame
-        guard = self
-
-        def guarded_collect(df, *args, **kwargs):
-            out = collect(df, *args, **kwargs)
-            guard.check(len(out), "DataFrame.collect")
-            return out
-
-        def guarded_to_pandas(df, *args, **kwargs):
-            out = to_pandas(df, *args, **kwargs)
-            guard.check(len(out), "DataFrame.toPandas")
-            return out
-
-        def guarded_create(session, data, *args, **kwargs):
-            if isinstance(data, (pd.DataFrame, list, np.ndarray)):
-                guard.check(len(data), "SparkSession.createDataFrame")
-            return create(session, data, *args, **kwargs)
-
-        monkeypatch.setattr(DataFrame, "collect", guarded_collect)
-        monkeypatch.setattr(DataFrame, "toPandas", guarded_to_pandas)
-        monkeypatch.setattr(SparkSession, "createDataFrame", guarded_create)
 
 
 @pytest.fixture(scope="module")

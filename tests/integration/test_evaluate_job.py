@@ -64,7 +64,7 @@ def test_no_event_after_the_cutoff_reaches_a_training_input(spark, small_warehou
 
     new = new_items(io.read_table(spark, small_warehouse, ITEMS), interactions, cutoff, end).toPandas()
     assert list(new.item_id) == ["I3"]
-    pairs = window_pairs(interactions, spark.createDataFrame(new[["item_id"]]), cutoff, end)
+    pairs = window_pairs(interactions, spark.createDataFrame(new[["item_id"]]), cutoff, end).toPandas()
     assert list(zip(pairs.user_id, pairs.item_id, pairs.arrival)) == [("u3", "I3", 0)]
     assert revealed(pairs, 0).empty and list(revealed(pairs, 1).user_id) == ["u3"]
 

@@ -15,13 +15,10 @@ from rec_lib.evaluation.rankers import (
     PopularRanker,
     Ranker,
     TowerRanker,
-    evaluable,
     evaluate,
     held_out,
-    number_arrivals,
     pace,
     pair_matrix,
-    pick_users,
     revealed,
 )
 from rec_lib.training import few_shot
@@ -36,16 +33,19 @@ def ts(days: float) -> pd.Timestamp:
     return T0 + pd.Timedelta(days=days)
 
 
-def test_arrivals_by_time_then_user_and_the_evaluable_items():
-    pairs = pd.DataFrame({"user_id": ["u2", "u1", "u3", "u1"], "item_id": ["A", "A", "A", "B"],
-                          "first_ts": [ts(5), ts(5), ts(1), ts(2)]})
-    out = number_arrivals(pairs)
-    assert list(zip(out.item_id, out.user_id, out.arrival)) == [("A", "u3", 0), ("A", "u1", 1), ("A", "u2", 2),
-                                                                ("B", "u1", 0)]
-    # more than 1 user: A only; B's one user would show at k = 1 that it never gets another
-    assert set(evaluable(out, 1).item_id) == {"A"}
-    assert list(revealed(out, 2).user_id) == ["u3", "u1", "u1"]
-    assert list(held_out(out, 2).user_id) == ["u2"]
+def number_arrivals(pairs: pd.DataFrame) -> pd.DataFrame:
+    """pairs with `arrival` (each item's users in order of first_ts, then user_id), as the
+    evaluation's window_pairs numbers them (tests/spark/test_evaluation_set.py checks that one)."""
+    out = pairs.sort_values(["item_id", "first_ts", "user_id"], kind="stable").reset_index(drop=True)
+    out["arrival"] = out.groupby("item_id", sort=False).cumcount().astype(np.int64)
+    return out
+
+
+def test_revealed_and_held_out_split_each_items_users_at_k():
+    pairs = pd.DataFrame({"user_id": ["u3", "u1", "u2", "u1"], "item_id": ["A", "A", "A", "B"],
+                          "arrival": [0, 1, 2, 0]})
+    assert list(revealed(pairs, 2).user_id) == ["u3", "u1", "u1"]
+    assert list(held_out(pairs, 2).user_id) == ["u2"]
 
 
 def test_pace_counts_users_and_days_since_launch():
@@ -71,13 +71,6 @@ def test_pair_matrix_ignores_unknown_users_and_items():
     pairs = pd.DataFrame({"user_id": ["a", "b", "zz", "a"], "item_id": ["X", "Y", "X", "Q"]})
     got = pair_matrix(pairs, np.array(["a", "b"]), np.array(["X", "Y"]))
     np.testing.assert_array_equal(got, [[True, False], [False, True]])
-
-
-def test_pick_users_samples_with_a_seed():
-    users = np.array([f"u{i}" for i in range(10)])
-    assert list(pick_users(users[::-1], 0, 1)) == sorted(users)
-    a, b = pick_users(users, 4, 7), pick_users(users, 4, 7)
-    assert len(a) == 4 and list(a) == list(b) and list(a) == sorted(a)
 
 
 def test_popular_ranks_by_users_per_day():
