@@ -524,8 +524,8 @@ class EvaluationSet:
     n_test_users: int  # users with a pair after an item's first max(ks) users (ranked or not)
     users: np.ndarray  # test users ranked (a seeded sample when evaluate.max_users caps them)
     needed: np.ndarray  # users whose vectors the rankers need: the ranked ones and the revealed ones
-    n_test_pairs: int = 0  # pairs after each item's first max(ks) users (of every test user)
-    popularity: Optional[np.ndarray] = None  # [items]: each evaluated item's users in the window
+    n_test_pairs: int  # pairs after each item's first max(ks) users (of every test user)
+    popularity: np.ndarray  # [items]: each evaluated item's users in the window
 
 
 def evaluation_set(spark: SparkSession, interactions: DataFrame, items_table: DataFrame, ev: EvaluateSection) -> EvaluationSet:
@@ -548,13 +548,12 @@ def evaluation_set(spark: SparkSession, interactions: DataFrame, items_table: Da
         items = evaluated["item_id"].to_numpy(str)
         pairs = all_pairs.join(F.broadcast(spark.createDataFrame(evaluated[["item_id"]])), "item_id")
         test = pairs.where(F.col("arrival") >= max_k)
-        n_test_pairs, n_test_users = test.count(), test.select("user_id").distinct().count()
-        users = sample_users(test.select("user_id").distinct(), ev.max_users if ev.max_users < n_test_users else 0,
-                             ev.seed)
+        test_users = test.select("user_id").distinct()
+        n_test_pairs, n_test_users = test.count(), test_users.count()
+        users = sample_users(test_users, ev.max_users if ev.max_users < n_test_users else 0, ev.seed)
         # to the driver: every item's first max_k users and the ranked users' pairs, nothing of the others
         ranked = spark.createDataFrame(pd.DataFrame({"user_id": users}), "user_id string")
-        kept = pairs.where(F.col("arrival") < max_k).unionByName(
-            pairs.where(F.col("arrival") >= max_k).join(F.broadcast(ranked), "user_id"))
+        kept = pairs.where(F.col("arrival") < max_k).unionByName(test.join(F.broadcast(ranked), "user_id"))
         kept = kept.toPandas().sort_values(["item_id", "arrival"], kind="stable").reset_index(drop=True)
     finally:
         all_pairs.unpersist()

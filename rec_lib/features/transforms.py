@@ -70,8 +70,11 @@ def non_finite(col: Column) -> Column:
 MISDECODED = "\ufffd"
 
 
-def misdecoded(*cols: Column) -> Column:
-    """True where any of the texts holds a character its encoding could not decode (MISDECODED)."""
+def misdecoded(*cols: Column, attributes: Optional[Column] = None) -> Column:
+    """True where any of the texts, or any value of the `attributes` map, holds a character its
+    encoding could not decode (MISDECODED)."""
+    if attributes is not None:
+        cols = (*cols, F.array_join(F.map_values(attributes), " "))
     found = F.lit(False)
     for col in cols:
         found = found | F.coalesce(col.rlike(MISDECODED), F.lit(False))
@@ -167,7 +170,7 @@ def validate_items(raw_items: DataFrame, now_ts: Column, max_future_hours: float
         (blank(F.col("item_id")), Reason.MISSING_ITEM_ID),
         (F.col("title").isNull(), Reason.MISSING_TITLE),
         (misdecoded(F.col("item_id"), F.col("title"), F.col("description"), F.col("category"), F.col("brand"),
-                    F.array_join(F.map_values(F.col("attributes")), " ")), Reason.INVALID_ENCODING),
+                    attributes=F.col("attributes")), Reason.INVALID_ENCODING),
         (~blank(F.col("_price_raw")) & F.col("price").isNull(), Reason.BAD_PRICE),
         (non_finite(F.col("price")), Reason.NON_FINITE),
         (F.col("price") < 0, Reason.NEGATIVE_PRICE),
@@ -190,7 +193,7 @@ def validate_users(raw_users: DataFrame, attribute_columns: Sequence[str], now_t
     )
     rules = [
         (blank(F.col("user_id")), Reason.MISSING_USER_ID),
-        (misdecoded(F.col("user_id"), F.array_join(F.map_values(F.col("attributes")), " ")), Reason.INVALID_ENCODING),
+        (misdecoded(F.col("user_id"), attributes=F.col("attributes")), Reason.INVALID_ENCODING),
         (~blank(F.col("_signup_raw")) & F.col("signup_ts").isNull(), Reason.BAD_TS),
         (_future(F.col("signup_ts"), now_ts, max_future_hours), Reason.FUTURE_TS),
         (_too_old(F.col("signup_ts"), min_ts), Reason.OLD_TS),
