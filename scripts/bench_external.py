@@ -184,6 +184,23 @@ def _scores_table(spark, warehouse: Path, shop: Path, k: int, seed: int) -> tupl
     return out, (users, launches, relevant)
 
 
+def results_table(results: dict, ks) -> list:
+    lines = ["| method | " + " | ".join(f"k={k} Recall@10 / NDCG@10" for k in ks) + " |", "|---|" + "---:|" * len(ks)]
+    for method in ("served", "tower_alone", "random", "popular", "content_knn", "attribute_profile"):
+        if not all(method in results[k] for k in ks):
+            continue
+        cells = [f"{results[k][method]['recall@10']:.4f} / {results[k][method]['ndcg@10']:.4f}" for k in ks]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for k in ks:
+        if results[k].get("ablation", {}).get("line"):
+            lines.append(f"- k={k}: {results[k]['ablation']['line']}")
+    lines.append("- users / launches / test pairs: " + ", ".join(
+        f"k={k}: {results[k]['users']:,} / {results[k]['launches']} / {results[k]['test_pairs']:,}" for k in ks))
+    lines.append("- seconds of `make run`: " + ", ".join(f"k={k}: {results[k]['seconds']:.0f}" for k in ks))
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench_out/external")
@@ -195,6 +212,9 @@ def main(argv=None) -> int:
     parser.add_argument("--catalogue-dates", choices=("launch", "old"), default="launch",
                         help="book_crossing.py's: 'old' exports every other book dated at the history's start (no "
                              "launch cohorts; the blend then learns from pseudo-launches)")
+    import bench_results
+
+    bench_results.add_argument(parser, "external")
     args = parser.parse_args(argv)
     out = (REPO / args.out).resolve()
     shops = out / "shops"
@@ -218,18 +238,10 @@ def main(argv=None) -> int:
         results[k] = {"seconds": round(seconds, 1), **table}
         print(json.dumps({f"k={k}": results[k]}), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    print("\n| method | " + " | ".join(f"k={k} Recall@10 / NDCG@10" for k in args.k) + " |")
-    print("|---|" + "---:|" * len(args.k))
-    for method in ("served", "tower_alone", "random", "popular", "content_knn", "attribute_profile"):
-        if not all(method in results[k] for k in args.k):
-            continue
-        cells = [f"{results[k][method]['recall@10']:.4f} / {results[k][method]['ndcg@10']:.4f}" for k in args.k]
-        print(f"| {method} | " + " | ".join(cells) + " |")
-    for k in args.k:
-        if results[k].get("ablation", {}).get("line"):
-            print(f"k={k}: {results[k]['ablation']['line']}")
-    print("users / launches / test pairs: " + ", ".join(f"k={k}: {results[k]['users']:,} / {results[k]['launches']} / "
-                                                        f"{results[k]['test_pairs']:,}" for k in args.k))
+    text = "\n".join(results_table(results, args.k))
+    print("\n" + text)
+    bench_results.write(args.results, "bench-external: Book-Crossing as an item-cold-start shop", "make bench-external",
+                        text, markdown=True)
     return 0
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import bench_results  # noqa: E402
+
 from rec_lib.core.config import FeatureJobConfig, GenerateJobConfig, load_config  # noqa: E402
 from rec_lib.platform.cli import configure_logging  # noqa: E402
 
@@ -25,6 +27,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--out", default="bench_out/features")
     parser.add_argument("--conf-file", default="conf/local.yaml")
+    bench_results.add_argument(parser, "features")
     args = parser.parse_args()
     configure_logging()
     out = Path(args.out).resolve()
@@ -71,16 +74,17 @@ def main() -> None:
     rows = shop.n_events
     cores = spark.sparkContext.defaultParallelism
     print("\n".join(summary.lines()))
-    print(f"\nbench-features: {rows:,} event rows ({shop.n_users:,} users, {shop.n_items:,} items), "
-          f"Spark {spark.sparkContext.master} with {cores} cores; generation took {generate_s:.1f} s")
-    print(f"  plain parquet read+write : {plain_s:8.1f} s  {rows / plain_s:12,.0f} rows/s")
-    print(f"  read+dedupe+write by day : {dedup_s:8.1f} s  {rows / dedup_s:12,.0f} rows/s  "
-          f"ratio {dedup_s / plain_s:.2f}x")
-    print(f"  feature job (fresh)      : {job_s:8.1f} s  {rows / job_s:12,.0f} rows/s  "
-          f"ratio {job_s / plain_s:.2f}x the plain rewrite")
-    print(f"  feature job (re-run)     : {rerun_s:8.1f} s  {rows / rerun_s:12,.0f} rows/s  "
-          f"ratio {rerun_s / plain_s:.2f}x")
-
+    report = "\n".join([
+        f"bench-features: {rows:,} event rows ({shop.n_users:,} users, {shop.n_items:,} items), "
+        f"Spark {spark.sparkContext.master} with {cores} cores; generation took {generate_s:.1f} s",
+        f"  plain parquet read+write : {plain_s:8.1f} s  {rows / plain_s:12,.0f} rows/s",
+        f"  read+dedupe+write by day : {dedup_s:8.1f} s  {rows / dedup_s:12,.0f} rows/s  ratio {dedup_s / plain_s:.2f}x",
+        f"  feature job (fresh)      : {job_s:8.1f} s  {rows / job_s:12,.0f} rows/s  "
+        f"ratio {job_s / plain_s:.2f}x the plain rewrite",
+        f"  feature job (re-run)     : {rerun_s:8.1f} s  {rows / rerun_s:12,.0f} rows/s  ratio {rerun_s / plain_s:.2f}x"])
+    print("\n" + report)
+    bench_results.write(args.results, "bench-features: the feature job against a plain Parquet rewrite",
+                        "make bench-features", report)
 
 if __name__ == "__main__":
     main()

@@ -163,6 +163,9 @@ def main(argv=None) -> int:
     parser.add_argument("--windows", nargs="+", default=["validation", "test"])
     parser.add_argument("--out", default="bench_out/regimes")
     parser.add_argument("--set", default="", help="settings for every job, e.g. 'train.epochs=4'")
+    import bench_results
+
+    bench_results.add_argument(parser, "regimes")
     args = parser.parse_args(argv)
     out = (REPO / args.out).resolve()
     extra = split_settings(args.set)
@@ -197,6 +200,8 @@ def main(argv=None) -> int:
     if len(served):
         served.to_csv(out / "served.csv", index=False)
     print(text)
+    bench_results.write(args.results, "bench-regimes: one configuration on worlds it was not tuned on",
+                        "make bench-regimes", text, markdown=True)
     return 0
 
 

@@ -236,6 +236,9 @@ def main(argv=None) -> int:
     parser.add_argument("--max-result-size", default="64m")
     parser.add_argument("--out", default="bench_out/scale")
     parser.add_argument("--set", default="", help="further settings for every job, 'key=value ...'")
+    import bench_results
+
+    bench_results.add_argument(parser, "scale")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -247,6 +250,8 @@ def main(argv=None) -> int:
     (out / "scale.md").write_text(text + "\n")
     (out / "scale.json").write_text(json.dumps(results, indent=1))
     print(text)
+    bench_results.write(args.results, "bench-scale: the driver's peak memory and each stage's time as users grow",
+                        "make bench-scale", text, markdown=True)
     return 0
 
 

@@ -37,6 +37,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import bench_results  # noqa: E402
+
 from rec_lib.core.config import ScoreJobConfig, load_config  # noqa: E402
 from rec_lib.platform.cli import configure_logging  # noqa: E402
 
@@ -258,6 +260,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--history-items", type=int, default=5000, help="established items (not candidates) they are from")
     parser.add_argument("--out", default="bench_out/score")
     parser.add_argument("--conf-file", default="conf/local.yaml")
+    bench_results.add_argument(parser, "score")
     return parser.parse_args()
 
 
@@ -306,33 +309,37 @@ def main() -> None:
 
 
 def report(args: argparse.Namespace, spark, results: Dict[str, Dict[str, object]], naive, U: np.ndarray) -> None:
-    print(f"\nbench-score: {args.users:,} users, K={args.k}, Spark {spark.sparkContext.master}, {os.cpu_count()} CPUs; "
-          "seconds (pairs scored per second)")
-    print(f"  {'size':28s} {'job (1st / 2nd run)':>22s} {'no reasons':>11s} {'reasons':>8s} {'write':>7s} {'product':>8s} {'kernel':>8s} {'ALS':>8s} "
-          f"{'job/product':>11s} {'kernel/product':>14s} {'ALS/job':>8s} {'worker peak RSS':>16s}")
+    lines = [f"bench-score: {args.users:,} users, K={args.k}, Spark {spark.sparkContext.master}, {os.cpu_count()} "
+             "CPUs; seconds (pairs scored per second)",
+             f"  {'size':28s} {'job (1st / 2nd run)':>22s} {'no reasons':>11s} {'reasons':>8s} {'write':>7s} "
+             f"{'product':>8s} {'kernel':>8s} {'ALS':>8s} {'job/product':>11s} {'kernel/product':>14s} {'ALS/job':>8s} "
+             f"{'worker peak RSS':>16s}"]
     for size, row in results.items():
         job = min(row["job"])
         als = row.get("als")
-        print(f"  {size:28s} {row['job'][0]:9.1f} / {row['job'][1]:5.1f} s {min(row['plain']):10.1f}s "
-              f"{job / min(row['plain']):7.2f}x {row['write']:6.1f}s {row['product']:7.1f}s "
-              f"{row['kernel']:7.1f}s {(f'{als:7.1f}s' if als else '      - ')} {job / row['product']:10.1f}x "
-              f"{row['kernel'] / row['product']:13.1f}x {(f'{als / job:7.1f}x' if als else '       -')} "
-              f"{row['rss']:11.0f} MiB ({row['tiles']} tile{'s' if row['tiles'] > 1 else ''})")
-    print("  write: the same users read and K rows each written to a recommendations table, no scoring "
-          "(best of 2); job/product uses the job's best run")
-    print("  no reasons: the job's best of 2 with score.reasons=false; reasons: the job's best run with reasons / it")
+        lines.append(
+            f"  {size:28s} {row['job'][0]:9.1f} / {row['job'][1]:5.1f} s {min(row['plain']):10.1f}s "
+            f"{job / min(row['plain']):7.2f}x {row['write']:6.1f}s {row['product']:7.1f}s "
+            f"{row['kernel']:7.1f}s {(f'{als:7.1f}s' if als else '      - ')} {job / row['product']:10.1f}x "
+            f"{row['kernel'] / row['product']:13.1f}x {(f'{als / job:7.1f}x' if als else '       -')} "
+            f"{row['rss']:11.0f} MiB ({row['tiles']} tile{'s' if row['tiles'] > 1 else ''})")
+    lines += ["  write: the same users read and K rows each written to a recommendations table, no scoring "
+              "(best of 2); job/product uses the job's best run",
+              "  no reasons: the job's best of 2 with score.reasons=false; reasons: the job's best run with reasons / it"]
     first = next(iter(results.values()))
     pairs = args.users * args.items
-    print(f"  job, best run, {pairs / min(first['job']):,.0f} pairs/s; product {pairs / first['product']:,.0f} pairs/s")
+    lines.append(f"  job, best run, {pairs / min(first['job']):,.0f} pairs/s; product {pairs / first['product']:,.0f} pairs/s")
     if naive:
         n = args.naive_users * args.items
-        print(f"  crossJoin + window ({args.naive_users:,} users x {args.items:,}, d={U.shape[1]}): {naive:.1f} s, "
-              f"{n / naive:,.0f} pairs/s; the job scores {(pairs / min(first['job'])) / (n / naive):.0f}x more pairs/s")
+        lines.append(f"  crossJoin + window ({args.naive_users:,} users x {args.items:,}, d={U.shape[1]}): {naive:.1f} s, "
+                     f"{n / naive:,.0f} pairs/s; the job scores {(pairs / min(first['job'])) / (n / naive):.0f}x more pairs/s")
     if args.wide:
         wide = list(results.values())[-1]
-        print(f"  worker peak RSS, {args.wide}x the candidates in tiles vs one tile: {wide['rss']:.0f} vs "
-              f"{first['rss']:.0f} MiB")
-
+        lines.append(f"  worker peak RSS, {args.wide}x the candidates in tiles vs one tile: {wide['rss']:.0f} vs "
+                     f"{first['rss']:.0f} MiB")
+    print("\n" + "\n".join(lines))
+    bench_results.write(args.results, "bench-score: the scoring job against the product, the kernel, ALS and a cross join",
+                        "make bench-score", "\n".join(lines))
 
 if __name__ == "__main__":
     main()

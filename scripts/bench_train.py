@@ -22,6 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import bench_results  # noqa: E402
+
 from rec_lib.core.config import EmbedJobConfig, FeatureJobConfig, GenerateJobConfig, TrainJobConfig, load_config  # noqa: E402
 from rec_lib.platform.cli import configure_logging  # noqa: E402
 
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", default="bench_out/train")
     parser.add_argument("--conf-file", default="conf/local.yaml")
+    bench_results.add_argument(parser, "train")
     args = parser.parse_args()
     configure_logging()
     out = Path(args.out).resolve()
@@ -82,16 +85,18 @@ def main() -> None:
             spark, spec, examples, num_proc, str(out / "petastorm"), t.start_timeout_s, report))
         rates[("in-memory", num_proc)] = steady_rate(run_workers(spec, in_memory, num_proc, t.start_timeout_s, report))
 
-    print(f"\nbench-train: {data.n_examples:,} training examples ({args.events:,} events, {len(data.catalogue):,} items, "
-          f"{data.n_users:,} users), batch {t.batch_size}/worker, {args.epochs} epochs, "
-          f"Spark {spark.sparkContext.master}, {os.cpu_count()} CPUs")
+    lines = [f"bench-train: {data.n_examples:,} training examples ({args.events:,} events, {len(data.catalogue):,} "
+             f"items, {data.n_users:,} users), batch {t.batch_size}/worker, {args.epochs} epochs, "
+             f"Spark {spark.sparkContext.master}, {os.cpu_count()} CPUs"]
     for num_proc in (1, 2):
         p, m = rates[("petastorm", num_proc)], rates[("in-memory", num_proc)]
-        print(f"  {num_proc} worker(s): Petastorm from Delta {p:9,.0f} examples/s | in-memory tf.data {m:9,.0f} "
-              f"examples/s | Petastorm/in-memory {p / m:.2f}x")
+        lines.append(f"  {num_proc} worker(s): Petastorm from Delta {p:9,.0f} examples/s | in-memory tf.data {m:9,.0f} "
+                     f"examples/s | Petastorm/in-memory {p / m:.2f}x")
     for feed in ("petastorm", "in-memory"):
-        print(f"  {feed:9s}: 2 workers / 1 worker = {rates[(feed, 2)] / rates[(feed, 1)]:.2f}x")
-
+        lines.append(f"  {feed:9s}: 2 workers / 1 worker = {rates[(feed, 2)] / rates[(feed, 1)]:.2f}x")
+    print("\n" + "\n".join(lines))
+    bench_results.write(args.results, "bench-train: Petastorm against an in-memory feed, 1 and 2 Horovod workers",
+                        "make bench-train", "\n".join(lines))
 
 
 if __name__ == "__main__":
