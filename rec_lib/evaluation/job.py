@@ -81,7 +81,7 @@ from rec_lib.training.data import TrainingData, before_cutoff, pair_weights, use
 from rec_lib.training.few_shot import FewShotSettings
 from rec_lib.training.fit import FittedModel, fit_model
 from rec_lib.training.model_folder import ModelFolder
-from rec_lib.training.serving import ItemSides
+from rec_lib.training.sides import ItemSides
 from rec_lib.training.store import ModelStore
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,8 @@ import pandas as pd
 from rec_lib.evaluation.metrics import PER_USER_KEPT, MetricAccumulator, difference_names, paired_interval, top_k
 from rec_lib.training import few_shot
 from rec_lib.training.blend import COMPONENTS, Blend, BlendWeights
-from rec_lib.training.serving import ItemSides, UserSides, adapt_item, take
-from rec_lib.training.serving import scores as served_scores
+from rec_lib.training.sides import ItemSides, UserSides, adapt_item, take
+from rec_lib.training.sides import scores as served_scores
 
 
 def revealed(pairs: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -156,7 +156,7 @@ class ContentKnnRanker(Ranker):
 @dataclass
 class ModelInputs:
     """What the trained two-tower model gives the evaluation: the users' and the new items' parts of
-    the served score as of the cutoff (training.serving), its blend and its few-shot settings."""
+    the served score as of the cutoff (training.sides), its blend and its few-shot settings."""
 
     users: UserSides  # rows of the users the rankers need
     user_row: Dict[str, int]  # user_id -> row in `users`
@@ -170,8 +170,8 @@ class ModelInputs:
 
 class ModelRanker(Ranker):
     """The two-tower model as it is served: each new item's sides adapted from its first k users
-    and its prior paced by them (training.serving.adapt_item, what the training job writes to
-    `item_embeddings`), scored by the served formula (training.serving.scores)."""
+    and its prior paced by them (training.sides.adapt_item, what the training job writes to
+    `item_embeddings`), scored by the served formula (training.sides.scores)."""
 
     name = "model"
 

@@ -1,6 +1,6 @@
 """Why an item is in a user's list (numpy only: a scoring task runs it on its block's top K).
 
-The served score is a sum of named parts (training.serving): the blocks of the user and item rows
+The served score is a sum of named parts (training.sides): the blocks of the user and item rows
 (tower, text, attributes) and the item's two bias terms (prior, pace). What ranks an item for a
 user is how far each part lifts it above the average candidate, so a part's contribution is
 

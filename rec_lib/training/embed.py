@@ -21,7 +21,7 @@ from rec_lib.training.blend import COMPONENTS, Blend, BlendWeights, fit_weights,
 from rec_lib.training.catalogue import Catalogue
 from rec_lib.training.model_folder import ModelFolder
 from rec_lib.training.prior import prior_as_of
-from rec_lib.training.serving import UserSides, adapt_item, take, user_rows
+from rec_lib.training.sides import UserSides, adapt_item, take, user_rows
 
 if TYPE_CHECKING:
     from rec_lib.training.data import LaunchCohort, TrainingData
@@ -97,7 +97,7 @@ def cohort_components(state: _CohortState, catalogue: Catalogue, k: int, tempera
                       settings: few_shot.FewShotSettings, rate_offset: float):
     """(components name -> [U, L'], positives [U, L'], valid [U, L']) of a cohort at k revealed
     users per launch: its launches with more than k users in the window, each adapted from its
-    first k (training.serving.adapt_item, as served), against the sampled users; a user is never
+    first k (training.sides.adapt_item, as served), against the sampled users; a user is never
     asked about a launch among whose revealed users they are, nor counted for it."""
     c = state.cohort
     keep = np.flatnonzero(c.n_came > k)
@@ -187,7 +187,7 @@ def history_items(users: pd.DataFrame, catalogue: Catalogue) -> List[List[str]]:
 class UserRowsTask:
     """user inputs (training.data.USER_INPUT_COLUMNS) -> USER_ROW_COLUMNS, for `mapInPandas`: the
     model is loaded from `folder` once per task (its catalogue, sizes and weights), then every batch
-    is embedded as `user_sides` + `serving.user_rows` embed them on the driver. `folder`: the model
+    is embedded as `user_sides` + `sides.user_rows` embed them on the driver. `folder`: the model
     folder's path, or a callable that gives it in the task (training.store.ModelStore.task_folder).
     Picklable: it holds only that and the blend."""
 

@@ -31,14 +31,14 @@ from rec_lib.core.files import FolderLock, atomic_write
 from rec_lib.core.progress import timed
 from rec_lib.core.schema import INTERACTIONS, ITEM_TEXT_EMBEDDINGS, ITEMS, TRAINING_EXAMPLES, USERS, TableSpec
 from rec_lib.platform import io
-from rec_lib.training import few_shot, serving
+from rec_lib.training import few_shot, sides
 from rec_lib.training.attributes import signed_slots
 from rec_lib.training.blend import Blend, default_weights
 from rec_lib.training.catalogue import USER_NUMERIC
 from rec_lib.training.data import DataSettings, TrainingData, build_training_data, users_of, write_examples
 from rec_lib.training.embed import USER_ROW_COLUMNS, UserRowsTask, fit_blend, item_vectors, user_sides
 from rec_lib.training.model_folder import ModelFolder
-from rec_lib.training.serving import ItemSides, UserSides
+from rec_lib.training.sides import ItemSides, UserSides
 from rec_lib.training.store import ModelStore
 from rec_lib.training.worker import (
     COLUMNS,
@@ -208,17 +208,17 @@ class FittedModel:
 
     def item_sides(self, settings: few_shot.FewShotSettings, max_k: int) -> ItemSides:
         """Every catalogue item's sides of the served score, new ones adapted from their users
-        before the cutoff (training.serving.item_sides)."""
-        return serving.item_sides(self.data.catalogue, self.trained, self.content, self.first, settings, max_k)
+        before the cutoff (training.sides.item_sides)."""
+        return sides.item_sides(self.data.catalogue, self.trained, self.content, self.first, settings, max_k)
 
     def item_table(self, items: ItemSides) -> pd.DataFrame:
-        """item_id and the served columns of `item_embeddings` (training.serving.item_table) of
+        """item_id and the served columns of `item_embeddings` (training.sides.item_table) of
         every catalogue item, whose sides are `items` (`item_sides`)."""
         catalogue, content = self.data.catalogue, self.data.content
         slots = (None if content is None or not catalogue.attr_vectors.shape[1]
                  else signed_slots(content.tokens, catalogue.attr_vectors.shape[1]))
         return pd.DataFrame({"item_id": catalogue.item_ids.astype(str),
-                             **serving.item_table(items, self.blend, catalogue, slots)})
+                             **sides.item_table(items, self.blend, catalogue, slots)})
 
     def sides_of(self, user_ids: np.ndarray) -> Tuple[pd.DataFrame, UserSides]:
         """(their inputs, their sides) of the users of `user_ids` the training data knows, sorted by
@@ -240,8 +240,8 @@ def first_user_sides(model, data: TrainingData) -> Dict[int, UserSides]:
     first = data.first_users
     if not len(first):
         return {}
-    sides = user_sides(model, first, data.catalogue)
-    return {int(item_index): serving.take(sides, rows)
+    theirs = user_sides(model, first, data.catalogue)
+    return {int(item_index): sides.take(theirs, rows)
             for item_index, rows in first.groupby("item_index", sort=False).indices.items()}
 
 

@@ -29,7 +29,7 @@ from rec_lib.training.catalogue import FIRST_INTERACTION, LAUNCH
 from rec_lib.training.few_shot import FewShotSettings
 from rec_lib.training.fit import FittedModel, fit_model
 from rec_lib.training.model_folder import ModelFolder
-from rec_lib.training.serving import ItemSides
+from rec_lib.training.sides import ItemSides
 from rec_lib.training.worker import WorkerResult, run_worker
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 def write_embeddings(spark: SparkSession, warehouse: str, version: str, created_at: datetime, fitted: "FittedModel",
                      items: ItemSides, tag: str) -> None:
     """Overwrite both tables (one Delta commit each), users first: scoring checks that both carry
-    the same model_version. The rows are the served score's (training.serving); the users' are
+    the same model_version. The rows are the served score's (training.sides); the users' are
     computed by Spark tasks (FittedModel.user_rows_frame), the items' (catalogue-sized) here."""
     created = utc_naive(created_at)
     catalogue = fitted.data.catalogue

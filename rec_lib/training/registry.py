@@ -5,7 +5,7 @@ no Spark).
 The pyfunc carries the model folder (catalogue, vocabularies, weights, blend) and this library
 (`code_paths`), so `mlflow.pyfunc.load_model("models:/<name>@champion")` works without the
 warehouse. Its `predict` takes a frame with an `item_id` column and returns each item's served
-row: `embedding` and `bias` as `item_embeddings` holds them (training.serving). An item with an
+row: `embedding` and `bias` as `item_embeddings` holds them (training.sides). An item with an
 id embedding gets exactly its served row; a new item gets its row from content and the pace of
 the users it had at training time (its few-shot blend with those users' vectors needs the users,
 which the scoring job reads from the warehouse, not the model).
@@ -41,7 +41,7 @@ class ItemEmbeddingModel(mlflow.pyfunc.PythonModel):
     """item_id -> the item's served embedding row and bias, from the model folder alone."""
 
     def load_context(self, context) -> None:
-        from rec_lib.training import serving, two_tower
+        from rec_lib.training import sides, two_tower
         from rec_lib.training.blend import Blend
         from rec_lib.training.embed import item_vectors
         from rec_lib.training.few_shot import FewShotSettings
@@ -53,11 +53,11 @@ class ItemEmbeddingModel(mlflow.pyfunc.PythonModel):
         trained = item_vectors(model, n, use_ids=True)[0]
         content = item_vectors(model, n, use_ids=False)[0]
         few_shot = info["few_shot"]
-        items = serving.item_sides(catalogue, trained, content, {}, FewShotSettings.of(few_shot),
-                                   int(few_shot["max_k"]))
+        items = sides.item_sides(catalogue, trained, content, {}, FewShotSettings.of(few_shot),
+                                 int(few_shot["max_k"]))
         self.row_of = pd.Series(np.arange(n), index=catalogue.item_ids.astype(str))
-        self.embedding = serving.item_rows(items, blend)
-        self.bias = serving.item_bias(items, blend)
+        self.embedding = sides.item_rows(items, blend)
+        self.bias = sides.item_bias(items, blend)
         self.source = items.source.astype(str)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:

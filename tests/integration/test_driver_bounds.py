@@ -13,7 +13,7 @@ import pytest
 
 from rec_lib.core.schema import USER_EMBEDDINGS
 from rec_lib.platform import io
-from rec_lib.training import serving
+from rec_lib.training import sides as sides_module
 from rec_lib.training.fit import fit_model
 from rec_lib.training.job import run_train_job
 from tests.helpers import RowGuard, build_small_shop, train_config
@@ -59,7 +59,7 @@ def test_training_moves_no_user_sized_frame_through_the_driver(spark, wide_shop,
     sample = np.sort(table.select("user_id").orderBy("user_id").limit(1000).toPandas()["user_id"].to_numpy(str))[::200]
     known, sides = fitted.sides_of(sample)
     assert list(known["user_id"]) == list(sample)
-    want = serving.user_rows(sides, fitted.blend, fitted.temperature)
+    want = sides_module.user_rows(sides, fitted.blend, fitted.temperature)
     got = table.where(table.user_id.isin(list(sample))).orderBy("user_id").toPandas()
     assert list(got["user_id"]) == list(sample)
     np.testing.assert_allclose(np.stack(got["embedding"].to_list()), want, rtol=1e-5, atol=1e-6)

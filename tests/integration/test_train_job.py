@@ -18,7 +18,7 @@ from rec_lib.platform import io
 from rec_lib.training.fit import TrainingError
 from rec_lib.training.job import run_train_job
 from rec_lib.training.model_folder import ModelFolder
-from rec_lib.training.serving import parts
+from rec_lib.training.sides import parts
 from tests.helpers import HANG_GUARD_S, REPO, TRAIN_CUTOFF, heldout_recall, train_config
 
 # this module's model has item-id embeddings (the shipped towers are content only), so that path is covered too
@@ -53,7 +53,7 @@ def test_two_workers_learn_agree_and_embed_everything(spark, shop, two_workers):
     items = io.read_table(spark, warehouse, ITEM_EMBEDDINGS).toPandas()
     assert len(users) == 400 and len(items) == 200
     assert set(users.model_version) == set(items.model_version) == {summary.model_version}
-    # the rows hold the parts the blend weighs at some k (training.serving.parts), in that order: the
+    # the rows hold the parts the blend weighs at some k (training.sides.parts), in that order: the
     # tower vector (embedding_dim 32), MiniLM's 384 text dimensions, the 256 attribute dimensions
     width = sum({"tower": 32, "text": 384, "attributes": 256}[part] for part in parts(summary.blend))
     assert width > 0
@@ -269,7 +269,7 @@ def test_two_shops_with_one_model_dir_each_get_their_own_model(spark, shop, two_
     assert widths(other / "warehouse", ITEM_TEXT_EMBEDDINGS) == {512}
     assert widths(root / "warehouse", ITEM_TEXT_EMBEDDINGS) == {384}
     # the text side follows train.text_dims where set: the towers read the 48 directions, and the tables
-    # hold them where the blend weighs the text (the parts the blend weighs, training.serving.parts)
+    # hold them where the blend weighs the text (the parts the blend weighs, training.sides.parts)
     from rec_lib.training.catalogue import Catalogue
 
     frozen = Catalogue.load(ModelFolder.of(cfg.train.model_dir, second.model_version))

@@ -209,7 +209,7 @@ def test_the_ablated_blends_are_kept_with_the_blend():
 
 
 def test_launches_at_k_0_1_and_3_are_ranked_by_what_their_parts_say_not_by_their_k():
-    from rec_lib.training.serving import ItemSides, UserSides, scores
+    from rec_lib.training.sides import ItemSides, UserSides, scores
 
     # one user and three launches, every part one column: A (nobody yet) has every part above B's
     # (2 users, who came fast), whose parts are at or above C's (3 users, slowly)

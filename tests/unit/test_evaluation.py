@@ -23,7 +23,7 @@ from rec_lib.evaluation.rankers import (
 )
 from rec_lib.training import few_shot
 from rec_lib.training.blend import Blend, BlendWeights
-from rec_lib.training.serving import ItemSides, UserSides
+from rec_lib.training.sides import ItemSides, UserSides
 
 DAY = 86400.0
 T0 = pd.Timestamp("2026-10-20")

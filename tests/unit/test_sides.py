@@ -8,7 +8,7 @@ from rec_lib.core.schema import EmbeddingSource
 from rec_lib.training import few_shot
 from rec_lib.training.blend import Blend, BlendWeights, default_weights, nearest_fitted
 from rec_lib.training.catalogue import Catalogue
-from rec_lib.training.serving import ItemSides, UserSides, item_bias, item_rows, item_sides, parts, scores, user_rows
+from rec_lib.training.sides import ItemSides, UserSides, item_bias, item_rows, item_sides, parts, scores, user_rows
 
 
 def _weights(**w):
