@@ -25,7 +25,7 @@ JOB_ARGS = --conf-file $(CONF) $(if $(INPUT),--input $(INPUT)) $(if $(WAREHOUSE)
 export PYTHONUNBUFFERED := 1
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: run test test-fast lint setup features embed train score evaluate sql generate package package-env bench-features bench-encoder bench-train bench-score bench-regimes bench-external bench-scale bench-run clean
+.PHONY: run test test-fast lint setup features embed train score evaluate sql generate package package-env bench-features bench-encoder bench-train bench-score bench-regimes bench-external bench-scale bench-run config-doc clean
 
 setup: $(SETUP_STAMP) $(JARS_STAMP)
 
@@ -99,6 +99,10 @@ test: setup
 # The unit tier alone: pure library code, no JVM, no TensorFlow (seconds).
 test-fast: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# docs/config.md from the config classes (rec_lib/core/sections.py); a test fails when it is stale.
+config-doc: setup
+	$(PY) scripts/config_doc.py
 
 # pyflakes/pycodestyle errors, import order, complexity caps (ruff.toml).
 lint: setup

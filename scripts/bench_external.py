@@ -76,7 +76,7 @@ ABLATION_K = 20  # the ablation line's Recall@K, as the evaluation job's
 def _ablation(spark, shop: Path, warehouse: Path, extra: str, users: np.ndarray, launches: np.ndarray,
               relevant: np.ndarray) -> dict:
     """Served Recall@20 of the lists without the exposure floor (the evaluation's ablation's), with the
-    blend the training fitted and with each part's refit without it (rec_lib.evaluation.job:
+    blend the training fitted and with each part's refit without it (rec_lib.evaluation.backtest:
     unfloored_lists, ablated_lists), on the run date's candidates and the same held-out ratings; and
     the tower alone as a ranker (the same lists with the tower's part only: Recall@10 / NDCG@10).
     The model is the one `make run` trained (the same settings and tables: complete, not retrained)."""
@@ -90,7 +90,7 @@ def _ablation(spark, shop: Path, warehouse: Path, extra: str, users: np.ndarray,
     from rec_lib.core.config import EvaluateJobConfig, load_config, split_settings
     from rec_lib.core.schema import INTERACTIONS
     from rec_lib.evaluation import report
-    from rec_lib.evaluation.job import ablated_lists, unfloored_lists
+    from rec_lib.evaluation.backtest import ablated_lists, unfloored_lists
     from rec_lib.platform import io
     from rec_lib.training.blend import COMPONENTS, Blend, BlendWeights
     from rec_lib.training.fit import fit_model

@@ -145,7 +145,9 @@ def executor_memory(master: str, given: Optional[str]) -> Optional[str]:
 
 def bench_conf(out: Path, master: str, driver_memory: str, executor_memory: Optional[str], max_result_size: str) -> Path:
     """conf/local.yaml with the driver capped, on `master`."""
-    conf = yaml.safe_load((REPO / "conf" / "local.yaml").read_text())
+    from rec_lib.core.loader import read_tree
+
+    conf = read_tree(REPO / "conf" / "local.yaml")  # with the base it extends: one file
     conf["spark"]["master"] = master
     conf["spark"]["driver_memory"] = driver_memory
     extra = {"spark.driver.maxResultSize": max_result_size}

@@ -584,19 +584,11 @@ def generate_shop(cfg: DemoSection, input_dir: str | Path, now: Optional[datetim
     truth_users.to_parquet(out / "ground_truth" / "users.parquet", index=False)
     new_item_cutoff = datetime.fromtimestamp(end - cfg.new_item_days * SECONDS_PER_DAY, timezone.utc)
     params = {"beta": regime.beta, "latent_dim": LATENT_DIM, "seed": cfg.seed, "regime": cfg.regime,
-              "noise": cfg.noise, "affinity": "beta * dot(taste_u, vector_i) + popularity_i",
+              "noise": cfg.noise, "affinity": "beta * dot(taste_u, vector_i) + popularity_i (rec_lib.evaluation.truth)",
               "new_item_cutoff": new_item_cutoff.isoformat(), "start": start_date, "end": end_date}
     (out / "ground_truth" / "params.json").write_text(json.dumps(params, indent=2))
     return GeneratedShop(out, len(items), cfg.n_users, n_events, n_dirty, new_item_cutoff,
                          datetime.fromtimestamp(end, timezone.utc))
 
 
-def oracle_affinity(truth_users: pd.DataFrame, truth_items: pd.DataFrame, beta: float = BETA) -> np.ndarray:
-    """[n_users, n_items] ground-truth affinity, rows and columns in the frames' order (`beta`: the
-    world's, from ground_truth/params.json)."""
-    tastes = np.stack(truth_users["taste"].to_numpy())
-    vectors = np.stack(truth_items["vector"].to_numpy())
-    return beta * tastes @ vectors.T + truth_items["popularity"].to_numpy()[None, :]
-
-
-__all__ = ["generate_shop", "oracle_affinity", "shop_dates", "GeneratedShop", "REGIMES", "Regime"]
+__all__ = ["generate_shop", "shop_dates", "GeneratedShop", "REGIMES", "Regime"]

@@ -30,10 +30,19 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.evaluation.metrics import PER_USER_KEPT, MetricAccumulator, difference_names, paired_interval, top_k
-from rec_lib.training import few_shot
-from rec_lib.training.blend import COMPONENTS, Blend, BlendWeights
-from rec_lib.training.sides import ItemSides, UserSides, adapt_item, take
-from rec_lib.training.sides import scores as served_scores
+from rec_lib.training.facade import (
+    COMPONENTS,
+    Blend,
+    BlendWeights,
+    FewShotSettings,
+    ItemSides,
+    UserSides,
+    adapt_item,
+    pace_days,
+    take,
+    unit,
+)
+from rec_lib.training.facade import scores as served_scores
 
 
 def revealed(pairs: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -63,7 +72,7 @@ def pace(shown: pd.DataFrame, items: np.ndarray, launch_ts: np.ndarray) -> Tuple
     counts[seen] = g["size"].to_numpy()[seen]
     last, first = epoch_seconds(g["max"]), epoch_seconds(g["min"])
     start = np.where(np.isfinite(launch_ts), launch_ts, first)
-    exposure[seen] = few_shot.pace_days(start[seen], last[seen])
+    exposure[seen] = pace_days(start[seen], last[seen])
     return counts, exposure
 
 
@@ -142,8 +151,8 @@ class ContentKnnRanker(Ranker):
     name = "content_knn"
 
     def __init__(self, profiles: Dict[str, np.ndarray], item_text: np.ndarray):
-        self.profiles = {u: few_shot.unit(np.asarray(p, np.float64)) for u, p in profiles.items()}
-        self.item_text = few_shot.unit(np.asarray(item_text, np.float64))
+        self.profiles = {u: unit(np.asarray(p, np.float64)) for u, p in profiles.items()}
+        self.item_text = unit(np.asarray(item_text, np.float64))
         self.n_items = len(item_text)
         self.zero = np.zeros(item_text.shape[1])
 
@@ -165,7 +174,7 @@ class ModelInputs:
     rate_offset: float
     weights: Blend  # the score's blend by k (an item takes the weights of its revealed users' count)
     temperature: float
-    settings: few_shot.FewShotSettings
+    settings: FewShotSettings
 
 
 class ModelRanker(Ranker):

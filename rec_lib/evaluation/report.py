@@ -13,7 +13,7 @@ import pandas as pd
 from rec_lib.core.schema import ReasonKind
 from rec_lib.evaluation.metrics import difference_names
 from rec_lib.scoring.reasons import REASON_METRIC, reason_line
-from rec_lib.training.blend import COMPONENTS
+from rec_lib.training.facade import COMPONENTS
 
 # What the model has to beat at every k (on Recall@K and NDCG@K) for the verdict line.
 BASELINES = ("random", "popular", "content_knn", "attribute_profile", "als")

@@ -26,16 +26,10 @@ from rec_lib.core.schema import (
     TRAINING_EXAMPLES,
     USER_EMBEDDINGS,
 )
-from rec_lib.evaluation.job import (
-    AlsFitter,
-    history_profiles,
-    new_items,
-    raw_text,
-    resolve_window,
-    run_evaluate_job,
-    window_pairs,
-)
+from rec_lib.evaluation.inputs import AlsFitter, history_profiles, raw_text
+from rec_lib.evaluation.job import run_evaluate_job
 from rec_lib.evaluation.rankers import revealed
+from rec_lib.evaluation.window import new_items, resolve_window, window_pairs
 from rec_lib.platform import io
 from rec_lib.scoring.job import run_score_job
 from rec_lib.training.blend import COMPONENTS

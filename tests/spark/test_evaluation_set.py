@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from rec_lib.core.config import EvaluateJobConfig, load_config
-from rec_lib.evaluation.job import evaluation_set, sample_users, window_pairs
+from rec_lib.evaluation.window import evaluation_set, sample_users, window_pairs
 from tests.helpers import REPO, RowGuard
 
 T0 = datetime(2026, 10, 20)

@@ -8,13 +8,16 @@ forbidden import fails here rather than in review.
 1. core imports nothing of ours outside core, and no framework at module level (importing core
    never loads Spark or TensorFlow; `TableSpec.schema` imports pyspark's type classes on use).
 2. platform imports core and platform only, and no TensorFlow/Horovod/Petastorm/faiss.
-3. a stage imports core, platform, itself, and other stages' modules except their `job`: a job is
-   an entry point, nothing imports it.
+3. a stage imports core, platform and itself; another stage only along a declared edge (STAGE_EDGES:
+   which modules of which stage, and why), never its `job` (an entry point: nothing imports it).
 4. Spark (pyspark, delta, py4j, rec_lib.platform) is used by a stage's `job` module and the Spark-side
    modules named in SPARK_SIDE; every other stage module is pure (numpy, pandas, TensorFlow, faiss).
 5. the modules in LAZY build Spark plans and run none: no action (collect, count, toPandas, write...).
 6. no import cycle between rec_lib modules (imports inside functions count).
-7. no function longer than MAX_FUNCTION_LINES lines.
+7. no function longer than MAX_FUNCTION_LINES lines, no module longer than MAX_MODULE_LINES.
+8. jobs/*.py import one entry point (a stage's `job`, or the SQL views') and nothing else of ours;
+   notebooks use the stages only through their `job` modules (and core, platform).
+9. docs/architecture.md names every module of rec_lib.
 """
 from __future__ import annotations
 
@@ -41,12 +44,30 @@ SPARK_SIDE = {
     "rec_lib.scoring.serve": "serves the lists in Spark tasks; the scoring job and the evaluation's backtest share it",
     "rec_lib.scoring.published": "which model's embeddings are served (model_gate, Delta time travel); the scoring "
                                  "job reads it and the evaluation gate writes it",
+    "rec_lib.training.facade": "fits a model on Spark and registers it for the evaluation (imported on use: "
+                               "importing the facade loads no Spark)",
+    "rec_lib.evaluation.window": "the evaluation's window, new items and sampled users are Spark plans over the tables",
+    "rec_lib.evaluation.inputs": "the rankers' inputs: text embeddings and histories read from Delta, ALS is Spark MLlib",
+    "rec_lib.evaluation.backtest": "serves the cutoff day's lists with the scoring code in Spark tasks",
+    "rec_lib.evaluation.results": "writes the run's evaluation_metrics rows and its MLflow run",
+    "rec_lib.evaluation.publishing": "records the gate's decision in model_gate (Delta)",
+}
+# The only imports from one stage into another: (from, to) -> {module of `to`: why}.
+STAGE_EDGES = {
+    ("evaluation", "training"): {
+        "rec_lib.training.facade": "the evaluation fits its cutoff model and reads its parts through one facade"},
+    ("evaluation", "scoring"): {
+        "rec_lib.scoring.serve": "the backtest serves lists with the scoring code itself",
+        "rec_lib.scoring.published": "the gate records which model scoring serves",
+        "rec_lib.scoring.reasons": "the report counts the lists' reasons as scoring names them"},
 }
 # Spark-side modules that only build plans (DataFrame -> DataFrame, columns): the job decides what runs.
 LAZY = {"rec_lib.features.transforms", "rec_lib.platform.columns"}
 ACTIONS = {"collect", "first", "take", "head", "toPandas", "toLocalIterator", "show", "foreach", "foreachPartition",
            "approxQuantile", "save", "saveAsTable", "insertInto"}
 MAX_FUNCTION_LINES = 70
+MAX_MODULE_LINES = 450
+ENTRY_POINTS = {"rec_lib.platform.sql_views"}  # besides every stage's `job`
 
 
 @dataclass(frozen=True)
@@ -114,6 +135,9 @@ def violations(root: Path) -> List[str]:
                 out += _framework_rule(module, part, imp, where)
         out += [f"{module}.{name} is {n} lines (at most {MAX_FUNCTION_LINES}): split it along its steps"
                 for name, n in long_functions(path)]
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_MODULE_LINES:
+            out.append(f"{module} is {lines} lines (at most {MAX_MODULE_LINES}): split it into modules of one concern")
         if module in LAZY:
             out += [f"{module} (line {line}) runs a Spark action ({name}): a lazy module only builds plans; "
                     "run it in the job" for line, name in spark_actions(path)]
@@ -131,6 +155,9 @@ def _layer_rule(module: str, part: str, target: str, where: str) -> List[str]:
         return [f"{where}: platform imports core and platform only"]
     if part in STAGES and to in STAGES and to != part and target.endswith(".job"):
         return [f"{where}: a stage never imports another stage's job (move what is shared out of the job)"]
+    if part in STAGES and to in STAGES and to != part and target not in STAGE_EDGES.get((part, to), {}):
+        return [f"{where}: {part} may import {to} only through {sorted(STAGE_EDGES.get((part, to), {})) or 'nothing'} "
+                "(STAGE_EDGES); use the declared module, or declare the edge with its reason"]
     if part in STAGES and to == "platform" and not is_spark_side(module):
         return [f"{where}: a pure stage module uses no platform (Spark, storage, tracking); "
                 "move this to the stage's job or list the module in SPARK_SIDE with the reason"]
@@ -174,6 +201,32 @@ def spark_actions(path: Path) -> List[tuple]:
             if name in ACTIONS or (name == "count" and not node.args and not node.keywords):
                 found.append((node.func.end_lineno, node.func.end_col_offset, name))
     return [(line, name) for line, _, name in sorted(found)]
+
+
+def entry_point_violations(repo: Path) -> List[str]:
+    """Rule 8: what jobs/ and notebooks/ import of rec_lib."""
+    modules = set(read_modules(repo / "rec_lib"))
+    out = []
+    for path in sorted((repo / "jobs").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        ours = {i.target for i in imports_of(path, modules) if i.target.startswith("rec_lib")}
+        if len(ours) != 1 or not all(t.endswith(".job") or t in ENTRY_POINTS for t in ours):
+            out.append(f"jobs/{path.name} imports {sorted(ours)}: a job file imports one entry point "
+                       "(rec_lib.<stage>.job or the SQL views) and nothing else of ours")
+    for path in sorted((repo / "notebooks").glob("*.py")):
+        for i in imports_of(path, modules):
+            if i.target.startswith("rec_lib") and part_of(i.target) in STAGES and not i.target.endswith(".job"):
+                out.append(f"notebooks/{path.name} (line {i.line}) imports {i.target}: a notebook uses a stage "
+                           "through its job module")
+    return out
+
+
+def documented_modules(doc: Path) -> Set[str]:
+    """The rec_lib modules a document names (`rec_lib.x.y`)."""
+    import re
+
+    return set(re.findall(r"\brec_lib(?:\.[a-z_]+)+", doc.read_text()))
 
 
 def cycles(graph: Dict[str, Set[str]]) -> List[List[str]]:
@@ -222,6 +275,18 @@ def test_rec_lib_keeps_the_dependency_rule():
     assert violations(REPO / "rec_lib") == []
 
 
+def test_jobs_and_notebooks_reach_the_library_through_entry_points():
+    assert entry_point_violations(REPO) == []
+
+
+def test_docs_architecture_names_every_module_and_no_other():
+    modules = {m for m in read_modules(REPO / "rec_lib") if m.count(".") == 2}  # rec_lib.<part>.<module>
+    named = documented_modules(REPO / "docs" / "architecture.md")
+    assert sorted(modules - named) == [], "modules docs/architecture.md does not name (one line each)"
+    stale = {m for m in named if m.count(".") == 2 and part_of(m) in (*LAYERS, *STAGES)} - modules
+    assert sorted(stale) == [], "docs/architecture.md names modules that do not exist"
+
+
 def test_every_module_belongs_to_a_layer_or_a_stage():
     parts = {part_of(m) for m in read_modules(REPO / "rec_lib")}
     assert parts <= {"", *LAYERS, *STAGES}, parts - {"", *LAYERS, *STAGES}
@@ -266,6 +331,35 @@ def test_a_pure_module_using_spark_is_refused(tmp_path):
 def test_a_stage_importing_another_stages_job_is_refused(tmp_path):
     found = violations(_copy_with(tmp_path, "evaluation/job.py", "from rec_lib.training.job import run_train_job"))
     assert len(found) == 1 and "a stage never imports another stage's job" in found[0], found
+
+
+def test_a_stage_importing_another_outside_the_declared_edges_is_refused(tmp_path):
+    found = violations(_copy_with(tmp_path, "evaluation/rankers.py", "from rec_lib.training.fit import fit_model"))
+    assert len(found) == 1 and "evaluation may import training only through ['rec_lib.training.facade']" in found[0], found
+    found = violations(_copy_with(tmp_path / "s", "scoring/lists.py", "from rec_lib.training.facade import COMPONENTS"))
+    assert len(found) == 1 and "scoring may import training only through nothing" in found[0], found
+
+
+def test_a_long_module_is_refused(tmp_path):
+    padding = "\n".join(f"X{i} = {i}" for i in range(MAX_MODULE_LINES))
+    found = violations(_copy_with(tmp_path, "core/clock.py", padding))
+    n = _last_line(tmp_path, "core/clock.py")
+    assert found == [f"rec_lib.core.clock is {n} lines (at most {MAX_MODULE_LINES}): split it into modules of one concern"]
+
+
+def test_a_job_file_importing_more_than_its_entry_point_is_refused(tmp_path):
+    shutil.copytree(REPO / "rec_lib", tmp_path / "rec_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "jobs", tmp_path / "jobs", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "notebooks", tmp_path / "notebooks")
+    assert entry_point_violations(tmp_path) == []
+    job = tmp_path / "jobs" / "train.py"
+    job.write_text(job.read_text() + "\nfrom rec_lib.training.fit import fit_model\n")
+    notebook = sorted((tmp_path / "notebooks").glob("*.py"))[0]
+    notebook.write_text(notebook.read_text() + "\nfrom rec_lib.scoring.kernel import top_k_augmented\n")
+    found = entry_point_violations(tmp_path)
+    assert len(found) == 2, found
+    assert found[0].startswith("jobs/train.py imports ['rec_lib.training.fit', 'rec_lib.training.job']")
+    assert f"notebooks/{notebook.name}" in found[1] and "imports rec_lib.scoring.kernel" in found[1]
 
 
 def test_core_loading_tensorflow_is_refused_but_a_lazy_import_is_not(tmp_path):

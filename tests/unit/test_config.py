@@ -1,7 +1,11 @@
-"""Config loading is strict: unknown and missing keys are named; settings override the file."""
+"""Config loading is strict: unknown and missing keys are named; settings override the file; files
+are layered (a base and overlays that hold only what differs)."""
+import typing
+from pathlib import Path
 
 import pytest
 
+from rec_lib.core import config as rc
 from rec_lib.core.config import (
     EvaluateJobConfig,
     FeatureJobConfig,
@@ -10,6 +14,7 @@ from rec_lib.core.config import (
     TrainJobConfig,
     load_config,
     parse_overrides,
+    read_tree,
     split_settings,
 )
 from rec_lib.core.errors import ConfigError
@@ -41,6 +46,69 @@ def test_the_yarn_file_is_the_cluster_file_without_databricks():
               for key, value in vars(getattr(cluster, section)).items() if vars(getattr(yarn, section))[key] != value}
     assert differ == {"train.model_dir", "train.petastorm_cache_dir", "evaluate.report_dir", "mlflow.tracking_uri",
                       "mlflow.experiment", "mlflow.registered_model", "mlflow.registry_uri", "sql.catalog"}
+
+
+# --------------------------------------------------------------------------------------------
+# Layered files: conf/base.yaml and the overlays that extend it
+# --------------------------------------------------------------------------------------------
+
+OVERLAYS = {"local.yaml": "base.yaml", "cluster.yaml": "base.yaml", "yarn.yaml": "cluster.yaml"}
+
+
+def test_each_overlay_extends_its_base_and_repeats_no_value_of_it():
+    import yaml
+
+    for overlay, base in OVERLAYS.items():
+        own = yaml.safe_load((REPO / "conf" / overlay).read_text())
+        assert own.pop("extends") == base
+        under = read_tree(REPO / "conf" / base)
+        repeated = [f"{section}.{key}" for section, body in own.items() for key, value in body.items()
+                    if key in under.get(section, {}) and (
+                        value == under[section][key] or (isinstance(value, dict) and isinstance(under[section][key], dict)
+                                                         and any(under[section][key].get(k) == v for k, v in value.items())))]
+        assert repeated == [], f"conf/{overlay} repeats conf/{base}'s values"
+
+
+def test_no_file_sets_a_key_to_its_default():
+    """A default lives in one place, the config class (docs/config.md shows it): a file repeating it
+    would keep the old value when the default changes. An overlay may restore a default its base
+    changed (conf/yarn.yaml's empty registry over conf/cluster.yaml's)."""
+    import dataclasses
+
+    import yaml
+
+    classes = {}
+    for job in (EvaluateJobConfig, FeatureJobConfig, GenerateJobConfig, rc.EmbedJobConfig, rc.SqlJobConfig):
+        classes.update(typing.get_type_hints(job))
+    found = []
+    for name in ("base.yaml", *OVERLAYS):
+        tree = yaml.safe_load((REPO / "conf" / name).read_text())
+        tree.pop("extends", None)
+        under = read_tree(REPO / "conf" / OVERLAYS[name]) if name in OVERLAYS else {}
+        for section, body in tree.items():
+            defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                        for f in dataclasses.fields(classes[section])
+                        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+            found += [f"{name}: {section}.{key}" for key, value in body.items()
+                      if key in defaults and value == defaults[key]
+                      and under.get(section, {}).get(key, defaults[key]) == defaults[key]]
+    assert found == []
+
+
+def test_a_file_extends_its_base_key_by_key(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "base.yaml").write_text("a: {x: 1, y: {p: 1, q: 2}, z: [1, 2]}\nb: {k: v}\n")
+    (tmp_path / "mid.yaml").write_text("extends: sub/base.yaml\na: {y: {q: 3}, z: [9]}\n")
+    (tmp_path / "top.yaml").write_text("extends: mid.yaml\nb: {k: w, n: 1}\n")
+    # mappings merge key by key, a list or a scalar replaces; the path is relative to the file naming it
+    assert read_tree(tmp_path / "top.yaml") == {"a": {"x": 1, "y": {"p": 1, "q": 3}, "z": [9]}, "b": {"k": "w", "n": 1}}
+    (tmp_path / "loop.yaml").write_text("extends: loop2.yaml\n")
+    (tmp_path / "loop2.yaml").write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="extends itself"):
+        read_tree(tmp_path / "loop.yaml")
+    (tmp_path / "bad.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml' not found"):
+        read_tree(tmp_path / "bad.yaml")
 
 
 def test_settings_override_with_typed_values():
@@ -109,15 +177,25 @@ def test_plain_run_ids_and_database_names_are_kept():
     assert (cfg.run.run_id, cfg.sql.database) == ("2026-12-01_daily.v2", "rec_new_items")
 
 
+def _one_file(tmp_path, edit) -> "Path":
+    """conf/local.yaml with its base as one file, changed by `edit(tree)`."""
+    import yaml
+
+    tree = read_tree(LOCAL)
+    edit(tree)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tree))
+    return path
+
+
 def test_missing_key_is_named(tmp_path):
-    text = LOCAL.read_text().replace("  recent_items: 20\n", "")
-    (tmp_path / "c.yaml").write_text(text)
+    _one_file(tmp_path, lambda tree: tree["features"].pop("recent_items"))
     with pytest.raises(ConfigError, match="missing config key 'features.recent_items'"):
         load_config(FeatureJobConfig, tmp_path / "c.yaml")
 
 
 def test_unknown_top_level_section_and_missing_file(tmp_path):
-    (tmp_path / "c.yaml").write_text(LOCAL.read_text() + "\nsparks: {}\n")
+    _one_file(tmp_path, lambda tree: tree.update(sparks={}))
     with pytest.raises(ConfigError, match="unknown config key 'sparks'"):
         load_config(FeatureJobConfig, tmp_path / "c.yaml")
     with pytest.raises(ConfigError, match="not found"):
@@ -226,10 +304,10 @@ def test_run_now_with_an_offset_is_taken_to_utc():
 def test_a_config_file_from_before_the_keys_with_defaults_still_loads(tmp_path):
     import yaml
 
-    tree = yaml.safe_load(LOCAL.read_text())
+    tree = read_tree(LOCAL)  # conf/local.yaml on conf/base.yaml, as one file
     for key in ("min_ts", "max_text_chars", "max_quarantine_share"):
-        del tree["input"][key]
-    del tree["paths"]["single_writer"]
+        tree["input"].pop(key, None)
+    tree["paths"].pop("single_writer", None)
     older = tmp_path / "older.yaml"
     older.write_text(yaml.safe_dump(tree))
     cfg = load_config(FeatureJobConfig, older)
@@ -239,12 +317,12 @@ def test_a_config_file_from_before_the_keys_with_defaults_still_loads(tmp_path):
     # the gate, the served model, the registry and the registered tables came later too: off by default
     for section, key in (("evaluate", "gate"), ("score", "serve"), ("mlflow", "registered_model"),
                          ("mlflow", "registry_uri"), ("sql", "tables")):
-        del tree[section][key]
+        tree[section].pop(key, None)
     older.write_text(yaml.safe_dump(tree))
     ev = load_config(EvaluateJobConfig, older)
     assert (ev.evaluate.gate, ev.score.serve, ev.mlflow.registered_model, ev.mlflow.registry_uri, ev.sql.tables) == (
         [], "latest", "", "", [])
-    del tree["train"]["user_id_buckets"]  # the hashed user ids came later too: none by default
+    tree["train"].pop("user_id_buckets", None)  # the hashed user ids came later too: none by default
     older.write_text(yaml.safe_dump(tree))
     assert load_config(TrainJobConfig, older).train.user_id_buckets == 0
     del tree["input"]["encoding"]  # a key without a default is still required
@@ -260,9 +338,7 @@ def test_a_quarantine_share_outside_0_1_is_refused(share):
 
 
 def test_a_config_with_a_gate_and_no_serve_key_serves_what_the_gate_passed(tmp_path):
-    lines = [line for line in LOCAL.read_text().splitlines() if not line.strip().startswith("serve:")]
-    conf = tmp_path / "gated.yaml"
-    conf.write_text("\n".join(lines) + "\n")
+    conf = _one_file(tmp_path, lambda tree: tree["score"].pop("serve", None))
     assert load_config(ScoreJobConfig, conf).score.serve == "latest"  # no gate: the newest model
     assert load_config(ScoreJobConfig, conf, ["evaluate.gate=[random]"]).score.serve == "champion"
     assert load_config(EvaluateJobConfig, conf, ["evaluate.gate=[random]"]).score.serve == "champion"

@@ -1,5 +1,6 @@
 """The demo shop: seeded, structured as the input contract, and carrying the planted signal."""
 import dataclasses
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,10 +15,10 @@ from rec_lib.demo.generator import (
     GENERIC_PHRASES,
     REGIMES,
     generate_shop,
-    oracle_affinity,
     shop_dates,
     text_languages,
 )
+from rec_lib.evaluation import truth
 from tests.helpers import REPO
 
 
@@ -83,7 +84,9 @@ def test_text_and_taste_carry_the_planted_signal(demo, tmp_path):
         assert any(p.capitalize() in row["description"] for p in phrases)
 
     # users view items with higher true affinity than the catalogue average, by a wide margin
-    affinity = oracle_affinity(truth_users, truth_items)
+    # the contract the evaluation's oracle reads (rec_lib.evaluation.truth), with the world's beta
+    beta = json.loads((tmp_path / "ground_truth" / "params.json").read_text())["beta"]
+    affinity = truth.affinity(truth_users, truth_items, beta)
     u_index = {u: i for i, u in enumerate(truth_users["user_id"])}
     i_index = {i: j for j, i in enumerate(truth_items["item_id"])}
     views = _events(tmp_path).query("event_type == 'view'")
