@@ -217,11 +217,11 @@ def heldout_recall(spark, warehouse, k=10):
 
 def raw_export(spark: SparkSession, contract: InputContract, rows: List[Dict[str, Optional[str]]],
                source_file: str = "file:/in/export.csv") -> DataFrame:
-    """Rows as `rec_lib.platform.io.read_export` returns them: text columns plus bookkeeping columns."""
+    """Rows as `rec_lib.platform.exports.read_export` returns them: text columns plus bookkeeping columns."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from rec_lib.platform.io import bookkeeping
+    from rec_lib.platform.exports import bookkeeping
 
     extra = sorted({k for r in rows for k in r} - set(contract.columns))
     columns = list(contract.columns) + extra

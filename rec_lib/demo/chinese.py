@@ -1,6 +1,6 @@
 """The demo shop's Chinese texts (`demo.language: zh | mixed`), written for it.
 
-Every list is parallel to its English one in `rec_lib.demo.generator.CATALOGUE_VOCABULARY` (same
+Every list is parallel to its English one in `rec_lib.demo.vocabulary.CATALOGUE_VOCABULARY` (same
 length, same meaning at each position), so a shop's items draw the same words in either language
 and a Chinese shop has the same world, events and ground truth as the English shop of its seed:
 only the words differ. Brands stay in Latin letters, as real Chinese shops list them.
@@ -117,7 +117,7 @@ ZH_VOCABULARY: Dict[str, Tuple[str, List[str], Dict[str, Tuple[List[str], List[s
         ["可持续制造", "尺码标准", "免费退货"],
     ),
 }
-ZH_GENERIC_PHRASES = ["顾客最爱", "超值", "本季新品", "两天内发货"]  # parallel to generator.GENERIC_PHRASES
+ZH_GENERIC_PHRASES = ["顾客最爱", "超值", "本季新品", "两天内发货"]  # parallel to vocabulary.GENERIC_PHRASES
 
 
 def zh_category(category: str) -> str:

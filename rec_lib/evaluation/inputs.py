@@ -32,6 +32,7 @@ from rec_lib.evaluation.rankers import (
     TowerRanker,
 )
 from rec_lib.evaluation.window import EvaluationSet
+from rec_lib.platform import filesystem as fs
 from rec_lib.platform import io
 from rec_lib.platform.spark import index_frame, sorted_index
 from rec_lib.training.facade import (
@@ -181,8 +182,8 @@ def ground_truth_folder(spark: SparkSession, cfg: EvaluateJobConfig) -> Optional
     configured = cfg.evaluate.ground_truth
     if configured == "":
         return None
-    folder = configured if configured is not None else io.join_path(cfg.paths.input, "ground_truth")
-    if io.path_exists(spark, io.join_path(folder, "users.parquet")):
+    folder = configured if configured is not None else fs.join_path(cfg.paths.input, "ground_truth")
+    if fs.path_exists(spark, fs.join_path(folder, "users.parquet")):
         return folder
     if configured is not None:
         raise ConfigError(f"evaluate.ground_truth {configured!r} has no users.parquet / items.parquet")
@@ -192,11 +193,11 @@ def ground_truth_folder(spark: SparkSession, cfg: EvaluateJobConfig) -> Optional
 def oracle_affinity_rows(spark: SparkSession, folder: str, users: np.ndarray, items: np.ndarray) -> Dict[str, np.ndarray]:
     """user_id -> ground-truth affinity with each new item (-inf where the truth lacks the item)."""
     wanted = spark.createDataFrame(pd.DataFrame({"user_id": np.unique(np.asarray(users, str))}), "user_id string")
-    truth_users = (spark.read.parquet(io.join_path(folder, "users.parquet"))
+    truth_users = (spark.read.parquet(fs.join_path(folder, "users.parquet"))
                    .join(F.broadcast(wanted), "user_id", "left_semi")
                    .toPandas().sort_values("user_id").reset_index(drop=True))  # the ranked users only
-    truth_items = spark.read.parquet(io.join_path(folder, "items.parquet")).toPandas()
-    beta = float(json.loads(io.read_text(spark, io.join_path(folder, "params.json")))["beta"])
+    truth_items = spark.read.parquet(fs.join_path(folder, "items.parquet")).toPandas()
+    beta = float(json.loads(fs.read_text(spark, fs.join_path(folder, "params.json")))["beta"])
     truth_items = truth_items.set_index(truth_items["item_id"].astype(str))
     known = np.isin(items, truth_items.index)
     affinity = np.full((len(truth_users), len(items)), -np.inf)

@@ -46,7 +46,8 @@ from rec_lib.core.schema import (
 )
 from rec_lib.features import ledger
 from rec_lib.features import transforms as fx
-from rec_lib.platform import io
+from rec_lib.platform import exports, io
+from rec_lib.platform import filesystem as fs
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import timestamp_lit
 
@@ -109,10 +110,10 @@ def _count(validated: DataFrame) -> SourceCounts:
 
 
 def _read(spark: SparkSession, cfg: FeatureJobConfig, contract: InputContract):
-    loc = io.locate_export(spark, cfg.paths.input, contract)
+    loc = exports.locate_export(spark, cfg.paths.input, contract)
     if loc is None:
         return None, None
-    df = io.read_export(spark, loc, contract, cfg.input.columns.get(contract.name, {}),
+    df = exports.read_export(spark, loc, contract, cfg.input.columns.get(contract.name, {}),
                         multiline=contract.name in cfg.input.multiline_csv, encoding=cfg.input.encoding,
                         delimiter=cfg.input.csv_delimiter)
     return loc, df
@@ -140,17 +141,17 @@ class _Validated:
 def _validate(spark: SparkSession, cfg: FeatureJobConfig, now_ts: Column) -> Tuple[_Validated, Dict[str, SourceCounts]]:
     """Locate and read every export before any work, then validate and count each. Events of items
     neither in this export nor already stored are refused (unknown_item)."""
-    io.check_marker(spark, cfg.paths.input, cfg.input.require_marker)
+    exports.check_marker(spark, cfg.paths.input, cfg.input.require_marker)
     items_loc, raw_items = _read(spark, cfg, ITEMS_INPUT)
     users_loc, raw_users = _read(spark, cfg, USERS_INPUT)
     events_loc, raw_events = _read(spark, cfg, EVENTS_INPUT)
     files = tuple(ledger.ExportFile(loc.source, f.path, f.size, f.mtime, f.checksum)
                   for loc in (items_loc, users_loc, events_loc) if loc is not None
-                  for f in io.list_files(spark, loc.path))
+                  for f in fs.list_files(spark, loc.path))
     max_future = cfg.input.max_future_hours
     min_ts = timestamp_lit(datetime.fromisoformat(cfg.input.min_ts))
     with timed(log, "validate items"):
-        items_v = _materialise(fx.validate_items(raw_items, now_ts, max_future, io.extra_columns(raw_items, ITEMS_INPUT),
+        items_v = _materialise(fx.validate_items(raw_items, now_ts, max_future, exports.extra_columns(raw_items, ITEMS_INPUT),
                                                  min_ts, cfg.input.max_text_chars), items_loc.path)
     known_items = fx.accepted(items_v).select("item_id")
     stored_items = io.read_table_if_exists(spark, cfg.paths.warehouse, ITEMS)
@@ -159,7 +160,7 @@ def _validate(spark: SparkSession, cfg: FeatureJobConfig, now_ts: Column) -> Tup
     users_v = None
     if raw_users is not None:
         with timed(log, "validate users"):
-            attrs = io.extra_columns(raw_users, USERS_INPUT)
+            attrs = exports.extra_columns(raw_users, USERS_INPUT)
             users_v = _materialise(fx.validate_users(raw_users, attrs, now_ts, max_future, min_ts), users_loc.path)
     with timed(log, "validate events"):
         events_v = _materialise(

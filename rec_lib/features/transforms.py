@@ -1,6 +1,6 @@
 """Pure feature transforms: DataFrame in, DataFrame out, parameters passed explicitly.
 
-Validation functions take a raw export (every column as text, see `rec_lib.platform.io.read_export`) and
+Validation functions take a raw export (every column as text, see `rec_lib.platform.exports.read_export`) and
 return the same rows with parsed columns plus a `reason` column: null for an accepted row, else the
 first rule the row broke (a `schema.Reason`). Nothing is dropped here; the caller splits accepted
 rows from quarantined ones.

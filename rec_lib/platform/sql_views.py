@@ -29,6 +29,7 @@ from rec_lib.core.schema import TABLES
 from rec_lib.platform import io
 from rec_lib.platform.cli import run_spark_job
 from rec_lib.platform.columns import quoted
+from rec_lib.platform.filesystem import qualified_path
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def register_tables(spark: SparkSession, warehouse: str, names: Sequence[str],
         if not io.delta_exists(spark, path):
             waiting.append(name)
             continue
-        location = io.qualified_path(spark, path).replace("\\", "\\\\").replace("'", "\\'")
+        location = qualified_path(spark, path).replace("\\", "\\\\").replace("'", "\\'")
         spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified_view(name, namespace)} USING DELTA LOCATION '{location}'")
         registered.append(name)
     return registered, waiting
@@ -168,7 +169,7 @@ def apply_views(spark: SparkSession, warehouse: str, database: Optional[str] = N
                                f"read only views of lower versions: {[f.name for f in files[:i]]}")
     paths = {name: io.table_path(warehouse, TABLES[name]) for name in sorted(read)}
     present = {name: io.delta_exists(spark, path) for name, path in paths.items()}
-    qualified = {name: io.qualified_path(spark, path) for name, path in paths.items() if present[name]}
+    qualified = {name: qualified_path(spark, path) for name, path in paths.items() if present[name]}
     if namespace:
         spark.sql(f"CREATE SCHEMA IF NOT EXISTS {namespace}")
 

@@ -24,7 +24,8 @@ from rec_lib.training.prior import prior_as_of
 from rec_lib.training.sides import UserSides, adapt_item, take, user_rows
 
 if TYPE_CHECKING:
-    from rec_lib.training.data import LaunchCohort, TrainingData
+    from rec_lib.training.cohorts import LaunchCohort
+    from rec_lib.training.data import TrainingData
 
 EMBED_BATCH = 4096
 
@@ -54,7 +55,7 @@ def sides_of(model, history: np.ndarray, numeric: np.ndarray, slots: np.ndarray,
 
 
 def user_sides(model, users: pd.DataFrame, catalogue: Catalogue) -> UserSides:
-    """Every user's parts of the score, from user inputs (training.data.USER_INPUT_COLUMNS)."""
+    """Every user's parts of the score, from user inputs (training.pairs.USER_INPUT_COLUMNS)."""
     numeric = (np.stack(users["user_numeric"].to_list()).astype(np.float32) if len(users)
                else np.zeros((0, 0), np.float32))
     return sides_of(model, history_matrix(users), numeric, users["user_slot"].to_numpy(np.int32), catalogue)
@@ -185,7 +186,7 @@ def history_items(users: pd.DataFrame, catalogue: Catalogue) -> List[List[str]]:
 
 
 class UserRowsTask:
-    """user inputs (training.data.USER_INPUT_COLUMNS) -> USER_ROW_COLUMNS, for `mapInPandas`: the
+    """user inputs (training.pairs.USER_INPUT_COLUMNS) -> USER_ROW_COLUMNS, for `mapInPandas`: the
     model is loaded from `folder` once per task (its catalogue, sizes and weights), then every batch
     is embedded as `user_sides` + `sides.user_rows` embed them on the driver. `folder`: the model
     folder's path, or a callable that gives it in the task (training.store.ModelStore.task_folder).

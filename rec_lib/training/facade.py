@@ -40,14 +40,14 @@ def fit_model(spark: "SparkSession", cfg: TrainJobConfig, examples_table: "Table
 
 def before_cutoff(interactions: "DataFrame", cutoff: Optional[datetime]) -> "DataFrame":
     """The interactions the training data may see: before `cutoff` (all of them for None)."""
-    from rec_lib.training.data import before_cutoff as before
+    from rec_lib.training.pairs import before_cutoff as before
 
     return before(interactions, cutoff)
 
 
 def pair_weights(interactions: "DataFrame") -> "DataFrame":
     """user_id, item_id, weight_sum: each pair's event-type weights summed, as training weighs them."""
-    from rec_lib.training.data import pair_weights as weights
+    from rec_lib.training.pairs import pair_weights as weights
 
     return weights(interactions)
 

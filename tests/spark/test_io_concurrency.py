@@ -10,6 +10,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from rec_lib.core.errors import InputError
 from rec_lib.core.schema import L, S, TableSpec
 from rec_lib.platform import io
 from tests.helpers import HANG_GUARD_S
@@ -53,7 +54,7 @@ def test_a_writer_reads_back_its_own_commit_after_another_overwrote_the_table(sp
     assert sorted(tuple(r) for r in io.read_written(spark, warehouse, PARTED, "model-1").collect()) == [("a", "a1", 1)]
     io.overwrite_table(rows(spark, ("c", "c1", 3)), PARTED, warehouse, user_metadata="model-1")  # model-1 again
     assert sorted(tuple(r) for r in io.read_written(spark, warehouse, PARTED, "model-1").collect()) == [("c", "c1", 3)]
-    with pytest.raises(io.InputError, match="has no commit tagged 'model-3'"):
+    with pytest.raises(InputError, match="has no commit tagged 'model-3'"):
         io.read_written(spark, warehouse, PARTED, "model-3")
 
 

@@ -208,9 +208,9 @@ def test_personal_order_opens_each_list_with_its_most_personal_item(spark, score
 
 
 def test_the_history_rows_of_a_block_keep_each_users_newest_items_in_order():
-    from rec_lib.scoring.serve import _TaskHistory
+    from rec_lib.scoring.tiles import TaskHistory
 
-    history = object.__new__(_TaskHistory)  # the arrays a task maps, without the shipped files
+    history = object.__new__(TaskHistory)  # the arrays a task maps, without the shipped files
     history.depth = 2
     names = np.array(["b", "d", "a", "c"])  # the file's rows: b 0, d 1, a 2, c 3
     history.order = np.argsort(names, kind="stable")

@@ -9,6 +9,7 @@ from jobs import apply_sql
 from rec_lib.core.errors import ConfigError
 from rec_lib.core.schema import EVALUATION_METRICS, ITEMS, RECOMMENDATIONS
 from rec_lib.platform import io
+from rec_lib.platform.filesystem import qualified_path
 from rec_lib.platform.sql_views import SQL_DIR, SqlViewError, apply_views, view_files
 
 # items of the feature job's example: I1 Red Mug, I2 Blue Pan (kitchen), I3 Crime Novel (books)
@@ -105,7 +106,7 @@ def test_explained_view_renders_each_reason_in_the_shop_language(spark, small_wa
         ("u2", 1, "popular_launch", None, None, "a promising launch: about 3.10 buyers a day expected"),
         ("u2", 2, "attribute", None, None, "new from Cucina")]
     # sql.language=zh, with a Chinese title and brand
-    path = io.qualified_path(spark, io.table_path(small_warehouse, ITEMS))
+    path = qualified_path(spark, io.table_path(small_warehouse, ITEMS))
     spark.sql(f"UPDATE delta.`{path}` SET title = '红色马克杯', brand = '厨房家' WHERE item_id = 'I1'")
     apply_views(spark, small_warehouse, language="zh")
     sentences = [r.sentence for r in spark.sql(query).collect()]
@@ -146,7 +147,7 @@ def test_sql_tables_registers_the_written_tables_by_name_over_their_paths(spark,
     assert sorted(map(tuple, by_name.collect())) == sorted(map(tuple, by_path.collect())) and by_name.count() == len(RECS)
     # an external table: its location is the warehouse folder (a later write by path shows through the name)
     location = spark.sql("DESCRIBE DETAIL spark_catalog.rec_tables_test.recommendations").first()["location"]
-    assert location == io.qualified_path(spark, io.table_path(small_warehouse, RECOMMENDATIONS))
+    assert location == qualified_path(spark, io.table_path(small_warehouse, RECOMMENDATIONS))
     # applying again is a no-op for the table; a name that is no table of the warehouse is a config error
     assert apply_views(spark, small_warehouse, database="rec_tables_test", tables=["recommendations"]).tables == (
         "recommendations",)

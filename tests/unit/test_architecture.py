@@ -42,8 +42,12 @@ SPARK_SIDE = {
     "rec_lib.training.store": "a model folder on a URI is copied with the session's Hadoop FileSystem and shipped "
                               "to the executors as the session's files",
     "rec_lib.scoring.serve": "serves the lists in Spark tasks; the scoring job and the evaluation's backtest share it",
+    "rec_lib.scoring.tiles": "ships the candidate tiles and the history file to the executors (SparkContext.addFile) "
+                             "and maps them in the tasks",
     "rec_lib.scoring.published": "which model's embeddings are served (model_gate, Delta time travel); the scoring "
                                  "job reads it and the evaluation gate writes it",
+    "rec_lib.training.pairs": "the interactions before a cutoff, pair weights and user inputs are Spark plans",
+    "rec_lib.training.cohorts": "samples the launch cohorts' users in Spark (seeded hash) and reads their inputs",
     "rec_lib.training.facade": "fits a model on Spark and registers it for the evaluation (imported on use: "
                                "importing the facade loads no Spark)",
     "rec_lib.evaluation.window": "the evaluation's window, new items and sampled users are Spark plans over the tables",
@@ -62,7 +66,7 @@ STAGE_EDGES = {
         "rec_lib.scoring.reasons": "the report counts the lists' reasons as scoring names them"},
 }
 # Spark-side modules that only build plans (DataFrame -> DataFrame, columns): the job decides what runs.
-LAZY = {"rec_lib.features.transforms", "rec_lib.platform.columns"}
+LAZY = {"rec_lib.features.transforms", "rec_lib.platform.columns", "rec_lib.training.pairs"}
 ACTIONS = {"collect", "first", "take", "head", "toPandas", "toLocalIterator", "show", "foreach", "foreachPartition",
            "approxQuantile", "save", "saveAsTable", "insertInto"}
 MAX_FUNCTION_LINES = 70

@@ -10,14 +10,8 @@ import pytest
 
 from rec_lib.core.config import DEMO_REGIMES, GenerateJobConfig, load_config
 from rec_lib.demo.chinese import ZH_GENERIC_PHRASES, ZH_VOCABULARY, zh_description, zh_title
-from rec_lib.demo.generator import (
-    CATALOGUE_VOCABULARY,
-    GENERIC_PHRASES,
-    REGIMES,
-    generate_shop,
-    shop_dates,
-    text_languages,
-)
+from rec_lib.demo.generator import generate_shop, shop_dates, text_languages
+from rec_lib.demo.vocabulary import CATALOGUE_VOCABULARY, GENERIC_PHRASES, REGIMES
 from rec_lib.evaluation import truth
 from tests.helpers import REPO
 
