@@ -116,7 +116,7 @@ EVENTS ?= 10000000
 bench-features: setup
 	$(PY) scripts/bench_features.py --events $(EVENTS) $(BENCH_RESULTS)
 
-# make run on the demo shop, job by job, on a fresh warehouse (the README's timing line).
+# make run on the demo shop, job by job, on a fresh warehouse (the README links its file).
 bench-run: setup
 	$(PY) scripts/bench_run.py --out bench_out/run $(if $(strip $(SET)),--set "$$REC_SET") $(BENCH_RESULTS)
 

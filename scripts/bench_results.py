@@ -13,11 +13,13 @@ import platform
 import shlex
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS_DIR = REPO / "docs" / "benchmarks"
+STARTED = time.monotonic()  # the benchmark's start: its scripts import this module first
 
 
 def add_argument(parser: argparse.ArgumentParser, name: str) -> None:
@@ -60,8 +62,14 @@ def command(argv=None) -> str:
     return shlex.join(["python", str(script), *argv[1:]])
 
 
+def took(seconds: float) -> str:
+    minutes, rest = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
+
+
 def render(title: str, make_target: str, body: str, markdown: bool = False, argv=None,
-           now: datetime = None) -> str:
+           now: datetime = None, seconds: float = None) -> str:
     """The file: a header, then the report, as markdown or (a column-aligned printout) preformatted."""
     now = now or datetime.now(timezone.utc)
     report = [body.rstrip("\n")] if markdown else ["```", body.rstrip("\n"), "```"]
@@ -71,7 +79,8 @@ def render(title: str, make_target: str, body: str, markdown: bool = False, argv
         f"- command: `{command(argv)}`",
         f"- commit: {commit()}",
         f"- date: {now.strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine()}", "",
+        f"- machine: {machine()}",
+        f"- took: {took(time.monotonic() - STARTED if seconds is None else seconds)}", "",
         *report, ""])
 
 

@@ -53,9 +53,9 @@ def main() -> None:
     from rec_lib.platform.spark import get_spark
     from rec_lib.text.job import run_embed_job
     from rec_lib.training.data import DataSettings, build_training_data, write_examples
-    from rec_lib.training.fit import _worker_spec, launch_workers, run_workers
+    from rec_lib.training.fit import launch_workers, run_workers
     from rec_lib.training.model_folder import ModelFolder
-    from rec_lib.training.worker import COLUMNS, InMemoryFeed
+    from rec_lib.training.worker import COLUMNS, InMemoryFeed, WorkerSpec
 
     demo = load_config(GenerateJobConfig, args.conf_file).demo
     generate_shop(dataclasses.replace(demo, n_items=2000, n_users=max(args.events // 50, 100), n_events=args.events,
@@ -68,9 +68,9 @@ def main() -> None:
     run_embed_job(spark, load_config(EmbedJobConfig, args.conf_file, settings))
     cfg = load_config(TrainJobConfig, args.conf_file, settings)
     t = cfg.train
-    data = build_training_data(spark, str(warehouse), None, DataSettings.from_train(t, cfg.few_shot.max_k))
+    data = build_training_data(spark, str(warehouse), None, DataSettings.of(t, cfg.few_shot.max_k))
     examples = write_examples(data, str(warehouse), "bench", partitions=8)
-    spec = dataclasses.replace(_worker_spec(cfg, data, ModelFolder(out / "models" / "bench")), checkpoint_dir="", return_weights=False)
+    spec = dataclasses.replace(WorkerSpec.of(cfg.train, data, ModelFolder(out / "models" / "bench")), checkpoint_dir="", return_weights=False)
 
     pdf = examples.toPandas()
     columns = {c: (np.stack(pdf[c].map(lambda v: np.asarray(v)).to_list()) if c in ("history", "user_numeric")

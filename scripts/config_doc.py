@@ -94,7 +94,7 @@ def render() -> str:
         "must be in the file; the others fall back to the default shown. conf/base.yaml holds what every",
         "environment shares; conf/local.yaml, conf/cluster.yaml and conf/yarn.yaml only what differs.", "",
         "| section | read by |", "|---|---|"]
-    lines += [f"| [`{name}`](#{name.replace('_', '')}) | {', '.join(f'`jobs.{j}`' for j in readers[name])} |"
+    lines += [f"| [`{name}`](#{name}) | {', '.join(f'`jobs.{j}`' for j in readers[name])} |"
               for name in sorted(classes, key=list(sections.KNOWN_SECTIONS).index)]
     for name in sorted(classes, key=list(sections.KNOWN_SECTIONS).index):
         cls = classes[name]

@@ -4,7 +4,7 @@ so that tests prove what each job guarantees after a kill at exactly that point.
     REC_KILL_AT=<point>       SIGKILL the process the first time it reaches <point>
     REC_KILL_AT=<point>#<n>   ... the n-th time (e.g. after the second chunk of a write)
 
-Without the variable a point costs one environment lookup. The points (README, "Failure and recovery"):
+Without the variable a point costs one environment lookup. The points (docs/input-and-tables.md, "Failure and recovery"):
 features.merged:<table> after each base table's MERGE; embed.chunk_written after each chunk of
 text embeddings; train.user_embeddings_written between the two embedding tables; score.lists_written
 after the recommendations partition, before its figures and views.

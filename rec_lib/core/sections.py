@@ -36,7 +36,7 @@ class PathsSection:
     input: str  # folder holding the items, events and (optional) users exports
     warehouse: str  # folder (or URI) under which every Delta table lives, one folder a table
     # true: the scheduler guarantees one run at a time on this warehouse, which lets an s3:// warehouse run
-    # without a log store that arbitrates concurrent commits (see README "Failure and recovery")
+    # without a log store that arbitrates concurrent commits (docs/input-and-tables.md, "Failure and recovery")
     single_writer: bool = False
 
 

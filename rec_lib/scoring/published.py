@@ -5,7 +5,7 @@ the tables already hold it; the evaluation gate records what it decided here.
 
 A champion's vectors stay readable while VACUUM keeps their files: keep
 `delta.deletedFileRetentionDuration` on the two embedding tables longer than the longest time
-between two passed gates (README "Evaluation gate").
+between two passed gates (docs/model.md, "Evaluation gate").
 """
 from __future__ import annotations
 

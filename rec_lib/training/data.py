@@ -101,7 +101,7 @@ class DataSettings:
     first_users_per_item: int = 10  # users kept per item without an id embedding (few_shot.max_k: those it blends)
 
     @classmethod
-    def from_train(cls, t: "TrainSection", few_shot_max_k: int) -> "DataSettings":
+    def of(cls, t: "TrainSection", few_shot_max_k: int) -> "DataSettings":
         return cls(history_length=t.history_length,
                    catalogue=CatalogueSettings(min_item_interactions=t.min_item_interactions,
                                                price_buckets=t.price_buckets, launch_days=t.launch_days,

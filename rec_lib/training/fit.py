@@ -34,7 +34,6 @@ from rec_lib.platform import io
 from rec_lib.training import few_shot, sides
 from rec_lib.training.attributes import signed_slots
 from rec_lib.training.blend import Blend, default_weights
-from rec_lib.training.catalogue import USER_NUMERIC
 from rec_lib.training.data import DataSettings, TrainingData, build_training_data, users_of, write_examples
 from rec_lib.training.embed import USER_ROW_COLUMNS, UserRowsTask, fit_blend, item_vectors, user_sides
 from rec_lib.training.model_folder import ModelFolder
@@ -170,22 +169,6 @@ def launch_workers(spark: SparkSession, spec: WorkerSpec, examples: DataFrame, n
         converter.delete()
 
 
-def _worker_spec(cfg: TrainJobConfig, data: TrainingData, folder: ModelFolder):
-    from rec_lib.training.two_tower import ModelParams
-
-    t = cfg.train
-    params = ModelParams(embedding_dim=t.embedding_dim, hidden_dim=t.hidden_dim, temperature=t.temperature,
-                         item_id_dropout=t.item_id_dropout, user_id_dropout=t.user_id_dropout,
-                         text_dropout=t.text_dropout, text_weight=t.text_weight,
-                         text_in_item_tower=t.text_in_item_tower, logq_correction=t.logq_correction,
-                         encoder_tuning=t.encoder_tuning, adapter_rank=t.adapter_rank,
-                         extra_negatives=t.extra_negatives, n_user_slots=data.n_user_slots,
-                         n_user_numeric=len(USER_NUMERIC), history_length=t.history_length)
-    return WorkerSpec(catalogue=data.catalogue, params=params, n_examples=data.n_examples, epochs=t.epochs,
-                      batch_size=t.batch_size, learning_rate=t.learning_rate, seed=t.seed, tf_threads=t.tf_threads,
-                      checkpoint_dir=str(folder.checkpoints), deterministic=t.deterministic)
-
-
 @dataclass
 class FittedModel:
     """A trained model and the vectors the jobs need from it: every item's (rows in the catalogue's
@@ -258,10 +241,10 @@ def fit_model(spark: SparkSession, cfg: TrainJobConfig, worker_fn: Callable = ru
     tables = input_snapshot(spark, warehouse)  # fixed before any data is read, and the version with it
     version = model_version(spark, cfg, cutoff, tables)
     with timed(log, "build the training data"):
-        data = build_training_data(spark, warehouse, cutoff, DataSettings.from_train(cfg.train, cfg.few_shot.max_k), tables)
+        data = build_training_data(spark, warehouse, cutoff, DataSettings.of(cfg.train, cfg.few_shot.max_k), tables)
     store = ModelStore.of(cfg.train)
     folder = store.fetch(spark, version)
-    spec = _worker_spec(cfg, data, folder)
+    spec = WorkerSpec.of(cfg.train, data, folder)
     with contextlib.ExitStack() as held:
         if not folder.is_complete():
             held.enter_context(FolderLock(folder.root, f"the training of model {version}"))

@@ -18,14 +18,18 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 import numpy as np
 
 from rec_lib.core.config import TRAIN_DETERMINISM
 from rec_lib.core.process import worker_setup
-from rec_lib.training.catalogue import Catalogue
+from rec_lib.training.catalogue import USER_NUMERIC, Catalogue
 from rec_lib.training.model_folder import ModelFolder
+
+if TYPE_CHECKING:
+    from rec_lib.core.config import TrainSection
+    from rec_lib.training.data import TrainingData
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,22 @@ class WorkerSpec:
     return_weights: bool = True  # rank 0 returns the final weights' files in its result
     log_every_s: float = 10.0
     deterministic: str = "auto"  # train.deterministic: auto | always | never (see determinism_wanted)
+
+    @classmethod
+    def of(cls, t: "TrainSection", data: "TrainingData", folder: ModelFolder) -> "WorkerSpec":
+        """From the `train` section, for the training data `data`, checkpointing into `folder`."""
+        from rec_lib.training.two_tower import ModelParams
+
+        params = ModelParams(embedding_dim=t.embedding_dim, hidden_dim=t.hidden_dim, temperature=t.temperature,
+                             item_id_dropout=t.item_id_dropout, user_id_dropout=t.user_id_dropout,
+                             text_dropout=t.text_dropout, text_weight=t.text_weight,
+                             text_in_item_tower=t.text_in_item_tower, logq_correction=t.logq_correction,
+                             encoder_tuning=t.encoder_tuning, adapter_rank=t.adapter_rank,
+                             extra_negatives=t.extra_negatives, n_user_slots=data.n_user_slots,
+                             n_user_numeric=len(USER_NUMERIC), history_length=t.history_length)
+        return cls(catalogue=data.catalogue, params=params, n_examples=data.n_examples, epochs=t.epochs,
+                   batch_size=t.batch_size, learning_rate=t.learning_rate, seed=t.seed, tf_threads=t.tf_threads,
+                   checkpoint_dir=str(folder.checkpoints), deterministic=t.deterministic)
 
 
 
@@ -262,12 +282,14 @@ def restore_newest(checkpoint_dir: str, fresh):
 def _train_step(run: _Training, batch_size: int):
     import tensorflow as tf
 
-    model, hvd = run.model, run.hvd
+    from rec_lib.training.loss import RetrievalLoss
+
+    model, hvd, loss_of = run.model, run.hvd, RetrievalLoss()
 
     @tf.function(reduce_retracing=True)
     def train_step(user_slot, item_index, history, user_numeric, weight):
         with tf.GradientTape() as tape:
-            loss = model.compute_loss(user_slot, item_index, history, user_numeric, weight, run.rng, batch_size)
+            loss = loss_of(model, user_slot, item_index, history, user_numeric, weight, run.rng, batch_size)
         tape = hvd.DistributedGradientTape(tape)
         gradients = tape.gradient(loss, model.trainable_variables)
         run.optimizer.apply_gradients(zip(gradients, model.trainable_variables))

@@ -185,7 +185,7 @@ def test_the_backtest_serves_the_cutoff_days_lists_with_the_scoring_code(spark, 
 
 
 def test_the_model_ranks_better_than_chance(spark, evaluated):
-    # a sanity check only: 12 items and 74 test users here (the demo shop's figures are in the README)
+    # a sanity check only: 12 items and 74 test users here (the demo shop's figures: make run's own evaluation)
     _, summary, _, _ = evaluated
     recall = summary.rows[summary.rows.metric == "recall@5"].pivot(index="k", columns="method", values="value")
     assert recall["model"].mean() > recall["random"].mean(), recall

@@ -5,14 +5,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from rec_lib.training import loss as loss_module  # noqa: E402
 from rec_lib.training import two_tower  # noqa: E402
 from rec_lib.training.catalogue import Catalogue  # noqa: E402
+from rec_lib.training.loss import RetrievalLoss  # noqa: E402
 from rec_lib.training.model_folder import ModelFolder  # noqa: E402
 
 
 def _loss(cand_index, positives, log_q, weight=(1.0, 1.0)):
     eye = tf.constant([[1.0, 0.0], [0.0, 1.0]])
-    return float(two_tower.sampled_softmax_loss(
+    return float(loss_module.sampled_softmax_loss(
         eye, eye, tf.zeros(2), tf.constant(cand_index), tf.constant(positives), tf.constant(log_q),
         tf.constant(weight), temperature=1.0))
 
@@ -37,7 +39,7 @@ def test_the_same_item_twice_in_a_batch_is_not_its_own_negative():
 
 def test_candidate_log_q_mixes_in_batch_and_uniform_sampling():
     q = tf.constant([0.5, 0.25, 0.25, 0.0])
-    got = two_tower.candidate_log_q(q, tf.constant([0, 3]), batch_size=4, extra_negatives=2, n_items=4).numpy()
+    got = loss_module.candidate_log_q(q, tf.constant([0, 3]), batch_size=4, extra_negatives=2, n_items=4).numpy()
     # item 0: 4 * 0.5 + 2/4 = 2.5; item 3: 0 + 2/4 = 0.5
     np.testing.assert_allclose(got, [math.log(2.5), math.log(0.5)], rtol=1e-6)
 
@@ -95,7 +97,7 @@ def test_saved_model_loads_with_the_same_vectors(tmp_path):
 def test_extra_logits_are_added_to_the_scores():
     # the text term [[0, 1], [0, 0]] lifts row 0's negative to 1: logits [1, 1] -> log 2; row 1 as before
     eye = tf.constant([[1.0, 0.0], [0.0, 1.0]])
-    loss = float(two_tower.sampled_softmax_loss(
+    loss = float(loss_module.sampled_softmax_loss(
         eye, eye, tf.zeros(2), tf.constant([0, 1]), tf.constant([0, 1]), tf.zeros(2), tf.ones(2), temperature=1.0,
         extra_logits=tf.constant([[0.0, 1.0], [0.0, 0.0]])))
     assert loss == pytest.approx((math.log(2) + math.log(1 + math.exp(-1))) / 2, rel=1e-6)
@@ -144,7 +146,7 @@ def _batch_loss(catalogue, params, weights=None):
     if weights is not None:
         model.set_weights(weights)
     rng = tf.random.Generator.from_seed(3)
-    loss = model.compute_loss(tf.constant([0, 0]), tf.constant([0, 2]), tf.constant([[1, 3, -1, -1], [0, 1, -1, -1]]),
+    loss = RetrievalLoss()(model, tf.constant([0, 0]), tf.constant([0, 2]), tf.constant([[1, 3, -1, -1], [0, 1, -1, -1]]),
                               tf.zeros([2, 3]), tf.ones([2]), rng, batch_size=2)
     return float(loss), model.get_weights()
 
@@ -197,7 +199,7 @@ def test_the_adapter_learns_from_the_loss_and_loads_with_its_tuned_catalogue(tmp
     model = two_tower.build(catalogue, _params(encoder_tuning="adapter", adapter_rank=2))
     rng = tf.random.Generator.from_seed(1)
     with tf.GradientTape() as tape:
-        loss = model.compute_loss(tf.constant([1, 2]), tf.constant([0, 2]), tf.constant([[3, -1, -1, -1], [1, 3, -1, -1]]),
+        loss = RetrievalLoss()(model, tf.constant([1, 2]), tf.constant([0, 2]), tf.constant([[3, -1, -1, -1], [1, 3, -1, -1]]),
                                   tf.zeros([2, 3]), tf.ones([2]), rng, batch_size=2)
     up = next(v for v in model.trainable_variables if "adapter_up" in v.name)
     grad = tape.gradient(loss, up)
