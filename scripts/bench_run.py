@@ -3,12 +3,13 @@
 Usage: python scripts/bench_run.py [--out bench_out/run] [--set "key=value ..."]
 Runs the jobs `make run` runs, in its order (generate_data, build_features, embed_items, train,
 evaluate, score), each as its own process with conf/local.yaml and the folders under --out, and
-times each one; a failing job stops the benchmark with its log's tail. The README's timing line
-comes from the file this writes.
+times each one; a failing job stops the benchmark with its log's tail. A default run (no --set,
+the default results file) also rewrites the README's timing line, between its bench-run markers.
 """
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import shutil
 import subprocess
@@ -52,6 +53,23 @@ def report(seconds: dict, extra: str) -> str:
     return "\n".join(lines)
 
 
+README_LINE = re.compile(r"(<!-- bench-run -->).*?(<!-- /bench-run -->)", re.S)
+
+
+def readme_with(readme: str, line: str) -> str:
+    """The README with the text between its bench-run markers replaced by `line`."""
+    if not README_LINE.search(readme):
+        raise SystemExit("bench-run: README.md has no <!-- bench-run --> ... <!-- /bench-run --> line to update")
+    return README_LINE.sub(lambda m: f"{m.group(1)}{line}{m.group(2)}", readme, count=1)
+
+
+def timing_line(seconds: dict, machine: str, commit: str) -> str:
+    total = sum(seconds.values())
+    minutes, rest = divmod(round(total), 60)
+    return (f"On {machine}, `make run` took {minutes} min {rest:02d} s after set-up "
+            f"(commit {commit}; each job's share: [docs/benchmarks/run.md](docs/benchmarks/run.md)).")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="bench_out/run")
@@ -70,6 +88,11 @@ def main(argv=None) -> int:
     text = report(seconds, args.set)
     print("\n" + text)
     bench_results.write(args.results, "bench-run: make run on the demo shop", "make bench-run", text, markdown=True)
+    if Path(args.results).resolve() == (bench_results.RESULTS_DIR / "run.md").resolve() and not args.set:
+        readme = REPO / "README.md"  # the README's timing line is this run's (only the default run's)
+        readme.write_text(readme_with(readme.read_text(), timing_line(seconds, bench_results.machine(),
+                                                                      bench_results.commit())))
+        print(f"timing line updated in {readme}")
     return 0
 
 

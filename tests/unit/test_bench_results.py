@@ -30,3 +30,21 @@ def test_a_file_holds_the_header_then_the_report_preformatted_or_as_markdown():
     assert lines[-3:] == ["a  b", "1  2", "```"] and lines[-4] == "```"
     table = bench_results.render("t", "make t", "| a |\n|---|\n| 1 |", markdown=True, argv=["x.py"], now=now, seconds=1)
     assert table.splitlines()[-3:] == ["| a |", "|---|", "| 1 |"] and "```" not in table
+
+
+def test_the_readme_timing_line_is_the_text_between_its_markers():
+    spec_run = importlib.util.spec_from_file_location("bench_run", REPO / "scripts" / "bench_run.py")
+    bench_run = importlib.util.module_from_spec(spec_run)
+    import sys
+
+    sys.path.insert(0, str(REPO / "scripts"))  # bench_run imports bench_results as its script would
+    try:
+        spec_run.loader.exec_module(bench_run)
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    line = bench_run.timing_line({"a": 61.2, "b": 4.4}, "Linux x86_64, 2 CPUs", "abc1234")
+    assert line == ("On Linux x86_64, 2 CPUs, `make run` took 1 min 06 s after set-up (commit abc1234; each job's share: "
+                    "[docs/benchmarks/run.md](docs/benchmarks/run.md)).")
+    readme = "# x\n\n<!-- bench-run -->old\ntext<!-- /bench-run -->\n\nrest\n"
+    assert bench_run.readme_with(readme, "new") == "# x\n\n<!-- bench-run -->new<!-- /bench-run -->\n\nrest\n"
+    assert "<!-- bench-run -->" in (REPO / "README.md").read_text()
