@@ -110,7 +110,7 @@ lint: setup
 
 # Benchmarks are commands, not timed tests. Each writes its figures, with the command, commit, date and
 # machine, to docs/benchmarks/<name>.md (RESULTS=<file> writes elsewhere); each has a smoke test at a
-# tiny size in make test (tests/integration/test_benchmarks.py). EVENTS scales the generated shop.
+# tiny size in make test (tests/integration/test_bench_*.py). EVENTS scales the generated shop.
 BENCH_RESULTS = $(if $(RESULTS),--results $(RESULTS))
 EVENTS ?= 10000000
 bench-features: setup

@@ -314,3 +314,34 @@ class RowGuard:
         monkeypatch.setattr(DataFrame, "collect", guarded_collect)
         monkeypatch.setattr(DataFrame, "toPandas", guarded_to_pandas)
         monkeypatch.setattr(SparkSession, "createDataFrame", guarded_create)
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmarks' smoke tests (tests/integration/test_bench_*.py)
+# --------------------------------------------------------------------------------------------
+
+
+def run_bench(script: str, *args: str) -> str:
+    """scripts/<script> with `args`, from the repository; its stdout (a failure shows both streams' tails)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, f"scripts/{script}", *args], cwd=REPO, capture_output=True, text=True,
+                         timeout=HANG_GUARD_S)
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    return run.stdout
+
+
+def bench_results(path: Path, title: str, command: str) -> str:
+    """A benchmark's results file, its header checked (title, command, commit, date, machine, time
+    taken); returns the whole text."""
+    import re
+
+    text = path.read_text()
+    assert text.startswith(f"# {title}\n"), text[:200]
+    assert f"- command: `python scripts/{command}" in text
+    assert re.search(r"- commit: [0-9a-f]{7,}(\+changes)?\n", text), text[:400]
+    assert re.search(r"- date: 20\d\d-\d\d-\d\d \d\d:\d\d UTC\n", text)
+    assert re.search(r"- machine: .*\d+ CPUs", text)
+    assert re.search(r"- took: (\d+ h \d\d min|\d+ min \d\d s|\d+ s)\n", text)
+    return text

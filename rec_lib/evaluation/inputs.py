@@ -19,6 +19,7 @@ from rec_lib.core.config import EvaluateJobConfig, EvaluateSection
 from rec_lib.core.errors import ConfigError
 from rec_lib.core.progress import timed
 from rec_lib.core.schema import ITEM_TEXT_EMBEDDINGS
+from rec_lib.evaluation import truth
 from rec_lib.evaluation.rankers import (
     AttributeProfileRanker,
     ContentKnnRanker,
@@ -202,6 +203,6 @@ def oracle_affinity_rows(spark: SparkSession, folder: str, users: np.ndarray, it
     known = np.isin(items, truth_items.index)
     affinity = np.full((len(truth_users), len(items)), -np.inf)
     if len(truth_users) and known.any():
-        affinity[:, known] = affinity(truth_users, truth_items.loc[items[known]].reset_index(drop=True), beta)
+        affinity[:, known] = truth.affinity(truth_users, truth_items.loc[items[known]].reset_index(drop=True), beta)
     return dict(zip(truth_users["user_id"].astype(str), affinity))
 

@@ -22,7 +22,6 @@ from rec_lib.evaluation.gate import GateOutcome
 from rec_lib.evaluation.rankers import MethodResult
 from rec_lib.platform import io
 from rec_lib.platform.tracking import flat_params, log_model_folder, mlflow_run
-from rec_lib.training.facade import ModelFolder
 
 if TYPE_CHECKING:
     from rec_lib.training.facade import ModelFolder
