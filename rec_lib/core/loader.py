@@ -226,11 +226,29 @@ def read_tree(conf_file: str | Path) -> Dict[str, Any]:
     return out
 
 
+def _mapping_defaults(cls: type, tree: Dict[str, Any]) -> None:
+    """Put, in each section the tree holds, the default of every mapping key the file leaves out
+    (`input.max_quarantine_share`): a setting can then change one entry of it
+    (`input.max_quarantine_share.items=0.9`) and the others keep their defaults, as when the file
+    spelled the mapping out."""
+    hints = typing.get_type_hints(cls)
+    for section in dataclasses.fields(cls):
+        body = tree.get(section.name)
+        if not isinstance(body, dict) or not dataclasses.is_dataclass(hints[section.name]):
+            continue
+        for f in dataclasses.fields(hints[section.name]):
+            if f.name not in body and f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+                if isinstance(default, dict):
+                    body[f.name] = default
+
+
 def load_config(cls: Type[C], conf_file: str | Path, settings: Sequence[str] = ()) -> C:
     """Load `cls` from a YAML file (with the files it extends), then apply `key=value` settings;
     validate and return it."""
     path = Path(conf_file)
     tree = read_tree(path)
+    _mapping_defaults(cls, tree)
     for key, value in parse_overrides(settings).items():
         _apply_override(tree, key, value, str(path))
     _serve_what_the_gate_passed(tree)

@@ -344,3 +344,12 @@ def test_a_config_with_a_gate_and_no_serve_key_serves_what_the_gate_passed(tmp_p
     assert load_config(EvaluateJobConfig, conf, ["evaluate.gate=[random]"]).score.serve == "champion"
     # said in so many words, it stands
     assert load_config(ScoreJobConfig, conf, ["evaluate.gate=[random]", "score.serve=latest"]).score.serve == "latest"
+
+
+def test_a_setting_changes_one_entry_of_a_defaulted_mapping_the_file_leaves_out(tmp_path):
+    # conf/local.yaml does not spell out input.max_quarantine_share (its default lives in the class)
+    cfg = load_config(FeatureJobConfig, LOCAL, ["input.max_quarantine_share.items=0.9"])
+    assert cfg.input.max_quarantine_share == {"items": 0.9, "users": 0.5, "events": 0.5}
+    assert load_config(FeatureJobConfig, LOCAL).input.max_quarantine_share == {"items": 0.5, "users": 0.5, "events": 0.5}
+    with pytest.raises(ConfigError, match="unknown config key 'input.nope.items'"):
+        load_config(FeatureJobConfig, LOCAL, ["input.nope.items=1"])
