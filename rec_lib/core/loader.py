@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Type, TypeVar
 import yaml
 
 from rec_lib.core.errors import ConfigError
-from rec_lib.core.sections import KNOWN_SECTIONS
+from rec_lib.core.sections import KNOWN_SECTIONS, SECTION_CLASSES
 
 C = TypeVar("C")
 
@@ -226,17 +226,17 @@ def read_tree(conf_file: str | Path) -> Dict[str, Any]:
     return out
 
 
-def _mapping_defaults(cls: type, tree: Dict[str, Any]) -> None:
+def _mapping_defaults(tree: Dict[str, Any]) -> None:
     """Put, in each section the tree holds, the default of every mapping key the file leaves out
     (`input.max_quarantine_share`): a setting can then change one entry of it
     (`input.max_quarantine_share.items=0.9`) and the others keep their defaults, as when the file
-    spelled the mapping out."""
-    hints = typing.get_type_hints(cls)
-    for section in dataclasses.fields(cls):
-        body = tree.get(section.name)
-        if not isinstance(body, dict) or not dataclasses.is_dataclass(hints[section.name]):
+    spelled the mapping out. Every known section, not only the job's: settings shared by several
+    jobs reach sections a job does not read."""
+    for name, section in SECTION_CLASSES.items():
+        body = tree.get(name)
+        if not isinstance(body, dict):
             continue
-        for f in dataclasses.fields(hints[section.name]):
+        for f in dataclasses.fields(section):
             if f.name not in body and f.default_factory is not dataclasses.MISSING:
                 default = f.default_factory()
                 if isinstance(default, dict):
@@ -248,7 +248,7 @@ def load_config(cls: Type[C], conf_file: str | Path, settings: Sequence[str] = (
     validate and return it."""
     path = Path(conf_file)
     tree = read_tree(path)
-    _mapping_defaults(cls, tree)
+    _mapping_defaults(tree)
     for key, value in parse_overrides(settings).items():
         _apply_override(tree, key, value, str(path))
     _serve_what_the_gate_passed(tree)

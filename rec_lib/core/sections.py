@@ -307,5 +307,10 @@ def at_least(section: str, values: Any, names: Sequence[str], minimum: int) -> N
 # top-level key that no job knows is a typo.
 KNOWN_SECTIONS = ("spark", "paths", "input", "features", "run", "demo", "encoder", "train", "few_shot", "mlflow",
                   "score", "evaluate", "sql")
+# each top-level section's class, whichever job reads it
+SECTION_CLASSES = {"spark": SparkSection, "paths": PathsSection, "input": InputSection, "features": FeaturesSection,
+                   "run": RunSection, "demo": DemoSection, "encoder": EncoderSection, "train": TrainSection,
+                   "few_shot": FewShotSection, "mlflow": MlflowSection, "score": ScoreSection,
+                   "evaluate": EvaluateSection, "sql": SqlSection}
 
-__all__ = ["SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RUN_ID", "DATABASE", "check_identifier", "RunSection", "DemoSection", "EncoderSection", "TrainSection", "PSEUDO_LAUNCHES", "ENCODER_TUNINGS", "FewShotSection", "SQL_LANGUAGES", "SqlSection", "MlflowSection", "ScoreSection", "EvaluateSection", "SERVE_MODELS", "METHODS", "one_of", "at_least", "KNOWN_SECTIONS"]
+__all__ = ["SparkSection", "PathsSection", "InputSection", "FeaturesSection", "RUN_ID", "DATABASE", "check_identifier", "RunSection", "DemoSection", "EncoderSection", "TrainSection", "PSEUDO_LAUNCHES", "ENCODER_TUNINGS", "FewShotSection", "SQL_LANGUAGES", "SqlSection", "MlflowSection", "ScoreSection", "EvaluateSection", "SERVE_MODELS", "METHODS", "one_of", "at_least", "KNOWN_SECTIONS", "SECTION_CLASSES"]

@@ -353,3 +353,5 @@ def test_a_setting_changes_one_entry_of_a_defaulted_mapping_the_file_leaves_out(
     assert load_config(FeatureJobConfig, LOCAL).input.max_quarantine_share == {"items": 0.5, "users": 0.5, "events": 0.5}
     with pytest.raises(ConfigError, match="unknown config key 'input.nope.items'"):
         load_config(FeatureJobConfig, LOCAL, ["input.nope.items=1"])
+    # a job that does not read the section still takes the setting (one SET for every job of a run)
+    assert load_config(ScoreJobConfig, LOCAL, ["input.max_quarantine_share.items=0.9"]).score.k == 20
